@@ -1,0 +1,33 @@
+//! The entity model: what is stored, planned, run, judged and summarised.
+//!
+//! Catalog entities ([`Prompt`], [`Rubric`], [`Scenario`], [`Model`]) and [`Manifest`]s are
+//! immutable and content-addressed; [`Run`]s move through a status machine; [`Turn`]s and
+//! [`Judgment`]s are written once; summaries are recomputed idempotently.
+//!
+//! Every entity rejects unknown fields when deserialised. Invariants that span fields (a rubric
+//! needs dimensions, a weight must be positive, …) are checked by [`Validate`]; [`from_json`]
+//! does both, and the repository and admin API only ever read entities through it.
+
+mod judgment;
+mod manifest;
+mod model;
+mod prompt;
+mod rubric;
+mod run;
+mod scenario;
+mod summary;
+mod turn;
+mod validation;
+
+pub use judgment::{Judgment, JudgmentOutcome, Verdict};
+pub use manifest::{MAX_TURNS, Manifest, ManifestRequest, ModelConfig, StudentConfig};
+pub use model::{Model, Prices};
+pub use prompt::{Prompt, PromptKind};
+pub use rubric::{Anchor, Dimension, FlagSpec, REVEALS_ANSWER_FLAG, Rubric, Scale, Violation};
+pub use run::{Run, RunFailure, RunStatus, Stage};
+pub use scenario::{Scenario, Vector};
+pub use summary::{
+    Estimate, ModelSummary, PairwiseComparison, RoleUsage, RunSummary, VectorSummary,
+};
+pub use turn::{CallRecord, Turn};
+pub use validation::{EntityError, FieldProblem, Problems, Validate, from_json};

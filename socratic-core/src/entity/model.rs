@@ -1,0 +1,99 @@
+use serde::{Deserialize, Serialize};
+
+use super::validation::{Problems, Validate, require_text};
+use crate::id::ModelId;
+use crate::llm::Usage;
+
+/// Prices in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    /// Per million input tokens.
+    pub input: f64,
+    /// Per million output tokens.
+    pub output: f64,
+    /// Per million tokens read from the prompt cache.
+    #[serde(default)]
+    pub cache_read: f64,
+    /// Per million tokens written to the prompt cache.
+    #[serde(default)]
+    pub cache_write: f64,
+}
+
+impl Prices {
+    /// The cost in dollars of `usage` at these prices.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        const PER: f64 = 1_000_000.0;
+        (usage.input_tokens as f64 * self.input
+            + usage.output_tokens as f64 * self.output
+            + usage.cache_read_tokens as f64 * self.cache_read
+            + usage.cache_write_tokens as f64 * self.cache_write)
+            / PER
+    }
+}
+
+/// A model that can play tutor, student or judge (the MODEL entity). Immutable once stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Catalog id, e.g. `claude-sonnet-4`.
+    pub id: ModelId,
+    /// Which [`LlmClient`](crate::llm::LlmClient) serves it, e.g. `bedrock` or `simulated`.
+    pub provider: String,
+    /// The provider's own id, e.g. `anthropic.claude-sonnet-4-20250514-v1:0`.
+    pub provider_model_id: String,
+    /// Display name.
+    pub name: String,
+    /// Prices per million tokens.
+    pub prices: Prices,
+    /// Whether new manifests may use it.
+    #[serde(default = "default_true")]
+    pub active: bool,
+    /// Free-form tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Validate for Model {
+    fn validate(&self) -> Result<(), Problems> {
+        let mut problems = Problems::new();
+        require_text(&mut problems, "provider", &self.provider);
+        require_text(&mut problems, "provider_model_id", &self.provider_model_id);
+        require_text(&mut problems, "name", &self.name);
+        for (field, price) in [
+            ("prices.input", self.prices.input),
+            ("prices.output", self.prices.output),
+            ("prices.cache_read", self.prices.cache_read),
+            ("prices.cache_write", self.prices.cache_write),
+        ] {
+            problems.check(
+                price.is_finite() && price >= 0.0,
+                field,
+                "must be a finite price >= 0",
+            );
+        }
+        problems.into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_priced_per_million_tokens() {
+        let prices = Prices { input: 3.0, output: 15.0, cache_read: 0.3, cache_write: 3.75 };
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 100_000,
+            cache_read_tokens: 2_000_000,
+            cache_write_tokens: 0,
+        };
+        // 3.00 + 1.50 + 0.60
+        assert!((prices.cost(&usage) - 5.1).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,141 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::rubric::Violation;
+use super::scenario::Vector;
+use crate::clock::Timestamp;
+use crate::id::{ManifestId, ModelId, RubricId, RunId, ScenarioId};
+use crate::llm::{Role, Usage};
+
+/// A mean with its 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Estimate {
+    /// Point estimate.
+    pub mean: f64,
+    /// Lower bound of the 95% interval.
+    pub ci_low: f64,
+    /// Upper bound of the 95% interval.
+    pub ci_high: f64,
+    /// Number of independent units (scenarios) behind it.
+    pub n: u32,
+}
+
+/// Calls, tokens and cost of one role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleUsage {
+    /// Number of calls.
+    pub calls: u64,
+    /// Tokens used.
+    pub usage: Usage,
+    /// Cost in US dollars, priced from each model's own price table.
+    pub cost_usd: f64,
+}
+
+/// Scores and costs of one run (the run's SUMMARY item).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSummary {
+    /// The run.
+    pub run: RunId,
+    /// Its manifest.
+    pub manifest: ManifestId,
+    /// The model under test.
+    pub tutor: ModelId,
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// The scenario's vector.
+    pub vector: Vector,
+    /// The rubric scored against.
+    pub rubric: RubricId,
+    /// Mean per dimension over scored turns (judges averaged per turn first).
+    pub dimension_means: BTreeMap<String, f64>,
+    /// Mean weighted turn score; `None` when no turn was scored.
+    pub overall: Option<f64>,
+    /// Lowest turn score.
+    pub min: Option<f64>,
+    /// Highest turn score.
+    pub max: Option<f64>,
+    /// Median turn score.
+    pub median: Option<f64>,
+    /// Sample standard deviation of turn scores.
+    pub std_dev: Option<f64>,
+    /// Share of scored turns at or above the pass threshold.
+    pub compliance: Option<f64>,
+    /// First turn below the pass threshold, if any.
+    pub half_life: Option<u32>,
+    /// First turn flagged as revealing the answer, if any.
+    pub answer_leak_turn: Option<u32>,
+    /// Violations counted over every judgment.
+    pub violations: BTreeMap<Violation, u32>,
+    /// Turns with at least one scored judgment.
+    pub scored_turns: u32,
+    /// Judgments stored unscored; never averaged in.
+    pub unscored_judgments: u32,
+    /// Usage and cost per role.
+    pub usage: BTreeMap<Role, RoleUsage>,
+    /// Mean tutor latency in milliseconds.
+    pub tutor_latency_ms: Option<f64>,
+    /// When it was computed.
+    pub computed_at: Timestamp,
+}
+
+/// One model's results over a manifest (a `MODEL_SUMMARY#…` item).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSummary {
+    /// The manifest.
+    pub manifest: ManifestId,
+    /// The model under test.
+    pub model: ModelId,
+    /// Overall score, bootstrapped over scenarios.
+    pub overall: Option<Estimate>,
+    /// Per-dimension scores, bootstrapped over scenarios.
+    pub dimensions: BTreeMap<String, Estimate>,
+    /// Overall score per vector.
+    pub by_vector: BTreeMap<Vector, Estimate>,
+    /// Rank group: models in the same group are statistically tied (1 is best).
+    pub rank_group: u32,
+    /// Runs counted.
+    pub runs: u32,
+    /// Share of scored turns at or above the pass threshold.
+    pub compliance: Option<f64>,
+    /// Judgments stored unscored.
+    pub unscored_judgments: u32,
+    /// Usage and cost per role, over all its runs.
+    pub usage: BTreeMap<Role, RoleUsage>,
+    /// Median tutor latency in milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    /// 95th percentile tutor latency in milliseconds.
+    pub latency_p95_ms: Option<f64>,
+}
+
+/// Every model's score on one vector (a `VECTOR_SUMMARY#…` item).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorSummary {
+    /// The manifest.
+    pub manifest: ManifestId,
+    /// The vector.
+    pub vector: Vector,
+    /// Overall score per model on this vector's scenarios.
+    pub models: BTreeMap<ModelId, Estimate>,
+}
+
+/// A paired comparison of two models on the scenarios both ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairwiseComparison {
+    /// First model.
+    pub a: ModelId,
+    /// Second model.
+    pub b: ModelId,
+    /// Mean of per-scenario differences, `a − b`, with its interval.
+    pub difference: Estimate,
+    /// Unadjusted two-sided p-value.
+    pub p_value: f64,
+    /// Holm-adjusted p-value.
+    pub p_adjusted: f64,
+}

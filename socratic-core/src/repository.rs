@@ -1,0 +1,541 @@
+//! A typed repository over any [`Store`]: entities in, entities out.
+//!
+//! Items hold the entity's JSON in a `data` attribute and its kind in `entity`. Catalog entities
+//! also carry the SHA-256 of their canonical JSON in `sha256`: they are immutable, so putting
+//! identical content again is a no-op and different content under the same id is a
+//! [`RepoError::Conflict`].
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::canonical::{ContentHash, content_hash};
+use crate::entity::{
+    Judgment, Manifest, Model, ModelSummary, Problems, Prompt, Rubric, Run, RunStatus, RunSummary,
+    Scenario, Turn, Validate, Vector, VectorSummary,
+};
+use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
+use crate::keys::{self, EntityKind};
+use crate::store::{
+    Cursor, Index, IndexKey, Item, Key, PutMode, Query, Store, StoreError, StoreExt, TxOp,
+};
+
+/// Attribute holding the entity JSON.
+pub const DATA_ATTRIBUTE: &str = "data";
+/// Attribute holding the entity kind.
+pub const ENTITY_ATTRIBUTE: &str = "entity";
+/// Attribute holding a catalog entity's content hash.
+pub const HASH_ATTRIBUTE: &str = "sha256";
+/// Counter attribute of a run: judgments stored so far.
+pub const JUDGED_COUNTER: &str = "judged";
+
+/// Something the repository can store.
+pub trait Entity: Serialize + DeserializeOwned + Validate + Send + Sync {
+    /// Its kind.
+    const KIND: EntityKind;
+
+    /// Its primary key.
+    fn key(&self) -> Key;
+
+    /// Its index keys.
+    fn index_keys(&self) -> Vec<(Index, IndexKey)> {
+        Vec::new()
+    }
+}
+
+/// An immutable, content-addressed catalog entity.
+pub trait CatalogEntity: Entity {
+    /// Its id type.
+    type Id: ToString + Send + Sync;
+
+    /// Its id.
+    fn id(&self) -> &Self::Id;
+
+    /// The key of the entity with this id.
+    fn key_of(id: &Self::Id) -> Key;
+}
+
+macro_rules! catalog_entity {
+    ($ty:ty, $id:ty, $kind:expr, $key:path) => {
+        impl Entity for $ty {
+            const KIND: EntityKind = $kind;
+            fn key(&self) -> Key {
+                $key(&self.id)
+            }
+            fn index_keys(&self) -> Vec<(Index, IndexKey)> {
+                vec![keys::catalog_type_index($kind, self.id.as_str())]
+            }
+        }
+
+        impl CatalogEntity for $ty {
+            type Id = $id;
+            fn id(&self) -> &$id {
+                &self.id
+            }
+            fn key_of(id: &$id) -> Key {
+                $key(id)
+            }
+        }
+    };
+}
+
+catalog_entity!(Prompt, PromptId, EntityKind::Prompt, keys::prompt);
+catalog_entity!(Rubric, RubricId, EntityKind::Rubric, keys::rubric);
+catalog_entity!(Scenario, ScenarioId, EntityKind::Scenario, keys::scenario);
+catalog_entity!(Model, ModelId, EntityKind::Model, keys::model);
+
+impl Entity for Manifest {
+    const KIND: EntityKind = EntityKind::Manifest;
+    fn key(&self) -> Key {
+        keys::manifest(&self.id)
+    }
+    fn index_keys(&self) -> Vec<(Index, IndexKey)> {
+        vec![keys::manifest_type_index(&self.id, self.created_at)]
+    }
+}
+
+impl Entity for Run {
+    const KIND: EntityKind = EntityKind::Run;
+    fn key(&self) -> Key {
+        keys::run(&self.id)
+    }
+    fn index_keys(&self) -> Vec<(Index, IndexKey)> {
+        keys::run_index_keys(
+            &self.id,
+            &self.manifest,
+            &self.tutor.model,
+            self.vector,
+            self.status,
+            self.created_at,
+            self.updated_at,
+        )
+    }
+}
+
+impl Entity for Turn {
+    const KIND: EntityKind = EntityKind::Turn;
+    fn key(&self) -> Key {
+        keys::turn(&self.run, self.index)
+    }
+}
+
+impl Entity for Judgment {
+    const KIND: EntityKind = EntityKind::Judgment;
+    fn key(&self) -> Key {
+        keys::judgment(&self.run, self.turn, &self.judge)
+    }
+}
+
+impl Entity for RunSummary {
+    const KIND: EntityKind = EntityKind::RunSummary;
+    fn key(&self) -> Key {
+        keys::run_summary(&self.run)
+    }
+}
+
+impl Validate for RunSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
+}
+
+impl Entity for ModelSummary {
+    const KIND: EntityKind = EntityKind::ModelSummary;
+    fn key(&self) -> Key {
+        keys::model_summary(&self.manifest, &self.model)
+    }
+}
+
+impl Validate for ModelSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
+}
+
+impl Entity for VectorSummary {
+    const KIND: EntityKind = EntityKind::VectorSummary;
+    fn key(&self) -> Key {
+        keys::vector_summary(&self.manifest, self.vector)
+    }
+}
+
+impl Validate for VectorSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
+}
+
+/// What went wrong in a repository operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No entity with this id.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// Its kind.
+        entity: EntityKind,
+        /// Its id.
+        id: String,
+    },
+    /// Different content already exists under this id of an immutable entity.
+    #[error("{entity} {id} already exists with different content (stored sha256 {stored}, new {new})")]
+    Conflict {
+        /// Its kind.
+        entity: EntityKind,
+        /// Its id.
+        id: String,
+        /// Hash of the stored content.
+        stored: String,
+        /// Hash of the rejected content.
+        new: String,
+    },
+    /// The entity breaks an invariant; nothing was written.
+    #[error("invalid {entity}: {problems}")]
+    Invalid {
+        /// Its kind.
+        entity: EntityKind,
+        /// Every problem.
+        problems: Problems,
+    },
+    /// A stored item cannot be read as the entity it should hold.
+    #[error("corrupt item {key}: {message}")]
+    Corrupt {
+        /// The item's key.
+        key: Key,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl RepoError {
+    /// Whether retrying may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RepoError::Store(e) if e.is_retryable())
+    }
+}
+
+/// Whether a catalog put wrote anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The entity was new and is now stored.
+    Created,
+    /// Identical content was already stored; nothing changed.
+    Unchanged,
+}
+
+/// An entity with the version of the item it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<E> {
+    /// The entity.
+    pub value: E,
+    /// The item's version, for [`Repository::update`].
+    pub version: u64,
+}
+
+/// Everything stored about one run, read with one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// The run.
+    pub run: Versioned<Run>,
+    /// Judgments stored so far (the run's counter).
+    pub judged: i64,
+    /// Its turns, in order.
+    pub turns: Vec<Turn>,
+    /// Its judgments, by turn then judge.
+    pub judgments: Vec<Judgment>,
+    /// Its summary, once curated.
+    pub summary: Option<RunSummary>,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunFilter {
+    /// Runs of a manifest, by run id.
+    Manifest(ManifestId),
+    /// Runs of a tutor model, newest first.
+    Model(ModelId),
+    /// Runs in a status, most recently changed first.
+    Status(RunStatus),
+    /// Runs of a vector, newest first.
+    Vector(Vector),
+}
+
+/// One page of entities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityPage<E> {
+    /// The entities.
+    pub items: Vec<E>,
+    /// Where the next page starts.
+    pub cursor: Option<Cursor>,
+}
+
+/// Builds the item for an entity at `version`.
+pub fn to_item<E: Entity>(entity: &E, version: u64) -> Result<Item, RepoError> {
+    let key = entity.key();
+    let data = serde_json::to_value(entity)
+        .map_err(|e| RepoError::Corrupt { key: key.clone(), message: format!("cannot serialise: {e}") })?;
+    let mut item = Item::new(key)
+        .with_attribute(ENTITY_ATTRIBUTE, Value::from(E::KIND.as_str()))
+        .with_attribute(DATA_ATTRIBUTE, data);
+    item.version = version;
+    item.index_keys.extend(entity.index_keys());
+    Ok(item)
+}
+
+/// Reads an entity back from its item, checking its kind and invariants.
+pub fn from_item<E: Entity>(item: &Item) -> Result<E, RepoError> {
+    let corrupt = |message: String| RepoError::Corrupt { key: item.key.clone(), message };
+    match item.attributes.get(ENTITY_ATTRIBUTE).and_then(Value::as_str) {
+        Some(kind) if kind == E::KIND.as_str() => {}
+        other => return Err(corrupt(format!("expected a {} item, found {other:?}", E::KIND))),
+    }
+    let data = item.attributes.get(DATA_ATTRIBUTE).ok_or_else(|| corrupt("no data attribute".to_owned()))?;
+    let entity: E = E::deserialize(data).map_err(|e| corrupt(e.to_string()))?;
+    entity.validate().map_err(|p| corrupt(p.to_string()))?;
+    Ok(entity)
+}
+
+fn validated<E: Entity>(entity: &E) -> Result<(), RepoError> {
+    entity.validate().map_err(|problems| RepoError::Invalid { entity: E::KIND, problems })
+}
+
+fn hash_of<E: Entity>(entity: &E) -> Result<ContentHash, RepoError> {
+    content_hash(entity).map_err(|e| RepoError::Corrupt {
+        key: entity.key(),
+        message: format!("cannot hash: {e}"),
+    })
+}
+
+/// The typed repository. Cloning shares the store.
+#[derive(Clone)]
+pub struct Repository {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository").finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// A repository over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Stores a catalog entity. Identical content already stored is a no-op; different
+    /// content under the same id is [`RepoError::Conflict`].
+    pub async fn put_catalog<E: CatalogEntity>(&self, entity: &E) -> Result<PutOutcome, RepoError> {
+        validated(entity)?;
+        let hash = hash_of(entity)?;
+        let item = to_item(entity, 1)?.with_attribute(HASH_ATTRIBUTE, Value::from(hash.as_str()));
+        match self.store.put(item, PutMode::Create).await {
+            Ok(()) => Ok(PutOutcome::Created),
+            Err(StoreError::AlreadyExists { key }) => {
+                let stored = self.catalog_hash::<E>(entity.id()).await?.ok_or_else(|| {
+                    RepoError::Corrupt { key, message: "item vanished after a create conflict".to_owned() }
+                })?;
+                if stored == hash {
+                    Ok(PutOutcome::Unchanged)
+                } else {
+                    Err(RepoError::Conflict {
+                        entity: E::KIND,
+                        id: entity.id().to_string(),
+                        stored: stored.to_string(),
+                        new: hash.to_string(),
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a catalog entity.
+    pub async fn get_catalog<E: CatalogEntity>(&self, id: &E::Id) -> Result<Option<E>, RepoError> {
+        Ok(self.get::<E>(&E::key_of(id)).await?.map(|v| v.value))
+    }
+
+    /// Reads a catalog entity that must exist.
+    pub async fn require_catalog<E: CatalogEntity>(&self, id: &E::Id) -> Result<E, RepoError> {
+        self.get_catalog::<E>(id)
+            .await?
+            .ok_or_else(|| RepoError::NotFound { entity: E::KIND, id: id.to_string() })
+    }
+
+    /// The stored content hash of a catalog entity.
+    pub async fn catalog_hash<E: CatalogEntity>(&self, id: &E::Id) -> Result<Option<ContentHash>, RepoError> {
+        let key = E::key_of(id);
+        let Some(item) = self.store.get(&key).await? else { return Ok(None) };
+        let hash = item
+            .attributes
+            .get(HASH_ATTRIBUTE)
+            .and_then(Value::as_str)
+            .and_then(|h| ContentHash::try_from(h.to_owned()).ok())
+            .ok_or_else(|| RepoError::Corrupt { key, message: "missing or invalid sha256".to_owned() })?;
+        Ok(Some(hash))
+    }
+
+    /// Lists catalog entities of one kind by id, a page at a time.
+    pub async fn list_catalog<E: CatalogEntity>(
+        &self,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<EntityPage<E>, RepoError> {
+        let query = Query::index(Index::ByType, keys::type_partition(E::KIND)).limit(limit).after(cursor);
+        self.page(&query).await
+    }
+
+    /// Reads any entity by key.
+    pub async fn get<E: Entity>(&self, key: &Key) -> Result<Option<Versioned<E>>, RepoError> {
+        match self.store.get(key).await? {
+            None => Ok(None),
+            Some(item) => Ok(Some(Versioned { value: from_item(&item)?, version: item.version })),
+        }
+    }
+
+    /// Creates an entity; fails with [`StoreError::AlreadyExists`] if its key exists.
+    pub async fn create<E: Entity>(&self, entity: &E) -> Result<(), RepoError> {
+        validated(entity)?;
+        Ok(self.store.put(to_item(entity, 1)?, PutMode::Create).await?)
+    }
+
+    /// Writes an entity once. If it already exists, the stored one wins and is returned, so a
+    /// retried handler converges on the first write.
+    pub async fn put_once<E: Entity>(&self, entity: E) -> Result<E, RepoError> {
+        match self.create(&entity).await {
+            Ok(()) => Ok(entity),
+            Err(RepoError::Store(StoreError::AlreadyExists { key })) => self
+                .get::<E>(&key)
+                .await?
+                .map(|v| v.value)
+                .ok_or_else(|| RepoError::Corrupt { key, message: "item vanished after a create conflict".to_owned() }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces an entity if its item is still at `expected_version`; returns the new version.
+    /// A concurrent change gives [`StoreError::ConditionFailed`].
+    pub async fn update<E: Entity>(&self, entity: &E, expected_version: u64) -> Result<u64, RepoError> {
+        validated(entity)?;
+        let version = expected_version + 1;
+        let item = to_item(entity, version)?;
+        self.store.put(item, PutMode::UpdateVersion(expected_version)).await?;
+        Ok(version)
+    }
+
+    /// Writes an entity whatever is there (summaries, which are recomputed idempotently).
+    pub async fn overwrite<E: Entity>(&self, entity: &E) -> Result<(), RepoError> {
+        validated(entity)?;
+        let key = entity.key();
+        let version = self.store.get(&key).await?.map_or(1, |item| item.version + 1);
+        Ok(self.store.put(to_item(entity, version)?, PutMode::Overwrite).await?)
+    }
+
+    /// Stores a manifest and its hash lock in one transaction. If a manifest with the same hash
+    /// exists, nothing is written and the existing manifest is returned.
+    pub async fn create_manifest(&self, manifest: &Manifest) -> Result<Manifest, RepoError> {
+        validated(manifest)?;
+        let lock = Item::new(keys::manifest_hash(&manifest.hash))
+            .with_attribute(ENTITY_ATTRIBUTE, Value::from(EntityKind::ManifestHash.as_str()))
+            .with_attribute("manifest", Value::from(manifest.id.to_string()));
+        let ops = vec![
+            TxOp::Put { item: lock, mode: PutMode::Create },
+            TxOp::Put { item: to_item(manifest, 1)?, mode: PutMode::Create },
+        ];
+        match self.store.transact(ops).await {
+            Ok(()) => Ok(manifest.clone()),
+            Err(StoreError::TransactionCancelled { index: 0, .. }) => {
+                let existing = self.manifest_by_hash(&manifest.hash).await?;
+                existing.ok_or_else(|| RepoError::Corrupt {
+                    key: keys::manifest_hash(&manifest.hash),
+                    message: "hash lock points at a missing manifest".to_owned(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The manifest with this content hash, if one was stored.
+    pub async fn manifest_by_hash(&self, hash: &ContentHash) -> Result<Option<Manifest>, RepoError> {
+        let key = keys::manifest_hash(hash);
+        let Some(lock) = self.store.get(&key).await? else { return Ok(None) };
+        let id: ManifestId = lock
+            .attributes
+            .get("manifest")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| RepoError::Corrupt { key, message: "hash lock without a manifest id".to_owned() })?;
+        Ok(self.get::<Manifest>(&keys::manifest(&id)).await?.map(|v| v.value))
+    }
+
+    /// Lists manifests, newest first.
+    pub async fn list_manifests(&self, limit: usize, cursor: Option<Cursor>) -> Result<EntityPage<Manifest>, RepoError> {
+        let query = Query::index(Index::ByType, keys::type_partition(EntityKind::Manifest))
+            .order(crate::store::Order::Descending)
+            .limit(limit)
+            .after(cursor);
+        self.page(&query).await
+    }
+
+    /// Reads a run.
+    pub async fn get_run(&self, id: &RunId) -> Result<Option<Versioned<Run>>, RepoError> {
+        self.get::<Run>(&keys::run(id)).await
+    }
+
+    /// Reads the run, its turns, judgments and summary with one query of its partition.
+    pub async fn run_record(&self, id: &RunId) -> Result<Option<RunRecord>, RepoError> {
+        let items = self.store.query_all(&Query::partition(keys::run_pk(id))).await?;
+        let mut run = None;
+        let mut judged = 0;
+        let (mut turns, mut judgments, mut summary) = (Vec::new(), Vec::new(), None);
+        for item in &items {
+            let sk = item.key.sk.as_str();
+            if sk == keys::METADATA {
+                judged = item.counter(JUDGED_COUNTER);
+                run = Some(Versioned { value: from_item::<Run>(item)?, version: item.version });
+            } else if sk == keys::SUMMARY {
+                summary = Some(from_item::<RunSummary>(item)?);
+            } else if sk.starts_with(keys::TURN_PREFIX) {
+                turns.push(from_item::<Turn>(item)?);
+            } else if sk.starts_with(keys::JUDGE_PREFIX) {
+                judgments.push(from_item::<Judgment>(item)?);
+            }
+        }
+        Ok(run.map(|run| RunRecord { run, judged, turns, judgments, summary }))
+    }
+
+    /// Lists runs through an index, a page at a time. Never scans.
+    pub async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<EntityPage<Run>, RepoError> {
+        use crate::store::Order::{Ascending, Descending};
+        let (index, partition, order) = match filter {
+            RunFilter::Manifest(id) => (Index::ByManifest, keys::by_manifest_partition(id), Ascending),
+            RunFilter::Model(id) => (Index::ByModel, keys::by_model_partition(id), Descending),
+            RunFilter::Status(status) => (Index::ByStatus, keys::by_status_partition(*status), Descending),
+            RunFilter::Vector(vector) => (Index::ByVector, keys::by_vector_partition(*vector), Descending),
+        };
+        let query = Query::index(index, partition).order(order).limit(limit).after(cursor);
+        self.page(&query).await
+    }
+
+    async fn page<E: Entity>(&self, query: &Query) -> Result<EntityPage<E>, RepoError> {
+        let page = self.store.query(query).await?;
+        let items = page.items.iter().map(from_item::<E>).collect::<Result<_, _>>()?;
+        Ok(EntityPage { items, cursor: page.cursor })
+    }
+}

@@ -1,0 +1,604 @@
+//! The `Store` port: items of a single-table design.
+//!
+//! An [`Item`] has a partition key and a sort key, a version used for optimistic concurrency,
+//! optional keys in the secondary [`Index`]es (an item without a key for an index is not in it:
+//! the indexes are sparse), and free attributes, which hold the entity JSON and counters.
+//!
+//! The model is DynamoDB's, reduced to what the pipeline needs: conditional puts, partition
+//! queries with sort-key conditions and opaque cursors, and all-or-nothing transactions of up to
+//! [`MAX_TRANSACTION_ITEMS`] operations. Every backend must pass
+//! [`testkit::store`](crate::testkit) — the contract is the suite.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The most operations in one transaction (DynamoDB's limit).
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The longest partition or sort key, in bytes (DynamoDB's sort-key limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Attribute names the store manages itself; [`Item::attributes`] may not use them.
+pub const RESERVED_ATTRIBUTES: [&str; 3] = ["PK", "SK", "version"];
+
+/// The primary key of an item.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key {
+    /// Partition key, e.g. `RUN#01J…`.
+    pub pk: String,
+    /// Sort key, e.g. `TURN#001`.
+    pub sk: String,
+}
+
+impl Key {
+    /// A key from its parts.
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self { pk: pk.into(), sk: sk.into() }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.pk, self.sk)
+    }
+}
+
+/// A secondary index. All are global and sparse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Index {
+    /// Catalog entities and manifests by entity type.
+    ByType,
+    /// Runs by tutor model and time.
+    ByModel,
+    /// Runs by manifest.
+    ByManifest,
+    /// Runs by vector and time.
+    ByVector,
+    /// Runs by status and time of the last change.
+    ByStatus,
+}
+
+impl Index {
+    /// Every index.
+    pub const ALL: [Index; 5] =
+        [Index::ByType, Index::ByModel, Index::ByManifest, Index::ByVector, Index::ByStatus];
+
+    /// The index name, e.g. `by_type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Index::ByType => "by_type",
+            Index::ByModel => "by_model",
+            Index::ByManifest => "by_manifest",
+            Index::ByVector => "by_vector",
+            Index::ByStatus => "by_status",
+        }
+    }
+
+    /// The attribute holding the index's partition key, e.g. `by_type_pk`.
+    pub fn pk_attribute(self) -> &'static str {
+        match self {
+            Index::ByType => "by_type_pk",
+            Index::ByModel => "by_model_pk",
+            Index::ByManifest => "by_manifest_pk",
+            Index::ByVector => "by_vector_pk",
+            Index::ByStatus => "by_status_pk",
+        }
+    }
+
+    /// The attribute holding the index's sort key, e.g. `by_type_sk`.
+    pub fn sk_attribute(self) -> &'static str {
+        match self {
+            Index::ByType => "by_type_sk",
+            Index::ByModel => "by_model_sk",
+            Index::ByManifest => "by_manifest_sk",
+            Index::ByVector => "by_vector_sk",
+            Index::ByStatus => "by_status_sk",
+        }
+    }
+}
+
+/// An item's key in one index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IndexKey {
+    /// The index partition key.
+    pub pk: String,
+    /// The index sort key.
+    pub sk: String,
+}
+
+/// One stored item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// Primary key.
+    pub key: Key,
+    /// Version for [`PutMode::UpdateVersion`] and [`Condition::VersionIs`]; the caller sets it
+    /// (1 on creation, previous + 1 on update).
+    pub version: u64,
+    /// Keys in the indexes this item belongs to.
+    pub index_keys: BTreeMap<Index, IndexKey>,
+    /// Everything else: the entity JSON, counters, hashes.
+    pub attributes: BTreeMap<String, Value>,
+}
+
+impl Item {
+    /// An item at version 1 with no index keys and no attributes.
+    pub fn new(key: Key) -> Self {
+        Self { key, version: 1, index_keys: BTreeMap::new(), attributes: BTreeMap::new() }
+    }
+
+    /// Adds a key in `index`.
+    pub fn with_index(mut self, index: Index, pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        self.index_keys.insert(index, IndexKey { pk: pk.into(), sk: sk.into() });
+        self
+    }
+
+    /// Sets an attribute.
+    pub fn with_attribute(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.attributes.insert(name.into(), value);
+        self
+    }
+
+    /// Reads a numeric attribute as an integer (counters).
+    pub fn counter(&self, name: &str) -> i64 {
+        self.attributes.get(name).and_then(Value::as_i64).unwrap_or(0)
+    }
+
+    /// Checks keys and attribute names before a write. Backends call this so every backend
+    /// rejects the same items.
+    pub fn check(&self) -> Result<(), StoreError> {
+        check_key(&self.key)?;
+        for (index, key) in &self.index_keys {
+            if key.pk.is_empty() || key.sk.is_empty() {
+                return Err(StoreError::InvalidRequest {
+                    message: format!("{}: empty key in index {}", self.key, index.name()),
+                });
+            }
+        }
+        for name in self.attributes.keys() {
+            let reserved = RESERVED_ATTRIBUTES.contains(&name.as_str())
+                || Index::ALL.iter().any(|i| i.pk_attribute() == name || i.sk_attribute() == name);
+            if reserved || name.is_empty() {
+                return Err(StoreError::InvalidRequest {
+                    message: format!("{}: attribute name {name:?} is reserved or empty", self.key),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that both parts of a key are non-empty and at most [`MAX_KEY_BYTES`].
+pub fn check_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty() || key.sk.is_empty() {
+        return Err(StoreError::InvalidRequest { message: format!("{key}: empty key part") });
+    }
+    if key.pk.len() > MAX_KEY_BYTES || key.sk.len() > MAX_KEY_BYTES {
+        return Err(StoreError::InvalidRequest {
+            message: format!("{key}: key part longer than {MAX_KEY_BYTES} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// How a put treats an existing item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutMode {
+    /// Fail with [`StoreError::AlreadyExists`] if the key exists.
+    Create,
+    /// Replace whatever is there.
+    Overwrite,
+    /// Replace only if the stored item has this version; otherwise
+    /// [`StoreError::ConditionFailed`] (also when there is no item).
+    UpdateVersion(u64),
+}
+
+/// A condition on an existing item, checked atomically with a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Condition {
+    /// The item exists.
+    Exists,
+    /// The item does not exist.
+    NotExists,
+    /// The item exists with this version.
+    VersionIs(u64),
+}
+
+/// One operation of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxOp {
+    /// A conditional put.
+    Put {
+        /// The item.
+        item: Item,
+        /// Its mode.
+        mode: PutMode,
+    },
+    /// A delete, optionally conditional. Deleting a missing item without a condition succeeds.
+    Delete {
+        /// What to delete.
+        key: Key,
+        /// Checked first.
+        condition: Option<Condition>,
+    },
+    /// A condition on an item that is not otherwise written.
+    Check {
+        /// The item.
+        key: Key,
+        /// The condition.
+        condition: Condition,
+    },
+    /// Adds `by` to a numeric attribute (missing counts as 0) of an item that must exist.
+    Increment {
+        /// The item.
+        key: Key,
+        /// The counter attribute.
+        attribute: String,
+        /// The amount, may be negative.
+        by: i64,
+    },
+}
+
+impl TxOp {
+    /// The key this operation touches.
+    pub fn key(&self) -> &Key {
+        match self {
+            TxOp::Put { item, .. } => &item.key,
+            TxOp::Delete { key, .. } | TxOp::Check { key, .. } | TxOp::Increment { key, .. } => key,
+        }
+    }
+}
+
+/// Checks a transaction's shape: 1 to [`MAX_TRANSACTION_ITEMS`] operations, each on a
+/// different key, with valid items. Backends call this before doing anything.
+pub fn check_transaction(ops: &[TxOp]) -> Result<(), StoreError> {
+    if ops.is_empty() || ops.len() > MAX_TRANSACTION_ITEMS {
+        return Err(StoreError::InvalidRequest {
+            message: format!(
+                "a transaction needs 1 to {MAX_TRANSACTION_ITEMS} operations, got {}",
+                ops.len()
+            ),
+        });
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for op in ops {
+        check_key(op.key())?;
+        if let TxOp::Put { item, .. } = op {
+            item.check()?;
+        }
+        if let TxOp::Increment { attribute, .. } = op
+            && (attribute.is_empty() || RESERVED_ATTRIBUTES.contains(&attribute.as_str()))
+        {
+            return Err(StoreError::InvalidRequest {
+                message: format!("{}: cannot increment attribute {attribute:?}", op.key()),
+            });
+        }
+        if !seen.insert(op.key()) {
+            return Err(StoreError::InvalidRequest {
+                message: format!("{}: a transaction may touch each item once", op.key()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Which sort keys a query returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SortKeyRange {
+    /// Every item in the partition.
+    #[default]
+    All,
+    /// Sort keys starting with this prefix.
+    Prefix(String),
+    /// Sort keys from `from` to `to`, both inclusive.
+    Between {
+        /// Lowest sort key.
+        from: String,
+        /// Highest sort key.
+        to: String,
+    },
+    /// Sort keys at or above this one.
+    AtLeast(String),
+    /// Sort keys at or below this one.
+    AtMost(String),
+}
+
+impl SortKeyRange {
+    /// Whether `sk` is in the range.
+    pub fn contains(&self, sk: &str) -> bool {
+        match self {
+            SortKeyRange::All => true,
+            SortKeyRange::Prefix(p) => sk.starts_with(p.as_str()),
+            SortKeyRange::Between { from, to } => from.as_str() <= sk && sk <= to.as_str(),
+            SortKeyRange::AtLeast(from) => from.as_str() <= sk,
+            SortKeyRange::AtMost(to) => sk <= to.as_str(),
+        }
+    }
+}
+
+/// Sort-key order of a query's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Order {
+    /// Ascending.
+    #[default]
+    Ascending,
+    /// Descending.
+    Descending,
+}
+
+/// An opaque position in a query's results. Only the backend that issued it can read it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(pub String);
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A query of one partition of the base table or an index.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Query {
+    /// `None` for the base table.
+    pub index: Option<Index>,
+    /// The partition key (of the index when `index` is set).
+    pub partition: String,
+    /// Which sort keys.
+    pub range: SortKeyRange,
+    /// Result order.
+    pub order: Order,
+    /// At most this many items per page; `None` lets the backend choose.
+    pub limit: Option<usize>,
+    /// Continue after this cursor.
+    pub cursor: Option<Cursor>,
+}
+
+impl Query {
+    /// Every item of a base-table partition, ascending.
+    pub fn partition(pk: impl Into<String>) -> Self {
+        Self { partition: pk.into(), ..Self::default() }
+    }
+
+    /// Every item of an index partition, ascending.
+    pub fn index(index: Index, pk: impl Into<String>) -> Self {
+        Self { index: Some(index), partition: pk.into(), ..Self::default() }
+    }
+
+    /// Restricts to sort keys with this prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.range = SortKeyRange::Prefix(prefix.into());
+        self
+    }
+
+    /// Sets the sort-key range.
+    pub fn range(mut self, range: SortKeyRange) -> Self {
+        self.range = range;
+        self
+    }
+
+    /// Sets the order.
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Continues after `cursor`.
+    pub fn after(mut self, cursor: Option<Cursor>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+}
+
+/// One page of query results.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    /// The items, in the requested order.
+    pub items: Vec<Item>,
+    /// Where the next page starts; `None` when there are no more. A backend may return a
+    /// cursor followed by an empty page.
+    pub cursor: Option<Cursor>,
+}
+
+/// What went wrong in a store operation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A create-only put found an item.
+    #[error("item {key} already exists")]
+    AlreadyExists {
+        /// The key.
+        key: Key,
+    },
+    /// A condition or expected version did not hold.
+    #[error("condition failed on item {key}")]
+    ConditionFailed {
+        /// The key.
+        key: Key,
+    },
+    /// A transaction was cancelled because one operation failed; nothing was written.
+    #[error("transaction cancelled by operation {index} on {key}: {reason}")]
+    TransactionCancelled {
+        /// Position of the failing operation.
+        index: usize,
+        /// Its key.
+        key: Key,
+        /// Why it failed ([`StoreError::AlreadyExists`] or [`StoreError::ConditionFailed`]).
+        reason: Box<StoreError>,
+    },
+    /// The request itself is invalid (bad key, reserved attribute, too many operations, a
+    /// cursor from elsewhere).
+    #[error("invalid store request: {message}")]
+    InvalidRequest {
+        /// What is wrong.
+        message: String,
+    },
+    /// A stored item cannot be read.
+    #[error("invalid data in item {key}: {message}")]
+    InvalidData {
+        /// The key.
+        key: Key,
+        /// What is wrong.
+        message: String,
+    },
+    /// The backend is rate-limiting.
+    #[error("store throttled: {message}")]
+    Throttled {
+        /// The backend's message.
+        message: String,
+    },
+    /// The backend is unreachable or failing; the operation may or may not have happened.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        /// The backend's message.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Throttled { .. } | StoreError::Unavailable { .. })
+    }
+}
+
+/// A key–value store of [`Item`]s with conditional writes, partition queries and transactions.
+///
+/// Implementers: call [`Item::check`] and [`check_transaction`] before writing, read your own
+/// writes (strongly consistent reads on the base table), and pass the whole conformance suite in
+/// `socratic_core::testkit::store`. Users: prefer the typed
+/// [`Repository`](crate::repository::Repository).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Reads one item.
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+
+    /// Writes one item according to `mode`.
+    async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError>;
+
+    /// Reads one page of a partition.
+    async fn query(&self, query: &Query) -> Result<Page, StoreError>;
+
+    /// Applies every operation or none. A failed condition gives
+    /// [`StoreError::TransactionCancelled`] naming the operation.
+    async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError>;
+}
+
+macro_rules! forward_store {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: Store + ?Sized> Store for $ty {
+            async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+                (**self).get(key).await
+            }
+            async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
+                (**self).put(item, mode).await
+            }
+            async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+                (**self).query(query).await
+            }
+            async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
+                (**self).transact(ops).await
+            }
+        }
+    };
+}
+
+forward_store!(Arc<T>);
+forward_store!(Box<T>);
+
+/// Conveniences over [`Store`], implemented for every store.
+#[async_trait]
+pub trait StoreExt: Store {
+    /// Reads every page of a query.
+    async fn query_all(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
+        let mut query = query.clone();
+        let mut items = Vec::new();
+        loop {
+            let page = self.query(&query).await?;
+            items.extend(page.items);
+            match page.cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Adds `by` to a counter of an existing item.
+    async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<(), StoreError> {
+        let op = TxOp::Increment { key: key.clone(), attribute: attribute.to_owned(), by };
+        self.transact(vec![op]).await.map_err(unwrap_single)
+    }
+
+    /// Deletes an item; deleting a missing item succeeds.
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        let op = TxOp::Delete { key: key.clone(), condition: None };
+        self.transact(vec![op]).await.map_err(unwrap_single)
+    }
+}
+
+impl<T: Store + ?Sized> StoreExt for T {}
+
+// A one-operation transaction reports the plain error, not a cancellation.
+fn unwrap_single(error: StoreError) -> StoreError {
+    match error {
+        StoreError::TransactionCancelled { reason, .. } => *reason,
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn items_with_reserved_attributes_or_empty_keys_are_rejected() {
+        let item = Item::new(Key::new("A", "B")).with_attribute("PK", json!(1));
+        assert!(matches!(item.check(), Err(StoreError::InvalidRequest { .. })));
+        let item = Item::new(Key::new("A", "B")).with_attribute("by_type_pk", json!("x"));
+        assert!(item.check().is_err());
+        assert!(Item::new(Key::new("", "B")).check().is_err());
+        assert!(Item::new(Key::new("A", "x".repeat(1025))).check().is_err());
+        assert!(Item::new(Key::new("A", "B")).with_attribute("data", json!({})).check().is_ok());
+    }
+
+    #[test]
+    fn transactions_must_touch_each_item_once_and_fit_the_limit() {
+        let put = |sk: &str| TxOp::Put { item: Item::new(Key::new("P", sk)), mode: PutMode::Create };
+        assert!(check_transaction(&[]).is_err());
+        assert!(check_transaction(&[put("a"), put("a")]).is_err());
+        let many: Vec<_> = (0..101).map(|i| put(&i.to_string())).collect();
+        assert!(check_transaction(&many).is_err());
+        assert!(check_transaction(&many[..100]).is_ok());
+    }
+
+    #[test]
+    fn sort_key_ranges() {
+        assert!(SortKeyRange::Prefix("TURN#".into()).contains("TURN#001"));
+        assert!(!SortKeyRange::Prefix("TURN#".into()).contains("JUDGE#001"));
+        let between = SortKeyRange::Between { from: "b".into(), to: "d".into() };
+        assert!(between.contains("b") && between.contains("c") && between.contains("d"));
+        assert!(!between.contains("a") && !between.contains("da"));
+        assert!(SortKeyRange::AtLeast("m".into()).contains("z"));
+        assert!(SortKeyRange::AtMost("m".into()).contains("a"));
+    }
+
+    #[test]
+    fn only_transient_errors_are_retryable() {
+        assert!(StoreError::Throttled { message: String::new() }.is_retryable());
+        assert!(StoreError::Unavailable { message: String::new() }.is_retryable());
+        assert!(!StoreError::AlreadyExists { key: Key::new("a", "b") }.is_retryable());
+    }
+}
