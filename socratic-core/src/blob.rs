@@ -22,7 +22,10 @@ impl BlobKey {
     pub fn new(key: impl Into<String>) -> Result<Self, BlobError> {
         let key = key.into();
         let invalid = |reason: &str| {
-            Err(BlobError::InvalidKey { key: key.clone(), reason: reason.to_owned() })
+            Err(BlobError::InvalidKey {
+                key: key.clone(),
+                reason: reason.to_owned(),
+            })
         };
         if key.is_empty() {
             return invalid("must not be empty");
@@ -36,7 +39,10 @@ impl BlobKey {
         if key.contains('\\') || key.chars().any(char::is_control) {
             return invalid("must not contain a backslash or control character");
         }
-        if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return invalid("must not contain an empty, '.' or '..' segment");
         }
         Ok(Self(key))
@@ -152,7 +158,10 @@ pub enum BlobError {
 impl BlobError {
     /// Whether retrying may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BlobError::Throttled { .. } | BlobError::Unavailable { .. })
+        matches!(
+            self,
+            BlobError::Throttled { .. } | BlobError::Unavailable { .. }
+        )
     }
 }
 
@@ -164,7 +173,12 @@ impl BlobError {
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// Writes a blob.
-    async fn put(&self, key: &BlobKey, bytes: Vec<u8>, mode: BlobPutMode) -> Result<BlobMeta, BlobError>;
+    async fn put(
+        &self,
+        key: &BlobKey,
+        bytes: Vec<u8>,
+        mode: BlobPutMode,
+    ) -> Result<BlobMeta, BlobError>;
 
     /// Reads a blob.
     async fn get(&self, key: &BlobKey) -> Result<Vec<u8>, BlobError>;
@@ -215,7 +229,10 @@ forward_blob!(Box<T>);
 pub trait BlobStoreExt: BlobStore {
     /// Lists every blob under `prefix`, across pages.
     async fn list_all(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
-        let mut options = ListOptions { prefix: prefix.to_owned(), ..ListOptions::default() };
+        let mut options = ListOptions {
+            prefix: prefix.to_owned(),
+            ..ListOptions::default()
+        };
         let mut blobs = Vec::new();
         loop {
             let page = self.list(&options).await?;
@@ -258,9 +275,22 @@ mod tests {
 
     #[test]
     fn keys_that_escape_the_root_are_rejected() {
-        for bad in ["", "/abs", "a/../b", "..", "a//b", "a/./b", "a\\b", "a/\0", "trailing/"] {
+        for bad in [
+            "",
+            "/abs",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a/\0",
+            "trailing/",
+        ] {
             let err = BlobKey::new(bad).unwrap_err();
-            assert!(matches!(&err, BlobError::InvalidKey { key, .. } if key == bad), "{bad:?}");
+            assert!(
+                matches!(&err, BlobError::InvalidKey { key, .. } if key == bad),
+                "{bad:?}"
+            );
         }
         assert!(BlobKey::new("raw/runs/01J/turn-001.json").is_ok());
         assert!(BlobKey::new("a..b/c").is_ok());

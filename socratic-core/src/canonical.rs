@@ -1,7 +1,7 @@
 //! Canonical JSON and content hashes.
 //!
 //! Catalog entities and manifests are content-addressed: the SHA-256 of their canonical JSON
-//! (object keys sorted by their UTF-8 bytes, no insignificant whitespace, serde_json's number
+//! (object keys sorted by their UTF-8 bytes, no insignificant whitespace, `serde_json`'s number
 //! and string forms) identifies their content. Two values that serialise to the same JSON
 //! always hash the same, whatever the field order of the struct or the input.
 
@@ -37,10 +37,16 @@ impl fmt::Display for ContentHash {
 impl TryFrom<String> for ContentHash {
     type Error = String;
     fn try_from(value: String) -> Result<Self, String> {
-        if value.len() == 64 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if value.len() == 64
+            && value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             Ok(Self(value))
         } else {
-            Err(format!("invalid sha256 {value:?}: must be 64 lowercase hex digits"))
+            Err(format!(
+                "invalid sha256 {value:?}: must be 64 lowercase hex digits"
+            ))
         }
     }
 }

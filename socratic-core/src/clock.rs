@@ -61,7 +61,8 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        Self::parse(&raw).map_err(|e| serde::de::Error::custom(format!("invalid timestamp {raw:?}: {e}")))
+        Self::parse(&raw)
+            .map_err(|e| serde::de::Error::custom(format!("invalid timestamp {raw:?}: {e}")))
     }
 }
 
@@ -129,7 +130,10 @@ impl IdGenerator for UlidGenerator {
     fn next_ulid(&self, now: Timestamp) -> ulid::Ulid {
         let millis = u64::try_from(now.0).unwrap_or(0);
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
-        let mut generator = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut generator = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         generator
             .generate_from_datetime(at)
             .unwrap_or_else(|_| ulid::Ulid::from_parts(millis, rand_bits(millis)))
@@ -165,7 +169,10 @@ mod tests {
         assert_eq!(Timestamp::parse("2025-11-29T01:28:07.123Z").unwrap(), at);
         let json = serde_json::to_string(&at).unwrap();
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), at);
-        assert_eq!(Timestamp::from_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 

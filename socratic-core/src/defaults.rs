@@ -64,7 +64,12 @@ fn prompt(id: &str, kind: PromptKind, title: &str, body: &str) -> Result<Prompt,
             p
         },
     })?;
-    Ok(Prompt { id, kind, title: title.to_owned(), body: body.trim().to_owned() })
+    Ok(Prompt {
+        id,
+        kind,
+        title: title.to_owned(),
+        body: body.trim().to_owned(),
+    })
 }
 
 impl Defaults {
@@ -72,9 +77,24 @@ impl Defaults {
     pub fn load() -> Result<Self, EntityError> {
         Ok(Self {
             rubric: from_json("rubric", RUBRIC_JSON)?,
-            tutor_prompt: prompt(TUTOR_PROMPT_ID, PromptKind::SocraticTutor, "Non-directive Socratic tutor", TUTOR_PROMPT)?,
-            student_prompt: prompt(STUDENT_PROMPT_ID, PromptKind::Student, "In-character student", STUDENT_PROMPT)?,
-            judge_prompt: prompt(JUDGE_PROMPT_ID, PromptKind::Judge, "Per-turn rubric judge", JUDGE_PROMPT)?,
+            tutor_prompt: prompt(
+                TUTOR_PROMPT_ID,
+                PromptKind::SocraticTutor,
+                "Non-directive Socratic tutor",
+                TUTOR_PROMPT,
+            )?,
+            student_prompt: prompt(
+                STUDENT_PROMPT_ID,
+                PromptKind::Student,
+                "In-character student",
+                STUDENT_PROMPT,
+            )?,
+            judge_prompt: prompt(
+                JUDGE_PROMPT_ID,
+                PromptKind::Judge,
+                "Per-turn rubric judge",
+                JUDGE_PROMPT,
+            )?,
             scenarios: from_json::<ScenarioList>("scenario list", SCENARIOS_JSON)?.0,
         })
     }
@@ -88,7 +108,8 @@ impl Defaults {
     /// are left alone; different content under a default id is a conflict.
     pub async fn install(&self, repository: &Repository) -> Result<usize, RepoError> {
         let mut created = 0;
-        let mut count = |outcome: PutOutcome| created += usize::from(outcome == PutOutcome::Created);
+        let mut count =
+            |outcome: PutOutcome| created += usize::from(outcome == PutOutcome::Created);
         count(repository.put_catalog(&self.rubric).await?);
         for prompt in [&self.tutor_prompt, &self.student_prompt, &self.judge_prompt] {
             count(repository.put_catalog(prompt).await?);
@@ -109,29 +130,67 @@ mod tests {
     fn embedded_defaults_parse_and_validate() {
         let defaults = Defaults::load().expect("defaults load");
         assert_eq!(defaults.rubric.id.as_str(), RUBRIC_ID);
-        let dims: Vec<_> = defaults.rubric.dimensions.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(dims, ["pedagogical_stance", "conceptual_fidelity", "persona_adaptation", "dialectical_progress"]);
+        let dims: Vec<_> = defaults
+            .rubric
+            .dimensions
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(
+            dims,
+            [
+                "pedagogical_stance",
+                "conceptual_fidelity",
+                "persona_adaptation",
+                "dialectical_progress"
+            ]
+        );
         for dim in &defaults.rubric.dimensions {
             let scores: Vec<u8> = dim.anchors.iter().map(|a| a.score).collect();
             assert_eq!(scores, [1, 3, 5], "{} has anchors for 1, 3 and 5", dim.name);
         }
         assert_eq!(defaults.rubric.pass_threshold, 3.5);
         assert_eq!(defaults.rubric.violations.len(), 7);
-        assert!(defaults.rubric.flags.iter().any(|f| f.name == crate::entity::REVEALS_ANSWER_FLAG));
-        for prompt in [&defaults.tutor_prompt, &defaults.student_prompt, &defaults.judge_prompt] {
+        assert!(
+            defaults
+                .rubric
+                .flags
+                .iter()
+                .any(|f| f.name == crate::entity::REVEALS_ANSWER_FLAG)
+        );
+        for prompt in [
+            &defaults.tutor_prompt,
+            &defaults.student_prompt,
+            &defaults.judge_prompt,
+        ] {
             prompt.validate().expect("prompt validates");
         }
         assert_eq!(defaults.scenarios.len(), 8);
         let per_vector = |v: Vector| defaults.scenarios.iter().filter(|s| s.vector == v).count();
-        assert_eq!((per_vector(Vector::Elenchus), per_vector(Vector::Maieutics), per_vector(Vector::Aporia)), (2, 2, 4));
+        assert_eq!(
+            (
+                per_vector(Vector::Elenchus),
+                per_vector(Vector::Maieutics),
+                per_vector(Vector::Aporia)
+            ),
+            (2, 2, 4)
+        );
         for scenario in &defaults.scenarios {
             let prefix = match scenario.vector {
                 Vector::Elenchus => "EL-",
                 Vector::Maieutics => "MAI-",
                 Vector::Aporia => "APO-",
             };
-            assert!(scenario.id.as_str().starts_with(prefix), "{} matches its vector", scenario.id);
-            assert!(scenario.student_replies.len() >= 3, "{} scripts three replies", scenario.id);
+            assert!(
+                scenario.id.as_str().starts_with(prefix),
+                "{} matches its vector",
+                scenario.id
+            );
+            assert!(
+                scenario.student_replies.len() >= 3,
+                "{} scripts three replies",
+                scenario.id
+            );
         }
     }
 

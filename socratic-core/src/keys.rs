@@ -186,14 +186,23 @@ pub fn type_partition(kind: EntityKind) -> String {
 
 /// A catalog entity's key in [`Index::ByType`], sorted by id.
 pub fn catalog_type_index(kind: EntityKind, id: &str) -> (Index, IndexKey) {
-    (Index::ByType, IndexKey { pk: type_partition(kind), sk: id.to_owned() })
+    (
+        Index::ByType,
+        IndexKey {
+            pk: type_partition(kind),
+            sk: id.to_owned(),
+        },
+    )
 }
 
 /// A manifest's key in [`Index::ByType`], sorted by creation time.
 pub fn manifest_type_index(id: &ManifestId, created_at: Timestamp) -> (Index, IndexKey) {
     (
         Index::ByType,
-        IndexKey { pk: type_partition(EntityKind::Manifest), sk: format!("{created_at}#{id}") },
+        IndexKey {
+            pk: type_partition(EntityKind::Manifest),
+            sk: format!("{created_at}#{id}"),
+        },
     )
 }
 
@@ -228,10 +237,34 @@ pub fn run_index_keys(
     updated_at: Timestamp,
 ) -> Vec<(Index, IndexKey)> {
     vec![
-        (Index::ByModel, IndexKey { pk: by_model_partition(model), sk: format!("{created_at}#{id}") }),
-        (Index::ByManifest, IndexKey { pk: by_manifest_partition(manifest), sk: run_pk(id) }),
-        (Index::ByVector, IndexKey { pk: by_vector_partition(vector), sk: format!("{created_at}#{id}") }),
-        (Index::ByStatus, IndexKey { pk: by_status_partition(status), sk: format!("{updated_at}#{id}") }),
+        (
+            Index::ByModel,
+            IndexKey {
+                pk: by_model_partition(model),
+                sk: format!("{created_at}#{id}"),
+            },
+        ),
+        (
+            Index::ByManifest,
+            IndexKey {
+                pk: by_manifest_partition(manifest),
+                sk: run_pk(id),
+            },
+        ),
+        (
+            Index::ByVector,
+            IndexKey {
+                pk: by_vector_partition(vector),
+                sk: format!("{created_at}#{id}"),
+            },
+        ),
+        (
+            Index::ByStatus,
+            IndexKey {
+                pk: by_status_partition(status),
+                sk: format!("{updated_at}#{id}"),
+            },
+        ),
     ]
 }
 
@@ -273,17 +306,32 @@ mod tests {
         let m: ManifestId = "01JD8X4Z7Q3V9K2M5N6P7R8S9V".parse().unwrap();
         let judge = ModelId::new("judge-a").unwrap();
         let k = |key: Key| format!("{} {}", key.pk, key.sk);
-        assert_eq!(k(prompt(&PromptId::new("tutor-v1").unwrap())), "PROMPT#tutor-v1 METADATA");
-        assert_eq!(k(rubric(&RubricId::new("ase-v1").unwrap())), "RUBRIC#ase-v1 METADATA");
-        assert_eq!(k(scenario(&ScenarioId::new("EL-1").unwrap())), "SEED#EL-1 METADATA");
+        assert_eq!(
+            k(prompt(&PromptId::new("tutor-v1").unwrap())),
+            "PROMPT#tutor-v1 METADATA"
+        );
+        assert_eq!(
+            k(rubric(&RubricId::new("ase-v1").unwrap())),
+            "RUBRIC#ase-v1 METADATA"
+        );
+        assert_eq!(
+            k(scenario(&ScenarioId::new("EL-1").unwrap())),
+            "SEED#EL-1 METADATA"
+        );
         assert_eq!(k(model(&judge)), "MODEL#judge-a METADATA");
-        assert_eq!(k(manifest(&m)), "MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V METADATA");
+        assert_eq!(
+            k(manifest(&m)),
+            "MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V METADATA"
+        );
         let hash = ContentHash::of_bytes(b"");
         assert_eq!(
             k(manifest_hash(&hash)),
             "MANIFEST_HASH#e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 METADATA"
         );
-        assert_eq!(k(manifest_summary(&m)), "MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V SUMMARY");
+        assert_eq!(
+            k(manifest_summary(&m)),
+            "MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V SUMMARY"
+        );
         assert_eq!(
             k(model_summary(&m, &judge)),
             "MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V MODEL_SUMMARY#judge-a"
@@ -294,16 +342,28 @@ mod tests {
         );
         assert_eq!(k(run(&r)), "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T METADATA");
         assert_eq!(k(turn(&r, 1)), "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T TURN#001");
-        assert_eq!(k(judgment(&r, 12, &judge)), "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T JUDGE#012#judge-a");
+        assert_eq!(
+            k(judgment(&r, 12, &judge)),
+            "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T JUDGE#012#judge-a"
+        );
         assert_eq!(k(run_summary(&r)), "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T SUMMARY");
-        assert_eq!(catalog_type_index(EntityKind::Scenario, "EL-1").1.pk, "TYPE#seed");
+        assert_eq!(
+            catalog_type_index(EntityKind::Scenario, "EL-1").1.pk,
+            "TYPE#seed"
+        );
         let created = Timestamp::from_millis(0);
         assert_eq!(
             manifest_type_index(&m, created).1.sk,
             "1970-01-01T00:00:00.000Z#01JD8X4Z7Q3V9K2M5N6P7R8S9V"
         );
         let indexes = run_index_keys(
-            &r, &m, &judge, Vector::Elenchus, RunStatus::DialogueComplete, created, created,
+            &r,
+            &m,
+            &judge,
+            Vector::Elenchus,
+            RunStatus::DialogueComplete,
+            created,
+            created,
         );
         let shown: Vec<String> = indexes
             .iter()

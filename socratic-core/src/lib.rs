@@ -1,5 +1,23 @@
-#![doc = include_str!("../README.md")]
-#![cfg_attr(docsrs, feature(doc_cfg))]
+//! The core of `socratic`, a library for benchmarking large language models as Socratic tutors.
+//!
+//! It holds everything that does not depend on where it runs:
+//!
+//! - [`entity`]: prompts, rubrics, scenarios (SEED), models, manifests, runs, turns, judgments
+//!   and summaries, with validation that names the offending field;
+//! - [`canonical`]: canonical JSON and SHA-256 content hashes, which make catalog entities and
+//!   manifests content-addressed;
+//! - [`id`] and [`keys`]: typed ids and the single-table key schema as pure functions;
+//! - the four ports — [`store::Store`], [`blob::BlobStore`], [`queue::QueueProducer`] /
+//!   [`queue::QueueConsumer`] and [`llm::LlmClient`] — with their error enums, `…Ext`
+//!   conveniences and forwarding impls for `Arc` and `Box`;
+//! - [`repository`]: a typed repository over any store;
+//! - [`defaults`]: the ASE v1 rubric, the default prompts and the eight starter scenarios;
+//! - `testkit` (feature `testkit`): one conformance suite per port;
+//! - `mocks` (feature `mocks`): mockall mocks of every port.
+//!
+//! Backends live in other crates: `socratic-memory` (in-memory and filesystem) and
+//! `socratic-aws` (DynamoDB, S3, SQS, EventBridge, Bedrock). See the repository README for the
+//! whole picture.
 
 pub mod blob;
 pub mod canonical;

@@ -54,12 +54,18 @@ pub struct SystemPart {
 impl SystemPart {
     /// A part without a cache point.
     pub fn text(text: impl Into<String>) -> Self {
-        Self { text: text.into(), cache_point: false }
+        Self {
+            text: text.into(),
+            cache_point: false,
+        }
     }
 
     /// A part followed by a cache point.
     pub fn cached(text: impl Into<String>) -> Self {
-        Self { text: text.into(), cache_point: true }
+        Self {
+            text: text.into(),
+            cache_point: true,
+        }
     }
 }
 
@@ -85,12 +91,18 @@ pub struct Message {
 impl Message {
     /// A user message.
     pub fn user(text: impl Into<String>) -> Self {
-        Self { speaker: Speaker::User, text: text.into() }
+        Self {
+            speaker: Speaker::User,
+            text: text.into(),
+        }
     }
 
     /// An assistant message.
     pub fn assistant(text: impl Into<String>) -> Self {
-        Self { speaker: Speaker::Assistant, text: text.into() }
+        Self {
+            speaker: Speaker::Assistant,
+            text: text.into(),
+        }
     }
 }
 
@@ -145,7 +157,11 @@ impl ConverseRequest {
     /// Checks what every backend requires: a model, at least one message, the first from the
     /// user, alternating speakers, and a positive token limit.
     pub fn check(&self) -> Result<(), LlmError> {
-        let invalid = |message: &str| Err(LlmError::Validation { message: message.to_owned() });
+        let invalid = |message: &str| {
+            Err(LlmError::Validation {
+                message: message.to_owned(),
+            })
+        };
         if self.model.trim().is_empty() {
             return invalid("model must not be empty");
         }
@@ -159,7 +175,11 @@ impl ConverseRequest {
             }
             Some(_) => {}
         }
-        if self.messages.windows(2).any(|w| w[0].speaker == w[1].speaker) {
+        if self
+            .messages
+            .windows(2)
+            .any(|w| w[0].speaker == w[1].speaker)
+        {
             return invalid("speakers must alternate");
         }
         if let Some(t) = self.temperature
@@ -231,9 +251,10 @@ pub struct Usage {
     pub cache_write_tokens: u64,
 }
 
-impl Usage {
-    /// The sum of two usages.
-    pub fn add(self, other: Usage) -> Usage {
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
         Usage {
             input_tokens: self.input_tokens + other.input_tokens,
             output_tokens: self.output_tokens + other.output_tokens,
@@ -328,9 +349,9 @@ impl LlmError {
     /// Whether retrying the same request may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LlmError::Throttled { .. } | LlmError::Unavailable { .. } | LlmError::Timeout { .. } => {
-                true
-            }
+            LlmError::Throttled { .. }
+            | LlmError::Unavailable { .. }
+            | LlmError::Timeout { .. } => true,
             LlmError::Other { retryable, .. } => *retryable,
             LlmError::AccessDenied { .. }
             | LlmError::Validation { .. }
@@ -394,18 +415,40 @@ mod tests {
     #[test]
     fn errors_classify_as_retryable_or_not() {
         let retryable = [
-            LlmError::Throttled { message: String::new(), retry_after: Some(Duration::from_secs(2)) },
-            LlmError::Unavailable { message: String::new() },
-            LlmError::Timeout { message: String::new() },
-            LlmError::Other { message: String::new(), retryable: true },
+            LlmError::Throttled {
+                message: String::new(),
+                retry_after: Some(Duration::from_secs(2)),
+            },
+            LlmError::Unavailable {
+                message: String::new(),
+            },
+            LlmError::Timeout {
+                message: String::new(),
+            },
+            LlmError::Other {
+                message: String::new(),
+                retryable: true,
+            },
         ];
         let permanent = [
-            LlmError::AccessDenied { message: String::new() },
-            LlmError::Validation { message: String::new() },
+            LlmError::AccessDenied {
+                message: String::new(),
+            },
+            LlmError::Validation {
+                message: String::new(),
+            },
             LlmError::ModelNotFound { model: "m".into() },
-            LlmError::ContextWindow { message: String::new() },
-            LlmError::InvalidOutput { message: String::new(), raw: "x".into() },
-            LlmError::Other { message: String::new(), retryable: false },
+            LlmError::ContextWindow {
+                message: String::new(),
+            },
+            LlmError::InvalidOutput {
+                message: String::new(),
+                raw: "x".into(),
+            },
+            LlmError::Other {
+                message: String::new(),
+                retryable: false,
+            },
         ];
         assert!(retryable.iter().all(LlmError::is_retryable));
         assert!(!permanent.iter().any(LlmError::is_retryable));
@@ -414,11 +457,18 @@ mod tests {
 
     #[test]
     fn stop_reasons_round_trip_with_fallback() {
-        for reason in [StopReason::EndTurn, StopReason::ToolUse, StopReason::Other("guardrail".into())] {
+        for reason in [
+            StopReason::EndTurn,
+            StopReason::ToolUse,
+            StopReason::Other("guardrail".into()),
+        ] {
             let json = serde_json::to_string(&reason).unwrap();
             assert_eq!(serde_json::from_str::<StopReason>(&json).unwrap(), reason);
         }
-        assert_eq!(serde_json::to_string(&StopReason::MaxTokens).unwrap(), "\"max_tokens\"");
+        assert_eq!(
+            serde_json::to_string(&StopReason::MaxTokens).unwrap(),
+            "\"max_tokens\""
+        );
     }
 
     #[test]
@@ -427,7 +477,9 @@ mod tests {
         assert!(ok.check().is_ok());
         let mut bad = ok.clone();
         bad.messages.clear();
-        assert!(matches!(bad.check(), Err(LlmError::Validation { message }) if message.contains("empty")));
+        assert!(
+            matches!(bad.check(), Err(LlmError::Validation { message }) if message.contains("empty"))
+        );
         let mut bad = ok.clone();
         bad.messages.insert(0, Message::assistant("x"));
         assert!(bad.check().is_err());

@@ -29,18 +29,26 @@ pub struct OutgoingMessage {
 impl OutgoingMessage {
     /// A message with no delay.
     pub fn new(body: impl Into<String>) -> Self {
-        Self { body: body.into(), delay: None }
+        Self {
+            body: body.into(),
+            delay: None,
+        }
     }
 
     /// Checks size and delay limits.
     pub fn check(&self) -> Result<(), QueueError> {
         if self.body.is_empty() || self.body.len() > MAX_MESSAGE_BYTES {
             return Err(QueueError::InvalidRequest {
-                message: format!("message body must be 1 to {MAX_MESSAGE_BYTES} bytes, got {}", self.body.len()),
+                message: format!(
+                    "message body must be 1 to {MAX_MESSAGE_BYTES} bytes, got {}",
+                    self.body.len()
+                ),
             });
         }
         if self.delay.is_some_and(|d| d > MAX_DELAY) {
-            return Err(QueueError::InvalidRequest { message: "delay longer than 15 minutes".to_owned() });
+            return Err(QueueError::InvalidRequest {
+                message: "delay longer than 15 minutes".to_owned(),
+            });
         }
         Ok(())
     }
@@ -88,7 +96,11 @@ pub struct ReceiveOptions {
 
 impl Default for ReceiveOptions {
     fn default() -> Self {
-        Self { max_messages: 10, wait: Duration::from_secs(1), visibility_timeout: None }
+        Self {
+            max_messages: 10,
+            wait: Duration::from_secs(1),
+            visibility_timeout: None,
+        }
     }
 }
 
@@ -122,7 +134,10 @@ pub enum QueueError {
 impl QueueError {
     /// Whether retrying may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, QueueError::Throttled { .. } | QueueError::Unavailable { .. })
+        matches!(
+            self,
+            QueueError::Throttled { .. } | QueueError::Unavailable { .. }
+        )
     }
 }
 
@@ -191,8 +206,9 @@ forward_queue!(Box<T>);
 pub trait QueueProducerExt: QueueProducer {
     /// Sends a value as a JSON message.
     async fn send_json<T: Serialize + Sync>(&self, value: &T) -> Result<MessageId, QueueError> {
-        let body = serde_json::to_string(value)
-            .map_err(|e| QueueError::InvalidRequest { message: format!("cannot serialise message: {e}") })?;
+        let body = serde_json::to_string(value).map_err(|e| QueueError::InvalidRequest {
+            message: format!("cannot serialise message: {e}"),
+        })?;
         self.send(OutgoingMessage::new(body)).await
     }
 
@@ -212,10 +228,22 @@ mod tests {
     fn outgoing_messages_are_checked() {
         assert!(OutgoingMessage::new("{}").check().is_ok());
         assert!(OutgoingMessage::new("").check().is_err());
-        assert!(OutgoingMessage::new("x".repeat(MAX_MESSAGE_BYTES + 1)).check().is_err());
-        let late = OutgoingMessage { body: "x".into(), delay: Some(Duration::from_secs(901)) };
+        assert!(
+            OutgoingMessage::new("x".repeat(MAX_MESSAGE_BYTES + 1))
+                .check()
+                .is_err()
+        );
+        let late = OutgoingMessage {
+            body: "x".into(),
+            delay: Some(Duration::from_secs(901)),
+        };
         assert!(late.check().is_err());
-        assert!(QueueError::Throttled { message: String::new() }.is_retryable());
+        assert!(
+            QueueError::Throttled {
+                message: String::new()
+            }
+            .is_retryable()
+        );
         assert!(!QueueError::StaleReceipt.is_retryable());
     }
 }

@@ -183,7 +183,9 @@ pub enum RepoError {
         id: String,
     },
     /// Different content already exists under this id of an immutable entity.
-    #[error("{entity} {id} already exists with different content (stored sha256 {stored}, new {new})")]
+    #[error(
+        "{entity} {id} already exists with different content (stored sha256 {stored}, new {new})"
+    )]
     Conflict {
         /// Its kind.
         entity: EntityKind,
@@ -277,8 +279,10 @@ pub struct EntityPage<E> {
 /// Builds the item for an entity at `version`.
 pub fn to_item<E: Entity>(entity: &E, version: u64) -> Result<Item, RepoError> {
     let key = entity.key();
-    let data = serde_json::to_value(entity)
-        .map_err(|e| RepoError::Corrupt { key: key.clone(), message: format!("cannot serialise: {e}") })?;
+    let data = serde_json::to_value(entity).map_err(|e| RepoError::Corrupt {
+        key: key.clone(),
+        message: format!("cannot serialise: {e}"),
+    })?;
     let mut item = Item::new(key)
         .with_attribute(ENTITY_ATTRIBUTE, Value::from(E::KIND.as_str()))
         .with_attribute(DATA_ATTRIBUTE, data);
@@ -289,19 +293,37 @@ pub fn to_item<E: Entity>(entity: &E, version: u64) -> Result<Item, RepoError> {
 
 /// Reads an entity back from its item, checking its kind and invariants.
 pub fn from_item<E: Entity>(item: &Item) -> Result<E, RepoError> {
-    let corrupt = |message: String| RepoError::Corrupt { key: item.key.clone(), message };
-    match item.attributes.get(ENTITY_ATTRIBUTE).and_then(Value::as_str) {
+    let corrupt = |message: String| RepoError::Corrupt {
+        key: item.key.clone(),
+        message,
+    };
+    match item
+        .attributes
+        .get(ENTITY_ATTRIBUTE)
+        .and_then(Value::as_str)
+    {
         Some(kind) if kind == E::KIND.as_str() => {}
-        other => return Err(corrupt(format!("expected a {} item, found {other:?}", E::KIND))),
+        other => {
+            return Err(corrupt(format!(
+                "expected a {} item, found {other:?}",
+                E::KIND
+            )));
+        }
     }
-    let data = item.attributes.get(DATA_ATTRIBUTE).ok_or_else(|| corrupt("no data attribute".to_owned()))?;
+    let data = item
+        .attributes
+        .get(DATA_ATTRIBUTE)
+        .ok_or_else(|| corrupt("no data attribute".to_owned()))?;
     let entity: E = E::deserialize(data).map_err(|e| corrupt(e.to_string()))?;
     entity.validate().map_err(|p| corrupt(p.to_string()))?;
     Ok(entity)
 }
 
 fn validated<E: Entity>(entity: &E) -> Result<(), RepoError> {
-    entity.validate().map_err(|problems| RepoError::Invalid { entity: E::KIND, problems })
+    entity.validate().map_err(|problems| RepoError::Invalid {
+        entity: E::KIND,
+        problems,
+    })
 }
 
 fn hash_of<E: Entity>(entity: &E) -> Result<ContentHash, RepoError> {
@@ -344,7 +366,10 @@ impl Repository {
             Ok(()) => Ok(PutOutcome::Created),
             Err(StoreError::AlreadyExists { key }) => {
                 let stored = self.catalog_hash::<E>(entity.id()).await?.ok_or_else(|| {
-                    RepoError::Corrupt { key, message: "item vanished after a create conflict".to_owned() }
+                    RepoError::Corrupt {
+                        key,
+                        message: "item vanished after a create conflict".to_owned(),
+                    }
                 })?;
                 if stored == hash {
                     Ok(PutOutcome::Unchanged)
@@ -370,19 +395,30 @@ impl Repository {
     pub async fn require_catalog<E: CatalogEntity>(&self, id: &E::Id) -> Result<E, RepoError> {
         self.get_catalog::<E>(id)
             .await?
-            .ok_or_else(|| RepoError::NotFound { entity: E::KIND, id: id.to_string() })
+            .ok_or_else(|| RepoError::NotFound {
+                entity: E::KIND,
+                id: id.to_string(),
+            })
     }
 
     /// The stored content hash of a catalog entity.
-    pub async fn catalog_hash<E: CatalogEntity>(&self, id: &E::Id) -> Result<Option<ContentHash>, RepoError> {
+    pub async fn catalog_hash<E: CatalogEntity>(
+        &self,
+        id: &E::Id,
+    ) -> Result<Option<ContentHash>, RepoError> {
         let key = E::key_of(id);
-        let Some(item) = self.store.get(&key).await? else { return Ok(None) };
+        let Some(item) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
         let hash = item
             .attributes
             .get(HASH_ATTRIBUTE)
             .and_then(Value::as_str)
             .and_then(|h| ContentHash::try_from(h.to_owned()).ok())
-            .ok_or_else(|| RepoError::Corrupt { key, message: "missing or invalid sha256".to_owned() })?;
+            .ok_or_else(|| RepoError::Corrupt {
+                key,
+                message: "missing or invalid sha256".to_owned(),
+            })?;
         Ok(Some(hash))
     }
 
@@ -392,7 +428,9 @@ impl Repository {
         limit: usize,
         cursor: Option<Cursor>,
     ) -> Result<EntityPage<E>, RepoError> {
-        let query = Query::index(Index::ByType, keys::type_partition(E::KIND)).limit(limit).after(cursor);
+        let query = Query::index(Index::ByType, keys::type_partition(E::KIND))
+            .limit(limit)
+            .after(cursor);
         self.page(&query).await
     }
 
@@ -400,7 +438,10 @@ impl Repository {
     pub async fn get<E: Entity>(&self, key: &Key) -> Result<Option<Versioned<E>>, RepoError> {
         match self.store.get(key).await? {
             None => Ok(None),
-            Some(item) => Ok(Some(Versioned { value: from_item(&item)?, version: item.version })),
+            Some(item) => Ok(Some(Versioned {
+                value: from_item(&item)?,
+                version: item.version,
+            })),
         }
     }
 
@@ -419,18 +460,27 @@ impl Repository {
                 .get::<E>(&key)
                 .await?
                 .map(|v| v.value)
-                .ok_or_else(|| RepoError::Corrupt { key, message: "item vanished after a create conflict".to_owned() }),
+                .ok_or_else(|| RepoError::Corrupt {
+                    key,
+                    message: "item vanished after a create conflict".to_owned(),
+                }),
             Err(e) => Err(e),
         }
     }
 
     /// Replaces an entity if its item is still at `expected_version`; returns the new version.
     /// A concurrent change gives [`StoreError::ConditionFailed`].
-    pub async fn update<E: Entity>(&self, entity: &E, expected_version: u64) -> Result<u64, RepoError> {
+    pub async fn update<E: Entity>(
+        &self,
+        entity: &E,
+        expected_version: u64,
+    ) -> Result<u64, RepoError> {
         validated(entity)?;
         let version = expected_version + 1;
         let item = to_item(entity, version)?;
-        self.store.put(item, PutMode::UpdateVersion(expected_version)).await?;
+        self.store
+            .put(item, PutMode::UpdateVersion(expected_version))
+            .await?;
         Ok(version)
     }
 
@@ -438,8 +488,15 @@ impl Repository {
     pub async fn overwrite<E: Entity>(&self, entity: &E) -> Result<(), RepoError> {
         validated(entity)?;
         let key = entity.key();
-        let version = self.store.get(&key).await?.map_or(1, |item| item.version + 1);
-        Ok(self.store.put(to_item(entity, version)?, PutMode::Overwrite).await?)
+        let version = self
+            .store
+            .get(&key)
+            .await?
+            .map_or(1, |item| item.version + 1);
+        Ok(self
+            .store
+            .put(to_item(entity, version)?, PutMode::Overwrite)
+            .await?)
     }
 
     /// Stores a manifest and its hash lock in one transaction. If a manifest with the same hash
@@ -447,11 +504,20 @@ impl Repository {
     pub async fn create_manifest(&self, manifest: &Manifest) -> Result<Manifest, RepoError> {
         validated(manifest)?;
         let lock = Item::new(keys::manifest_hash(&manifest.hash))
-            .with_attribute(ENTITY_ATTRIBUTE, Value::from(EntityKind::ManifestHash.as_str()))
+            .with_attribute(
+                ENTITY_ATTRIBUTE,
+                Value::from(EntityKind::ManifestHash.as_str()),
+            )
             .with_attribute("manifest", Value::from(manifest.id.to_string()));
         let ops = vec![
-            TxOp::Put { item: lock, mode: PutMode::Create },
-            TxOp::Put { item: to_item(manifest, 1)?, mode: PutMode::Create },
+            TxOp::Put {
+                item: lock,
+                mode: PutMode::Create,
+            },
+            TxOp::Put {
+                item: to_item(manifest, 1)?,
+                mode: PutMode::Create,
+            },
         ];
         match self.store.transact(ops).await {
             Ok(()) => Ok(manifest.clone()),
@@ -467,20 +533,35 @@ impl Repository {
     }
 
     /// The manifest with this content hash, if one was stored.
-    pub async fn manifest_by_hash(&self, hash: &ContentHash) -> Result<Option<Manifest>, RepoError> {
+    pub async fn manifest_by_hash(
+        &self,
+        hash: &ContentHash,
+    ) -> Result<Option<Manifest>, RepoError> {
         let key = keys::manifest_hash(hash);
-        let Some(lock) = self.store.get(&key).await? else { return Ok(None) };
+        let Some(lock) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
         let id: ManifestId = lock
             .attributes
             .get("manifest")
             .and_then(Value::as_str)
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| RepoError::Corrupt { key, message: "hash lock without a manifest id".to_owned() })?;
-        Ok(self.get::<Manifest>(&keys::manifest(&id)).await?.map(|v| v.value))
+            .ok_or_else(|| RepoError::Corrupt {
+                key,
+                message: "hash lock without a manifest id".to_owned(),
+            })?;
+        Ok(self
+            .get::<Manifest>(&keys::manifest(&id))
+            .await?
+            .map(|v| v.value))
     }
 
     /// Lists manifests, newest first.
-    pub async fn list_manifests(&self, limit: usize, cursor: Option<Cursor>) -> Result<EntityPage<Manifest>, RepoError> {
+    pub async fn list_manifests(
+        &self,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<EntityPage<Manifest>, RepoError> {
         let query = Query::index(Index::ByType, keys::type_partition(EntityKind::Manifest))
             .order(crate::store::Order::Descending)
             .limit(limit)
@@ -495,7 +576,10 @@ impl Repository {
 
     /// Reads the run, its turns, judgments and summary with one query of its partition.
     pub async fn run_record(&self, id: &RunId) -> Result<Option<RunRecord>, RepoError> {
-        let items = self.store.query_all(&Query::partition(keys::run_pk(id))).await?;
+        let items = self
+            .store
+            .query_all(&Query::partition(keys::run_pk(id)))
+            .await?;
         let mut run = None;
         let mut judged = 0;
         let (mut turns, mut judgments, mut summary) = (Vec::new(), Vec::new(), None);
@@ -503,7 +587,10 @@ impl Repository {
             let sk = item.key.sk.as_str();
             if sk == keys::METADATA {
                 judged = item.counter(JUDGED_COUNTER);
-                run = Some(Versioned { value: from_item::<Run>(item)?, version: item.version });
+                run = Some(Versioned {
+                    value: from_item::<Run>(item)?,
+                    version: item.version,
+                });
             } else if sk == keys::SUMMARY {
                 summary = Some(from_item::<RunSummary>(item)?);
             } else if sk.starts_with(keys::TURN_PREFIX) {
@@ -512,7 +599,13 @@ impl Repository {
                 judgments.push(from_item::<Judgment>(item)?);
             }
         }
-        Ok(run.map(|run| RunRecord { run, judged, turns, judgments, summary }))
+        Ok(run.map(|run| RunRecord {
+            run,
+            judged,
+            turns,
+            judgments,
+            summary,
+        }))
     }
 
     /// Lists runs through an index, a page at a time. Never scans.
@@ -524,18 +617,40 @@ impl Repository {
     ) -> Result<EntityPage<Run>, RepoError> {
         use crate::store::Order::{Ascending, Descending};
         let (index, partition, order) = match filter {
-            RunFilter::Manifest(id) => (Index::ByManifest, keys::by_manifest_partition(id), Ascending),
+            RunFilter::Manifest(id) => (
+                Index::ByManifest,
+                keys::by_manifest_partition(id),
+                Ascending,
+            ),
             RunFilter::Model(id) => (Index::ByModel, keys::by_model_partition(id), Descending),
-            RunFilter::Status(status) => (Index::ByStatus, keys::by_status_partition(*status), Descending),
-            RunFilter::Vector(vector) => (Index::ByVector, keys::by_vector_partition(*vector), Descending),
+            RunFilter::Status(status) => (
+                Index::ByStatus,
+                keys::by_status_partition(*status),
+                Descending,
+            ),
+            RunFilter::Vector(vector) => (
+                Index::ByVector,
+                keys::by_vector_partition(*vector),
+                Descending,
+            ),
         };
-        let query = Query::index(index, partition).order(order).limit(limit).after(cursor);
+        let query = Query::index(index, partition)
+            .order(order)
+            .limit(limit)
+            .after(cursor);
         self.page(&query).await
     }
 
     async fn page<E: Entity>(&self, query: &Query) -> Result<EntityPage<E>, RepoError> {
         let page = self.store.query(query).await?;
-        let items = page.items.iter().map(from_item::<E>).collect::<Result<_, _>>()?;
-        Ok(EntityPage { items, cursor: page.cursor })
+        let items = page
+            .items
+            .iter()
+            .map(from_item::<E>)
+            .collect::<Result<_, _>>()?;
+        Ok(EntityPage {
+            items,
+            cursor: page.cursor,
+        })
     }
 }

@@ -38,7 +38,10 @@ pub struct Key {
 impl Key {
     /// A key from its parts.
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -66,8 +69,13 @@ pub enum Index {
 
 impl Index {
     /// Every index.
-    pub const ALL: [Index; 5] =
-        [Index::ByType, Index::ByModel, Index::ByManifest, Index::ByVector, Index::ByStatus];
+    pub const ALL: [Index; 5] = [
+        Index::ByType,
+        Index::ByModel,
+        Index::ByManifest,
+        Index::ByVector,
+        Index::ByStatus,
+    ];
 
     /// The index name, e.g. `by_type`.
     pub fn name(self) -> &'static str {
@@ -129,12 +137,28 @@ pub struct Item {
 impl Item {
     /// An item at version 1 with no index keys and no attributes.
     pub fn new(key: Key) -> Self {
-        Self { key, version: 1, index_keys: BTreeMap::new(), attributes: BTreeMap::new() }
+        Self {
+            key,
+            version: 1,
+            index_keys: BTreeMap::new(),
+            attributes: BTreeMap::new(),
+        }
     }
 
     /// Adds a key in `index`.
-    pub fn with_index(mut self, index: Index, pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        self.index_keys.insert(index, IndexKey { pk: pk.into(), sk: sk.into() });
+    pub fn with_index(
+        mut self,
+        index: Index,
+        pk: impl Into<String>,
+        sk: impl Into<String>,
+    ) -> Self {
+        self.index_keys.insert(
+            index,
+            IndexKey {
+                pk: pk.into(),
+                sk: sk.into(),
+            },
+        );
         self
     }
 
@@ -146,7 +170,10 @@ impl Item {
 
     /// Reads a numeric attribute as an integer (counters).
     pub fn counter(&self, name: &str) -> i64 {
-        self.attributes.get(name).and_then(Value::as_i64).unwrap_or(0)
+        self.attributes
+            .get(name)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
     }
 
     /// Checks keys and attribute names before a write. Backends call this so every backend
@@ -162,7 +189,9 @@ impl Item {
         }
         for name in self.attributes.keys() {
             let reserved = RESERVED_ATTRIBUTES.contains(&name.as_str())
-                || Index::ALL.iter().any(|i| i.pk_attribute() == name || i.sk_attribute() == name);
+                || Index::ALL
+                    .iter()
+                    .any(|i| i.pk_attribute() == name || i.sk_attribute() == name);
             if reserved || name.is_empty() {
                 return Err(StoreError::InvalidRequest {
                     message: format!("{}: attribute name {name:?} is reserved or empty", self.key),
@@ -176,7 +205,9 @@ impl Item {
 /// Checks that both parts of a key are non-empty and at most [`MAX_KEY_BYTES`].
 pub fn check_key(key: &Key) -> Result<(), StoreError> {
     if key.pk.is_empty() || key.sk.is_empty() {
-        return Err(StoreError::InvalidRequest { message: format!("{key}: empty key part") });
+        return Err(StoreError::InvalidRequest {
+            message: format!("{key}: empty key part"),
+        });
     }
     if key.pk.len() > MAX_KEY_BYTES || key.sk.len() > MAX_KEY_BYTES {
         return Err(StoreError::InvalidRequest {
@@ -362,12 +393,19 @@ pub struct Query {
 impl Query {
     /// Every item of a base-table partition, ascending.
     pub fn partition(pk: impl Into<String>) -> Self {
-        Self { partition: pk.into(), ..Self::default() }
+        Self {
+            partition: pk.into(),
+            ..Self::default()
+        }
     }
 
     /// Every item of an index partition, ascending.
     pub fn index(index: Index, pk: impl Into<String>) -> Self {
-        Self { index: Some(index), partition: pk.into(), ..Self::default() }
+        Self {
+            index: Some(index),
+            partition: pk.into(),
+            ..Self::default()
+        }
     }
 
     /// Restricts to sort keys with this prefix.
@@ -469,7 +507,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether retrying the same operation may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Throttled { .. } | StoreError::Unavailable { .. })
+        matches!(
+            self,
+            StoreError::Throttled { .. } | StoreError::Unavailable { .. }
+        )
     }
 }
 
@@ -537,13 +578,20 @@ pub trait StoreExt: Store {
 
     /// Adds `by` to a counter of an existing item.
     async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<(), StoreError> {
-        let op = TxOp::Increment { key: key.clone(), attribute: attribute.to_owned(), by };
+        let op = TxOp::Increment {
+            key: key.clone(),
+            attribute: attribute.to_owned(),
+            by,
+        };
         self.transact(vec![op]).await.map_err(unwrap_single)
     }
 
     /// Deletes an item; deleting a missing item succeeds.
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        let op = TxOp::Delete { key: key.clone(), condition: None };
+        let op = TxOp::Delete {
+            key: key.clone(),
+            condition: None,
+        };
         self.transact(vec![op]).await.map_err(unwrap_single)
     }
 }
@@ -566,17 +614,28 @@ mod tests {
     #[test]
     fn items_with_reserved_attributes_or_empty_keys_are_rejected() {
         let item = Item::new(Key::new("A", "B")).with_attribute("PK", json!(1));
-        assert!(matches!(item.check(), Err(StoreError::InvalidRequest { .. })));
+        assert!(matches!(
+            item.check(),
+            Err(StoreError::InvalidRequest { .. })
+        ));
         let item = Item::new(Key::new("A", "B")).with_attribute("by_type_pk", json!("x"));
         assert!(item.check().is_err());
         assert!(Item::new(Key::new("", "B")).check().is_err());
         assert!(Item::new(Key::new("A", "x".repeat(1025))).check().is_err());
-        assert!(Item::new(Key::new("A", "B")).with_attribute("data", json!({})).check().is_ok());
+        assert!(
+            Item::new(Key::new("A", "B"))
+                .with_attribute("data", json!({}))
+                .check()
+                .is_ok()
+        );
     }
 
     #[test]
     fn transactions_must_touch_each_item_once_and_fit_the_limit() {
-        let put = |sk: &str| TxOp::Put { item: Item::new(Key::new("P", sk)), mode: PutMode::Create };
+        let put = |sk: &str| TxOp::Put {
+            item: Item::new(Key::new("P", sk)),
+            mode: PutMode::Create,
+        };
         assert!(check_transaction(&[]).is_err());
         assert!(check_transaction(&[put("a"), put("a")]).is_err());
         let many: Vec<_> = (0..101).map(|i| put(&i.to_string())).collect();
@@ -588,7 +647,10 @@ mod tests {
     fn sort_key_ranges() {
         assert!(SortKeyRange::Prefix("TURN#".into()).contains("TURN#001"));
         assert!(!SortKeyRange::Prefix("TURN#".into()).contains("JUDGE#001"));
-        let between = SortKeyRange::Between { from: "b".into(), to: "d".into() };
+        let between = SortKeyRange::Between {
+            from: "b".into(),
+            to: "d".into(),
+        };
         assert!(between.contains("b") && between.contains("c") && between.contains("d"));
         assert!(!between.contains("a") && !between.contains("da"));
         assert!(SortKeyRange::AtLeast("m".into()).contains("z"));
@@ -597,8 +659,23 @@ mod tests {
 
     #[test]
     fn only_transient_errors_are_retryable() {
-        assert!(StoreError::Throttled { message: String::new() }.is_retryable());
-        assert!(StoreError::Unavailable { message: String::new() }.is_retryable());
-        assert!(!StoreError::AlreadyExists { key: Key::new("a", "b") }.is_retryable());
+        assert!(
+            StoreError::Throttled {
+                message: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(
+            StoreError::Unavailable {
+                message: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(
+            !StoreError::AlreadyExists {
+                key: Key::new("a", "b")
+            }
+            .is_retryable()
+        );
     }
 }

@@ -34,7 +34,10 @@ impl Verdict {
             return Err(problems);
         };
         for key in object.keys() {
-            if !matches!(key.as_str(), "scores" | "flags" | "violations" | "rationale") {
+            if !matches!(
+                key.as_str(),
+                "scores" | "flags" | "violations" | "rationale"
+            ) {
                 problems.push(key.as_str(), "unknown field");
             }
         }
@@ -48,7 +51,10 @@ impl Verdict {
                         None => problems.push(field, "missing or not an integer"),
                         Some(n) if !dim.scale.contains(n) => problems.push(
                             field,
-                            format!("{n} is outside the scale {}..={}", dim.scale.min, dim.scale.max),
+                            format!(
+                                "{n} is outside the scale {}..={}",
+                                dim.scale.min, dim.scale.max
+                            ),
                         ),
                         Some(n) => {
                             scores.insert(dim.name.clone(), u8::try_from(n).unwrap_or(u8::MAX));
@@ -69,7 +75,8 @@ impl Verdict {
             Some(given) => {
                 for flag in &rubric.flags {
                     match given.get(&flag.name).and_then(Value::as_bool) {
-                        None => problems.push(format!("flags.{}", flag.name), "missing or not a boolean"),
+                        None => problems
+                            .push(format!("flags.{}", flag.name), "missing or not a boolean"),
                         Some(b) => {
                             flags.insert(flag.name.clone(), b);
                         }
@@ -110,7 +117,12 @@ impl Verdict {
         };
         problems.into_result()?;
         violations.sort();
-        Ok(Verdict { scores, flags, violations, rationale })
+        Ok(Verdict {
+            scores,
+            flags,
+            violations,
+            rationale,
+        })
     }
 }
 

@@ -95,9 +95,21 @@ impl Validate for ManifestRequest {
     /// which reports them in the same list.
     fn validate(&self) -> Result<(), Problems> {
         let mut problems = Problems::new();
-        problems.check(!self.scenarios.is_empty(), "scenarios", "must list at least one scenario");
-        problems.check(!self.tutors.is_empty(), "tutors", "must list at least one tutor model");
-        problems.check(!self.judges.is_empty(), "judges", "must list at least one judge model");
+        problems.check(
+            !self.scenarios.is_empty(),
+            "scenarios",
+            "must list at least one scenario",
+        );
+        problems.check(
+            !self.tutors.is_empty(),
+            "tutors",
+            "must list at least one tutor model",
+        );
+        problems.check(
+            !self.judges.is_empty(),
+            "judges",
+            "must list at least one judge model",
+        );
         problems.check(
             (1..=MAX_TURNS).contains(&self.turns),
             "turns",
@@ -128,9 +140,21 @@ impl Validate for ManifestRequest {
             );
         }
         for (field, ids) in [
-            ("scenarios", self.scenarios.iter().map(ToString::to_string).collect::<Vec<_>>()),
-            ("tutors", self.tutors.iter().map(|t| t.model.to_string()).collect()),
-            ("judges", self.judges.iter().map(|j| j.model.to_string()).collect()),
+            (
+                "scenarios",
+                self.scenarios
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "tutors",
+                self.tutors.iter().map(|t| t.model.to_string()).collect(),
+            ),
+            (
+                "judges",
+                self.judges.iter().map(|j| j.model.to_string()).collect(),
+            ),
         ] {
             let mut seen = BTreeSet::new();
             for id in ids {

@@ -86,7 +86,12 @@ mod tests {
 
     #[test]
     fn cost_is_priced_per_million_tokens() {
-        let prices = Prices { input: 3.0, output: 15.0, cache_read: 0.3, cache_write: 3.75 };
+        let prices = Prices {
+            input: 3.0,
+            output: 15.0,
+            cache_read: 0.3,
+            cache_write: 3.75,
+        };
         let usage = Usage {
             input_tokens: 1_000_000,
             output_tokens: 100_000,

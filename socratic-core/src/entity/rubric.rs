@@ -159,7 +159,9 @@ fn is_snake_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 impl Validate for Rubric {
@@ -198,7 +200,11 @@ impl Validate for Rubric {
             );
             lowest = lowest.min(dim.scale.min);
             highest = highest.max(dim.scale.max);
-            problems.check(!dim.anchors.is_empty(), at("anchors"), "needs at least one anchor");
+            problems.check(
+                !dim.anchors.is_empty(),
+                at("anchors"),
+                "needs at least one anchor",
+            );
             let mut scores = BTreeSet::new();
             for (j, anchor) in dim.anchors.iter().enumerate() {
                 let field = format!("dimensions[{i}].anchors[{j}]");
@@ -215,7 +221,11 @@ impl Validate for Rubric {
                     format!("{field}.score"),
                     format!("duplicate anchor for score {}", anchor.score),
                 );
-                require_text(&mut problems, &format!("{field}.description"), &anchor.description);
+                require_text(
+                    &mut problems,
+                    &format!("{field}.description"),
+                    &anchor.description,
+                );
             }
         }
         if !self.dimensions.is_empty() {

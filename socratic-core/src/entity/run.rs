@@ -166,7 +166,13 @@ mod tests {
     #[test]
     fn status_machine_only_moves_forward() {
         use RunStatus as S;
-        let forward = [S::Pending, S::Running, S::DialogueComplete, S::Judged, S::Curated];
+        let forward = [
+            S::Pending,
+            S::Running,
+            S::DialogueComplete,
+            S::Judged,
+            S::Curated,
+        ];
         for pair in forward.windows(2) {
             assert!(pair[0].can_become(pair[1]), "{} -> {}", pair[0], pair[1]);
             assert!(!pair[1].can_become(pair[0]), "{} -> {}", pair[1], pair[0]);

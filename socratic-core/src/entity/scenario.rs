@@ -90,7 +90,11 @@ impl Validate for Scenario {
         require_text(&mut problems, "persona", &self.persona);
         require_text(&mut problems, "opening_statement", &self.opening_statement);
         require_text(&mut problems, "key_conflict", &self.key_conflict);
-        problems.check(!self.goals.is_empty(), "goals", "must list at least one goal");
+        problems.check(
+            !self.goals.is_empty(),
+            "goals",
+            "must list at least one goal",
+        );
         for (i, goal) in self.goals.iter().enumerate() {
             require_text(&mut problems, &format!("goals[{i}]"), goal);
         }

@@ -110,7 +110,8 @@ pub fn from_json<T: DeserializeOwned + Validate>(
     entity: &'static str,
     json: &str,
 ) -> Result<T, EntityError> {
-    let value: T = serde_json::from_str(json).map_err(|source| EntityError::Json { entity, source })?;
+    let value: T =
+        serde_json::from_str(json).map_err(|source| EntityError::Json { entity, source })?;
     value
         .validate()
         .map_err(|problems| EntityError::Invalid { entity, problems })?;

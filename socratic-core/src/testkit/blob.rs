@@ -23,20 +23,34 @@ fn key(prefix: &str, name: &str) -> BlobKey {
 pub async fn put_get_head_round_trip(blobs: &dyn BlobStore) {
     let prefix = unique_prefix("roundtrip");
     let large: Vec<u8> = (0..1024 * 1024).map(|i| (i * 31 % 251) as u8).collect();
-    for (name, body) in [("empty", Vec::new()), ("binary", vec![0u8, 255, 10, 13, 0]), ("large", large)] {
+    for (name, body) in [
+        ("empty", Vec::new()),
+        ("binary", vec![0u8, 255, 10, 13, 0]),
+        ("large", large),
+    ] {
         let k = key(&prefix, name);
-        let meta = blobs.put(&k, body.clone(), BlobPutMode::Create).await.expect("put");
+        let meta = blobs
+            .put(&k, body.clone(), BlobPutMode::Create)
+            .await
+            .expect("put");
         assert_eq!(meta.key, k);
         assert_eq!(meta.size, body.len() as u64, "{name}: size");
         assert_eq!(blobs.get(&k).await.expect("get"), body, "{name}: content");
-        assert_eq!(blobs.head(&k).await.expect("head").size, body.len() as u64, "{name}: head size");
+        assert_eq!(
+            blobs.head(&k).await.expect("head").size,
+            body.len() as u64,
+            "{name}: head size"
+        );
     }
 }
 
 /// A create-only put of an existing key fails with `AlreadyExists` and keeps the first body.
 pub async fn create_only_conflicts(blobs: &dyn BlobStore) {
     let k = key(&unique_prefix("create"), "a.json");
-    blobs.put(&k, b"first".to_vec(), BlobPutMode::Create).await.expect("first put");
+    blobs
+        .put(&k, b"first".to_vec(), BlobPutMode::Create)
+        .await
+        .expect("first put");
     match blobs.put(&k, b"second".to_vec(), BlobPutMode::Create).await {
         Err(BlobError::AlreadyExists { key }) => assert_eq!(key, k.as_str()),
         other => panic!("second create must fail with AlreadyExists, got {other:?}"),
@@ -47,8 +61,14 @@ pub async fn create_only_conflicts(blobs: &dyn BlobStore) {
 /// An overwrite replaces the body.
 pub async fn overwrite_replaces(blobs: &dyn BlobStore) {
     let k = key(&unique_prefix("overwrite"), "a.json");
-    blobs.put(&k, b"first".to_vec(), BlobPutMode::Overwrite).await.expect("put");
-    blobs.put(&k, b"second, longer".to_vec(), BlobPutMode::Overwrite).await.expect("overwrite");
+    blobs
+        .put(&k, b"first".to_vec(), BlobPutMode::Overwrite)
+        .await
+        .expect("put");
+    blobs
+        .put(&k, b"second, longer".to_vec(), BlobPutMode::Overwrite)
+        .await
+        .expect("overwrite");
     assert_eq!(blobs.get(&k).await.expect("get"), b"second, longer");
     assert_eq!(blobs.head(&k).await.expect("head").size, 14);
 }
@@ -57,7 +77,10 @@ pub async fn overwrite_replaces(blobs: &dyn BlobStore) {
 pub async fn missing_blobs_are_not_found(blobs: &dyn BlobStore) {
     let k = key(&unique_prefix("missing"), "nothing");
     assert!(matches!(blobs.get(&k).await, Err(BlobError::NotFound { key }) if key == k.as_str()));
-    assert!(matches!(blobs.head(&k).await, Err(BlobError::NotFound { .. })));
+    assert!(matches!(
+        blobs.head(&k).await,
+        Err(BlobError::NotFound { .. })
+    ));
     assert!(!blobs.exists(&k).await.expect("exists"));
 }
 
@@ -68,13 +91,34 @@ pub async fn list_by_prefix_across_pages(blobs: &dyn BlobStore) {
     let mut expected = Vec::new();
     for i in 0..10 {
         let k = key(&prefix, &format!("runs/{i:02}.json"));
-        blobs.put(&k, vec![b'x'; i], BlobPutMode::Create).await.expect("put");
+        blobs
+            .put(&k, vec![b'x'; i], BlobPutMode::Create)
+            .await
+            .expect("put");
         expected.push(k.to_string());
     }
-    blobs.put(&key(&prefix, "other/x.json"), b"x".to_vec(), BlobPutMode::Create).await.expect("put");
-    blobs.put(&key(&format!("{prefix}-sibling"), "runs/00.json"), b"x".to_vec(), BlobPutMode::Create).await.expect("put");
+    blobs
+        .put(
+            &key(&prefix, "other/x.json"),
+            b"x".to_vec(),
+            BlobPutMode::Create,
+        )
+        .await
+        .expect("put");
+    blobs
+        .put(
+            &key(&format!("{prefix}-sibling"), "runs/00.json"),
+            b"x".to_vec(),
+            BlobPutMode::Create,
+        )
+        .await
+        .expect("put");
 
-    let mut options = ListOptions { prefix: format!("{prefix}/runs/"), limit: Some(3), cursor: None };
+    let mut options = ListOptions {
+        prefix: format!("{prefix}/runs/"),
+        limit: Some(3),
+        cursor: None,
+    };
     let mut seen = Vec::new();
     let mut sizes = Vec::new();
     for _ in 0..100 {
@@ -89,17 +133,40 @@ pub async fn list_by_prefix_across_pages(blobs: &dyn BlobStore) {
     }
     assert_eq!(seen, expected, "every key once, in order");
     assert_eq!(sizes, (0..10).collect::<Vec<u64>>());
-    assert_eq!(blobs.list_all(&format!("{prefix}/")).await.expect("list all").len(), 11);
-    let bogus = ListOptions { prefix, limit: None, cursor: Some(Cursor("\u{1}bogus".into())) };
-    assert!(blobs.list(&bogus).await.is_err(), "a cursor the backend did not issue is rejected");
+    assert_eq!(
+        blobs
+            .list_all(&format!("{prefix}/"))
+            .await
+            .expect("list all")
+            .len(),
+        11
+    );
+    let bogus = ListOptions {
+        prefix,
+        limit: None,
+        cursor: Some(Cursor("\u{1}bogus".into())),
+    };
+    assert!(
+        blobs.list(&bogus).await.is_err(),
+        "a cursor the backend did not issue is rejected"
+    );
 }
 
 /// Delete removes a blob; deleting again, or deleting a missing blob, succeeds.
 pub async fn delete_is_idempotent(blobs: &dyn BlobStore) {
     let k = key(&unique_prefix("delete"), "a");
-    blobs.put(&k, b"x".to_vec(), BlobPutMode::Create).await.expect("put");
+    blobs
+        .put(&k, b"x".to_vec(), BlobPutMode::Create)
+        .await
+        .expect("put");
     blobs.delete(&k).await.expect("delete");
-    assert!(matches!(blobs.get(&k).await, Err(BlobError::NotFound { .. })));
+    assert!(matches!(
+        blobs.get(&k).await,
+        Err(BlobError::NotFound { .. })
+    ));
     blobs.delete(&k).await.expect("second delete");
-    blobs.put(&k, b"again".to_vec(), BlobPutMode::Create).await.expect("create after delete");
+    blobs
+        .put(&k, b"again".to_vec(), BlobPutMode::Create)
+        .await
+        .expect("create after delete");
 }

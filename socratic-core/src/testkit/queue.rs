@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::queue::{
-    Delivery, MessageId, OutgoingMessage, QueueConsumer, QueueError, QueueProducer, QueueProducerExt,
-    ReceiveOptions,
+    Delivery, MessageId, OutgoingMessage, QueueConsumer, QueueError, QueueProducer,
+    QueueProducerExt, ReceiveOptions,
 };
 
 /// A fresh queue for one check.
@@ -44,15 +44,29 @@ pub async fn run_all(fixture: &dyn QueueFixture) {
 }
 
 fn options(max: usize, wait_ms: u64, visibility: Option<Duration>) -> ReceiveOptions {
-    ReceiveOptions { max_messages: max, wait: Duration::from_millis(wait_ms), visibility_timeout: visibility }
+    ReceiveOptions {
+        max_messages: max,
+        wait: Duration::from_millis(wait_ms),
+        visibility_timeout: visibility,
+    }
 }
 
 /// Receives until `want` messages arrived or `patience` passes.
-async fn receive_until(consumer: &dyn QueueConsumer, want: usize, patience: Duration, visibility: Option<Duration>) -> Vec<Delivery> {
+async fn receive_until(
+    consumer: &dyn QueueConsumer,
+    want: usize,
+    patience: Duration,
+    visibility: Option<Duration>,
+) -> Vec<Delivery> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut got = Vec::new();
     while got.len() < want && tokio::time::Instant::now() < deadline {
-        got.extend(consumer.receive(&options(10, 200, visibility)).await.expect("receive"));
+        got.extend(
+            consumer
+                .receive(&options(10, 200, visibility))
+                .await
+                .expect("receive"),
+        );
     }
     got
 }
@@ -60,14 +74,22 @@ async fn receive_until(consumer: &dyn QueueConsumer, want: usize, patience: Dura
 /// A sent message is received once with attempt 1, and gone after an ack.
 pub async fn send_receive_ack(fixture: &dyn QueueFixture) {
     let q = fixture.queue(5).await;
-    let id = q.producer.send(OutgoingMessage::new(r#"{"run":"A"}"#)).await.expect("send");
+    let id = q
+        .producer
+        .send(OutgoingMessage::new(r#"{"run":"A"}"#))
+        .await
+        .expect("send");
     let got = receive_until(q.consumer.as_ref(), 1, Duration::from_secs(5), None).await;
     assert_eq!(got.len(), 1, "the message arrives");
     assert_eq!(got[0].message_id, id);
     assert_eq!(got[0].body, r#"{"run":"A"}"#);
     assert_eq!(got[0].attempt, 1);
     q.consumer.ack(&got[0].receipt).await.expect("ack");
-    let again = q.consumer.receive(&options(10, 500, None)).await.expect("receive");
+    let again = q
+        .consumer
+        .receive(&options(10, 500, None))
+        .await
+        .expect("receive");
     assert!(again.is_empty(), "an acked message is gone: {again:?}");
 }
 
@@ -81,42 +103,78 @@ pub async fn batch_send_reports_each_entry(fixture: &dyn QueueFixture) {
     ];
     let results = q.producer.send_batch(batch).await.expect("batch call");
     assert_eq!(results.len(), 3, "one result per entry");
-    assert!(results[0].is_ok() && results[2].is_ok(), "valid entries are sent: {results:?}");
-    assert!(matches!(results[1], Err(QueueError::InvalidRequest { .. })), "the empty entry fails: {results:?}");
+    assert!(
+        results[0].is_ok() && results[2].is_ok(),
+        "valid entries are sent: {results:?}"
+    );
+    assert!(
+        matches!(results[1], Err(QueueError::InvalidRequest { .. })),
+        "the empty entry fails: {results:?}"
+    );
     let got = receive_until(q.consumer.as_ref(), 2, Duration::from_secs(5), None).await;
     let mut bodies: Vec<_> = got.iter().map(|d| d.body.as_str()).collect();
     bodies.sort_unstable();
     assert_eq!(bodies, ["one", "three"]);
-    let many: Vec<_> = (0..25).map(|i| OutgoingMessage::new(format!("m{i}"))).collect();
-    let ids = q.producer.send_all(many).await.expect("a batch larger than one backend call");
+    let many: Vec<_> = (0..25)
+        .map(|i| OutgoingMessage::new(format!("m{i}")))
+        .collect();
+    let ids = q
+        .producer
+        .send_all(many)
+        .await
+        .expect("a batch larger than one backend call");
     assert_eq!(ids.len(), 25);
 }
 
 /// A message received and not acked comes back after its visibility timeout, attempt + 1.
 pub async fn unacked_message_returns_after_visibility_timeout(fixture: &dyn QueueFixture) {
     let q = fixture.queue(5).await;
-    let id = q.producer.send(OutgoingMessage::new("lost worker")).await.expect("send");
+    let id = q
+        .producer
+        .send(OutgoingMessage::new("lost worker"))
+        .await
+        .expect("send");
     let visibility = Some(Duration::from_secs(1));
     let first = receive_until(q.consumer.as_ref(), 1, Duration::from_secs(5), visibility).await;
     assert_eq!(first.len(), 1);
-    let hidden = q.consumer.receive(&options(10, 0, visibility)).await.expect("receive");
+    let hidden = q
+        .consumer
+        .receive(&options(10, 0, visibility))
+        .await
+        .expect("receive");
     assert!(hidden.is_empty(), "an in-flight message is invisible");
     let second = receive_until(q.consumer.as_ref(), 1, Duration::from_secs(10), visibility).await;
     assert_eq!(second.len(), 1, "the message comes back after the timeout");
     assert_eq!(second[0].message_id, id);
     assert_eq!(second[0].attempt, 2);
-    q.consumer.ack(&second[0].receipt).await.expect("ack the redelivery");
+    q.consumer
+        .ack(&second[0].receipt)
+        .await
+        .expect("ack the redelivery");
 }
 
 /// A nacked message stays hidden for its delay, then comes back with attempt + 1.
 pub async fn nack_delay_is_respected(fixture: &dyn QueueFixture) {
     let q = fixture.queue(5).await;
-    q.producer.send(OutgoingMessage::new("retry me")).await.expect("send");
+    q.producer
+        .send(OutgoingMessage::new("retry me"))
+        .await
+        .expect("send");
     let first = receive_until(q.consumer.as_ref(), 1, Duration::from_secs(5), None).await;
     assert_eq!(first.len(), 1);
-    q.consumer.nack(&first[0].receipt, Duration::from_secs(2)).await.expect("nack");
-    let early = q.consumer.receive(&options(10, 500, None)).await.expect("receive");
-    assert!(early.is_empty(), "a nacked message stays hidden for its delay");
+    q.consumer
+        .nack(&first[0].receipt, Duration::from_secs(2))
+        .await
+        .expect("nack");
+    let early = q
+        .consumer
+        .receive(&options(10, 500, None))
+        .await
+        .expect("receive");
+    assert!(
+        early.is_empty(),
+        "a nacked message stays hidden for its delay"
+    );
     let later = receive_until(q.consumer.as_ref(), 1, Duration::from_secs(10), None).await;
     assert_eq!(later.len(), 1, "the nacked message comes back");
     assert_eq!(later[0].attempt, 2);
@@ -125,15 +183,29 @@ pub async fn nack_delay_is_respected(fixture: &dyn QueueFixture) {
 /// After `max_attempts` deliveries without an ack, the message moves to the dead-letter queue.
 pub async fn dead_letter_after_max_attempts(fixture: &dyn QueueFixture) {
     let q = fixture.queue(3).await;
-    let id = q.producer.send(OutgoingMessage::new("poison")).await.expect("send");
+    let id = q
+        .producer
+        .send(OutgoingMessage::new("poison"))
+        .await
+        .expect("send");
     for attempt in 1..=3 {
         let got = receive_until(q.consumer.as_ref(), 1, Duration::from_secs(5), None).await;
         assert_eq!(got.len(), 1, "delivery {attempt} arrives");
         assert_eq!(got[0].attempt, attempt);
-        q.consumer.nack(&got[0].receipt, Duration::ZERO).await.expect("nack");
+        q.consumer
+            .nack(&got[0].receipt, Duration::ZERO)
+            .await
+            .expect("nack");
     }
-    let after = q.consumer.receive(&options(10, 1000, None)).await.expect("receive");
-    assert!(after.is_empty(), "no delivery after the last attempt: {after:?}");
+    let after = q
+        .consumer
+        .receive(&options(10, 1000, None))
+        .await
+        .expect("receive");
+    assert!(
+        after.is_empty(),
+        "no delivery after the last attempt: {after:?}"
+    );
     let dead = receive_until(q.dead_letters.as_ref(), 1, Duration::from_secs(5), None).await;
     assert_eq!(dead.len(), 1, "the message is in the dead-letter queue");
     assert_eq!(dead[0].body, "poison");
@@ -141,11 +213,18 @@ pub async fn dead_letter_after_max_attempts(fixture: &dyn QueueFixture) {
 }
 
 /// `messages` messages through `consumers` concurrent consumers: none lost, none handled twice.
-pub async fn many_messages_through_concurrent_consumers(fixture: &dyn QueueFixture, messages: usize, consumers: usize) {
+pub async fn many_messages_through_concurrent_consumers(
+    fixture: &dyn QueueFixture,
+    messages: usize,
+    consumers: usize,
+) {
     let q = fixture.queue(5).await;
     let mut sent: Vec<MessageId> = Vec::with_capacity(messages);
     for chunk in (0..messages).collect::<Vec<_>>().chunks(100) {
-        let batch = chunk.iter().map(|i| OutgoingMessage::new(format!("m{i}"))).collect();
+        let batch = chunk
+            .iter()
+            .map(|i| OutgoingMessage::new(format!("m{i}")))
+            .collect();
         sent.extend(q.producer.send_all(batch).await.expect("send batch"));
     }
     let handled: Mutex<HashMap<MessageId, u32>> = Mutex::new(HashMap::new());
@@ -155,7 +234,10 @@ pub async fn many_messages_through_concurrent_consumers(fixture: &dyn QueueFixtu
         async move {
             let mut idle = 0;
             while idle < 3 {
-                let batch = consumer.receive(&options(10, 200, Some(Duration::from_secs(120)))).await.expect("receive");
+                let batch = consumer
+                    .receive(&options(10, 200, Some(Duration::from_secs(120))))
+                    .await
+                    .expect("receive");
                 if batch.is_empty() {
                     idle += 1;
                     continue;
@@ -163,7 +245,11 @@ pub async fn many_messages_through_concurrent_consumers(fixture: &dyn QueueFixtu
                 idle = 0;
                 for delivery in batch {
                     consumer.ack(&delivery.receipt).await.expect("ack");
-                    *handled.lock().expect("lock").entry(delivery.message_id).or_default() += 1;
+                    *handled
+                        .lock()
+                        .expect("lock")
+                        .entry(delivery.message_id)
+                        .or_default() += 1;
                 }
             }
         }
@@ -171,8 +257,15 @@ pub async fn many_messages_through_concurrent_consumers(fixture: &dyn QueueFixtu
     futures::future::join_all(workers).await;
     let handled = handled.into_inner().expect("lock");
     let twice: Vec<_> = handled.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "messages handled more than once: {twice:?}");
-    let lost: Vec<_> = sent.iter().filter(|id| !handled.contains_key(id)).take(10).collect();
+    assert!(
+        twice.is_empty(),
+        "messages handled more than once: {twice:?}"
+    );
+    let lost: Vec<_> = sent
+        .iter()
+        .filter(|id| !handled.contains_key(id))
+        .take(10)
+        .collect();
     assert!(lost.is_empty(), "messages lost (first 10): {lost:?}");
     assert_eq!(handled.len(), messages);
 }

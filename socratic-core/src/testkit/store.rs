@@ -38,54 +38,93 @@ fn sks(items: &[Item]) -> Vec<String> {
 /// Reading a missing key gives `None`, not an error.
 pub async fn get_missing_is_none(store: &dyn Store) {
     let pk = unique_prefix("missing");
-    assert_eq!(store.get(&Key::new(pk, "METADATA")).await.expect("get"), None);
+    assert_eq!(
+        store.get(&Key::new(pk, "METADATA")).await.expect("get"),
+        None
+    );
 }
 
 /// A create-only put of an existing key fails with `AlreadyExists` and changes nothing.
 pub async fn create_only_conflicts(store: &dyn Store) {
     let pk = unique_prefix("create");
     let first = item(&pk, "A").with_attribute("n", json!(1));
-    store.put(first.clone(), PutMode::Create).await.expect("first create");
+    store
+        .put(first.clone(), PutMode::Create)
+        .await
+        .expect("first create");
     let second = item(&pk, "A").with_attribute("n", json!(2));
     match store.put(second, PutMode::Create).await {
         Err(StoreError::AlreadyExists { key }) => assert_eq!(key, first.key),
         other => panic!("second create must fail with AlreadyExists, got {other:?}"),
     }
-    let stored = store.get(&first.key).await.expect("get").expect("item exists");
+    let stored = store
+        .get(&first.key)
+        .await
+        .expect("get")
+        .expect("item exists");
     assert_eq!(stored, first, "a failed create must not change the item");
 }
 
 /// An overwrite replaces the item, including removing attributes and index keys.
 pub async fn overwrite_replaces(store: &dyn Store) {
     let pk = unique_prefix("overwrite");
-    let first = item(&pk, "A").with_attribute("old", json!(true)).with_index(Index::ByType, format!("{pk}-T"), "x");
-    store.put(first, PutMode::Overwrite).await.expect("overwrite of nothing creates");
+    let first = item(&pk, "A")
+        .with_attribute("old", json!(true))
+        .with_index(Index::ByType, format!("{pk}-T"), "x");
+    store
+        .put(first, PutMode::Overwrite)
+        .await
+        .expect("overwrite of nothing creates");
     let mut second = item(&pk, "A").with_attribute("new", json!("yes"));
     second.version = 7;
-    store.put(second.clone(), PutMode::Overwrite).await.expect("overwrite");
+    store
+        .put(second.clone(), PutMode::Overwrite)
+        .await
+        .expect("overwrite");
     assert_eq!(store.get(&second.key).await.expect("get"), Some(second));
-    let indexed = store.query(&Query::index(Index::ByType, format!("{pk}-T"))).await.expect("query");
-    assert!(indexed.items.is_empty(), "an overwrite without an index key removes the item from the index");
+    let indexed = store
+        .query(&Query::index(Index::ByType, format!("{pk}-T")))
+        .await
+        .expect("query");
+    assert!(
+        indexed.items.is_empty(),
+        "an overwrite without an index key removes the item from the index"
+    );
 }
 
 /// Update-if-version succeeds only on the expected version, and never on a missing item.
 pub async fn update_if_version(store: &dyn Store) {
     let pk = unique_prefix("version");
     let v1 = item(&pk, "A");
-    store.put(v1.clone(), PutMode::Create).await.expect("create");
+    store
+        .put(v1.clone(), PutMode::Create)
+        .await
+        .expect("create");
     let mut v2 = v1.clone().with_attribute("step", json!(2));
     v2.version = 2;
-    store.put(v2.clone(), PutMode::UpdateVersion(1)).await.expect("update from version 1");
+    store
+        .put(v2.clone(), PutMode::UpdateVersion(1))
+        .await
+        .expect("update from version 1");
     let mut stale = v1.clone().with_attribute("step", json!("stale"));
     stale.version = 2;
     match store.put(stale, PutMode::UpdateVersion(1)).await {
         Err(StoreError::ConditionFailed { key }) => assert_eq!(key, v1.key),
-        other => panic!("an update from a stale version must fail with ConditionFailed, got {other:?}"),
+        other => {
+            panic!("an update from a stale version must fail with ConditionFailed, got {other:?}")
+        }
     }
-    assert_eq!(store.get(&v1.key).await.expect("get"), Some(v2), "a failed update changes nothing");
+    assert_eq!(
+        store.get(&v1.key).await.expect("get"),
+        Some(v2),
+        "a failed update changes nothing"
+    );
     let missing = item(&pk, "missing");
     assert!(
-        matches!(store.put(missing, PutMode::UpdateVersion(1)).await, Err(StoreError::ConditionFailed { .. })),
+        matches!(
+            store.put(missing, PutMode::UpdateVersion(1)).await,
+            Err(StoreError::ConditionFailed { .. })
+        ),
         "an update of a missing item must fail with ConditionFailed"
     );
 }
@@ -95,10 +134,18 @@ pub async fn update_if_version(store: &dyn Store) {
 pub async fn prefix_and_range_queries(store: &dyn Store) {
     let pk = unique_prefix("range");
     let other = unique_prefix("range-other");
-    for sk in ["A#01", "A#02", "A#03", "A#04", "A#05", "B#01", "B#02", "B#03", "C"] {
-        store.put(item(&pk, sk), PutMode::Create).await.expect("put");
+    for sk in [
+        "A#01", "A#02", "A#03", "A#04", "A#05", "B#01", "B#02", "B#03", "C",
+    ] {
+        store
+            .put(item(&pk, sk), PutMode::Create)
+            .await
+            .expect("put");
     }
-    store.put(item(&other, "A#01"), PutMode::Create).await.expect("put other");
+    store
+        .put(item(&other, "A#01"), PutMode::Create)
+        .await
+        .expect("put other");
 
     let run = |range: SortKeyRange, order: Order| {
         let query = Query::partition(pk.clone()).range(range).order(order);
@@ -114,16 +161,40 @@ pub async fn prefix_and_range_queries(store: &dyn Store) {
         ["A#05", "A#04", "A#03", "A#02", "A#01"]
     );
     assert_eq!(
-        run(SortKeyRange::Between { from: "A#02".into(), to: "A#04".into() }, Order::Ascending).await,
+        run(
+            SortKeyRange::Between {
+                from: "A#02".into(),
+                to: "A#04".into()
+            },
+            Order::Ascending
+        )
+        .await,
         ["A#02", "A#03", "A#04"]
     );
     assert_eq!(
-        run(SortKeyRange::Between { from: "A#04".into(), to: "B#01".into() }, Order::Descending).await,
+        run(
+            SortKeyRange::Between {
+                from: "A#04".into(),
+                to: "B#01".into()
+            },
+            Order::Descending
+        )
+        .await,
         ["B#01", "A#05", "A#04"]
     );
-    assert_eq!(run(SortKeyRange::AtLeast("B#02".into()), Order::Ascending).await, ["B#02", "B#03", "C"]);
-    assert_eq!(run(SortKeyRange::AtMost("A#02".into()), Order::Descending).await, ["A#02", "A#01"]);
-    assert!(run(SortKeyRange::Prefix("Z".into()), Order::Ascending).await.is_empty());
+    assert_eq!(
+        run(SortKeyRange::AtLeast("B#02".into()), Order::Ascending).await,
+        ["B#02", "B#03", "C"]
+    );
+    assert_eq!(
+        run(SortKeyRange::AtMost("A#02".into()), Order::Descending).await,
+        ["A#02", "A#01"]
+    );
+    assert!(
+        run(SortKeyRange::Prefix("Z".into()), Order::Ascending)
+            .await
+            .is_empty()
+    );
 }
 
 async fn collect_pages(store: &dyn Store, mut query: Query, limit: usize) -> Vec<String> {
@@ -131,7 +202,10 @@ async fn collect_pages(store: &dyn Store, mut query: Query, limit: usize) -> Vec
     let mut pages = 0;
     loop {
         let page = store.query(&query).await.expect("query page");
-        assert!(page.items.len() <= limit, "a page holds at most `limit` items");
+        assert!(
+            page.items.len() <= limit,
+            "a page holds at most `limit` items"
+        );
         seen.extend(sks(&page.items));
         pages += 1;
         assert!(pages < 1000, "pagination does not terminate");
@@ -147,14 +221,24 @@ pub async fn pagination_returns_each_item_once(store: &dyn Store) {
     let pk = unique_prefix("pages");
     let expected: Vec<String> = (0..25).map(|i| format!("S#{i:03}")).collect();
     for sk in &expected {
-        store.put(item(&pk, sk), PutMode::Create).await.expect("put");
+        store
+            .put(item(&pk, sk), PutMode::Create)
+            .await
+            .expect("put");
     }
     let query = Query::partition(pk.clone()).limit(7);
     assert_eq!(collect_pages(store, query.clone(), 7).await, expected);
     let reversed: Vec<String> = expected.iter().rev().cloned().collect();
-    assert_eq!(collect_pages(store, query.order(Order::Descending), 7).await, reversed);
+    assert_eq!(
+        collect_pages(store, query.order(Order::Descending), 7).await,
+        reversed
+    );
     let exact = Query::partition(pk).limit(5);
-    assert_eq!(collect_pages(store, exact, 5).await, expected, "a limit dividing the count evenly");
+    assert_eq!(
+        collect_pages(store, exact, 5).await,
+        expected,
+        "a limit dividing the count evenly"
+    );
 }
 
 /// Every index returns exactly the items holding a key for it; changing or dropping an
@@ -169,7 +253,10 @@ pub async fn indexes_are_sparse_and_follow_updates(store: &dyn Store) {
         for it in [&a, &b, &not_indexed] {
             store.put(it.clone(), PutMode::Create).await.expect("put");
         }
-        let found = store.query_all(&Query::index(index, &partition)).await.expect("index query");
+        let found = store
+            .query_all(&Query::index(index, &partition))
+            .await
+            .expect("index query");
         assert_eq!(
             found.iter().map(|i| i.key.clone()).collect::<Vec<_>>(),
             vec![b.key.clone(), a.key.clone()],
@@ -181,15 +268,36 @@ pub async fn indexes_are_sparse_and_follow_updates(store: &dyn Store) {
         let moved_to = format!("{partition}-moved");
         let mut moved = a.clone().with_index(index, &moved_to, "9");
         moved.version = 2;
-        store.put(moved, PutMode::UpdateVersion(1)).await.expect("update");
+        store
+            .put(moved, PutMode::UpdateVersion(1))
+            .await
+            .expect("update");
         let mut dropped = b.clone();
         dropped.index_keys.clear();
         dropped.version = 2;
-        store.put(dropped, PutMode::UpdateVersion(1)).await.expect("update");
-        let left = store.query_all(&Query::index(index, &partition)).await.expect("index query");
-        assert!(left.is_empty(), "index {} still lists moved or dropped items: {left:?}", index.name());
-        let now = store.query_all(&Query::index(index, &moved_to)).await.expect("index query");
-        assert_eq!(now.len(), 1, "index {} lists the moved item under its new key", index.name());
+        store
+            .put(dropped, PutMode::UpdateVersion(1))
+            .await
+            .expect("update");
+        let left = store
+            .query_all(&Query::index(index, &partition))
+            .await
+            .expect("index query");
+        assert!(
+            left.is_empty(),
+            "index {} still lists moved or dropped items: {left:?}",
+            index.name()
+        );
+        let now = store
+            .query_all(&Query::index(index, &moved_to))
+            .await
+            .expect("index query");
+        assert_eq!(
+            now.len(),
+            1,
+            "index {} lists the moved item under its new key",
+            index.name()
+        );
     }
 }
 
@@ -209,65 +317,134 @@ pub async fn index_pagination(store: &dyn Store) {
     assert_eq!(seen.len(), 12, "every indexed item once: {seen:?}");
     seen.sort();
     assert_eq!(seen, expected);
-    let desc = collect_pages(store, query.range(SortKeyRange::AtLeast("03".into())).order(Order::Descending), 5).await;
-    assert_eq!(desc.len(), 6, "range and order apply to the index sort key: {desc:?}");
-    assert!(desc[..2].iter().all(|s| s == "item-10" || s == "item-11"), "descending starts at the top: {desc:?}");
+    let desc = collect_pages(
+        store,
+        query
+            .range(SortKeyRange::AtLeast("03".into()))
+            .order(Order::Descending),
+        5,
+    )
+    .await;
+    assert_eq!(
+        desc.len(),
+        6,
+        "range and order apply to the index sort key: {desc:?}"
+    );
+    assert!(
+        desc[..2].iter().all(|s| s == "item-10" || s == "item-11"),
+        "descending starts at the top: {desc:?}"
+    );
 }
 
 /// A transaction with one failing operation writes nothing and names that operation.
 pub async fn transaction_is_all_or_nothing(store: &dyn Store) {
     let pk = unique_prefix("tx-fail");
     let existing = item(&pk, "existing").with_attribute("count", json!(5));
-    store.put(existing.clone(), PutMode::Create).await.expect("seed");
+    store
+        .put(existing.clone(), PutMode::Create)
+        .await
+        .expect("seed");
 
     let cases: Vec<(Vec<TxOp>, usize)> = vec![
         (
             vec![
-                TxOp::Put { item: item(&pk, "new"), mode: PutMode::Create },
-                TxOp::Increment { key: existing.key.clone(), attribute: "count".into(), by: 1 },
-                TxOp::Put { item: item(&pk, "existing2"), mode: PutMode::Create },
-                TxOp::Check { key: Key::new(&pk, "absent"), condition: Condition::Exists },
+                TxOp::Put {
+                    item: item(&pk, "new"),
+                    mode: PutMode::Create,
+                },
+                TxOp::Increment {
+                    key: existing.key.clone(),
+                    attribute: "count".into(),
+                    by: 1,
+                },
+                TxOp::Put {
+                    item: item(&pk, "existing2"),
+                    mode: PutMode::Create,
+                },
+                TxOp::Check {
+                    key: Key::new(&pk, "absent"),
+                    condition: Condition::Exists,
+                },
             ],
             3,
         ),
         (
             vec![
-                TxOp::Put { item: item(&pk, "new"), mode: PutMode::Create },
-                TxOp::Put { item: existing.clone(), mode: PutMode::Create },
+                TxOp::Put {
+                    item: item(&pk, "new"),
+                    mode: PutMode::Create,
+                },
+                TxOp::Put {
+                    item: existing.clone(),
+                    mode: PutMode::Create,
+                },
             ],
             1,
         ),
         (
             vec![
-                TxOp::Increment { key: existing.key.clone(), attribute: "count".into(), by: 1 },
-                TxOp::Increment { key: Key::new(&pk, "absent"), attribute: "count".into(), by: 1 },
+                TxOp::Increment {
+                    key: existing.key.clone(),
+                    attribute: "count".into(),
+                    by: 1,
+                },
+                TxOp::Increment {
+                    key: Key::new(&pk, "absent"),
+                    attribute: "count".into(),
+                    by: 1,
+                },
             ],
             1,
         ),
         (
             vec![
-                TxOp::Put { item: item(&pk, "new"), mode: PutMode::Create },
-                TxOp::Delete { key: existing.key.clone(), condition: Some(Condition::VersionIs(9)) },
+                TxOp::Put {
+                    item: item(&pk, "new"),
+                    mode: PutMode::Create,
+                },
+                TxOp::Delete {
+                    key: existing.key.clone(),
+                    condition: Some(Condition::VersionIs(9)),
+                },
             ],
             1,
         ),
     ];
     for (n, (ops, failing)) in cases.into_iter().enumerate() {
         let failing_key = ops[failing].key().clone();
-        let expect_exists = matches!(&ops[failing], TxOp::Put { mode: PutMode::Create, .. });
+        let expect_exists = matches!(
+            &ops[failing],
+            TxOp::Put {
+                mode: PutMode::Create,
+                ..
+            }
+        );
         match store.transact(ops).await {
             Err(StoreError::TransactionCancelled { index, key, reason }) => {
-                assert_eq!(index, failing, "case {n}: the failing operation is reported");
+                assert_eq!(
+                    index, failing,
+                    "case {n}: the failing operation is reported"
+                );
                 assert_eq!(key, failing_key, "case {n}: its key is reported");
                 if expect_exists {
-                    assert!(matches!(*reason, StoreError::AlreadyExists { .. }), "case {n}: {reason:?}");
+                    assert!(
+                        matches!(*reason, StoreError::AlreadyExists { .. }),
+                        "case {n}: {reason:?}"
+                    );
                 } else {
-                    assert!(matches!(*reason, StoreError::ConditionFailed { .. }), "case {n}: {reason:?}");
+                    assert!(
+                        matches!(*reason, StoreError::ConditionFailed { .. }),
+                        "case {n}: {reason:?}"
+                    );
                 }
             }
             other => panic!("case {n}: expected TransactionCancelled, got {other:?}"),
         }
-        assert_eq!(store.get(&Key::new(&pk, "new")).await.expect("get"), None, "case {n}: nothing written");
+        assert_eq!(
+            store.get(&Key::new(&pk, "new")).await.expect("get"),
+            None,
+            "case {n}: nothing written"
+        );
         assert_eq!(
             store.get(&existing.key).await.expect("get").as_ref(),
             Some(&existing),
@@ -286,28 +463,75 @@ pub async fn transaction_applies_every_operation(store: &dyn Store) {
         store.put(it.clone(), PutMode::Create).await.expect("seed");
     }
     let ops = vec![
-        TxOp::Put { item: item(&pk, "fresh"), mode: PutMode::Create },
-        TxOp::Increment { key: counter.key.clone(), attribute: "judged".into(), by: 3 },
-        TxOp::Delete { key: doomed.key.clone(), condition: Some(Condition::Exists) },
-        TxOp::Check { key: guard.key.clone(), condition: Condition::VersionIs(1) },
-        TxOp::Check { key: Key::new(&pk, "nobody"), condition: Condition::NotExists },
-        TxOp::Delete { key: Key::new(&pk, "never-was"), condition: None },
+        TxOp::Put {
+            item: item(&pk, "fresh"),
+            mode: PutMode::Create,
+        },
+        TxOp::Increment {
+            key: counter.key.clone(),
+            attribute: "judged".into(),
+            by: 3,
+        },
+        TxOp::Delete {
+            key: doomed.key.clone(),
+            condition: Some(Condition::Exists),
+        },
+        TxOp::Check {
+            key: guard.key.clone(),
+            condition: Condition::VersionIs(1),
+        },
+        TxOp::Check {
+            key: Key::new(&pk, "nobody"),
+            condition: Condition::NotExists,
+        },
+        TxOp::Delete {
+            key: Key::new(&pk, "never-was"),
+            condition: None,
+        },
     ];
     store.transact(ops).await.expect("transaction");
-    assert!(store.get(&Key::new(&pk, "fresh")).await.expect("get").is_some());
+    assert!(
+        store
+            .get(&Key::new(&pk, "fresh"))
+            .await
+            .expect("get")
+            .is_some()
+    );
     assert_eq!(store.get(&doomed.key).await.expect("get"), None);
-    let stored = store.get(&counter.key).await.expect("get").expect("counter");
+    let stored = store
+        .get(&counter.key)
+        .await
+        .expect("get")
+        .expect("counter");
     assert_eq!(stored.counter("judged"), 3, "a missing counter starts at 0");
-    assert_eq!(stored.attributes.get("data"), counter.attributes.get("data"), "an increment keeps other attributes");
-    store.increment(&counter.key, "judged", -1).await.expect("increment");
-    assert_eq!(store.get(&counter.key).await.expect("get").expect("counter").counter("judged"), 2);
+    assert_eq!(
+        stored.attributes.get("data"),
+        counter.attributes.get("data"),
+        "an increment keeps other attributes"
+    );
+    store
+        .increment(&counter.key, "judged", -1)
+        .await
+        .expect("increment");
+    assert_eq!(
+        store
+            .get(&counter.key)
+            .await
+            .expect("get")
+            .expect("counter")
+            .counter("judged"),
+        2
+    );
 }
 
 /// 16 concurrent writers × 100 increments end at exactly 1600.
 pub async fn concurrent_increments_add_up(store: &dyn Store) {
     let pk = unique_prefix("counter");
     let key = Key::new(&pk, "METADATA");
-    store.put(item(&pk, "METADATA"), PutMode::Create).await.expect("seed");
+    store
+        .put(item(&pk, "METADATA"), PutMode::Create)
+        .await
+        .expect("seed");
     let writers = (0..16).map(|_| {
         let key = key.clone();
         async move {
@@ -317,28 +541,67 @@ pub async fn concurrent_increments_add_up(store: &dyn Store) {
         }
     });
     futures::future::join_all(writers).await;
-    assert_eq!(store.get(&key).await.expect("get").expect("item").counter("n"), 1600);
+    assert_eq!(
+        store
+            .get(&key)
+            .await
+            .expect("get")
+            .expect("item")
+            .counter("n"),
+        1600
+    );
 }
 
 /// Malformed requests fail with `InvalidRequest` before anything is written.
 pub async fn invalid_requests_are_rejected(store: &dyn Store) {
     let pk = unique_prefix("invalid");
     let reserved = item(&pk, "A").with_attribute("version", json!(3));
-    assert!(matches!(store.put(reserved, PutMode::Create).await, Err(StoreError::InvalidRequest { .. })));
-    assert!(matches!(store.put(item(&pk, ""), PutMode::Create).await, Err(StoreError::InvalidRequest { .. })));
+    assert!(matches!(
+        store.put(reserved, PutMode::Create).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    assert!(matches!(
+        store.put(item(&pk, ""), PutMode::Create).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
     let twice = vec![
-        TxOp::Put { item: item(&pk, "B"), mode: PutMode::Create },
-        TxOp::Check { key: Key::new(&pk, "B"), condition: Condition::NotExists },
+        TxOp::Put {
+            item: item(&pk, "B"),
+            mode: PutMode::Create,
+        },
+        TxOp::Check {
+            key: Key::new(&pk, "B"),
+            condition: Condition::NotExists,
+        },
     ];
-    assert!(matches!(store.transact(twice).await, Err(StoreError::InvalidRequest { .. })));
+    assert!(matches!(
+        store.transact(twice).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
     let too_many: Vec<TxOp> = (0..101)
-        .map(|i| TxOp::Put { item: item(&pk, &format!("M{i}")), mode: PutMode::Create })
+        .map(|i| TxOp::Put {
+            item: item(&pk, &format!("M{i}")),
+            mode: PutMode::Create,
+        })
         .collect();
-    assert!(matches!(store.transact(too_many).await, Err(StoreError::InvalidRequest { .. })));
-    assert_eq!(store.query_all(&Query::partition(&pk)).await.expect("query"), vec![], "nothing was written");
+    assert!(matches!(
+        store.transact(too_many).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    assert_eq!(
+        store
+            .query_all(&Query::partition(&pk))
+            .await
+            .expect("query"),
+        vec![],
+        "nothing was written"
+    );
     let bogus = Query::partition(&pk).after(Some(Cursor("not a cursor".into())));
     assert!(
-        matches!(store.query(&bogus).await, Err(StoreError::InvalidRequest { .. })),
+        matches!(
+            store.query(&bogus).await,
+            Err(StoreError::InvalidRequest { .. })
+        ),
         "a cursor the backend did not issue is rejected"
     );
     let distinct: BTreeSet<_> = Index::ALL.iter().map(|i| i.name()).collect();

@@ -1,0 +1,96 @@
+//! Every in-memory backend against the whole conformance suite of its port, directly and
+//! through `Arc<dyn …>` so the forwarding impls are covered too.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use socratic_core::blob::BlobStore;
+use socratic_core::llm::LlmClient;
+use socratic_core::queue::{QueueConsumer, QueueProducer};
+use socratic_core::store::Store;
+use socratic_core::testkit::{
+    self,
+    queue::{QueueFixture, TestQueue},
+};
+use socratic_memory::{FsBlobStore, MemoryBlobStore, MemoryQueue, MemoryStore, ScriptedLlm};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_store_suite() {
+    testkit::store::run_all(&MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_through_arc_dyn() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    testkit::store::run_all(&store).await;
+    let boxed: Box<dyn Store> = Box::new(MemoryStore::new());
+    testkit::store::run_all(&boxed).await;
+}
+
+#[tokio::test]
+async fn memory_blob_store_passes_the_blob_suite() {
+    testkit::blob::run_all(&MemoryBlobStore::new()).await;
+    let shared: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    testkit::blob::run_all(&shared).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_blob_store_passes_the_blob_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    testkit::blob::run_all(&FsBlobStore::new(dir.path()).unwrap()).await;
+    let shared: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(dir.path().join("nested")).unwrap());
+    testkit::blob::run_all(&shared).await;
+}
+
+struct MemoryQueues {
+    through_dyn: bool,
+}
+
+#[async_trait]
+impl QueueFixture for MemoryQueues {
+    async fn queue(&self, max_attempts: u32) -> TestQueue {
+        let dead_letters = MemoryQueue::default();
+        let queue = MemoryQueue::with_dead_letter(
+            Duration::from_secs(30),
+            max_attempts,
+            dead_letters.clone(),
+        );
+        if self.through_dyn {
+            let producer: Arc<dyn QueueProducer> =
+                Arc::new(Arc::new(queue.clone()) as Arc<dyn QueueProducer>);
+            let consumer: Arc<dyn QueueConsumer> =
+                Arc::new(Box::new(queue) as Box<dyn QueueConsumer>);
+            TestQueue {
+                producer,
+                consumer,
+                dead_letters: Arc::new(dead_letters),
+            }
+        } else {
+            TestQueue {
+                producer: Arc::new(queue.clone()),
+                consumer: Arc::new(queue),
+                dead_letters: Arc::new(dead_letters),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_queue_passes_the_queue_suite() {
+    testkit::queue::run_all(&MemoryQueues { through_dyn: false }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_queue_passes_through_arc_and_box_dyn() {
+    testkit::queue::run_all(&MemoryQueues { through_dyn: true }).await;
+}
+
+#[tokio::test]
+async fn scripted_llm_passes_the_llm_suite() {
+    testkit::llm::run_all(&ScriptedLlm::new(), "scripted").await;
+    let shared: Arc<dyn LlmClient> = Arc::new(ScriptedLlm::new());
+    testkit::llm::run_all(&shared, "scripted").await;
+}
