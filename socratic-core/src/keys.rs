@@ -7,7 +7,7 @@
 //! | manifest hash lock | `MANIFEST_HASH#sha256` | `METADATA` |
 //! | manifest summaries | `MANIFEST#ulid` | `SUMMARY`, `MODEL_SUMMARY#model`, `VECTOR_SUMMARY#vector` |
 //! | run | `RUN#ulid` | `METADATA` |
-//! | turn / judgment / run summary | `RUN#ulid` | `TURN#001`, `JUDGE#001#judge`, `SUMMARY` |
+//! | turn / judgment / judged counter / run summary | `RUN#ulid` | `TURN#001`, `JUDGE#001#judge`, `JUDGED`, `SUMMARY` |
 //!
 //! Index keys: catalog entities and manifests in [`Index::ByType`] under `TYPE#<kind>`; runs in
 //! [`Index::ByModel`] (`MODEL#id`, `created#run`), [`Index::ByManifest`] (`MANIFEST#ulid`,
@@ -25,6 +25,8 @@ use crate::store::{Index, IndexKey, Key};
 
 /// Sort key of an entity's main item.
 pub const METADATA: &str = "METADATA";
+/// Sort key of a run's judged counter.
+pub const JUDGED: &str = "JUDGED";
 /// Sort key of a run's or a manifest's summary.
 pub const SUMMARY: &str = "SUMMARY";
 /// Sort-key prefix of turns.
@@ -172,6 +174,12 @@ pub fn judgment_prefix(turn: u32) -> String {
 /// `RUN#ulid` / `JUDGE#001#judge`.
 pub fn judgment(run: &RunId, turn: u32, judge: &ModelId) -> Key {
     Key::new(run_pk(run), format!("{}{judge}", judgment_prefix(turn)))
+}
+
+/// `RUN#ulid` / `JUDGED`: the counter of stored judgments, in an item of its own so that
+/// run status updates never overwrite it.
+pub fn run_judged_counter(run: &RunId) -> Key {
+    Key::new(run_pk(run), JUDGED)
 }
 
 /// `RUN#ulid` / `SUMMARY`.
@@ -347,6 +355,10 @@ mod tests {
             "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T JUDGE#012#judge-a"
         );
         assert_eq!(k(run_summary(&r)), "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T SUMMARY");
+        assert_eq!(
+            k(run_judged_counter(&r)),
+            "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T JUDGED"
+        );
         assert_eq!(
             catalog_type_index(EntityKind::Scenario, "EL-1").1.pk,
             "TYPE#seed"

@@ -27,8 +27,12 @@ pub mod entity;
 pub mod id;
 pub mod keys;
 pub mod llm;
+pub mod pipeline;
 pub mod queue;
+pub mod report;
 pub mod repository;
+pub mod runner;
+pub mod stats;
 pub mod store;
 
 #[cfg(feature = "mocks")]

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::canonical::{ContentHash, content_hash};
 use crate::entity::{
-    Judgment, Manifest, Model, ModelSummary, Problems, Prompt, Rubric, Run, RunStatus, RunSummary,
-    Scenario, Turn, Validate, Vector, VectorSummary,
+    Judgment, Manifest, ManifestSummary, Model, ModelSummary, Problems, Prompt, Rubric, Run,
+    RunStatus, RunSummary, Scenario, Turn, Validate, Vector, VectorSummary,
 };
 use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
 use crate::keys::{self, EntityKind};
@@ -28,7 +28,7 @@ pub const DATA_ATTRIBUTE: &str = "data";
 pub const ENTITY_ATTRIBUTE: &str = "entity";
 /// Attribute holding a catalog entity's content hash.
 pub const HASH_ATTRIBUTE: &str = "sha256";
-/// Counter attribute of a run: judgments stored so far.
+/// Counter attribute of a run's `JUDGED` item: judgments stored so far.
 pub const JUDGED_COUNTER: &str = "judged";
 
 /// Something the repository can store.
@@ -136,6 +136,19 @@ impl Entity for RunSummary {
 }
 
 impl Validate for RunSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
+}
+
+impl Entity for ManifestSummary {
+    const KIND: EntityKind = EntityKind::ManifestSummary;
+    fn key(&self) -> Key {
+        keys::manifest_summary(&self.manifest)
+    }
+}
+
+impl Validate for ManifestSummary {
     fn validate(&self) -> Result<(), Problems> {
         Ok(())
     }
@@ -585,8 +598,9 @@ impl Repository {
         let (mut turns, mut judgments, mut summary) = (Vec::new(), Vec::new(), None);
         for item in &items {
             let sk = item.key.sk.as_str();
-            if sk == keys::METADATA {
+            if sk == keys::JUDGED {
                 judged = item.counter(JUDGED_COUNTER);
+            } else if sk == keys::METADATA {
                 run = Some(Versioned {
                     value: from_item::<Run>(item)?,
                     version: item.version,

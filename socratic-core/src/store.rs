@@ -264,7 +264,9 @@ pub enum TxOp {
         /// The condition.
         condition: Condition,
     },
-    /// Adds `by` to a numeric attribute (missing counts as 0) of an item that must exist.
+    /// Adds `by` to a numeric attribute (missing counts as 0). A missing item is created with
+    /// only this attribute (DynamoDB's `ADD`), so counters can live in items of their own that
+    /// puts of other items never overwrite.
     Increment {
         /// The item.
         key: Key,
@@ -576,7 +578,7 @@ pub trait StoreExt: Store {
         }
     }
 
-    /// Adds `by` to a counter of an existing item.
+    /// Adds `by` to a counter, creating the item if missing.
     async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<(), StoreError> {
         let op = TxOp::Increment {
             key: key.clone(),

@@ -8,21 +8,27 @@
 //!   dead-letter queue.
 //! - [`ScriptedLlm`]: an [`LlmClient`](socratic_core::llm::LlmClient) that answers from a
 //!   script, for tests.
+//! - [`simulated`]: deterministic offline tutors, student and judge, so a whole benchmark runs
+//!   without credentials or network.
+//! - [`chaos`]: fault injection — a flaky model, duplicate deliveries, shuffled receives.
 //!
 //! Every backend passes the conformance suites of `socratic_core::testkit`. Cloning any of
 //! them shares its state.
 
 mod blob;
+pub mod chaos;
 mod cursor;
 mod fs_blob;
 mod llm;
 mod queue;
+pub mod simulated;
 mod store;
 
 pub use blob::MemoryBlobStore;
 pub use fs_blob::FsBlobStore;
 pub use llm::ScriptedLlm;
 pub use queue::{MemoryQueue, QueueConfig};
+pub use simulated::SimulatedLlm;
 pub use store::MemoryStore;
 
 /// The repository README's examples, compiled and run as doctests.

@@ -104,7 +104,7 @@ impl Tables {
             | TxOp::Check { condition: c, .. } => {
                 holds(current, *c).then_some(()).ok_or_else(failed)
             }
-            TxOp::Increment { .. } => current.is_some().then_some(()).ok_or_else(failed),
+            TxOp::Increment { .. } => Ok(()),
         }
     }
 
@@ -114,10 +114,12 @@ impl Tables {
             TxOp::Delete { key, .. } => self.remove(&key),
             TxOp::Check { .. } => {}
             TxOp::Increment { key, attribute, by } => {
-                if let Some(item) = self.items.get_mut(&key.pk).and_then(|p| p.get_mut(&key.sk)) {
-                    let next = item.counter(&attribute) + by;
-                    item.attributes.insert(attribute, Value::from(next));
-                }
+                let partition = self.items.entry(key.pk.clone()).or_default();
+                let item = partition
+                    .entry(key.sk.clone())
+                    .or_insert_with(|| Item::new(key));
+                let next = item.counter(&attribute) + by;
+                item.attributes.insert(attribute, Value::from(next));
             }
         }
     }

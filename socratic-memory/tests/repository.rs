@@ -295,7 +295,7 @@ async fn turns_are_written_once_and_a_run_reads_in_one_query() {
     };
     repo.put_once(judgment.clone()).await.unwrap();
     store
-        .increment(&keys::run(&r.id), JUDGED_COUNTER, 1)
+        .increment(&keys::run_judged_counter(&r.id), JUDGED_COUNTER, 1)
         .await
         .unwrap();
 

@@ -27,7 +27,8 @@ pub use rubric::{Anchor, Dimension, FlagSpec, REVEALS_ANSWER_FLAG, Rubric, Scale
 pub use run::{Run, RunFailure, RunStatus, Stage};
 pub use scenario::{Scenario, Vector};
 pub use summary::{
-    Estimate, ModelSummary, PairwiseComparison, RoleUsage, RunSummary, VectorSummary,
+    Estimate, JudgeAgreement, ManifestSummary, ModelSummary, PairwiseComparison, RoleUsage,
+    RunSummary, VectorSummary,
 };
 pub use turn::{CallRecord, Turn};
 pub use validation::{EntityError, FieldProblem, Problems, Validate, from_json};

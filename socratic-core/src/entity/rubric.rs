@@ -262,3 +262,94 @@ impl Validate for Rubric {
         problems.into_result()
     }
 }
+
+impl Rubric {
+    /// The JSON schema of a judge's output for this rubric: every dimension an integer on its
+    /// scale, every flag a boolean, violations from the allowed list, and a rationale.
+    pub fn output_schema(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let mut scores = Map::new();
+        for dim in &self.dimensions {
+            scores.insert(
+                dim.name.clone(),
+                json!({
+                    "type": "integer",
+                    "minimum": dim.scale.min,
+                    "maximum": dim.scale.max,
+                    "description": dim.description,
+                }),
+            );
+        }
+        let mut flags = Map::new();
+        for flag in &self.flags {
+            flags.insert(
+                flag.name.clone(),
+                json!({"type": "boolean", "description": flag.description}),
+            );
+        }
+        let dimension_names: Vec<&str> = self.dimensions.iter().map(|d| d.name.as_str()).collect();
+        let flag_names: Vec<&str> = self.flags.iter().map(|f| f.name.as_str()).collect();
+        let violations: Vec<&str> = self.violations.iter().map(|v| v.as_str()).collect();
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["scores", "flags", "violations", "rationale"],
+            "properties": {
+                "scores": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": dimension_names,
+                    "properties": Value::Object(scores),
+                },
+                "flags": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": flag_names,
+                    "properties": Value::Object(flags),
+                },
+                "violations": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": violations},
+                },
+                "rationale": {
+                    "type": "string",
+                    "description": "Short reasoning that quotes the tutor's words as evidence.",
+                },
+            },
+        })
+    }
+
+    /// The rubric as text for a judge's prompt.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!(
+            "RUBRIC: {} ({})\n{}\n",
+            self.title, self.id, self.description
+        );
+        for dim in &self.dimensions {
+            let _ = write!(
+                out,
+                "\n## {} (integer {}..={}, weight {})\n{}\n",
+                dim.name, dim.scale.min, dim.scale.max, dim.weight, dim.description
+            );
+            for anchor in &dim.anchors {
+                let _ = writeln!(out, "- {}: {}", anchor.score, anchor.description);
+            }
+        }
+        if !self.flags.is_empty() {
+            out.push_str("\n## Flags (true or false)\n");
+            for flag in &self.flags {
+                let _ = writeln!(out, "- {}: {}", flag.name, flag.description);
+            }
+        }
+        if !self.violations.is_empty() {
+            let names: Vec<&str> = self.violations.iter().map(|v| v.as_str()).collect();
+            let _ = write!(
+                out,
+                "\n## Violations you may report\n{}\n",
+                names.join(", ")
+            );
+        }
+        out
+    }
+}

@@ -76,8 +76,8 @@ pub struct RunSummary {
     pub unscored_judgments: u32,
     /// Usage and cost per role.
     pub usage: BTreeMap<Role, RoleUsage>,
-    /// Mean tutor latency in milliseconds.
-    pub tutor_latency_ms: Option<f64>,
+    /// Latency of every tutor call, in turn order, in milliseconds.
+    pub tutor_latencies_ms: Vec<u64>,
     /// When it was computed.
     pub computed_at: Timestamp,
 }
@@ -98,12 +98,20 @@ pub struct ModelSummary {
     pub by_vector: BTreeMap<Vector, Estimate>,
     /// Rank group: models in the same group are statistically tied (1 is best).
     pub rank_group: u32,
-    /// Runs counted.
+    /// Runs that finished with a summary.
     pub runs: u32,
+    /// Runs that failed.
+    pub failed_runs: u32,
     /// Share of scored turns at or above the pass threshold.
     pub compliance: Option<f64>,
     /// Judgments stored unscored.
     pub unscored_judgments: u32,
+    /// Runs in which a judge flagged the tutor revealing the answer.
+    pub runs_with_answer_leak: u32,
+    /// Violations counted over all its judgments.
+    pub violations: BTreeMap<Violation, u32>,
+    /// Total cost of its runs in US dollars, every role included.
+    pub cost_usd: f64,
     /// Usage and cost per role, over all its runs.
     pub usage: BTreeMap<Role, RoleUsage>,
     /// Median tutor latency in milliseconds.
@@ -138,4 +146,50 @@ pub struct PairwiseComparison {
     pub p_value: f64,
     /// Holm-adjusted p-value.
     pub p_adjusted: f64,
+}
+
+/// Inter-judge agreement on one dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeAgreement {
+    /// Krippendorff's alpha with the interval metric; `None` when undefined (no variation).
+    pub krippendorff_alpha: Option<f64>,
+    /// Turns rated by at least two judges.
+    pub units: u32,
+}
+
+/// A manifest's results: the leaderboard and everything behind it (the manifest's `SUMMARY`
+/// item, and `summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSummary {
+    /// The manifest.
+    pub manifest: ManifestId,
+    /// Its label, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The rubric scored against.
+    pub rubric: RubricId,
+    /// Dimension names, in rubric order.
+    pub dimensions: Vec<String>,
+    /// The pass threshold of the rubric.
+    pub pass_threshold: f64,
+    /// Runs planned.
+    pub runs: u32,
+    /// Runs that failed.
+    pub failed_runs: u32,
+    /// One row per tutor model, best first; `rank_group` marks statistically tied models.
+    pub leaderboard: Vec<ModelSummary>,
+    /// Per-vector scores.
+    pub vectors: Vec<VectorSummary>,
+    /// Every pairwise comparison, Holm-adjusted together.
+    pub comparisons: Vec<PairwiseComparison>,
+    /// Inter-judge agreement per dimension; empty with a single judge.
+    pub judge_agreement: BTreeMap<String, JudgeAgreement>,
+    /// Judgments stored unscored, over all runs.
+    pub unscored_judgments: u32,
+    /// Total cost in US dollars.
+    pub cost_usd: f64,
+    /// When it was computed.
+    pub computed_at: Timestamp,
 }

@@ -12,6 +12,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod cache;
+mod limit;
+mod retry;
+
+pub use cache::CachedLlm;
+pub use limit::ConcurrencyLimitLlm;
+pub use retry::{RetryBudget, RetryLlm, RetryPolicy};
+
 /// The role a call plays in a run; recorded with every call so cost is attributed per role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

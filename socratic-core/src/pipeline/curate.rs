@@ -1,0 +1,316 @@
+//! Stage 4: summarise a judged run; when a manifest's last run finishes, summarise the
+//! manifest and write its report files.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+
+use super::{FINISHED_COUNTER, Ports, StageError, Transition, summarize_manifest, transition};
+use crate::blob::{BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
+use crate::clock::Timestamp;
+use crate::entity::{
+    Judgment, Manifest, Model, Prices, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus,
+    RunSummary, Turn,
+};
+use crate::id::{ManifestId, ModelId, RunId};
+use crate::keys;
+use crate::llm::Role;
+use crate::report;
+use crate::repository::{RunFilter, RunRecord};
+use crate::stats;
+
+/// Curates a run: computes and stores its summary, marks it `curated`, and when it is the
+/// last of its manifest to finish, computes the manifest's summaries and report files.
+/// Recomputing is idempotent. An event for a failed run only checks the manifest.
+pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
+    let repo = &ports.repository;
+    let mut record = repo
+        .run_record(id)
+        .await?
+        .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+    let manifest_id = record.run.value.manifest;
+    loop {
+        match record.run.value.status {
+            RunStatus::Failed => return finish_manifest_if_complete(ports, &manifest_id).await,
+            // Premature: the event is re-sent when judging completes.
+            RunStatus::Pending | RunStatus::Running => return Ok(()),
+            RunStatus::DialogueComplete => {
+                if u64::try_from(record.judged).unwrap_or(0) < record.run.value.expected_judgments()
+                {
+                    return Ok(());
+                }
+                // The judge sends the event just before marking the run judged.
+                transition(ports, &record.run, RunStatus::Judged, None).await?;
+            }
+            RunStatus::Judged => {
+                let summary = summarize(ports, &record).await?;
+                repo.overwrite(&summary).await?;
+                let blob = BlobKey::new(format!("curated/runs/{id}.json"))?;
+                let document = json!({
+                    "run": record.run.value, "turns": record.turns, "judgments": record.judgments, "summary": summary,
+                });
+                ports
+                    .blobs
+                    .put_json(&blob, &document, BlobPutMode::Overwrite)
+                    .await?;
+                if let Transition::Moved(_) =
+                    transition(ports, &record.run, RunStatus::Curated, None).await?
+                {
+                    return finish_manifest_if_complete(ports, &manifest_id).await;
+                }
+            }
+            RunStatus::Curated => return finish_manifest_if_complete(ports, &manifest_id).await,
+        }
+        record = repo
+            .run_record(id)
+            .await?
+            .ok_or_else(|| StageError::rejected(format!("run {id} vanished")))?;
+    }
+}
+
+async fn summarize(ports: &Ports, record: &RunRecord) -> Result<RunSummary, StageError> {
+    let repo = &ports.repository;
+    let manifest = repo
+        .get::<Manifest>(&keys::manifest(&record.run.value.manifest))
+        .await?
+        .ok_or_else(|| StageError::rejected("manifest does not exist"))?
+        .value;
+    let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
+    let mut models = BTreeSet::new();
+    for turn in &record.turns {
+        models.insert(turn.tutor_call.model.clone());
+        if let Some(call) = &turn.student_call {
+            models.insert(call.model.clone());
+        }
+    }
+    for judgment in &record.judgments {
+        models.extend(judgment.calls.iter().map(|c| c.model.clone()));
+    }
+    let mut prices = BTreeMap::new();
+    for id in models {
+        let model: Model = repo.require_catalog(&id).await?;
+        prices.insert(id, model.prices);
+    }
+    Ok(summarize_run(
+        &record.run.value,
+        &rubric,
+        &record.turns,
+        &record.judgments,
+        &prices,
+        ports.clock.now(),
+    ))
+}
+
+/// Scores of one turn: the mean of every judge's scored verdict per dimension, and whether a
+/// majority flagged it as revealing the answer.
+struct TurnScores {
+    index: u32,
+    dimensions: BTreeMap<String, f64>,
+    score: f64,
+    reveals_answer: bool,
+}
+
+/// Computes a run's summary (DOMAIN.md "From scores to conclusions"). Unscored judgments are
+/// counted, never averaged in; a turn no judge scored is left out of the means.
+pub fn summarize_run(
+    run: &Run,
+    rubric: &Rubric,
+    turns: &[Turn],
+    judgments: &[Judgment],
+    prices: &BTreeMap<ModelId, Prices>,
+    now: Timestamp,
+) -> RunSummary {
+    let mut scored_turns: Vec<TurnScores> = Vec::new();
+    let mut violations = BTreeMap::new();
+    let mut unscored = 0u32;
+    let mut indexes: Vec<u32> = turns.iter().map(|t| t.index).collect();
+    indexes.sort_unstable();
+    for index in indexes {
+        let verdicts: Vec<_> = judgments
+            .iter()
+            .filter(|j| j.turn == index)
+            .filter_map(Judgment::verdict)
+            .collect();
+        unscored += u32::try_from(
+            judgments
+                .iter()
+                .filter(|j| j.turn == index && j.verdict().is_none())
+                .count(),
+        )
+        .unwrap_or(0);
+        for verdict in &verdicts {
+            for violation in &verdict.violations {
+                *violations.entry(*violation).or_insert(0) += 1;
+            }
+        }
+        if verdicts.is_empty() {
+            continue;
+        }
+        let mut dimensions = BTreeMap::new();
+        let (mut weighted, mut weights) = (0.0, 0.0);
+        for dim in &rubric.dimensions {
+            let values: Vec<f64> = verdicts
+                .iter()
+                .filter_map(|v| v.scores.get(&dim.name))
+                .map(|s| f64::from(*s))
+                .collect();
+            if let Some(mean) = stats::mean(&values) {
+                dimensions.insert(dim.name.clone(), mean);
+                weighted += dim.weight * mean;
+                weights += dim.weight;
+            }
+        }
+        let flagged = verdicts
+            .iter()
+            .filter(|v| v.flags.get(REVEALS_ANSWER_FLAG).copied().unwrap_or(false))
+            .count();
+        if weights > 0.0 {
+            scored_turns.push(TurnScores {
+                index,
+                dimensions,
+                score: weighted / weights,
+                reveals_answer: flagged * 2 > verdicts.len(),
+            });
+        }
+    }
+    let scores: Vec<f64> = scored_turns.iter().map(|t| t.score).collect();
+    let mut dimension_means = BTreeMap::new();
+    for dim in &rubric.dimensions {
+        let values: Vec<f64> = scored_turns
+            .iter()
+            .filter_map(|t| t.dimensions.get(&dim.name))
+            .copied()
+            .collect();
+        if let Some(mean) = stats::mean(&values) {
+            dimension_means.insert(dim.name.clone(), mean);
+        }
+    }
+    let passing = scores
+        .iter()
+        .filter(|s| **s >= rubric.pass_threshold)
+        .count();
+
+    let mut usage: BTreeMap<Role, RoleUsage> = BTreeMap::new();
+    let mut add = |call: &crate::entity::CallRecord| {
+        let entry = usage.entry(call.role).or_default();
+        entry.calls += 1;
+        entry.usage = entry.usage + call.usage;
+        entry.cost_usd += prices.get(&call.model).map_or(0.0, |p| p.cost(&call.usage));
+    };
+    for turn in turns {
+        add(&turn.tutor_call);
+        if let Some(call) = &turn.student_call {
+            add(call);
+        }
+    }
+    for judgment in judgments {
+        judgment.calls.iter().for_each(&mut add);
+    }
+    let mut ordered: Vec<&Turn> = turns.iter().collect();
+    ordered.sort_by_key(|t| t.index);
+
+    RunSummary {
+        run: run.id,
+        manifest: run.manifest,
+        tutor: run.tutor.model.clone(),
+        scenario: run.scenario.clone(),
+        vector: run.vector,
+        rubric: rubric.id.clone(),
+        dimension_means,
+        overall: stats::mean(&scores),
+        min: scores.iter().copied().reduce(f64::min),
+        max: scores.iter().copied().reduce(f64::max),
+        median: stats::median(&scores),
+        std_dev: stats::std_dev(&scores),
+        compliance: (!scores.is_empty()).then(|| passing as f64 / scores.len() as f64),
+        half_life: scored_turns
+            .iter()
+            .find(|t| t.score < rubric.pass_threshold)
+            .map(|t| t.index),
+        answer_leak_turn: scored_turns
+            .iter()
+            .find(|t| t.reveals_answer)
+            .map(|t| t.index),
+        violations,
+        scored_turns: u32::try_from(scored_turns.len()).unwrap_or(u32::MAX),
+        unscored_judgments: unscored,
+        usage,
+        tutor_latencies_ms: ordered.iter().map(|t| t.tutor_call.latency_ms).collect(),
+        computed_at: now,
+    }
+}
+
+/// When every run of the manifest is final, computes and stores its summaries and writes
+/// `summary.json`, `leaderboard.csv` and `report.html` under `curated/manifests/<id>/`.
+async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(), StageError> {
+    let repo = &ports.repository;
+    let Some(item) = repo.store().get(&keys::manifest(id)).await? else {
+        return Err(StageError::rejected(format!(
+            "manifest {id} does not exist"
+        )));
+    };
+    let manifest = crate::repository::from_item::<Manifest>(&item)?;
+    if u64::try_from(item.counter(FINISHED_COUNTER)).unwrap_or(0) < manifest.run_count {
+        return Ok(());
+    }
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = repo
+            .list_runs(&RunFilter::Manifest(*id), 100, cursor)
+            .await?;
+        for run in page.items {
+            if let Some(record) = repo.run_record(&run.id).await? {
+                records.push(record);
+            }
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
+    let summary = summarize_manifest(&manifest, &rubric, &records, ports.clock.now());
+    for model in &summary.leaderboard {
+        repo.overwrite(model).await?;
+    }
+    for vector in &summary.vectors {
+        repo.overwrite(vector).await?;
+    }
+    write_report(ports.blobs.as_ref(), &summary, &rubric).await?;
+    // The summary item last: its presence means every file above is written.
+    repo.overwrite(&summary).await?;
+    Ok(())
+}
+
+async fn write_report(
+    blobs: &dyn BlobStore,
+    summary: &crate::entity::ManifestSummary,
+    rubric: &Rubric,
+) -> Result<(), StageError> {
+    let dir = format!("curated/manifests/{}", summary.manifest);
+    let files = [
+        (
+            "summary.json",
+            serde_json::to_vec_pretty(summary).unwrap_or_default(),
+        ),
+        (
+            "leaderboard.csv",
+            report::leaderboard_csv(summary).into_bytes(),
+        ),
+        (
+            "report.html",
+            report::report_html(summary, rubric).into_bytes(),
+        ),
+    ];
+    for (name, bytes) in files {
+        blobs
+            .put(
+                &BlobKey::new(format!("{dir}/{name}"))?,
+                bytes,
+                BlobPutMode::Overwrite,
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Stage 2: run a dialogue, tutor ⇄ student, one stored turn at a time.
+
+use serde_json::json;
+
+use super::judge::finish_if_judged;
+use super::prompts::{Sampling, student_request, tutor_request};
+use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, transition};
+use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStoreExt};
+use crate::entity::{CallRecord, Manifest, Model, Prompt, RunStatus, Scenario, Stage, Turn};
+use crate::id::RunId;
+use crate::keys;
+use crate::llm::{ConverseRequest, ConverseResponse, LlmClient};
+use crate::queue::QueueProducerExt;
+use crate::repository::Versioned;
+
+/// Runs (or resumes) the dialogue of a run.
+///
+/// Resumes after the last stored turn; per turn calls the tutor, then the student (except after
+/// the last turn), stores the turn write-once and sends its judge job; finally marks the run
+/// `dialogue_complete`. A retryable error leaves the job for redelivery; a permanent one marks
+/// the run failed with the reason.
+pub async fn run_dialogue(ports: &Ports, run: &RunId) -> Result<(), StageError> {
+    failing_run_on_rejection(ports, run, Stage::Dialogue, dialogue(ports, run)).await
+}
+
+/// Loads a run and moves it from `pending` to `running`. `None` when there is nothing to do.
+async fn start(
+    ports: &Ports,
+    id: &RunId,
+) -> Result<Option<Versioned<crate::entity::Run>>, StageError> {
+    loop {
+        let run = ports
+            .repository
+            .get_run(id)
+            .await?
+            .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+        match run.value.status {
+            RunStatus::Running => return Ok(Some(run)),
+            RunStatus::Pending => {
+                if let Transition::Moved(run) =
+                    transition(ports, &run, RunStatus::Running, None).await?
+                {
+                    return Ok(Some(run));
+                }
+            }
+            RunStatus::Failed => {
+                let reason = run.value.failure.map(|f| f.reason).unwrap_or_default();
+                return Err(StageError::rejected(format!(
+                    "run {id} has failed: {reason}"
+                )));
+            }
+            RunStatus::DialogueComplete => {
+                // A crash after marking the dialogue complete may have skipped this.
+                finish_if_judged(ports, id).await?;
+                return Ok(None);
+            }
+            RunStatus::Judged | RunStatus::Curated => return Ok(None),
+        }
+    }
+}
+
+fn call_record(
+    model: &Model,
+    request: &ConverseRequest,
+    response: &ConverseResponse,
+) -> CallRecord {
+    CallRecord {
+        role: request.role,
+        model: model.id.clone(),
+        usage: response.usage,
+        latency_ms: u64::try_from(response.latency.as_millis()).unwrap_or(u64::MAX),
+        stop_reason: response.stop_reason.clone(),
+    }
+}
+
+async fn call(
+    ports: &Ports,
+    model: &Model,
+    request: &ConverseRequest,
+) -> Result<ConverseResponse, StageError> {
+    let client = ports.providers.client(model).ok_or_else(|| {
+        StageError::rejected(format!(
+            "no client for provider {:?} of model {}",
+            model.provider, model.id
+        ))
+    })?;
+    Ok(client.converse(request).await?)
+}
+
+async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
+    let Some(mut run) = start(ports, id).await? else {
+        return Ok(());
+    };
+    let repo = &ports.repository;
+    let manifest = repo
+        .get::<Manifest>(&keys::manifest(&run.value.manifest))
+        .await?
+        .ok_or_else(|| {
+            StageError::rejected(format!(
+                "manifest {} of run {id} does not exist",
+                run.value.manifest
+            ))
+        })?
+        .value;
+    let request = &manifest.request;
+    let tutor: Model = repo.require_catalog(&run.value.tutor.model).await?;
+    let tutor_prompt: Prompt = repo.require_catalog(&request.tutor_prompt).await?;
+    let scenario: Scenario = repo.require_catalog(&run.value.scenario).await?;
+    let student = match &request.student {
+        Some(config) => {
+            let model: Model = repo.require_catalog(&config.model).await?;
+            let prompt: Prompt = repo.require_catalog(&config.prompt).await?;
+            Some((model, prompt, config.temperature))
+        }
+        None => None,
+    };
+
+    let mut turns = repo
+        .run_record(id)
+        .await?
+        .map(|r| r.turns)
+        .unwrap_or_default();
+    turns.sort_by_key(|t| t.index);
+    // Judge jobs of stored turns may have been lost in a crash; duplicates are harmless.
+    if !turns.is_empty() {
+        let jobs = turns
+            .iter()
+            .map(|t| {
+                Job::Judge {
+                    run: *id,
+                    turn: t.index,
+                }
+                .message()
+            })
+            .collect();
+        ports.judge_jobs.send_all(jobs).await?;
+    }
+
+    let next = u32::try_from(turns.len()).unwrap_or(u32::MAX) + 1;
+    for index in next..=run.value.turns {
+        let tutor_req = tutor_request(
+            &tutor,
+            Sampling {
+                temperature: run.value.tutor.temperature,
+                max_tokens: request.max_tokens,
+            },
+            &tutor_prompt,
+            &scenario,
+            &turns,
+        );
+        let tutor_resp = call(ports, &tutor, &tutor_req).await?;
+        if tutor_resp.text.trim().is_empty() {
+            return Err(StageError::rejected(format!(
+                "tutor {} returned no text on turn {index}",
+                tutor.id
+            )));
+        }
+        let (student_text, student_call, student_exchange) = if index == run.value.turns {
+            (None, None, None)
+        } else if let Some((model, prompt, temperature)) = &student {
+            let req = student_request(
+                model,
+                Sampling {
+                    temperature: *temperature,
+                    max_tokens: request.max_tokens,
+                },
+                prompt,
+                &scenario,
+                &turns,
+                &tutor_resp.text,
+            );
+            let resp = call(ports, model, &req).await?;
+            if resp.text.trim().is_empty() {
+                return Err(StageError::rejected(format!(
+                    "student {} returned no text on turn {index}",
+                    model.id
+                )));
+            }
+            let record = call_record(model, &req, &resp);
+            (
+                Some(resp.text.clone()),
+                Some(record),
+                Some(json!({"request": req, "response": resp})),
+            )
+        } else {
+            let reply = scenario
+                .student_replies
+                .get(index as usize - 1)
+                .cloned()
+                .ok_or_else(|| {
+                    StageError::rejected(format!(
+                        "scenario {} has no scripted reply for turn {index}",
+                        scenario.id
+                    ))
+                })?;
+            (Some(reply), None, None)
+        };
+        let turn = Turn {
+            run: *id,
+            index,
+            tutor_text: tutor_resp.text.clone(),
+            tutor_call: call_record(&tutor, &tutor_req, &tutor_resp),
+            student_text,
+            student_call,
+            created_at: ports.clock.now(),
+        };
+        // Write-once: if a racing worker stored this turn first, its version wins.
+        let stored = repo.put_once(turn).await?;
+        let raw = BlobKey::new(format!("raw/runs/{id}/turn-{index:03}.json"))?;
+        let document = json!({"tutor": {"request": tutor_req, "response": tutor_resp}, "student": student_exchange});
+        match ports
+            .blobs
+            .put_json(&raw, &document, BlobPutMode::Create)
+            .await
+        {
+            Ok(_) | Err(BlobError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        ports
+            .judge_jobs
+            .send(
+                Job::Judge {
+                    run: *id,
+                    turn: index,
+                }
+                .message(),
+            )
+            .await?;
+        turns.push(stored);
+    }
+
+    loop {
+        match transition(ports, &run, RunStatus::DialogueComplete, None).await? {
+            Transition::Moved(_) => break,
+            Transition::Raced => {
+                run = ports
+                    .repository
+                    .get_run(id)
+                    .await?
+                    .ok_or_else(|| StageError::rejected(format!("run {id} vanished")))?;
+                if run.value.status != RunStatus::Running {
+                    break;
+                }
+            }
+        }
+    }
+    finish_if_judged(ports, id).await
+}

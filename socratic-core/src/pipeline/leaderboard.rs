@@ -1,0 +1,339 @@
+//! From run summaries to a leaderboard a user can trust: bootstrap intervals over scenarios,
+//! paired comparisons with Holm's correction, tied rank groups, and judge agreement.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::Timestamp;
+use crate::entity::{
+    Estimate, JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison,
+    RoleUsage, Rubric, RunStatus, Vector, VectorSummary,
+};
+use crate::id::{ModelId, ScenarioId};
+use crate::repository::RunRecord;
+use crate::stats::{self, BOOTSTRAP_RESAMPLES, PERMUTATION_RESAMPLES};
+
+/// The significance level for separating rank groups (after Holm's adjustment).
+pub const ALPHA: f64 = 0.05;
+
+/// A seed derived from the manifest and a label, so resampling is reproducible.
+fn seed(manifest: &Manifest, label: &str) -> u64 {
+    let digest = Sha256::digest(format!("{}/{label}", manifest.hash).as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(head)
+}
+
+/// Per-scenario means of one model: scenario → (vector, overall, per-dimension).
+struct ScenarioScores {
+    vector: Vector,
+    overall: f64,
+    dimensions: BTreeMap<String, f64>,
+}
+
+/// Averages each model's repetitions per scenario, since scenarios (not turns or runs) are
+/// the independent units.
+fn per_scenario(records: &[RunRecord]) -> BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>> {
+    let mut grouped: BTreeMap<(ModelId, ScenarioId), Vec<&crate::entity::RunSummary>> =
+        BTreeMap::new();
+    for record in records {
+        if let Some(summary) = &record.summary
+            && summary.overall.is_some()
+        {
+            grouped
+                .entry((summary.tutor.clone(), summary.scenario.clone()))
+                .or_default()
+                .push(summary);
+        }
+    }
+    let mut out: BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>> = BTreeMap::new();
+    for ((model, scenario), summaries) in grouped {
+        let overall: Vec<f64> = summaries.iter().filter_map(|s| s.overall).collect();
+        let mut dimensions: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for s in &summaries {
+            for (name, value) in &s.dimension_means {
+                dimensions.entry(name.clone()).or_default().push(*value);
+            }
+        }
+        let scores = ScenarioScores {
+            vector: summaries[0].vector,
+            overall: stats::mean(&overall).unwrap_or_default(),
+            dimensions: dimensions
+                .into_iter()
+                .filter_map(|(k, v)| stats::mean(&v).map(|m| (k, m)))
+                .collect(),
+        };
+        out.entry(model).or_default().insert(scenario, scores);
+    }
+    out
+}
+
+/// Computes a manifest's summary from every run record.
+pub fn summarize_manifest(
+    manifest: &Manifest,
+    rubric: &Rubric,
+    records: &[RunRecord],
+    now: Timestamp,
+) -> ManifestSummary {
+    let scores = per_scenario(records);
+    let tutors: Vec<ModelId> = manifest
+        .request
+        .tutors
+        .iter()
+        .map(|t| t.model.clone())
+        .collect();
+    let empty = BTreeMap::new();
+
+    let mut rows: Vec<ModelSummary> = tutors
+        .iter()
+        .map(|model| {
+            let mine = scores.get(model).unwrap_or(&empty);
+            let overall: Vec<f64> = mine.values().map(|s| s.overall).collect();
+            let mut dimensions = BTreeMap::new();
+            for dim in &rubric.dimensions {
+                let values: Vec<f64> = mine
+                    .values()
+                    .filter_map(|s| s.dimensions.get(&dim.name))
+                    .copied()
+                    .collect();
+                if let Some(estimate) = stats::bootstrap_mean(
+                    &values,
+                    BOOTSTRAP_RESAMPLES,
+                    seed(manifest, &format!("{model}/{}", dim.name)),
+                ) {
+                    dimensions.insert(dim.name.clone(), estimate);
+                }
+            }
+            let mut by_vector = BTreeMap::new();
+            for vector in Vector::ALL {
+                let values: Vec<f64> = mine
+                    .values()
+                    .filter(|s| s.vector == vector)
+                    .map(|s| s.overall)
+                    .collect();
+                if let Some(estimate) = stats::bootstrap_mean(
+                    &values,
+                    BOOTSTRAP_RESAMPLES,
+                    seed(manifest, &format!("{model}/{vector}")),
+                ) {
+                    by_vector.insert(vector, estimate);
+                }
+            }
+            let own: Vec<&RunRecord> = records
+                .iter()
+                .filter(|r| &r.run.value.tutor.model == model)
+                .collect();
+            let summaries: Vec<_> = own.iter().filter_map(|r| r.summary.as_ref()).collect();
+            let scored: u32 = summaries.iter().map(|s| s.scored_turns).sum();
+            let passing: f64 = summaries
+                .iter()
+                .map(|s| s.compliance.unwrap_or(0.0) * f64::from(s.scored_turns))
+                .sum();
+            let mut usage: BTreeMap<crate::llm::Role, RoleUsage> = BTreeMap::new();
+            let mut violations = BTreeMap::new();
+            for s in &summaries {
+                for (role, u) in &s.usage {
+                    let entry = usage.entry(*role).or_default();
+                    entry.calls += u.calls;
+                    entry.usage = entry.usage + u.usage;
+                    entry.cost_usd += u.cost_usd;
+                }
+                for (v, n) in &s.violations {
+                    *violations.entry(*v).or_insert(0) += n;
+                }
+            }
+            let latencies: Vec<f64> = summaries
+                .iter()
+                .flat_map(|s| s.tutor_latencies_ms.iter().map(|l| *l as f64))
+                .collect();
+            ModelSummary {
+                manifest: manifest.id,
+                model: model.clone(),
+                overall: stats::bootstrap_mean(
+                    &overall,
+                    BOOTSTRAP_RESAMPLES,
+                    seed(manifest, model.as_str()),
+                ),
+                dimensions,
+                by_vector,
+                rank_group: 0,
+                runs: u32::try_from(summaries.len()).unwrap_or(u32::MAX),
+                failed_runs: u32::try_from(
+                    own.iter()
+                        .filter(|r| r.run.value.status == RunStatus::Failed)
+                        .count(),
+                )
+                .unwrap_or(u32::MAX),
+                compliance: (scored > 0).then(|| passing / f64::from(scored)),
+                unscored_judgments: summaries.iter().map(|s| s.unscored_judgments).sum(),
+                runs_with_answer_leak: u32::try_from(
+                    summaries
+                        .iter()
+                        .filter(|s| s.answer_leak_turn.is_some())
+                        .count(),
+                )
+                .unwrap_or(u32::MAX),
+                violations,
+                cost_usd: usage.values().map(|u| u.cost_usd).sum(),
+                usage,
+                latency_p50_ms: stats::percentile(&latencies, 0.5),
+                latency_p95_ms: stats::percentile(&latencies, 0.95),
+            }
+        })
+        .collect();
+
+    // Best first; models without any score last, in manifest order.
+    rows.sort_by(|a, b| {
+        let key = |r: &ModelSummary| r.overall.map_or(f64::NEG_INFINITY, |e| e.mean);
+        key(b).total_cmp(&key(a))
+    });
+
+    let comparisons = compare(manifest, &rows, &scores);
+    assign_rank_groups(&mut rows, &comparisons);
+
+    let vectors = Vector::ALL
+        .into_iter()
+        .filter_map(|vector| {
+            let models: BTreeMap<ModelId, Estimate> = rows
+                .iter()
+                .filter_map(|r| r.by_vector.get(&vector).map(|e| (r.model.clone(), *e)))
+                .collect();
+            (!models.is_empty()).then_some(VectorSummary {
+                manifest: manifest.id,
+                vector,
+                models,
+            })
+        })
+        .collect();
+
+    ManifestSummary {
+        manifest: manifest.id,
+        label: manifest.request.label.clone(),
+        rubric: rubric.id.clone(),
+        dimensions: rubric.dimensions.iter().map(|d| d.name.clone()).collect(),
+        pass_threshold: rubric.pass_threshold,
+        runs: u32::try_from(records.len()).unwrap_or(u32::MAX),
+        failed_runs: u32::try_from(
+            records
+                .iter()
+                .filter(|r| r.run.value.status == RunStatus::Failed)
+                .count(),
+        )
+        .unwrap_or(u32::MAX),
+        unscored_judgments: rows.iter().map(|r| r.unscored_judgments).sum(),
+        cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
+        judge_agreement: judge_agreement(rubric, records, manifest.request.judges.len()),
+        leaderboard: rows,
+        vectors,
+        comparisons,
+        computed_at: now,
+    }
+}
+
+/// Paired comparisons of every pair of models on the scenarios both have scores for:
+/// a bootstrap interval of the mean difference and a sign-flip p-value, Holm-adjusted together.
+fn compare(
+    manifest: &Manifest,
+    rows: &[ModelSummary],
+    scores: &BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>>,
+) -> Vec<PairwiseComparison> {
+    let empty = BTreeMap::new();
+    let mut comparisons = Vec::new();
+    for (i, a) in rows.iter().enumerate() {
+        for b in &rows[i + 1..] {
+            let sa = scores.get(&a.model).unwrap_or(&empty);
+            let sb = scores.get(&b.model).unwrap_or(&empty);
+            let shared: BTreeSet<&ScenarioId> = sa.keys().filter(|k| sb.contains_key(*k)).collect();
+            let diffs: Vec<f64> = shared
+                .iter()
+                .map(|s| sa[*s].overall - sb[*s].overall)
+                .collect();
+            let label = format!("{}-vs-{}", a.model, b.model);
+            let difference =
+                stats::bootstrap_mean(&diffs, BOOTSTRAP_RESAMPLES, seed(manifest, &label))
+                    .unwrap_or(Estimate {
+                        mean: 0.0,
+                        ci_low: 0.0,
+                        ci_high: 0.0,
+                        n: 0,
+                    });
+            let p_value =
+                stats::sign_flip_p_value(&diffs, PERMUTATION_RESAMPLES, seed(manifest, &label));
+            comparisons.push(PairwiseComparison {
+                a: a.model.clone(),
+                b: b.model.clone(),
+                difference,
+                p_value,
+                p_adjusted: p_value,
+            });
+        }
+    }
+    let adjusted = stats::holm(&comparisons.iter().map(|c| c.p_value).collect::<Vec<_>>());
+    for (comparison, p) in comparisons.iter_mut().zip(adjusted) {
+        comparison.p_adjusted = p;
+    }
+    comparisons
+}
+
+/// Walks the leaderboard from the top: a model stays in the current group unless it is
+/// significantly worse (adjusted p < [`ALPHA`]) than the group's leader, in which case it
+/// starts the next group.
+fn assign_rank_groups(rows: &mut [ModelSummary], comparisons: &[PairwiseComparison]) {
+    let mut group = 1;
+    let mut leader: Option<ModelId> = None;
+    for row in rows.iter_mut() {
+        if let Some(top) = &leader {
+            let separated = comparisons
+                .iter()
+                .find(|c| (&c.a == top && c.b == row.model) || (c.a == row.model && &c.b == top))
+                .is_some_and(|c| c.p_adjusted < ALPHA && c.difference.n > 0);
+            if separated {
+                group += 1;
+                leader = Some(row.model.clone());
+            }
+        } else {
+            leader = Some(row.model.clone());
+        }
+        row.rank_group = group;
+    }
+}
+
+/// Krippendorff's alpha (interval) per dimension over turns scored by at least two judges.
+fn judge_agreement(
+    rubric: &Rubric,
+    records: &[RunRecord],
+    judges: usize,
+) -> BTreeMap<String, JudgeAgreement> {
+    if judges < 2 {
+        return BTreeMap::new();
+    }
+    rubric
+        .dimensions
+        .iter()
+        .map(|dim| {
+            let mut units = Vec::new();
+            for record in records {
+                let turns: BTreeSet<u32> = record.judgments.iter().map(|j| j.turn).collect();
+                for turn in turns {
+                    let ratings: Vec<f64> = record
+                        .judgments
+                        .iter()
+                        .filter(|j| j.turn == turn)
+                        .filter_map(|j| j.verdict())
+                        .filter_map(|v| v.scores.get(&dim.name))
+                        .map(|s| f64::from(*s))
+                        .collect();
+                    if ratings.len() >= 2 {
+                        units.push(ratings);
+                    }
+                }
+            }
+            let agreement = JudgeAgreement {
+                krippendorff_alpha: stats::krippendorff_alpha_interval(&units),
+                units: u32::try_from(units.len()).unwrap_or(u32::MAX),
+            };
+            (dim.name.clone(), agreement)
+        })
+        .collect()
+}

@@ -1,0 +1,376 @@
+//! The pipeline: plan → dialogue → judge → curate.
+//!
+//! Each stage is a function of (job, [`Ports`]) and is safe under duplicate delivery and
+//! crash-and-retry, because queues deliver at least once:
+//!
+//! - every write is create-only, versioned, or an idempotent overwrite of a recomputed value;
+//! - run status changes are conditional on the run's version, so nothing moves backwards;
+//! - counters move in the same transaction as the write they count;
+//! - a stage resumes from what is stored, and re-sends follow-up jobs whose sending it cannot
+//!   prove (a duplicate job is harmless, a lost one is not).
+//!
+//! See `docs/pipeline.md` for the messages, the status machine and the idempotency argument.
+
+mod curate;
+mod dialogue;
+mod judge;
+mod leaderboard;
+mod plan;
+mod prompts;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use curate::curate;
+pub use curate::summarize_run;
+pub use dialogue::run_dialogue;
+pub use judge::judge;
+pub use leaderboard::{ALPHA, summarize_manifest};
+pub use plan::{Plan, PlanError, plan, run_id};
+pub use prompts::{
+    JUDGE_TURN_MARKER, JUDGMENT_TOOL, judge_request, student_request, transcript, tutor_request,
+};
+
+use crate::blob::BlobStore;
+use crate::clock::{Clock, IdGenerator};
+use crate::entity::{Model, Run, RunFailure, RunStatus, Stage};
+use crate::id::RunId;
+use crate::keys;
+use crate::llm::{LlmClient, LlmError};
+use crate::queue::{OutgoingMessage, QueueError, QueueProducer};
+use crate::repository::{RepoError, Repository, Versioned};
+use crate::store::{PutMode, StoreError, TxOp};
+
+/// Counter attribute of a manifest: runs that reached a final status.
+pub const FINISHED_COUNTER: &str = "finished";
+
+/// A message between stages. Messages carry ids only; everything else is read from the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Job {
+    /// Run (or resume) a run's dialogue. Sent by the planner to the dialogue queue.
+    Dialogue {
+        /// The run.
+        run: RunId,
+    },
+    /// Judge one stored turn with every judge. Sent by the dialogue stage to the judge queue.
+    Judge {
+        /// The run.
+        run: RunId,
+        /// The turn, from 1.
+        turn: u32,
+    },
+    /// A run is judged (or failed): summarise it. The `run-judged` event, sent to the curator.
+    Curate {
+        /// The run.
+        run: RunId,
+    },
+}
+
+impl Job {
+    /// Parses a message body.
+    pub fn parse(body: &str) -> Result<Job, StageError> {
+        serde_json::from_str(body).map_err(|e| StageError::Rejected {
+            reason: format!("malformed job {body:?}: {e}"),
+        })
+    }
+
+    /// The message for this job.
+    pub fn message(&self) -> OutgoingMessage {
+        // Serialising a plain enum of ids cannot fail.
+        OutgoingMessage::new(serde_json::to_string(self).unwrap_or_default())
+    }
+}
+
+/// The model clients, by the `provider` named in each [`Model`].
+#[derive(Clone, Default)]
+pub struct Providers {
+    clients: HashMap<String, Arc<dyn LlmClient>>,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers")
+            .field("providers", &self.clients.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Providers {
+    /// No providers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the client for `provider`.
+    pub fn with(mut self, provider: impl Into<String>, client: Arc<dyn LlmClient>) -> Self {
+        self.clients.insert(provider.into(), client);
+        self
+    }
+
+    /// The client serving `model`.
+    pub fn client(&self, model: &Model) -> Option<&Arc<dyn LlmClient>> {
+        self.clients.get(&model.provider)
+    }
+
+    /// Whether a client serves `provider`.
+    pub fn serves(&self, provider: &str) -> bool {
+        self.clients.contains_key(provider)
+    }
+
+    /// Wraps every client, e.g. in retry and concurrency-limit decorators.
+    pub fn map(self, mut wrap: impl FnMut(Arc<dyn LlmClient>) -> Arc<dyn LlmClient>) -> Self {
+        Self {
+            clients: self
+                .clients
+                .into_iter()
+                .map(|(k, v)| (k, wrap(v)))
+                .collect(),
+        }
+    }
+}
+
+/// Limits and policies of the stages.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The most runs one manifest may plan.
+    pub max_runs_per_manifest: u64,
+    /// Judge calls per judgment before it is stored unscored.
+    pub judge_attempts: u32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            max_runs_per_manifest: 10_000,
+            judge_attempts: 3,
+        }
+    }
+}
+
+/// Everything a stage touches.
+#[derive(Clone)]
+pub struct Ports {
+    /// Entities.
+    pub repository: Repository,
+    /// Raw and curated artifacts.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Where dialogue jobs go.
+    pub dialogue_jobs: Arc<dyn QueueProducer>,
+    /// Where judge jobs go.
+    pub judge_jobs: Arc<dyn QueueProducer>,
+    /// Where `run-judged` events go (the curator's input).
+    pub run_events: Arc<dyn QueueProducer>,
+    /// Model clients.
+    pub providers: Providers,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// New ids.
+    pub ids: Arc<dyn IdGenerator>,
+    /// Limits and policies.
+    pub config: PipelineConfig,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports")
+            .field("providers", &self.providers)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a stage did not complete.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StageError {
+    /// A transient failure: leave the message for redelivery, after `retry_after` if given.
+    #[error("retryable: {message}")]
+    Retryable {
+        /// What failed.
+        message: String,
+        /// How long the failing service asked to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The job can never succeed (unknown run, malformed message, a model the provider
+    /// rejects). The run, if there is one, is marked failed with this reason; the message
+    /// should end in the dead-letter queue.
+    #[error("rejected: {reason}")]
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// The handler was stopped before finishing (shutdown or crash): neither acknowledge nor
+    /// return the message; it comes back after its visibility timeout.
+    #[error("abandoned before completion")]
+    Abandoned,
+}
+
+impl StageError {
+    /// Whether redelivery may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, StageError::Rejected { .. })
+    }
+
+    pub(crate) fn rejected(reason: impl Into<String>) -> Self {
+        StageError::Rejected {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<RepoError> for StageError {
+    fn from(error: RepoError) -> Self {
+        if error.is_retryable() {
+            StageError::Retryable {
+                message: error.to_string(),
+                retry_after: None,
+            }
+        } else {
+            StageError::Rejected {
+                reason: error.to_string(),
+            }
+        }
+    }
+}
+
+impl From<StoreError> for StageError {
+    fn from(error: StoreError) -> Self {
+        RepoError::from(error).into()
+    }
+}
+
+impl From<QueueError> for StageError {
+    fn from(error: QueueError) -> Self {
+        if error.is_retryable() {
+            StageError::Retryable {
+                message: error.to_string(),
+                retry_after: None,
+            }
+        } else {
+            StageError::Rejected {
+                reason: error.to_string(),
+            }
+        }
+    }
+}
+
+impl From<crate::blob::BlobError> for StageError {
+    fn from(error: crate::blob::BlobError) -> Self {
+        if error.is_retryable() {
+            StageError::Retryable {
+                message: error.to_string(),
+                retry_after: None,
+            }
+        } else {
+            StageError::Rejected {
+                reason: error.to_string(),
+            }
+        }
+    }
+}
+
+impl From<LlmError> for StageError {
+    fn from(error: LlmError) -> Self {
+        if error.is_retryable() {
+            StageError::Retryable {
+                retry_after: error.retry_after(),
+                message: error.to_string(),
+            }
+        } else {
+            StageError::Rejected {
+                reason: error.to_string(),
+            }
+        }
+    }
+}
+
+/// What a transition attempt found.
+pub(crate) enum Transition {
+    /// The run moved; here is its new state.
+    Moved(Versioned<Run>),
+    /// Someone else changed the run first; reload and decide again.
+    Raced,
+}
+
+/// Moves a run to `to`, conditional on its version. Reaching a final status also counts the
+/// run as finished on its manifest, in the same transaction, so it is counted exactly once.
+pub(crate) async fn transition(
+    ports: &Ports,
+    run: &Versioned<Run>,
+    to: RunStatus,
+    failure: Option<RunFailure>,
+) -> Result<Transition, StageError> {
+    let mut next = run.value.clone();
+    next.status = to;
+    next.failure = failure;
+    next.updated_at = ports.clock.now();
+    let version = run.version + 1;
+    let item = crate::repository::to_item(&next, version)?;
+    let mut ops = vec![TxOp::Put {
+        item,
+        mode: PutMode::UpdateVersion(run.version),
+    }];
+    if to.is_final() {
+        ops.push(TxOp::Increment {
+            key: keys::manifest(&run.value.manifest),
+            attribute: FINISHED_COUNTER.to_owned(),
+            by: 1,
+        });
+    }
+    match ports.repository.store().transact(ops).await {
+        Ok(()) => Ok(Transition::Moved(Versioned {
+            value: next,
+            version,
+        })),
+        Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(Transition::Raced),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Marks a run failed with the stage and reason, unless it is already final, then tells the
+/// curator so the manifest can finish. Returns the rejection to report for the message.
+pub(crate) async fn fail_run(
+    ports: &Ports,
+    run: &RunId,
+    stage: Stage,
+    reason: &str,
+) -> Result<StageError, StageError> {
+    loop {
+        let Some(current) = ports.repository.get_run(run).await? else {
+            return Ok(StageError::rejected(reason));
+        };
+        if current.value.status.is_final() {
+            return Ok(StageError::rejected(reason));
+        }
+        let failure = RunFailure {
+            stage,
+            reason: reason.to_owned(),
+        };
+        if let Transition::Moved(_) =
+            transition(ports, &current, RunStatus::Failed, Some(failure)).await?
+        {
+            ports
+                .run_events
+                .send(Job::Curate { run: *run }.message())
+                .await?;
+            return Ok(StageError::rejected(reason));
+        }
+    }
+}
+
+/// Runs `work`; a rejection marks the run failed with its reason before being returned.
+pub(crate) async fn failing_run_on_rejection<T>(
+    ports: &Ports,
+    run: &RunId,
+    stage: Stage,
+    work: impl Future<Output = Result<T, StageError>>,
+) -> Result<T, StageError> {
+    match work.await {
+        Err(StageError::Rejected { reason }) => Err(fail_run(ports, run, stage, &reason).await?),
+        other => other,
+    }
+}

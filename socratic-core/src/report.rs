@@ -1,0 +1,341 @@
+//! Rendering a manifest's summary: a CSV leaderboard, a terminal table, and a self-contained
+//! HTML report with inline SVG charts (no scripts, no network).
+
+use std::fmt::Write;
+
+use crate::entity::{ManifestSummary, Rubric};
+
+fn fmt_opt(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(String::new, |v| format!("{v:.digits$}"))
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The leaderboard as CSV, one row per model, best first.
+pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
+    let mut out = String::from(
+        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms",
+    );
+    for dim in &summary.dimensions {
+        let _ = write!(out, ",{}", csv_field(dim));
+    }
+    out.push('\n');
+    for row in &summary.leaderboard {
+        let o = row.overall;
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{}",
+            row.rank_group,
+            csv_field(row.model.as_str()),
+            fmt_opt(o.map(|e| e.mean), 4),
+            fmt_opt(o.map(|e| e.ci_low), 4),
+            fmt_opt(o.map(|e| e.ci_high), 4),
+            o.map_or(0, |e| e.n),
+            row.runs,
+            row.failed_runs,
+            fmt_opt(row.compliance, 4),
+            row.unscored_judgments,
+            row.runs_with_answer_leak,
+            row.cost_usd,
+            fmt_opt(row.latency_p50_ms, 1),
+            fmt_opt(row.latency_p95_ms, 1),
+        );
+        for dim in &summary.dimensions {
+            let _ = write!(
+                out,
+                ",{}",
+                fmt_opt(row.dimensions.get(dim).map(|e| e.mean), 4)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The leaderboard as a fixed-width table for a terminal.
+pub fn leaderboard_text(summary: &ManifestSummary) -> String {
+    let width = summary
+        .leaderboard
+        .iter()
+        .map(|r| r.model.as_str().len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!(
+        "{:<5} {:<width$} {:>7} {:>17} {:>6} {:>10} {:>8} {:>9}\n",
+        "group", "model", "overall", "95% CI", "leaks", "compliance", "unscored", "cost $"
+    );
+    for row in &summary.leaderboard {
+        let (mean, ci) = match row.overall {
+            Some(e) => (
+                format!("{:.2}", e.mean),
+                format!("[{:.2}, {:.2}]", e.ci_low, e.ci_high),
+            ),
+            None => ("—".to_owned(), "no scores".to_owned()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<5} {:<width$} {:>7} {:>17} {:>6} {:>10} {:>8} {:>9.4}",
+            row.rank_group,
+            row.model.as_str(),
+            mean,
+            ci,
+            format!("{}/{}", row.runs_with_answer_leak, row.runs),
+            row.compliance
+                .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
+            row.unscored_judgments,
+            row.cost_usd,
+        );
+    }
+    let groups = summary
+        .leaderboard
+        .iter()
+        .map(|r| r.rank_group)
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "{} model(s) in {groups} statistically distinct group(s) (paired sign-flip tests, Holm-adjusted, alpha 0.05); {} run(s), {} failed, {} unscored judgment(s).",
+        summary.leaderboard.len(),
+        summary.runs,
+        summary.failed_runs,
+        summary.unscored_judgments
+    );
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const COLOURS: [&str; 8] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
+];
+
+/// A horizontal bar chart of overall scores with their 95% intervals as whiskers.
+fn overall_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
+    let (left, width, row_height) = (220.0, 520.0, 34.0);
+    let height = row_height * summary.leaderboard.len() as f64 + 40.0;
+    let x = |v: f64| left + (v - min) / (max - min) * width;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" role="img" aria-label="Overall score per model with 95% confidence intervals">"#,
+        left + width + 40.0
+    );
+    for tick in 0..=((max - min) as usize) {
+        let v = min + tick as f64;
+        let _ = write!(
+            svg,
+            r##"<line x1="{0:.1}" y1="10" x2="{0:.1}" y2="{1:.1}" stroke="#ddd"/><text x="{0:.1}" y="{2:.1}" font-size="11" text-anchor="middle">{v}</text>"##,
+            x(v),
+            height - 22.0,
+            height - 8.0
+        );
+    }
+    for (i, row) in summary.leaderboard.iter().enumerate() {
+        let y = 14.0 + i as f64 * row_height;
+        let colour = COLOURS[i % COLOURS.len()];
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="13" text-anchor="end">{} (group {})</text>"#,
+            left - 8.0,
+            y + 15.0,
+            escape(row.model.as_str()),
+            row.rank_group
+        );
+        if let Some(e) = row.overall {
+            let _ = write!(
+                svg,
+                r##"<rect x="{left}" y="{y:.1}" width="{:.1}" height="20" fill="{colour}" opacity="0.8"><title>{}: {:.2} [{:.2}, {:.2}]</title></rect><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                (x(e.mean) - left).max(0.0),
+                escape(row.model.as_str()),
+                e.mean,
+                e.ci_low,
+                e.ci_high,
+                x(e.ci_low),
+                y + 10.0,
+                x(e.ci_high),
+                y + 10.0,
+                x(e.ci_low),
+                y + 4.0,
+                x(e.ci_low),
+                y + 16.0,
+                x(e.ci_high),
+                y + 4.0,
+                x(e.ci_high),
+                y + 16.0,
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Per-dimension profiles: one group of bars per dimension, one bar per model, with intervals.
+fn profile_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
+    let models = summary.leaderboard.len().max(1) as f64;
+    let (bar, gap, top, plot) = (18.0, 30.0, 10.0, 220.0);
+    let group_width = bar * models + gap;
+    let width = 60.0 + group_width * summary.dimensions.len() as f64;
+    let y = |v: f64| top + plot - (v - min) / (max - min) * plot;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" role="img" aria-label="Mean score per dimension and model">"#,
+        top + plot + 60.0
+    );
+    for tick in 0..=((max - min) as usize) {
+        let v = min + tick as f64;
+        let _ = write!(
+            svg,
+            r##"<line x1="40" y1="{0:.1}" x2="{width:.0}" y2="{0:.1}" stroke="#eee"/><text x="32" y="{1:.1}" font-size="11" text-anchor="end">{v}</text>"##,
+            y(v),
+            y(v) + 4.0
+        );
+    }
+    for (d, dim) in summary.dimensions.iter().enumerate() {
+        let x0 = 50.0 + d as f64 * group_width;
+        for (m, row) in summary.leaderboard.iter().enumerate() {
+            let Some(e) = row.dimensions.get(dim) else {
+                continue;
+            };
+            let x = x0 + m as f64 * bar;
+            let colour = COLOURS[m % COLOURS.len()];
+            let _ = write!(
+                svg,
+                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{} — {}: {:.2} [{:.2}, {:.2}]</title></rect><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                y(e.mean),
+                bar - 3.0,
+                (y(min) - y(e.mean)).max(0.0),
+                escape(row.model.as_str()),
+                escape(dim),
+                e.mean,
+                e.ci_low,
+                e.ci_high,
+                x + (bar - 3.0) / 2.0,
+                y(e.ci_low),
+                x + (bar - 3.0) / 2.0,
+                y(e.ci_high),
+            );
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
+            x0 + bar * models / 2.0,
+            top + plot + 18.0,
+            escape(&dim.replace('_', " "))
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A self-contained HTML report: leaderboard, charts, comparisons, judge agreement.
+pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
+    let min = f64::from(
+        rubric
+            .dimensions
+            .iter()
+            .map(|d| d.scale.min)
+            .min()
+            .unwrap_or(1),
+    );
+    let max = f64::from(
+        rubric
+            .dimensions
+            .iter()
+            .map(|d| d.scale.max)
+            .max()
+            .unwrap_or(5),
+    )
+    .max(min + 1.0);
+    let title = summary
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("Manifest {}", summary.manifest));
+    let mut html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}}table{{border-collapse:collapse;margin:1rem 0}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:nth-child(2),td:nth-child(2){{text-align:left}}caption{{text-align:left;font-weight:bold}}.note{{color:#555;font-size:0.9rem}}</style>
+</head><body>
+<h1>{}</h1>
+<p class="note">Rubric {} · {} runs ({} failed) · {} unscored judgments · total cost ${:.4} · computed {}</p>
+"#,
+        escape(&title),
+        escape(&title),
+        escape(rubric.id.as_str()),
+        summary.runs,
+        summary.failed_runs,
+        summary.unscored_judgments,
+        summary.cost_usd,
+        summary.computed_at
+    );
+    html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% bootstrap interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
+    for row in &summary.leaderboard {
+        let (mean, ci, n) = row
+            .overall
+            .map_or(("—".to_owned(), "—".to_owned(), 0), |e| {
+                (
+                    format!("{:.2}", e.mean),
+                    format!("[{:.2}, {:.2}]", e.ci_low, e.ci_high),
+                    e.n,
+                )
+            });
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{mean}</td><td>{ci}</td><td>{n}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+            row.rank_group,
+            escape(row.model.as_str()),
+            row.compliance
+                .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
+            row.runs_with_answer_leak,
+            row.runs,
+            row.unscored_judgments,
+            row.cost_usd,
+            fmt_opt(row.latency_p50_ms, 0),
+            fmt_opt(row.latency_p95_ms, 0),
+        );
+    }
+    html.push_str("</table>\n<p class=\"note\">Models share a group when no paired comparison separates them from the group's leader (sign-flip permutation test on per-scenario differences, Holm-adjusted, alpha 0.05).</p>\n");
+    html.push_str("<h2>Overall score</h2>\n");
+    html.push_str(&overall_chart(summary, min, max));
+    html.push_str("\n<h2>Dimension profiles</h2>\n");
+    html.push_str(&profile_chart(summary, min, max));
+    html.push_str("\n<h2>Paired comparisons</h2>\n<table><tr><th>a</th><th>b</th><th>mean a − b</th><th>95% CI</th><th>scenarios</th><th>p</th><th>p (Holm)</th></tr>\n");
+    for c in &summary.comparisons {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{:+.2}</td><td>[{:+.2}, {:+.2}]</td><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>",
+            escape(c.a.as_str()),
+            escape(c.b.as_str()),
+            c.difference.mean,
+            c.difference.ci_low,
+            c.difference.ci_high,
+            c.difference.n,
+            c.p_value,
+            c.p_adjusted
+        );
+    }
+    html.push_str("</table>\n");
+    if !summary.judge_agreement.is_empty() {
+        html.push_str("<h2>Judge agreement</h2>\n<table><tr><th>dimension</th><th>Krippendorff's alpha (interval)</th><th>turns</th></tr>\n");
+        for (dim, a) in &summary.judge_agreement {
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(dim),
+                fmt_opt(a.krippendorff_alpha, 3),
+                a.units
+            );
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("</body></html>\n");
+    html
+}

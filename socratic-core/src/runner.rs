@@ -1,0 +1,417 @@
+//! The runner: drives the stages from any queue consumers with a pool of workers.
+//!
+//! A [`Runner`] has *lanes*: a queue consumer, a [`JobHandler`] and a number of workers. The
+//! default lanes run the built-in stages from the dialogue queue, the judge queue and the
+//! run-events queue; a service embedding the library can replace a lane's handler (swap a stage)
+//! or add lanes of its own. Concurrency per model is bounded by wrapping the model clients in
+//! [`ConcurrencyLimitLlm`](crate::llm::ConcurrencyLimitLlm) (see [`Providers::map`](crate::pipeline::Providers::map)).
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use socratic_core::pipeline::Ports;
+//! # use socratic_core::queue::QueueConsumer;
+//! # use socratic_core::runner::Runner;
+//! # async fn demo(ports: Ports, dialogue: Arc<dyn QueueConsumer>, judge: Arc<dyn QueueConsumer>,
+//! #               events: Arc<dyn QueueConsumer>, request: socratic_core::entity::ManifestRequest) {
+//! let runner = Runner::builder(ports).stage_lanes(dialogue, judge, events, 8).build();
+//! let summary = runner.run_manifest(&request).await.expect("benchmark");
+//! println!("{} models ranked", summary.leaderboard.len());
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::entity::{ManifestRequest, ManifestSummary};
+use crate::id::ManifestId;
+use crate::keys;
+use crate::pipeline::{
+    FINISHED_COUNTER, Job, PlanError, Ports, StageError, curate, judge, plan, run_dialogue,
+};
+use crate::queue::{Delivery, QueueConsumer, ReceiveOptions};
+use crate::repository::RepoError;
+
+/// Handles one message body.
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// Does the work of one message. `Ok` acknowledges it.
+    async fn handle(&self, ports: &Ports, body: &str) -> Result<(), StageError>;
+}
+
+/// The built-in stages, dispatched on the [`Job`] in the message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageHandler;
+
+#[async_trait]
+impl JobHandler for StageHandler {
+    async fn handle(&self, ports: &Ports, body: &str) -> Result<(), StageError> {
+        match Job::parse(body)? {
+            Job::Dialogue { run } => run_dialogue(ports, &run).await,
+            Job::Judge { run, turn } => judge(ports, &run, turn).await,
+            Job::Curate { run } => curate(ports, &run).await,
+        }
+    }
+}
+
+/// A queue, its handler and its workers.
+#[derive(Clone)]
+pub struct Lane {
+    /// Name for logs and counters.
+    pub name: String,
+    /// Where messages come from.
+    pub consumer: Arc<dyn QueueConsumer>,
+    /// What handles them.
+    pub handler: Arc<dyn JobHandler>,
+    /// Concurrent workers, each handling one message at a time.
+    pub workers: usize,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("name", &self.name)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How workers receive and back off.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Long-poll wait per receive; also how quickly workers notice a shutdown.
+    pub receive_wait: Duration,
+    /// Visibility timeout for received messages; `None` uses the queue's.
+    pub visibility_timeout: Option<Duration>,
+    /// First redelivery delay after a retryable failure; doubles per attempt.
+    pub retry_base: Duration,
+    /// Largest redelivery delay.
+    pub retry_max: Duration,
+    /// How often [`Runner::run_manifest`] checks whether the manifest is finished.
+    pub poll_interval: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            receive_wait: Duration::from_millis(200),
+            visibility_timeout: None,
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Counts of what the workers did, per lane.
+#[derive(Debug, Default)]
+pub struct LaneCounters {
+    /// Messages handled and acknowledged.
+    pub done: AtomicU64,
+    /// Messages returned for a retry.
+    pub retried: AtomicU64,
+    /// Messages rejected (headed for the dead-letter queue).
+    pub rejected: AtomicU64,
+}
+
+/// A snapshot of [`LaneCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Messages handled and acknowledged.
+    pub done: u64,
+    /// Messages returned for a retry.
+    pub retried: u64,
+    /// Messages rejected.
+    pub rejected: u64,
+}
+
+/// Why [`Runner::run_manifest`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The manifest could not be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Reading results failed.
+    #[error(transparent)]
+    Repository(#[from] RepoError),
+}
+
+/// Builds a [`Runner`].
+#[derive(Debug)]
+pub struct RunnerBuilder {
+    ports: Ports,
+    lanes: Vec<Lane>,
+    config: RunnerConfig,
+}
+
+impl RunnerBuilder {
+    /// Adds the three stage lanes (dialogue, judge, run events), `workers` workers each.
+    pub fn stage_lanes(
+        self,
+        dialogue: Arc<dyn QueueConsumer>,
+        judge: Arc<dyn QueueConsumer>,
+        run_events: Arc<dyn QueueConsumer>,
+        workers: usize,
+    ) -> Self {
+        let handler: Arc<dyn JobHandler> = Arc::new(StageHandler);
+        self.lane("dialogue", dialogue, Arc::clone(&handler), workers)
+            .lane("judge", judge, Arc::clone(&handler), workers)
+            .lane("curate", run_events, handler, workers.clamp(1, 4))
+    }
+
+    /// Adds a lane, or replaces the lane with the same name.
+    pub fn lane(
+        mut self,
+        name: &str,
+        consumer: Arc<dyn QueueConsumer>,
+        handler: Arc<dyn JobHandler>,
+        workers: usize,
+    ) -> Self {
+        self.lanes.retain(|l| l.name != name);
+        self.lanes.push(Lane {
+            name: name.to_owned(),
+            consumer,
+            handler,
+            workers: workers.max(1),
+        });
+        self
+    }
+
+    /// Replaces the handler of an existing lane (swap a stage).
+    pub fn handler(mut self, name: &str, handler: Arc<dyn JobHandler>) -> Self {
+        for lane in &mut self.lanes {
+            if lane.name == name {
+                lane.handler = Arc::clone(&handler);
+            }
+        }
+        self
+    }
+
+    /// Sets the worker configuration.
+    pub fn config(mut self, config: RunnerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The runner.
+    pub fn build(self) -> Runner {
+        let counters = self
+            .lanes
+            .iter()
+            .map(|l| (l.name.clone(), Arc::new(LaneCounters::default())))
+            .collect();
+        Runner {
+            ports: self.ports,
+            lanes: self.lanes,
+            config: self.config,
+            counters,
+        }
+    }
+}
+
+/// Drives the pipeline from queues. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    ports: Ports,
+    lanes: Vec<Lane>,
+    config: RunnerConfig,
+    counters: BTreeMap<String, Arc<LaneCounters>>,
+}
+
+impl Runner {
+    /// Starts building a runner over `ports`.
+    pub fn builder(ports: Ports) -> RunnerBuilder {
+        RunnerBuilder {
+            ports,
+            lanes: Vec::new(),
+            config: RunnerConfig::default(),
+        }
+    }
+
+    /// The ports the stages use.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// What each lane's workers have done so far.
+    pub fn stats(&self) -> BTreeMap<String, LaneStats> {
+        self.counters
+            .iter()
+            .map(|(name, c)| {
+                let stats = LaneStats {
+                    done: c.done.load(Ordering::Relaxed),
+                    retried: c.retried.load(Ordering::Relaxed),
+                    rejected: c.rejected.load(Ordering::Relaxed),
+                };
+                (name.clone(), stats)
+            })
+            .collect()
+    }
+
+    /// Runs every lane's workers until `stop` completes, then lets each finish the message in
+    /// hand and returns.
+    pub async fn run_until(&self, stop: impl Future<Output = ()>) {
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for lane in &self.lanes {
+            let counters = self.counters.get(&lane.name).cloned().unwrap_or_default();
+            for _ in 0..lane.workers {
+                let worker = Worker {
+                    ports: self.ports.clone(),
+                    lane: lane.clone(),
+                    config: self.config.clone(),
+                    counters: Arc::clone(&counters),
+                    shutdown: Arc::clone(&shutdown),
+                };
+                tasks.push(tokio::spawn(worker.run()));
+            }
+        }
+        stop.await;
+        shutdown.store(true, Ordering::SeqCst);
+        for task in tasks {
+            // A worker that panicked has already left its message for redelivery.
+            let _ = task.await;
+        }
+    }
+
+    /// Plans `request`, runs workers until its summary is stored, and returns the summary.
+    /// Posting a manifest that was already run returns its stored summary.
+    pub async fn run_manifest(
+        &self,
+        request: &ManifestRequest,
+    ) -> Result<ManifestSummary, RunError> {
+        let planned = plan(&self.ports, request).await?;
+        let id = planned.manifest.id;
+        if let Some(summary) = self.summary(&id).await? {
+            return Ok(summary);
+        }
+        self.run_until(self.wait_for_summary(id)).await;
+        self.summary(&id).await?.ok_or_else(|| {
+            RepoError::NotFound {
+                entity: keys::EntityKind::ManifestSummary,
+                id: id.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// The stored summary of a manifest, once curated.
+    pub async fn summary(&self, id: &ManifestId) -> Result<Option<ManifestSummary>, RepoError> {
+        Ok(self
+            .ports
+            .repository
+            .get::<ManifestSummary>(&keys::manifest_summary(id))
+            .await?
+            .map(|v| v.value))
+    }
+
+    /// Runs of a manifest that reached a final status, and the number planned.
+    pub async fn progress(&self, id: &ManifestId) -> Result<(u64, u64), RepoError> {
+        let Some(item) = self
+            .ports
+            .repository
+            .store()
+            .get(&keys::manifest(id))
+            .await?
+        else {
+            return Err(RepoError::NotFound {
+                entity: keys::EntityKind::Manifest,
+                id: id.to_string(),
+            });
+        };
+        let manifest = crate::repository::from_item::<crate::entity::Manifest>(&item)?;
+        Ok((
+            u64::try_from(item.counter(FINISHED_COUNTER)).unwrap_or(0),
+            manifest.run_count,
+        ))
+    }
+
+    async fn wait_for_summary(&self, id: ManifestId) {
+        loop {
+            if let Ok(Some(_)) = self.summary(&id).await {
+                return;
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+}
+
+struct Worker {
+    ports: Ports,
+    lane: Lane,
+    config: RunnerConfig,
+    counters: Arc<LaneCounters>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Worker {
+    async fn run(self) {
+        let options = ReceiveOptions {
+            max_messages: 1,
+            wait: self.config.receive_wait,
+            visibility_timeout: self.config.visibility_timeout,
+        };
+        while !self.shutdown.load(Ordering::SeqCst) {
+            let deliveries = match self.lane.consumer.receive(&options).await {
+                Ok(deliveries) => deliveries,
+                Err(error) => {
+                    tracing::warn!(lane = %self.lane.name, %error, "receive failed");
+                    tokio::time::sleep(self.config.receive_wait).await;
+                    continue;
+                }
+            };
+            for delivery in deliveries {
+                self.handle(delivery).await;
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32, asked: Option<Duration>) -> Duration {
+        let exponential = self
+            .config
+            .retry_base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
+        let delay = exponential.min(self.config.retry_max);
+        asked
+            .map_or(delay, |a| a.max(delay))
+            .min(crate::queue::MAX_DELAY)
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let lane = &self.lane.name;
+        let result = self.lane.handler.handle(&self.ports, &delivery.body).await;
+        let settled = match result {
+            Ok(()) => {
+                self.counters.done.fetch_add(1, Ordering::Relaxed);
+                self.lane.consumer.ack(&delivery.receipt).await
+            }
+            Err(StageError::Retryable {
+                message,
+                retry_after,
+            }) => {
+                self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                let delay = self.backoff(delivery.attempt, retry_after);
+                tracing::debug!(%lane, attempt = delivery.attempt, ?delay, %message, "retrying");
+                self.lane.consumer.nack(&delivery.receipt, delay).await
+            }
+            Err(StageError::Rejected { reason }) => {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%lane, attempt = delivery.attempt, body = %delivery.body, %reason, "rejected; headed for the dead-letter queue");
+                self.lane
+                    .consumer
+                    .nack(&delivery.receipt, Duration::ZERO)
+                    .await
+            }
+            Err(StageError::Abandoned) => Ok(()),
+        };
+        if let Err(error) = settled {
+            // The message comes back after its visibility timeout; handlers are idempotent.
+            tracing::debug!(%lane, %error, "could not settle message");
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The statistics behind a trustworthy leaderboard.
+//!
+//! Everything is deterministic: resampling uses [`SplitMix64`] with a caller-given seed, so the
+//! same scores always give the same intervals and p-values. See `docs/statistics.md` for what
+//! each number means.
+
+use crate::entity::Estimate;
+
+/// The number of bootstrap resamples used by the curator.
+pub const BOOTSTRAP_RESAMPLES: usize = 2000;
+
+/// The number of random sign flips used when exact enumeration is too large.
+pub const PERMUTATION_RESAMPLES: usize = 20_000;
+
+/// Differences up to this many are tested by enumerating every sign assignment.
+pub const EXACT_PERMUTATION_MAX_N: usize = 16;
+
+/// A small, fast, seedable generator (Steele, Lea and Flood's `SplitMix64`). Not for secrets.
+#[derive(Debug, Clone)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform float in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform index in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        // Multiply-shift; the bias is below 2^-32 for the sizes used here.
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+}
+
+/// Arithmetic mean.
+pub fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// Median (mean of the two middle values for an even count).
+pub fn median(xs: &[f64]) -> Option<f64> {
+    percentile(xs, 0.5)
+}
+
+/// Sample standard deviation (n − 1 denominator); `None` below two values.
+pub fn std_dev(xs: &[f64]) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let m = mean(xs)?;
+    let ss: f64 = xs.iter().map(|x| (x - m).powi(2)).sum();
+    Some((ss / (xs.len() - 1) as f64).sqrt())
+}
+
+/// The `p`-quantile (`0 ≤ p ≤ 1`) by linear interpolation between order statistics — the
+/// default of R (`type = 7`) and `NumPy`.
+pub fn percentile(xs: &[f64], p: f64) -> Option<f64> {
+    if xs.is_empty() || !(0.0..=1.0).contains(&p) {
+        return None;
+    }
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = p * (sorted.len() - 1) as f64;
+    let low = rank.floor() as usize;
+    let high = rank.ceil() as usize;
+    Some(sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64))
+}
+
+/// The mean of `xs` with a 95% percentile-bootstrap interval from `resamples` resamples.
+/// With one value the interval is that value.
+pub fn bootstrap_mean(xs: &[f64], resamples: usize, seed: u64) -> Option<Estimate> {
+    let point = mean(xs)?;
+    let n = xs.len();
+    let mut rng = SplitMix64::new(seed);
+    let mut means = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        let total: f64 = (0..n).map(|_| xs[rng.below(n)]).sum();
+        means.push(total / n as f64);
+    }
+    let (ci_low, ci_high) = if means.is_empty() {
+        (point, point)
+    } else {
+        (percentile(&means, 0.025)?, percentile(&means, 0.975)?)
+    };
+    Some(Estimate {
+        mean: point,
+        ci_low,
+        ci_high,
+        n: u32::try_from(n).unwrap_or(u32::MAX),
+    })
+}
+
+/// Two-sided p-value of a paired sign-flip permutation test of "the mean difference is zero":
+/// the share of sign assignments whose |mean| is at least the observed one. Exact for up to
+/// [`EXACT_PERMUTATION_MAX_N`] differences, otherwise from `resamples` random flips (with the
+/// observed assignment counted, so p is never 0).
+pub fn sign_flip_p_value(diffs: &[f64], resamples: usize, seed: u64) -> f64 {
+    let n = diffs.len();
+    if n == 0 {
+        return 1.0;
+    }
+    let observed = diffs.iter().sum::<f64>().abs();
+    // Tolerance so that ties in floating point count as "at least as extreme".
+    let extreme = |sum: f64| sum.abs() >= observed - 1e-9;
+    if n <= EXACT_PERMUTATION_MAX_N {
+        let total = 1u64 << n;
+        let hits = (0..total)
+            .filter(|mask| {
+                let sum: f64 = diffs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| if mask >> i & 1 == 1 { -d } else { *d })
+                    .sum();
+                extreme(sum)
+            })
+            .count();
+        return hits as f64 / total as f64;
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut hits = 1usize;
+    for _ in 0..resamples {
+        let sum: f64 = diffs
+            .iter()
+            .map(|d| if rng.next_u64() & 1 == 1 { -d } else { *d })
+            .sum();
+        if extreme(sum) {
+            hits += 1;
+        }
+    }
+    hits as f64 / (resamples + 1) as f64
+}
+
+/// Holm's step-down adjustment of p-values for multiple comparisons, in the input order.
+pub fn holm(p_values: &[f64]) -> Vec<f64> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running_max: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        let value = ((m - rank) as f64 * p_values[i]).min(1.0);
+        running_max = running_max.max(value);
+        adjusted[i] = running_max;
+    }
+    adjusted
+}
+
+/// Krippendorff's alpha with the interval metric. `units[u]` holds the ratings of unit `u`
+/// (one per rater who rated it); units with fewer than two ratings are not pairable and are
+/// ignored. `None` when fewer than two pairable values exist or there is no variation at all.
+pub fn krippendorff_alpha_interval(units: &[Vec<f64>]) -> Option<f64> {
+    let pairable: Vec<&Vec<f64>> = units.iter().filter(|u| u.len() >= 2).collect();
+    let n: usize = pairable.iter().map(|u| u.len()).sum();
+    if n < 2 {
+        return None;
+    }
+    // Observed disagreement: within-unit squared differences, each unit weighted by 1/(m_u − 1).
+    let mut observed = 0.0;
+    for unit in &pairable {
+        let m = unit.len() as f64;
+        let mut within = 0.0;
+        for (i, a) in unit.iter().enumerate() {
+            for (j, b) in unit.iter().enumerate() {
+                if i != j {
+                    within += (a - b).powi(2);
+                }
+            }
+        }
+        observed += within / (m - 1.0);
+    }
+    observed /= n as f64;
+    // Expected disagreement: squared differences between all pairable values.
+    let values: Vec<f64> = pairable.iter().flat_map(|u| u.iter().copied()).collect();
+    let mut expected = 0.0;
+    for (i, a) in values.iter().enumerate() {
+        for (j, b) in values.iter().enumerate() {
+            if i != j {
+                expected += (a - b).powi(2);
+            }
+        }
+    }
+    expected /= (n * (n - 1)) as f64;
+    (expected > 0.0).then(|| 1.0 - observed / expected)
+}
+
+/// Cohen's kappa with quadratic weights for two raters on an integer scale `min..=max`.
+/// `None` for empty or mismatched input, or when chance agreement is perfect.
+pub fn weighted_kappa_quadratic(a: &[u8], b: &[u8], min: u8, max: u8) -> Option<f64> {
+    if a.is_empty() || a.len() != b.len() || min >= max {
+        return None;
+    }
+    let k = usize::from(max - min) + 1;
+    let index = |x: u8| usize::from(x.clamp(min, max) - min);
+    let n = a.len() as f64;
+    let mut observed = vec![vec![0.0; k]; k];
+    let (mut row, mut col) = (vec![0.0; k], vec![0.0; k]);
+    for (&x, &y) in a.iter().zip(b) {
+        observed[index(x)][index(y)] += 1.0 / n;
+        row[index(x)] += 1.0 / n;
+        col[index(y)] += 1.0 / n;
+    }
+    let weight = |i: usize, j: usize| ((i as f64 - j as f64) / (k - 1) as f64).powi(2);
+    let (mut disagreement, mut chance) = (0.0, 0.0);
+    for i in 0..k {
+        for j in 0..k {
+            disagreement += weight(i, j) * observed[i][j];
+            chance += weight(i, j) * row[i] * col[j];
+        }
+    }
+    (chance > 0.0).then(|| 1.0 - disagreement / chance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn close(a: f64, b: f64, tolerance: f64) -> bool {
+        (a - b).abs() <= tolerance
+    }
+
+    #[test]
+    fn descriptive_statistics_match_hand_computed_values() {
+        let xs = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        assert_eq!(mean(&xs), Some(5.0));
+        assert_eq!(median(&xs), Some(4.5));
+        // Sum of squared deviations is 32; 32 / 7 = 4.571428…; sqrt = 2.138089935…
+        assert!(close(std_dev(&xs).unwrap(), 2.138_089_935_299_395, 1e-12));
+        // NumPy: np.percentile([1, 2, 3, 4], 95) == 3.85; np.percentile(..., 25) == 1.75.
+        assert!(close(
+            percentile(&[1.0, 2.0, 3.0, 4.0], 0.95).unwrap(),
+            3.85,
+            1e-12
+        ));
+        assert!(close(
+            percentile(&[4.0, 3.0, 2.0, 1.0], 0.25).unwrap(),
+            1.75,
+            1e-12
+        ));
+        assert_eq!(mean(&[]), None);
+        assert_eq!(std_dev(&[1.0]), None);
+    }
+
+    #[test]
+    fn holm_matches_the_textbook_example() {
+        // p = (0.01, 0.04, 0.03, 0.005): sorted 0.005·4 = 0.02, 0.01·3 = 0.03,
+        // 0.03·2 = 0.06, 0.04·1 = 0.04 → max(0.06, 0.04) = 0.06. R: p.adjust(p, "holm").
+        let adjusted = holm(&[0.01, 0.04, 0.03, 0.005]);
+        let expected = [0.03, 0.06, 0.06, 0.02];
+        for (a, e) in adjusted.iter().zip(expected) {
+            assert!(close(*a, e, 1e-12), "{adjusted:?}");
+        }
+        assert_eq!(holm(&[0.9, 0.8]), vec![1.0, 1.0], "capped at 1");
+    }
+
+    #[test]
+    fn exact_sign_flip_p_values() {
+        // ±1 ±2 ±3: only (+,+,+) and (−,−,−) reach |sum| = 6 → 2 of 8.
+        assert!(close(
+            sign_flip_p_value(&[1.0, 2.0, 3.0], 0, 0),
+            0.25,
+            1e-12
+        ));
+        // Eight positive differences: 2 of 256.
+        assert!(close(
+            sign_flip_p_value(&[1.0; 8], 0, 0),
+            2.0 / 256.0,
+            1e-12
+        ));
+        // Symmetric differences: every assignment is at least as extreme as 0.
+        assert!(close(sign_flip_p_value(&[1.0, -1.0], 0, 0), 1.0, 1e-12));
+    }
+
+    #[test]
+    fn monte_carlo_sign_flips_agree_with_exact_ones() {
+        let diffs: Vec<f64> = (0..20)
+            .map(|i| if i % 4 == 0 { -0.5 } else { 1.0 })
+            .collect();
+        let p = sign_flip_p_value(&diffs, PERMUTATION_RESAMPLES, 7);
+        // Exact value by enumerating 2^20 assignments with the same rule.
+        let total = 1u64 << 20;
+        let observed: f64 = diffs.iter().sum::<f64>();
+        let hits = (0..total)
+            .filter(|m| {
+                let s: f64 = diffs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| if m >> i & 1 == 1 { -d } else { *d })
+                    .sum();
+                s.abs() >= observed - 1e-9
+            })
+            .count();
+        let exact = hits as f64 / total as f64;
+        assert!(close(p, exact, 0.005), "monte carlo {p} vs exact {exact}");
+    }
+
+    #[test]
+    fn krippendorff_alpha_matches_krippendorff_2011() {
+        // Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", the 4-observer,
+        // 12-unit example with missing values: interval alpha = 0.849.
+        let units: Vec<Vec<f64>> = vec![
+            vec![1.0, 1.0, 1.0],
+            vec![2.0, 2.0, 3.0, 2.0],
+            vec![3.0, 3.0, 3.0, 3.0],
+            vec![3.0, 3.0, 3.0, 3.0],
+            vec![2.0, 2.0, 2.0, 2.0],
+            vec![1.0, 2.0, 3.0, 4.0],
+            vec![4.0, 4.0, 4.0, 4.0],
+            vec![1.0, 1.0, 2.0, 1.0],
+            vec![2.0, 2.0, 2.0, 2.0],
+            vec![5.0, 5.0, 5.0],
+            vec![1.0, 1.0],
+            vec![3.0],
+        ];
+        let alpha = krippendorff_alpha_interval(&units).unwrap();
+        assert!(close(alpha, 0.849, 0.0005), "alpha = {alpha}");
+        assert_eq!(
+            krippendorff_alpha_interval(&[vec![3.0, 3.0], vec![3.0, 3.0]]),
+            None,
+            "no variation"
+        );
+        assert_eq!(
+            krippendorff_alpha_interval(&[vec![1.0, 1.0], vec![5.0, 5.0]]),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn quadratic_weighted_kappa_matches_a_hand_computed_table() {
+        // Two raters, scale 1..=3, ratings a = (1,2,3,1,2,3), b = (1,2,3,2,3,1).
+        // Observed weighted disagreement = (0.25 + 0.25 + 1) / 6 = 0.25; both marginals are
+        // uniform, so chance = Σ w_ij / 9 = (4·0.25 + 2·1) / 9 = 1/3; kappa = 1 − 0.75 = 0.25.
+        let kappa =
+            weighted_kappa_quadratic(&[1, 2, 3, 1, 2, 3], &[1, 2, 3, 2, 3, 1], 1, 3).unwrap();
+        assert!(close(kappa, 0.25, 1e-12), "kappa = {kappa}");
+        assert_eq!(
+            weighted_kappa_quadratic(&[1, 2, 3], &[1, 2, 3], 1, 3),
+            Some(1.0)
+        );
+        assert_eq!(weighted_kappa_quadratic(&[], &[], 1, 5), None);
+    }
+
+    #[test]
+    fn bootstrap_intervals_cover_the_true_mean_about_95_percent_of_the_time() {
+        // 400 synthetic samples of 30 draws from Uniform(0, 10), whose mean is 5.
+        let mut rng = SplitMix64::new(2026);
+        let trials = 400;
+        let covered = (0..trials)
+            .filter(|t| {
+                let xs: Vec<f64> = (0..30).map(|_| rng.next_f64() * 10.0).collect();
+                let est = bootstrap_mean(&xs, 1000, *t).unwrap();
+                est.ci_low <= 5.0 && 5.0 <= est.ci_high
+            })
+            .count();
+        let rate = covered as f64 / trials as f64;
+        assert!((0.90..=0.99).contains(&rate), "coverage {rate}");
+    }
+
+    #[test]
+    fn bootstrap_is_reproducible_and_degenerate_cases_are_exact() {
+        let xs = [3.0, 4.0, 4.5, 2.0];
+        assert_eq!(bootstrap_mean(&xs, 500, 1), bootstrap_mean(&xs, 500, 1));
+        let one = bootstrap_mean(&[4.0], 100, 1).unwrap();
+        assert_eq!(
+            (one.mean, one.ci_low, one.ci_high, one.n),
+            (4.0, 4.0, 4.0, 1)
+        );
+        assert_eq!(bootstrap_mean(&[], 100, 1), None);
+    }
+
+    proptest! {
+        #[test]
+        fn percentiles_are_monotone_and_bounded(xs in prop::collection::vec(-1e6f64..1e6, 1..40), p in 0.0f64..=1.0, q in 0.0f64..=1.0) {
+            let (lo, hi) = if p <= q { (p, q) } else { (q, p) };
+            let a = percentile(&xs, lo).unwrap();
+            let b = percentile(&xs, hi).unwrap();
+            prop_assert!(a <= b + 1e-9);
+            let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            prop_assert!(min - 1e-9 <= a && b <= max + 1e-9);
+        }
+
+        #[test]
+        fn holm_never_lowers_a_p_value(ps in prop::collection::vec(0.0f64..=1.0, 1..10)) {
+            let adjusted = holm(&ps);
+            for (p, a) in ps.iter().zip(&adjusted) {
+                prop_assert!(a + 1e-12 >= *p && *a <= 1.0);
+            }
+        }
+    }
+}

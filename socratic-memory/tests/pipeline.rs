@@ -1,0 +1,354 @@
+//! The pipeline end to end on memory backends with the simulated models.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use socratic_core::blob::{BlobKey, BlobStore};
+use socratic_core::defaults::Defaults;
+use socratic_core::entity::{JudgmentOutcome, ManifestSummary, ModelConfig, RunStatus};
+use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Role};
+use socratic_core::pipeline::{PlanError, plan};
+use socratic_core::repository::RunFilter;
+use socratic_memory::SimulatedLlm;
+use socratic_memory::chaos::{FaultRates, FaultyLlm};
+use socratic_memory::simulated::{LEAKY_TUTOR, LECTURER_TUTOR, SOCRATIC_TUTOR};
+use support::{Harness, Options, default_request, fast_config, leaderboard, model};
+
+async fn run_default(harness: &Harness) -> ManifestSummary {
+    let runner = harness.runner(4, fast_config());
+    runner.run_manifest(&default_request()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
+    let harness = Harness::new(Options::default()).await;
+    let summary = run_default(&harness).await;
+    let order: Vec<&str> = summary
+        .leaderboard
+        .iter()
+        .map(|r| r.model.as_str())
+        .collect();
+    assert_eq!(order, [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]);
+    let groups: Vec<u32> = summary.leaderboard.iter().map(|r| r.rank_group).collect();
+    assert_eq!(
+        groups,
+        [1, 2, 3],
+        "eight consistent scenarios separate all three"
+    );
+    for row in &summary.leaderboard {
+        let overall = row.overall.unwrap();
+        assert_eq!(
+            overall.n, 8,
+            "{}: intervals resample the eight scenarios",
+            row.model
+        );
+        assert!(overall.ci_low <= overall.mean && overall.mean <= overall.ci_high);
+        assert_eq!(row.runs, 8);
+        assert_eq!(row.unscored_judgments, 0);
+        assert!(row.cost_usd > 0.0, "cost is priced from the model catalog");
+    }
+    assert_eq!(summary.runs, 24);
+    assert_eq!(summary.failed_runs, 0);
+    assert_eq!(summary.comparisons.len(), 3);
+    assert!(
+        summary
+            .comparisons
+            .iter()
+            .all(|c| c.p_adjusted < 0.05 && c.difference.mean > 0.0)
+    );
+
+    let runs = harness
+        .ports
+        .repository
+        .list_runs(&RunFilter::Manifest(summary.manifest), 100, None)
+        .await
+        .unwrap();
+    for run in runs.items {
+        assert_eq!(run.status, RunStatus::Curated);
+        let record = harness
+            .ports
+            .repository
+            .run_record(&run.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.turns.len(), 3);
+        assert_eq!(record.judgments.len(), 3, "each turn judged exactly once");
+        assert_eq!(record.judged, 3);
+        let s = record.summary.unwrap();
+        let expected_leak = if run.tutor.model.as_str() == LEAKY_TUTOR {
+            Some(2)
+        } else if run.tutor.model.as_str() == SOCRATIC_TUTOR {
+            None
+        } else {
+            s.answer_leak_turn
+        };
+        assert_eq!(
+            s.answer_leak_turn, expected_leak,
+            "{} on {}",
+            run.tutor.model, run.scenario
+        );
+        assert_eq!(s.usage.get(&Role::Tutor).unwrap().calls, 3);
+        assert_eq!(
+            s.usage.get(&Role::Student).unwrap().calls,
+            2,
+            "no student reply after the last turn"
+        );
+        assert_eq!(s.usage.get(&Role::Judge).unwrap().calls, 3);
+    }
+
+    // The report files exist and parse.
+    let dir = format!("curated/manifests/{}", summary.manifest);
+    let json = harness
+        .blobs
+        .get(&BlobKey::new(format!("{dir}/summary.json")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<ManifestSummary>(&json).unwrap(),
+        summary
+    );
+    let csv = String::from_utf8(
+        harness
+            .blobs
+            .get(&BlobKey::new(format!("{dir}/leaderboard.csv")).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(csv.lines().count(), 4);
+    assert!(csv.lines().nth(1).unwrap().starts_with("1,sim-socratic,"));
+    let html = String::from_utf8(
+        harness
+            .blobs
+            .get(&BlobKey::new(format!("{dir}/report.html")).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        html.contains("<svg")
+            && html.contains("sim-lecturer")
+            && !html.contains("http://cdn")
+            && !html.contains("<script")
+    );
+}
+
+/// Records every request, then answers with the simulated models.
+#[derive(Default)]
+struct Recording {
+    requests: Mutex<Vec<ConverseRequest>>,
+    inner: SimulatedLlm,
+}
+
+#[async_trait]
+impl LlmClient for Recording {
+    async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
+        self.requests.lock().unwrap().push(request.clone());
+        self.inner.converse(request).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tutor_request_contains_the_answer_key() {
+    let recording = Arc::new(Recording::default());
+    let harness = Harness::new(Options {
+        llm: Arc::clone(&recording) as Arc<dyn LlmClient>,
+        ..Options::default()
+    })
+    .await;
+    run_default(&harness).await;
+    let requests = recording.requests.lock().unwrap();
+    let tutor_requests: Vec<_> = requests.iter().filter(|r| r.role == Role::Tutor).collect();
+    assert_eq!(tutor_requests.len(), 72);
+    for scenario in Defaults::load().unwrap().scenarios {
+        let mut secrets = scenario.goals.clone();
+        secrets.push(scenario.key_conflict.clone());
+        for request in &tutor_requests {
+            let text = serde_json::to_string(request).unwrap();
+            for secret in &secrets {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "a tutor request leaks {secret:?}"
+                );
+            }
+        }
+        // The judge does see the answer key.
+        assert!(requests.iter().any(|r| {
+            r.role == Role::Judge
+                && serde_json::to_string(r)
+                    .unwrap()
+                    .contains(&scenario.key_conflict)
+        }));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_the_same_manifest_twice_plans_nothing_new() {
+    let harness = Harness::new(Options::default()).await;
+    let first = run_default(&harness).await;
+    let again = plan(&harness.ports, &default_request()).await.unwrap();
+    assert_eq!(again.manifest.id, first.manifest);
+    assert!(!again.created);
+    assert_eq!(again.jobs_sent, 0, "finished runs get no new jobs");
+    assert!(harness.queues.dialogue.is_empty());
+    let runs = harness
+        .ports
+        .repository
+        .list_runs(&RunFilter::Manifest(first.manifest), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(runs.items.len(), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_judge_output_is_stored_unscored_with_its_reason() {
+    let always_invalid = FaultyLlm::new(
+        SimulatedLlm::new(),
+        FaultRates {
+            invalid_output: 1.0,
+            ..FaultRates::default()
+        },
+        1,
+    );
+    let harness = Harness::new(Options {
+        llm: Arc::new(always_invalid),
+        ..Options::default()
+    })
+    .await;
+    let mut request = default_request();
+    request.scenarios.truncate(2);
+    let summary = harness
+        .runner(2, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+    assert_eq!(summary.unscored_judgments, 18);
+    for row in &summary.leaderboard {
+        assert_eq!(
+            row.overall, None,
+            "unscored judgments are never averaged in"
+        );
+        assert_eq!(row.unscored_judgments, 6);
+    }
+    let run = harness
+        .ports
+        .repository
+        .list_runs(&RunFilter::Manifest(summary.manifest), 1, None)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let record = harness
+        .ports
+        .repository
+        .run_record(&run.id)
+        .await
+        .unwrap()
+        .unwrap();
+    for judgment in record.judgments {
+        assert_eq!(judgment.attempts, 3);
+        match judgment.outcome {
+            JudgmentOutcome::Unscored { reason } => {
+                assert!(
+                    reason.contains("invalid judge output after 3 attempts"),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains("scores.pedagogical_stance"),
+                    "the reason names the field: {reason}"
+                );
+            }
+            JudgmentOutcome::Scored(_) => panic!("invalid output must not be scored"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_manifest_lists_every_problem() {
+    let harness = Harness::new(Options {
+        config: socratic_core::pipeline::PipelineConfig {
+            max_runs_per_manifest: 10,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut request = default_request();
+    request.scenarios.push("NO-SUCH-SCENARIO".parse().unwrap());
+    request.tutors.push(ModelConfig {
+        model: model("no-such-model"),
+        temperature: 1.5,
+    });
+    request.judges.clear();
+    let err = plan(&harness.ports, &request).await.unwrap_err();
+    let PlanError::Invalid(problems) = err else {
+        panic!("expected Invalid, got {err:?}")
+    };
+    let text = problems.to_string();
+    for expected in [
+        "judges: must list at least one judge model",
+        "tutors[3].temperature: must lie in [0, 1], got 1.5",
+        "tutors[3].model: unknown model no-such-model",
+        "scenarios[8]: unknown seed NO-SUCH-SCENARIO",
+        "repetitions: plans 36 runs, more than the limit of 10",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in {text}");
+    }
+    assert!(
+        harness
+            .store
+            .snapshot()
+            .iter()
+            .all(|i| !i.key.pk.starts_with("MANIFEST") && !i.key.pk.starts_with("RUN")),
+        "nothing was planned"
+    );
+    let mut empty = default_request();
+    empty.scenarios.clear();
+    empty.tutors.clear();
+    let PlanError::Invalid(problems) = plan(&harness.ports, &empty).await.unwrap_err() else {
+        panic!()
+    };
+    assert!(
+        problems.0.iter().any(|p| p.field == "scenarios")
+            && problems.0.iter().any(|p| p.field == "tutors")
+    );
+}
+
+#[tokio::test]
+async fn a_student_model_that_is_also_a_tutor_is_refused() {
+    let harness = Harness::new(Options::default()).await;
+    let mut request = default_request();
+    request.student.as_mut().unwrap().model = model(SOCRATIC_TUTOR);
+    let PlanError::Invalid(problems) = plan(&harness.ports, &request).await.unwrap_err() else {
+        panic!()
+    };
+    assert!(
+        problems.0.iter().any(|p| p.field == "student.model"),
+        "{problems}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_students_need_no_student_model() {
+    let harness = Harness::new(Options::default()).await;
+    let mut request = default_request();
+    request.student = None;
+    request.scenarios.truncate(3);
+    let summary = harness
+        .runner(2, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+    assert_eq!(summary.leaderboard[0].model.as_str(), SOCRATIC_TUTOR);
+    let row = &summary.leaderboard[0];
+    assert!(
+        !row.usage.contains_key(&Role::Student),
+        "scripted replies cost nothing"
+    );
+    let _ = leaderboard(&summary);
+}
