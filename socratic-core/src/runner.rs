@@ -116,6 +116,9 @@ pub struct LaneCounters {
     pub retried: AtomicU64,
     /// Messages rejected (headed for the dead-letter queue).
     pub rejected: AtomicU64,
+    /// Handlers stopped before finishing; their messages come back after the visibility
+    /// timeout.
+    pub abandoned: AtomicU64,
 }
 
 /// A snapshot of [`LaneCounters`].
@@ -127,6 +130,8 @@ pub struct LaneStats {
     pub retried: u64,
     /// Messages rejected.
     pub rejected: u64,
+    /// Handlers stopped before finishing.
+    pub abandoned: u64,
 }
 
 /// Why [`Runner::run_manifest`] failed.
@@ -247,6 +252,7 @@ impl Runner {
                     done: c.done.load(Ordering::Relaxed),
                     retried: c.retried.load(Ordering::Relaxed),
                     rejected: c.rejected.load(Ordering::Relaxed),
+                    abandoned: c.abandoned.load(Ordering::Relaxed),
                 };
                 (name.clone(), stats)
             })
@@ -407,7 +413,10 @@ impl Worker {
                     .nack(&delivery.receipt, Duration::ZERO)
                     .await
             }
-            Err(StageError::Abandoned) => Ok(()),
+            Err(StageError::Abandoned) => {
+                self.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
         };
         if let Err(error) = settled {
             // The message comes back after its visibility timeout; handlers are idempotent.
