@@ -292,17 +292,18 @@ impl Runner {
         request: &ManifestRequest,
     ) -> Result<ManifestSummary, RunError> {
         let planned = plan(&self.ports, request).await?;
-        let id = planned.manifest.id;
-        if let Some(summary) = self.summary(&id).await? {
+        self.complete(&planned.manifest.id).await
+    }
+
+    /// Runs workers until the summary of an already planned manifest is stored, and returns it.
+    pub async fn complete(&self, id: &ManifestId) -> Result<ManifestSummary, RunError> {
+        if let Some(summary) = self.summary(id).await? {
             return Ok(summary);
         }
-        self.run_until(self.wait_for_summary(id)).await;
-        self.summary(&id).await?.ok_or_else(|| {
-            RepoError::NotFound {
-                entity: keys::EntityKind::ManifestSummary,
-                id: id.to_string(),
-            }
-            .into()
+        self.run_until(self.wait_for_summary(*id)).await;
+        self.summary(id).await?.ok_or_else(|| {
+            RepoError::NotFound { entity: keys::EntityKind::ManifestSummary, id: id.to_string() }
+                .into()
         })
     }
 

@@ -10,6 +10,7 @@
 //!   script, for tests.
 //! - [`simulated`]: deterministic offline tutors, student and judge, so a whole benchmark runs
 //!   without credentials or network.
+//! - [`LocalPipeline`]: the whole pipeline on memory backends, as the local benchmark runs it.
 //! - [`chaos`]: fault injection — a flaky model, duplicate deliveries, shuffled receives.
 //!
 //! Every backend passes the conformance suites of `socratic_core::testkit`. Cloning any of
@@ -20,6 +21,7 @@ pub mod chaos;
 mod cursor;
 mod fs_blob;
 mod llm;
+pub mod local;
 mod queue;
 pub mod simulated;
 mod store;
@@ -27,6 +29,7 @@ mod store;
 pub use blob::MemoryBlobStore;
 pub use fs_blob::FsBlobStore;
 pub use llm::ScriptedLlm;
+pub use local::{LocalPipeline, LocalQueues, simulated_manifest};
 pub use queue::{MemoryQueue, QueueConfig};
 pub use simulated::SimulatedLlm;
 pub use store::MemoryStore;

@@ -1,0 +1,135 @@
+//! A whole pipeline in one process: memory store, memory queues with dead-letter queues, and
+//! any blob store and model clients. The local benchmark, the local server, the tests and the
+//! benchmarks all assemble it the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use socratic_core::blob::BlobStore;
+use socratic_core::clock::{SystemClock, UlidGenerator};
+use socratic_core::defaults::Defaults;
+use socratic_core::entity::{ManifestRequest, Model, ModelConfig, StudentConfig};
+use socratic_core::id::ModelId;
+use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
+use socratic_core::repository::{RepoError, Repository};
+use socratic_core::runner::{Runner, RunnerConfig};
+
+use crate::simulated::{JUDGE, LEAKY_TUTOR, LECTURER_TUTOR, SOCRATIC_TUTOR, STUDENT};
+use crate::{MemoryQueue, MemoryStore};
+
+/// Deliveries of a message before it is dead-lettered.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// How long a received message stays hidden before it is delivered again.
+pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The three queues of a pipeline, each with its own dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct LocalQueues {
+    /// Dialogue jobs.
+    pub dialogue: MemoryQueue,
+    /// Judge jobs.
+    pub judge: MemoryQueue,
+    /// `run-judged` events.
+    pub events: MemoryQueue,
+}
+
+impl LocalQueues {
+    /// Fresh queues.
+    pub fn new(visibility: Duration, max_attempts: u32) -> Self {
+        let queue = || MemoryQueue::with_dead_letter(visibility, max_attempts, MemoryQueue::default());
+        Self { dialogue: queue(), judge: queue(), events: queue() }
+    }
+
+    /// Every dead-lettered message body.
+    pub fn dead_letters(&self) -> Vec<String> {
+        [&self.dialogue, &self.judge, &self.events]
+            .iter()
+            .filter_map(|q| q.dead_letter())
+            .flat_map(MemoryQueue::bodies)
+            .collect()
+    }
+}
+
+/// A pipeline on memory backends.
+#[derive(Debug, Clone)]
+pub struct LocalPipeline {
+    /// The store behind the repository.
+    pub store: MemoryStore,
+    /// The queues.
+    pub queues: LocalQueues,
+    /// What the stages use.
+    pub ports: Ports,
+}
+
+impl LocalPipeline {
+    /// A pipeline writing artifacts to `blobs` and calling models through `providers`, with the
+    /// system clock and ULIDs.
+    pub fn new(blobs: Arc<dyn BlobStore>, providers: Providers, config: PipelineConfig) -> Self {
+        let store = MemoryStore::new();
+        let queues = LocalQueues::new(VISIBILITY_TIMEOUT, MAX_ATTEMPTS);
+        let ports = Ports {
+            repository: Repository::new(Arc::new(store.clone())),
+            blobs,
+            dialogue_jobs: Arc::new(queues.dialogue.clone()),
+            judge_jobs: Arc::new(queues.judge.clone()),
+            run_events: Arc::new(queues.events.clone()),
+            providers,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidGenerator::default()),
+            config,
+        };
+        Self { store, queues, ports }
+    }
+
+    /// Stores the default catalog and `models`. Idempotent.
+    pub async fn install_catalog(&self, models: &[Model]) -> Result<(), RepoError> {
+        let defaults = Defaults::load().map_err(|e| RepoError::Corrupt {
+            key: socratic_core::store::Key::new("defaults", "embedded"),
+            message: e.to_string(),
+        })?;
+        defaults.install(&self.ports.repository).await?;
+        for model in models {
+            self.ports.repository.put_catalog(model).await?;
+        }
+        Ok(())
+    }
+
+    /// A runner with `workers` workers on the dialogue and judge lanes.
+    pub fn runner(&self, workers: usize, config: RunnerConfig) -> Runner {
+        Runner::builder(self.ports.clone())
+            .stage_lanes(
+                Arc::new(self.queues.dialogue.clone()),
+                Arc::new(self.queues.judge.clone()),
+                Arc::new(self.queues.events.clone()),
+                workers,
+            )
+            .config(config)
+            .build()
+    }
+}
+
+fn model(id: &str) -> ModelId {
+    ModelId::new(id).unwrap_or_else(|_| unreachable!("static ids are valid"))
+}
+
+/// The default offline benchmark: the eight starter scenarios × the three simulated tutors ×
+/// three turns, with the simulated student and judge and the default prompts and rubric.
+pub fn simulated_manifest(defaults: &Defaults) -> ManifestRequest {
+    ManifestRequest {
+        tutor_prompt: defaults.tutor_prompt.id.clone(),
+        judge_prompt: defaults.judge_prompt.id.clone(),
+        rubric: defaults.rubric.id.clone(),
+        scenarios: defaults.scenarios.iter().map(|s| s.id.clone()).collect(),
+        tutors: [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]
+            .iter()
+            .map(|m| ModelConfig { model: model(m), temperature: 0.7 })
+            .collect(),
+        student: Some(StudentConfig { model: model(STUDENT), temperature: 0.7, prompt: defaults.student_prompt.id.clone() }),
+        judges: vec![ModelConfig { model: model(JUDGE), temperature: 0.0 }],
+        turns: 3,
+        repetitions: 1,
+        max_tokens: 512,
+        label: Some("Offline benchmark of the simulated tutors".to_owned()),
+    }
+}
