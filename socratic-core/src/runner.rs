@@ -302,8 +302,11 @@ impl Runner {
         }
         self.run_until(self.wait_for_summary(*id)).await;
         self.summary(id).await?.ok_or_else(|| {
-            RepoError::NotFound { entity: keys::EntityKind::ManifestSummary, id: id.to_string() }
-                .into()
+            RepoError::NotFound {
+                entity: keys::EntityKind::ManifestSummary,
+                id: id.to_string(),
+            }
+            .into()
         })
     }
 

@@ -37,8 +37,13 @@ pub struct LocalQueues {
 impl LocalQueues {
     /// Fresh queues.
     pub fn new(visibility: Duration, max_attempts: u32) -> Self {
-        let queue = || MemoryQueue::with_dead_letter(visibility, max_attempts, MemoryQueue::default());
-        Self { dialogue: queue(), judge: queue(), events: queue() }
+        let queue =
+            || MemoryQueue::with_dead_letter(visibility, max_attempts, MemoryQueue::default());
+        Self {
+            dialogue: queue(),
+            judge: queue(),
+            events: queue(),
+        }
     }
 
     /// Every dead-lettered message body.
@@ -79,7 +84,11 @@ impl LocalPipeline {
             ids: Arc::new(UlidGenerator::default()),
             config,
         };
-        Self { store, queues, ports }
+        Self {
+            store,
+            queues,
+            ports,
+        }
     }
 
     /// Stores the default catalog and `models`. Idempotent.
@@ -123,10 +132,20 @@ pub fn simulated_manifest(defaults: &Defaults) -> ManifestRequest {
         scenarios: defaults.scenarios.iter().map(|s| s.id.clone()).collect(),
         tutors: [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]
             .iter()
-            .map(|m| ModelConfig { model: model(m), temperature: 0.7 })
+            .map(|m| ModelConfig {
+                model: model(m),
+                temperature: 0.7,
+            })
             .collect(),
-        student: Some(StudentConfig { model: model(STUDENT), temperature: 0.7, prompt: defaults.student_prompt.id.clone() }),
-        judges: vec![ModelConfig { model: model(JUDGE), temperature: 0.0 }],
+        student: Some(StudentConfig {
+            model: model(STUDENT),
+            temperature: 0.7,
+            prompt: defaults.student_prompt.id.clone(),
+        }),
+        judges: vec![ModelConfig {
+            model: model(JUDGE),
+            temperature: 0.0,
+        }],
         turns: 3,
         repetitions: 1,
         max_tokens: 512,

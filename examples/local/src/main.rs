@@ -2,6 +2,9 @@
 //! the results in one process, offline, on memory backends and the simulated models. Results
 //! land in a directory: per-run JSON, `summary.json`, `leaderboard.csv` and `report.html`.
 
+// Printing the leaderboard is what this binary is for.
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,14 +54,17 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
 
     let defaults = Defaults::load().context("loading the embedded catalog")?;
     let mut request: ManifestRequest = match &args.manifest {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             from_json("manifest", &text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => simulated_manifest(&defaults),
@@ -70,17 +76,28 @@ async fn main() -> anyhow::Result<()> {
         request.turns = turns;
     }
 
-    let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(&args.out).with_context(|| format!("creating {}", args.out.display()))?);
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        FsBlobStore::new(&args.out).with_context(|| format!("creating {}", args.out.display()))?,
+    );
     // Limit concurrency outside, retry inside (with a budget): a call waiting out a backoff
     // keeps its slot, so a throttled model is not hammered.
     let simulated: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(
-        RetryLlm::new(SimulatedLlm::with_latency(Duration::from_millis(args.latency_ms)), RetryPolicy::default()),
+        RetryLlm::new(
+            SimulatedLlm::with_latency(Duration::from_millis(args.latency_ms)),
+            RetryPolicy::default(),
+        ),
         args.concurrency,
     ));
     let providers = Providers::new().with(PROVIDER, simulated);
-    let config = PipelineConfig { max_runs_per_manifest: args.max_runs, ..PipelineConfig::default() };
+    let config = PipelineConfig {
+        max_runs_per_manifest: args.max_runs,
+        ..PipelineConfig::default()
+    };
     let pipeline = LocalPipeline::new(blobs, providers, config);
-    pipeline.install_catalog(&SimulatedLlm::catalog()).await.context("installing the catalog")?;
+    pipeline
+        .install_catalog(&SimulatedLlm::catalog())
+        .await
+        .context("installing the catalog")?;
 
     let started = Instant::now();
     let planned = match plan(&pipeline.ports, &request).await {
@@ -96,7 +113,9 @@ async fn main() -> anyhow::Result<()> {
 
     let runner = pipeline.runner(args.concurrency, RunnerConfig::default());
     let bar = ProgressBar::new(planned.manifest.run_count);
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs {msg}")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs {msg}",
+    )?);
     let progress = {
         let runner = runner.clone();
         let bar = bar.clone();
@@ -114,9 +133,14 @@ async fn main() -> anyhow::Result<()> {
     bar.finish_with_message("done");
 
     // The report files are written under curated/; copy them to the top of the results.
-    let curated = args.out.join("curated").join("manifests").join(id.to_string());
+    let curated = args
+        .out
+        .join("curated")
+        .join("manifests")
+        .join(id.to_string());
     for name in ["summary.json", "leaderboard.csv", "report.html"] {
-        std::fs::copy(curated.join(name), args.out.join(name)).with_context(|| format!("copying {name}"))?;
+        std::fs::copy(curated.join(name), args.out.join(name))
+            .with_context(|| format!("copying {name}"))?;
     }
     let dead = pipeline.queues.dead_letters();
     if !dead.is_empty() {
@@ -124,7 +148,12 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let stats = runner.stats();
-    let calls: u64 = summary.leaderboard.iter().flat_map(|r| r.usage.values()).map(|u| u.calls).sum();
+    let calls: u64 = summary
+        .leaderboard
+        .iter()
+        .flat_map(|r| r.usage.values())
+        .map(|u| u.calls)
+        .sum();
     println!("\n{}", report::leaderboard_text(&summary));
     println!(
         "{} runs, {calls} model calls in {:.1?}; retries {}, dead-lettered {}",
@@ -135,8 +164,14 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("results: {}", args.out.display());
     println!("  report:      {}", args.out.join("report.html").display());
-    println!("  leaderboard: {}", args.out.join("leaderboard.csv").display());
+    println!(
+        "  leaderboard: {}",
+        args.out.join("leaderboard.csv").display()
+    );
     println!("  summary:     {}", args.out.join("summary.json").display());
-    println!("  runs:        {}", args.out.join("curated").join("runs").display());
+    println!(
+        "  runs:        {}",
+        args.out.join("curated").join("runs").display()
+    );
     Ok(())
 }

@@ -344,6 +344,10 @@ pub async fn transaction_is_all_or_nothing(store: &dyn Store) {
         .put(existing.clone(), PutMode::Create)
         .await
         .expect("seed");
+    store
+        .put(item(&pk, "guard"), PutMode::Create)
+        .await
+        .expect("seed");
 
     let cases: Vec<(Vec<TxOp>, usize)> = vec![
         (
@@ -389,12 +393,16 @@ pub async fn transaction_is_all_or_nothing(store: &dyn Store) {
                     by: 1,
                 },
                 TxOp::Increment {
-                    key: Key::new(&pk, "absent"),
+                    key: Key::new(&pk, "counter"),
                     attribute: "count".into(),
                     by: 1,
                 },
+                TxOp::Check {
+                    key: Key::new(&pk, "guard"),
+                    condition: Condition::VersionIs(2),
+                },
             ],
-            1,
+            2,
         ),
         (
             vec![
@@ -444,6 +452,11 @@ pub async fn transaction_is_all_or_nothing(store: &dyn Store) {
             store.get(&Key::new(&pk, "new")).await.expect("get"),
             None,
             "case {n}: nothing written"
+        );
+        assert_eq!(
+            store.get(&Key::new(&pk, "counter")).await.expect("get"),
+            None,
+            "case {n}: no counter item created"
         );
         assert_eq!(
             store.get(&existing.key).await.expect("get").as_ref(),
@@ -521,6 +534,17 @@ pub async fn transaction_applies_every_operation(store: &dyn Store) {
             .expect("counter")
             .counter("judged"),
         2
+    );
+    let fresh = Key::new(&pk, "fresh-counter");
+    store
+        .increment(&fresh, "n", 5)
+        .await
+        .expect("an increment creates a missing item");
+    let created = store.get(&fresh).await.expect("get").expect("created");
+    assert_eq!(created.counter("n"), 5);
+    assert!(
+        created.index_keys.is_empty(),
+        "a created counter item is in no index"
     );
 }
 

@@ -1,0 +1,79 @@
+//! End-to-end throughput: 1,000 runs × 3 turns through the whole pipeline on memory backends,
+//! once with instant simulated models and once with 100 ms per call at concurrency 64.
+//! Prints wall time, model calls per second, peak RSS and efficiency against the bound set by
+//! latency and concurrency. Run: `cargo bench -p socratic-benches --bench throughput`.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use socratic_benches::{manifest, peak_rss_kib, pipeline};
+use socratic_core::runner::RunnerConfig;
+
+const RUNS: u32 = 1000;
+const TURNS: u64 = 3;
+
+async fn scenario(name: &str, latency: Duration, concurrency: usize) {
+    let local = pipeline(latency, concurrency).await;
+    let runner = local.runner(
+        concurrency,
+        RunnerConfig {
+            receive_wait: Duration::from_millis(20),
+            ..RunnerConfig::default()
+        },
+    );
+    let started = Instant::now();
+    let summary = runner.run_manifest(&manifest(RUNS)).await.unwrap();
+    let wall = started.elapsed();
+    let runs = u64::from(summary.runs);
+    let tutor = runs * TURNS;
+    let student = runs * (TURNS - 1);
+    let judge = runs * TURNS;
+    let calls = tutor + student + judge;
+    println!("{name}");
+    println!("  runs {runs}, turns {}, model calls {calls}", runs * TURNS);
+    println!(
+        "  wall time {:.2} s, {:.0} model calls/s, {:.0} runs/s",
+        wall.as_secs_f64(),
+        calls as f64 / wall.as_secs_f64(),
+        runs as f64 / wall.as_secs_f64()
+    );
+    if !latency.is_zero() {
+        // Each dialogue worker makes its run's tutor and student calls one after another, so
+        // the dialogue lane needs at least (tutor + student calls) × latency / workers; the
+        // judge lane works alongside it.
+        let bound = (tutor + student) as f64 * latency.as_secs_f64() / concurrency as f64;
+        println!(
+            "  bound {bound:.2} s (dialogue lane: {} sequential calls × {latency:?} / {concurrency} workers), efficiency {:.0}%",
+            tutor + student,
+            100.0 * bound / wall.as_secs_f64()
+        );
+    }
+    if let Some(kib) = peak_rss_kib() {
+        println!(
+            "  peak RSS {:.1} MiB (whole process so far)",
+            kib as f64 / 1024.0
+        );
+    }
+    assert_eq!(summary.failed_runs, 0);
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench` absent; stay quick there.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        scenario("instant models, 64 workers", Duration::ZERO, 64).await;
+        scenario(
+            "100 ms per call, concurrency 64",
+            Duration::from_millis(100),
+            64,
+        )
+        .await;
+    });
+}

@@ -1,0 +1,55 @@
+//! Shared set-up for the benchmarks: a local pipeline over the simulated models.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use socratic_core::blob::BlobStore;
+use socratic_core::defaults::Defaults;
+use socratic_core::entity::{ManifestRequest, ModelConfig};
+use socratic_core::id::ModelId;
+use socratic_core::llm::{ConcurrencyLimitLlm, LlmClient};
+use socratic_core::pipeline::{PipelineConfig, Providers};
+use socratic_memory::simulated::{PROVIDER, SOCRATIC_TUTOR};
+use socratic_memory::{LocalPipeline, MemoryBlobStore, SimulatedLlm, simulated_manifest};
+
+/// A local pipeline whose simulated models take `latency` per call, at most `per_model` at once.
+pub async fn pipeline(latency: Duration, per_model: usize) -> LocalPipeline {
+    let llm: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(
+        SimulatedLlm::with_latency(latency),
+        per_model,
+    ));
+    let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    let config = PipelineConfig {
+        max_runs_per_manifest: 100_000,
+        ..PipelineConfig::default()
+    };
+    let local = LocalPipeline::new(blobs, Providers::new().with(PROVIDER, llm), config);
+    local
+        .install_catalog(&SimulatedLlm::catalog())
+        .await
+        .unwrap_or_else(|e| panic!("catalog: {e}"));
+    local
+}
+
+/// `runs` runs of the Socratic simulated tutor: the eight scenarios × `runs / 8` repetitions,
+/// three turns each (tutor, student and judge per turn; no student after the last).
+pub fn manifest(runs: u32) -> ManifestRequest {
+    let defaults = Defaults::load().unwrap_or_else(|e| panic!("defaults: {e}"));
+    let mut request = simulated_manifest(&defaults);
+    request.tutors = vec![ModelConfig {
+        model: ModelId::new(SOCRATIC_TUTOR).unwrap_or_else(|e| panic!("{e}")),
+        temperature: 0.7,
+    }];
+    request.repetitions = (runs / 8).max(1);
+    request.label = Some(format!("throughput benchmark, {runs} runs"));
+    request
+}
+
+/// Peak resident set size of this process in KiB (`VmHWM`), where the OS reports it.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
