@@ -352,3 +352,65 @@ async fn scripted_students_need_no_student_model() {
     );
     let _ = leaderboard(&summary);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_judges_are_averaged_and_their_agreement_reported() {
+    use socratic_memory::simulated::{JUDGE, STRICT_JUDGE};
+    let harness = Harness::new(Options::default()).await;
+    let mut request = default_request();
+    request.judges = vec![
+        ModelConfig {
+            model: model(JUDGE),
+            temperature: 0.0,
+        },
+        ModelConfig {
+            model: model(STRICT_JUDGE),
+            temperature: 0.0,
+        },
+    ];
+    let summary = harness
+        .runner(4, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+    let order: Vec<&str> = summary
+        .leaderboard
+        .iter()
+        .map(|r| r.model.as_str())
+        .collect();
+    assert_eq!(order, [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]);
+    assert_eq!(summary.judge_agreement.len(), 4, "one entry per dimension");
+    for (dimension, agreement) in &summary.judge_agreement {
+        assert_eq!(agreement.units, 72, "{dimension}: every turn rated twice");
+        let alpha = agreement.krippendorff_alpha.unwrap();
+        if dimension == "persona_adaptation" {
+            assert!(
+                alpha < 1.0,
+                "the strict judge disagrees on persona fit: {alpha}"
+            );
+        } else {
+            assert!(
+                (alpha - 1.0).abs() < 1e-9,
+                "{dimension}: identical scores agree perfectly: {alpha}"
+            );
+        }
+    }
+    let run = harness
+        .ports
+        .repository
+        .list_runs(&RunFilter::Manifest(summary.manifest), 1, None)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let record = harness
+        .ports
+        .repository
+        .run_record(&run.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.judgments.len(), 6, "three turns × two judges");
+    assert_eq!(record.judged, 6);
+    assert!(summary.comparisons.iter().all(|c| c.p_adjusted < 0.05));
+}

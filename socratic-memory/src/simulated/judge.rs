@@ -87,7 +87,7 @@ fn properties<'a>(schema: &'a Value, field: &str) -> Option<&'a Map<String, Valu
 }
 
 /// Scores the turn for every dimension and flag named in the requested schema.
-pub(crate) fn judge(request: &ConverseRequest) -> Result<Value, LlmError> {
+pub(crate) fn judge(request: &ConverseRequest, strict: bool) -> Result<Value, LlmError> {
     let schema = &request
         .structured_output
         .as_ref()
@@ -104,7 +104,8 @@ pub(crate) fn judge(request: &ConverseRequest) -> Result<Value, LlmError> {
         let min = spec.get("minimum").and_then(Value::as_i64).unwrap_or(1);
         let max = spec.get("maximum").and_then(Value::as_i64).unwrap_or(5);
         // Map the 1..=5 heuristic onto the dimension's own scale.
-        let raw = score(name, &f).clamp(1, 5);
+        let harsher = strict && name == "persona_adaptation" && f.words > 20;
+        let raw = (score(name, &f) - i64::from(harsher)).clamp(1, 5);
         let scaled = min + ((raw - 1) * (max - min) + 2) / 4;
         scores.insert(name.clone(), json!(scaled.clamp(min, max)));
     }

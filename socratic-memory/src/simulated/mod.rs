@@ -8,6 +8,7 @@
 //! | [`LECTURER_TUTOR`] | explains at length, ends with "Does that make sense?" |
 //! | [`STUDENT`] | holds the misconception until the tutor actually probes it |
 //! | [`JUDGE`] | scores the tutor text it is shown (questions, reveals, length, words picked up) |
+//! | [`STRICT_JUDGE`] | the same, but a point harsher on persona fit for any turn over 20 words |
 //!
 //! The judge never reads a model's name: it scores the text in front of it.
 
@@ -39,6 +40,8 @@ pub const LECTURER_TUTOR: &str = "sim-lecturer";
 pub const STUDENT: &str = "sim-student";
 /// The heuristic judge.
 pub const JUDGE: &str = "sim-judge";
+/// A second, stricter heuristic judge, so inter-judge agreement has something to measure.
+pub const STRICT_JUDGE: &str = "sim-judge-strict";
 
 /// The offline models, answering by provider model id. Deterministic: the same request always
 /// gets the same answer.
@@ -93,6 +96,11 @@ impl SimulatedLlm {
             ),
             entry(STUDENT, "Simulated student", &["simulated", "student"]),
             entry(JUDGE, "Simulated heuristic judge", &["simulated", "judge"]),
+            entry(
+                STRICT_JUDGE,
+                "Simulated strict judge",
+                &["simulated", "judge"],
+            ),
         ]
     }
 }
@@ -109,7 +117,8 @@ impl LlmClient for SimulatedLlm {
             LEAKY_TUTOR => (tutor::reply(TutorStyle::Leaky, request), None),
             LECTURER_TUTOR => (tutor::reply(TutorStyle::Lecturer, request), None),
             STUDENT => (student::reply(request), None),
-            JUDGE => (String::new(), Some(judge::judge(request)?)),
+            JUDGE => (String::new(), Some(judge::judge(request, false)?)),
+            STRICT_JUDGE => (String::new(), Some(judge::judge(request, true)?)),
             other => {
                 return Err(LlmError::ModelNotFound {
                     model: other.to_owned(),
