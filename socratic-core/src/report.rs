@@ -179,19 +179,30 @@ fn overall_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
     svg
 }
 
-/// Per-dimension profiles: one group of bars per dimension, one bar per model, with intervals.
-fn profile_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
+/// Per-dimension profiles: one group of bars per dimension, one bar per model, with intervals
+/// and a legend. Bars start at zero so the lowest score still shows.
+fn profile_chart(summary: &ManifestSummary, max: f64) -> String {
     let models = summary.leaderboard.len().max(1) as f64;
-    let (bar, gap, top, plot) = (18.0, 30.0, 10.0, 220.0);
+    let (bar, gap, top, plot) = (24.0, 48.0, 34.0, 220.0);
     let group_width = bar * models + gap;
     let width = 60.0 + group_width * summary.dimensions.len() as f64;
-    let y = |v: f64| top + plot - (v - min) / (max - min) * plot;
+    let y = |v: f64| top + plot - v / max * plot;
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" role="img" aria-label="Mean score per dimension and model">"#,
-        top + plot + 60.0
+        top + plot + 50.0
     );
-    for tick in 0..=((max - min) as usize) {
-        let v = min + tick as f64;
+    for (m, row) in summary.leaderboard.iter().enumerate() {
+        let x = 50.0 + m as f64 * 160.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.1}" y="6" width="12" height="12" fill="{}"/><text x="{:.1}" y="16" font-size="12">{}</text>"#,
+            COLOURS[m % COLOURS.len()],
+            x + 16.0,
+            escape(row.model.as_str())
+        );
+    }
+    for tick in 0..=(max as usize) {
+        let v = tick as f64;
         let _ = write!(
             svg,
             r##"<line x1="40" y1="{0:.1}" x2="{width:.0}" y2="{0:.1}" stroke="#eee"/><text x="32" y="{1:.1}" font-size="11" text-anchor="end">{v}</text>"##,
@@ -212,7 +223,7 @@ fn profile_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
                 r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{} — {}: {:.2} [{:.2}, {:.2}]</title></rect><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
                 y(e.mean),
                 bar - 3.0,
-                (y(min) - y(e.mean)).max(0.0),
+                (y(0.0) - y(e.mean)).max(0.0),
                 escape(row.model.as_str()),
                 escape(dim),
                 e.mean,
@@ -224,12 +235,16 @@ fn profile_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
                 y(e.ci_high),
             );
         }
+        // Dimension names go on two lines so neighbours do not overlap.
+        let words: Vec<&str> = dim.split('_').collect();
+        let half = words.len().div_ceil(2);
+        let centre = x0 + (bar * models - 3.0) / 2.0;
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
-            x0 + bar * models / 2.0,
-            top + plot + 18.0,
-            escape(&dim.replace('_', " "))
+            r#"<text x="{centre:.1}" y="{:.1}" font-size="11" text-anchor="middle"><tspan x="{centre:.1}">{}</tspan><tspan x="{centre:.1}" dy="13">{}</tspan></text>"#,
+            top + plot + 16.0,
+            escape(&words[..half].join(" ")),
+            escape(&words[half..].join(" "))
         );
     }
     svg.push_str("</svg>");
@@ -262,7 +277,7 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
     let mut html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}}table{{border-collapse:collapse;margin:1rem 0}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:nth-child(2),td:nth-child(2){{text-align:left}}caption{{text-align:left;font-weight:bold}}.note{{color:#555;font-size:0.9rem}}</style>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}}table{{border-collapse:collapse;margin:1rem 0}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}}th:nth-child(2),td:nth-child(2){{text-align:left}}caption{{text-align:left;font-weight:bold}}.note{{color:#555;font-size:0.9rem}}</style>
 </head><body>
 <h1>{}</h1>
 <p class="note">Rubric {} · {} runs ({} failed) · {} unscored judgments · total cost ${:.4} · computed {}</p>
@@ -306,7 +321,7 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
     html.push_str("<h2>Overall score</h2>\n");
     html.push_str(&overall_chart(summary, min, max));
     html.push_str("\n<h2>Dimension profiles</h2>\n");
-    html.push_str(&profile_chart(summary, min, max));
+    html.push_str(&profile_chart(summary, max));
     html.push_str("\n<h2>Paired comparisons</h2>\n<table><tr><th>a</th><th>b</th><th>mean a − b</th><th>95% CI</th><th>scenarios</th><th>p</th><th>p (Holm)</th></tr>\n");
     for c in &summary.comparisons {
         let _ = writeln!(
