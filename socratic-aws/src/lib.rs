@@ -1,1 +1,40 @@
-//! AWS backends.
+//! AWS backends for `socratic`: the ports of `socratic-core` over the AWS SDK for Rust.
+//!
+//! | port | backend | feature |
+//! |---|---|---|
+//! | `Store` | [`DynamoStore`] — one table, string `PK`/`SK`, five sparse global indexes | `dynamodb` |
+//! | `BlobStore` | [`S3BlobStore`] — create-only puts with `If-None-Match` | `s3` |
+//! | `QueueProducer` + `QueueConsumer` | [`SqsQueue`] — dead-lettering by redrive policy | `sqs` |
+//! | `QueueProducer` (run-judged events) | [`EventBridgePublisher`] | `eventbridge` |
+//! | `LlmClient` | [`BedrockLlm`] — the Converse API, any model family | `bedrock` |
+//!
+//! AWS types never leave this crate. [`AwsSettings`] reads every name from the environment in
+//! one place, and [`sdk_config`] pins the SDK behaviour version. See `docs/aws.md` for IAM
+//! permissions, the table definition and how retries are layered.
+
+mod config;
+mod error;
+
+#[cfg(feature = "bedrock")]
+mod bedrock;
+#[cfg(feature = "dynamodb")]
+mod dynamo;
+#[cfg(feature = "eventbridge")]
+mod eventbridge;
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(feature = "sqs")]
+mod sqs;
+
+pub use config::{AwsSettings, ConfigError, sdk_config};
+
+#[cfg(feature = "bedrock")]
+pub use bedrock::BedrockLlm;
+#[cfg(feature = "dynamodb")]
+pub use dynamo::{DynamoStore, create_table};
+#[cfg(feature = "eventbridge")]
+pub use eventbridge::{EventBridgePublisher, RUN_JUDGED_DETAIL_TYPE, SOURCE};
+#[cfg(feature = "s3")]
+pub use s3::S3BlobStore;
+#[cfg(feature = "sqs")]
+pub use sqs::{SqsQueue, create_queue_with_dead_letter};

@@ -2,7 +2,7 @@
 //! judge prompts, and the eight starter scenarios. They are data files embedded at compile time
 //! (`socratic-core/data/`), parsed and validated like any user-supplied entity.
 
-use crate::entity::{EntityError, Prompt, PromptKind, Rubric, Scenario, from_json};
+use crate::entity::{EntityError, Prompt, PromptKind, Rubric, Scenario, from_json, list_from_json};
 use crate::id::{PromptId, RubricId};
 use crate::repository::{PutOutcome, RepoError, Repository};
 
@@ -34,25 +34,6 @@ pub struct Defaults {
     pub judge_prompt: Prompt,
     /// The eight starter scenarios.
     pub scenarios: Vec<Scenario>,
-}
-
-/// A scenario list whose every entry is validated.
-#[derive(serde::Deserialize)]
-#[serde(transparent)]
-struct ScenarioList(Vec<Scenario>);
-
-impl crate::entity::Validate for ScenarioList {
-    fn validate(&self) -> Result<(), crate::entity::Problems> {
-        let mut problems = crate::entity::Problems::new();
-        for (i, scenario) in self.0.iter().enumerate() {
-            if let Err(found) = scenario.validate() {
-                for p in found.0 {
-                    problems.push(format!("[{i}].{}", p.field), p.message);
-                }
-            }
-        }
-        problems.into_result()
-    }
 }
 
 fn prompt(id: &str, kind: PromptKind, title: &str, body: &str) -> Result<Prompt, EntityError> {
@@ -95,7 +76,7 @@ impl Defaults {
                 "Per-turn rubric judge",
                 JUDGE_PROMPT,
             )?,
-            scenarios: from_json::<ScenarioList>("scenario list", SCENARIOS_JSON)?.0,
+            scenarios: list_from_json("scenario", SCENARIOS_JSON)?,
         })
     }
 

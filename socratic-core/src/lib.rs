@@ -11,6 +11,9 @@
 //!   [`queue::QueueConsumer`] and [`llm::LlmClient`] — with their error enums, `…Ext`
 //!   conveniences and forwarding impls for `Arc` and `Box`;
 //! - [`repository`]: a typed repository over any store;
+//! - [`pipeline`], [`runner`], [`stats`], [`report`]: the stages, the worker pool, the
+//!   statistics and the report files;
+//! - [`api`]: the admin API as a framework-free `http` handler;
 //! - [`defaults`]: the ASE v1 rubric, the default prompts and the eight starter scenarios;
 //! - `testkit` (feature `testkit`): one conformance suite per port;
 //! - `mocks` (feature `mocks`): mockall mocks of every port.
@@ -19,6 +22,7 @@
 //! `socratic-aws` (DynamoDB, S3, SQS, EventBridge, Bedrock). See the repository README for the
 //! whole picture.
 
+pub mod api;
 pub mod blob;
 pub mod canonical;
 pub mod clock;

@@ -346,10 +346,25 @@ fn hash_of<E: Entity>(entity: &E) -> Result<ContentHash, RepoError> {
     })
 }
 
-/// The typed repository. Cloning shares the store.
+/// The most immutable items the repository keeps in memory before starting afresh.
+const IMMUTABLE_CACHE_LIMIT: usize = 10_000;
+
+/// The typed repository. Cloning shares the store and the cache.
+///
+/// Catalog entities and manifests never change once stored, so the repository keeps the items
+/// it has read in memory and serves later reads of them without a store request. Everything
+/// mutable (runs, counters, turns, judgments, summaries) is always read from the store.
 #[derive(Clone)]
 pub struct Repository {
     store: Arc<dyn Store>,
+    immutable: Arc<std::sync::RwLock<std::collections::HashMap<Key, Item>>>,
+}
+
+fn is_immutable(key: &Key) -> bool {
+    key.sk == keys::METADATA
+        && ["PROMPT#", "RUBRIC#", "SEED#", "MODEL#", "MANIFEST#"]
+            .iter()
+            .any(|p| key.pk.starts_with(p))
 }
 
 impl std::fmt::Debug for Repository {
@@ -361,7 +376,36 @@ impl std::fmt::Debug for Repository {
 impl Repository {
     /// A repository over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            immutable: Arc::default(),
+        }
+    }
+
+    /// Reads an item, from memory when it is immutable and was read before.
+    async fn read(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let cacheable = is_immutable(key);
+        if cacheable {
+            let cache = self
+                .immutable
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(item) = cache.get(key) {
+                return Ok(Some(item.clone()));
+            }
+        }
+        let item = self.store.get(key).await?;
+        if cacheable && let Some(item) = &item {
+            let mut cache = self
+                .immutable
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() >= IMMUTABLE_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key.clone(), item.clone());
+        }
+        Ok(item)
     }
 
     /// The underlying store.
@@ -420,7 +464,7 @@ impl Repository {
         id: &E::Id,
     ) -> Result<Option<ContentHash>, RepoError> {
         let key = E::key_of(id);
-        let Some(item) = self.store.get(&key).await? else {
+        let Some(item) = self.read(&key).await? else {
             return Ok(None);
         };
         let hash = item
@@ -449,7 +493,7 @@ impl Repository {
 
     /// Reads any entity by key.
     pub async fn get<E: Entity>(&self, key: &Key) -> Result<Option<Versioned<E>>, RepoError> {
-        match self.store.get(key).await? {
+        match self.read(key).await? {
             None => Ok(None),
             Some(item) => Ok(Some(Versioned {
                 value: from_item(&item)?,
@@ -498,17 +542,14 @@ impl Repository {
     }
 
     /// Writes an entity whatever is there (summaries, which are recomputed idempotently).
+    ///
+    /// Such items are never updated conditionally, so they stay at version 1 and the write
+    /// needs no read first.
     pub async fn overwrite<E: Entity>(&self, entity: &E) -> Result<(), RepoError> {
         validated(entity)?;
-        let key = entity.key();
-        let version = self
-            .store
-            .get(&key)
-            .await?
-            .map_or(1, |item| item.version + 1);
         Ok(self
             .store
-            .put(to_item(entity, version)?, PutMode::Overwrite)
+            .put(to_item(entity, 1)?, PutMode::Overwrite)
             .await?)
     }
 
@@ -620,6 +661,35 @@ impl Repository {
             judgments,
             summary,
         }))
+    }
+
+    /// Reads a run and its judged counter with one query (`JUDGED` and `METADATA` sort next to
+    /// each other).
+    pub async fn run_with_judged(
+        &self,
+        id: &RunId,
+    ) -> Result<Option<(Versioned<Run>, i64)>, RepoError> {
+        let range = crate::store::SortKeyRange::Between {
+            from: keys::JUDGED.to_owned(),
+            to: keys::METADATA.to_owned(),
+        };
+        let items = self
+            .store
+            .query_all(&Query::partition(keys::run_pk(id)).range(range))
+            .await?;
+        let mut run = None;
+        let mut judged = 0;
+        for item in &items {
+            if item.key.sk == keys::JUDGED {
+                judged = item.counter(JUDGED_COUNTER);
+            } else if item.key.sk == keys::METADATA {
+                run = Some(Versioned {
+                    value: from_item::<Run>(item)?,
+                    version: item.version,
+                });
+            }
+        }
+        Ok(run.map(|run| (run, judged)))
     }
 
     /// Lists runs through an index, a page at a time. Never scans.

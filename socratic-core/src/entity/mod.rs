@@ -31,4 +31,4 @@ pub use summary::{
     RunSummary, VectorSummary,
 };
 pub use turn::{CallRecord, Turn};
-pub use validation::{EntityError, FieldProblem, Problems, Validate, from_json};
+pub use validation::{EntityError, FieldProblem, Problems, Validate, from_json, list_from_json};

@@ -118,6 +118,27 @@ pub fn from_json<T: DeserializeOwned + Validate>(
     Ok(value)
 }
 
+/// Parses and validates a JSON array of entities; problems are named `[index].field`.
+pub fn list_from_json<T: DeserializeOwned + Validate>(
+    entity: &'static str,
+    json: &str,
+) -> Result<Vec<T>, EntityError> {
+    let values: Vec<T> =
+        serde_json::from_str(json).map_err(|source| EntityError::Json { entity, source })?;
+    let mut problems = Problems::new();
+    for (i, value) in values.iter().enumerate() {
+        if let Err(found) = value.validate() {
+            for p in found.0 {
+                problems.push(format!("[{i}].{}", p.field), p.message);
+            }
+        }
+    }
+    problems
+        .into_result()
+        .map_err(|problems| EntityError::Invalid { entity, problems })?;
+    Ok(values)
+}
+
 /// Checks that a free-text field is not blank.
 pub(crate) fn require_text(problems: &mut Problems, field: &str, value: &str) {
     problems.check(!value.trim().is_empty(), field, "must not be empty");

@@ -6,7 +6,7 @@ use super::judge::finish_if_judged;
 use super::prompts::{Sampling, student_request, tutor_request};
 use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, transition};
 use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStoreExt};
-use crate::entity::{CallRecord, Manifest, Model, Prompt, RunStatus, Scenario, Stage, Turn};
+use crate::entity::{CallRecord, Manifest, Model, Prompt, Run, RunStatus, Scenario, Stage, Turn};
 use crate::id::RunId;
 use crate::keys;
 use crate::llm::{ConverseRequest, ConverseResponse, LlmClient};
@@ -23,24 +23,26 @@ pub async fn run_dialogue(ports: &Ports, run: &RunId) -> Result<(), StageError> 
     failing_run_on_rejection(ports, run, Stage::Dialogue, dialogue(ports, run)).await
 }
 
-/// Loads a run and moves it from `pending` to `running`. `None` when there is nothing to do.
+/// Loads a run with its stored turns and moves it from `pending` to `running`. `None` when
+/// there is nothing to do.
 async fn start(
     ports: &Ports,
     id: &RunId,
-) -> Result<Option<Versioned<crate::entity::Run>>, StageError> {
+) -> Result<Option<(Versioned<Run>, Vec<Turn>)>, StageError> {
     loop {
-        let run = ports
+        let record = ports
             .repository
-            .get_run(id)
+            .run_record(id)
             .await?
             .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+        let run = record.run;
         match run.value.status {
-            RunStatus::Running => return Ok(Some(run)),
+            RunStatus::Running => return Ok(Some((run, record.turns))),
             RunStatus::Pending => {
                 if let Transition::Moved(run) =
                     transition(ports, &run, RunStatus::Running, None).await?
                 {
-                    return Ok(Some(run));
+                    return Ok(Some((run, record.turns)));
                 }
             }
             RunStatus::Failed => {
@@ -88,7 +90,7 @@ async fn call(
 }
 
 async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
-    let Some(mut run) = start(ports, id).await? else {
+    let Some((mut run, mut turns)) = start(ports, id).await? else {
         return Ok(());
     };
     let repo = &ports.repository;
@@ -115,11 +117,6 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
         None => None,
     };
 
-    let mut turns = repo
-        .run_record(id)
-        .await?
-        .map(|r| r.turns)
-        .unwrap_or_default();
     turns.sort_by_key(|t| t.index);
     // Judge jobs of stored turns may have been lost in a crash; duplicates are harmless.
     if !turns.is_empty() {

@@ -218,19 +218,12 @@ async fn judge_with(
 /// event; the curator accepts a `dialogue_complete` run whose counter is complete.
 pub(crate) async fn finish_if_judged(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     loop {
-        let Some(run) = ports.repository.get_run(id).await? else {
+        let Some((run, judged)) = ports.repository.run_with_judged(id).await? else {
             return Ok(());
         };
-        if run.value.status != RunStatus::DialogueComplete {
-            return Ok(());
-        }
-        let judged = ports
-            .repository
-            .store()
-            .get(&keys::run_judged_counter(id))
-            .await?
-            .map_or(0, |item| item.counter(JUDGED_COUNTER));
-        if u64::try_from(judged).unwrap_or(0) < run.value.expected_judgments() {
+        if run.value.status != RunStatus::DialogueComplete
+            || u64::try_from(judged).unwrap_or(0) < run.value.expected_judgments()
+        {
             return Ok(());
         }
         ports

@@ -76,6 +76,19 @@ pub fn summarize_manifest(
     records: &[RunRecord],
     now: Timestamp,
 ) -> ManifestSummary {
+    // Sums of floats depend on their order; fix it by the runs' coordinates (not their ids,
+    // which differ between two runs of the same manifest) so the same data always gives the
+    // same numbers.
+    let mut sorted: Vec<RunRecord> = records.to_vec();
+    sorted.sort_by_cached_key(|r| {
+        let run = &r.run.value;
+        (
+            run.tutor.model.clone(),
+            run.scenario.clone(),
+            run.repetition,
+        )
+    });
+    let records = sorted.as_slice();
     let scores = per_scenario(records);
     let tutors: Vec<ModelId> = manifest
         .request

@@ -33,14 +33,21 @@ pub trait QueueFixture: Send + Sync {
     async fn queue(&self, max_attempts: u32) -> TestQueue;
 }
 
-/// Runs every check.
+/// Runs every check, pushing 10,000 messages through four concurrent consumers.
 pub async fn run_all(fixture: &dyn QueueFixture) {
+    run_all_with_load(fixture, 10_000).await;
+}
+
+/// Runs every check, pushing `messages` messages through four concurrent consumers in the load
+/// check. For emulators whose receive is linear in the queue's length, where 10,000 would take
+/// hours; every other check is the same.
+pub async fn run_all_with_load(fixture: &dyn QueueFixture, messages: usize) {
     send_receive_ack(fixture).await;
     batch_send_reports_each_entry(fixture).await;
     unacked_message_returns_after_visibility_timeout(fixture).await;
     nack_delay_is_respected(fixture).await;
     dead_letter_after_max_attempts(fixture).await;
-    many_messages_through_concurrent_consumers(fixture, 10_000, 4).await;
+    many_messages_through_concurrent_consumers(fixture, messages, 4).await;
 }
 
 fn options(max: usize, wait_ms: u64, visibility: Option<Duration>) -> ReceiveOptions {

@@ -1,0 +1,129 @@
+//! Sets up and seeds the AWS resources of a deployment. Reads the usual settings from the
+//! environment (`AWS_REGION`, `SOCRATIC_ENDPOINT_URL`, …; see `socratic_aws::AwsSettings`).
+//!
+//! ```sh
+//! socratic-aws-admin create-table --table SocraticBenchmarks
+//! socratic-aws-admin create-queues --prefix socratic --visibility-seconds 5400
+//! socratic-aws-admin install-catalog --table SocraticBenchmarks --models models.json
+//! ```
+
+// Reporting what was created is what this binary is for.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use socratic_aws::{
+    AwsSettings, DynamoStore, create_queue_with_dead_letter, create_table, sdk_config,
+};
+use socratic_core::defaults::Defaults;
+use socratic_core::entity::{Model, list_from_json};
+use socratic_core::repository::{PutOutcome, Repository};
+
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the single table and its five indexes (on-demand billing).
+    CreateTable {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+    },
+    /// Create the dialogue, judge and run-event queues, each with a dead-letter queue.
+    CreateQueues {
+        /// Name prefix: PREFIX-dialogue-jobs, PREFIX-judge-jobs, PREFIX-run-events.
+        #[arg(long, default_value = "socratic")]
+        prefix: String,
+        /// Deliveries before a message is dead-lettered.
+        #[arg(long, default_value_t = 5)]
+        max_attempts: u32,
+        /// Visibility timeout; at least six times the consuming function's timeout.
+        #[arg(long, default_value_t = 5400)]
+        visibility_seconds: u64,
+    },
+    /// Store the default rubric, prompts and scenarios, and the models in a JSON file.
+    InstallCatalog {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// A JSON array of MODEL entities.
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = AwsSettings::from_env();
+    let sdk = sdk_config(&settings).await;
+    match args.command {
+        Command::CreateTable { table } => {
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            create_table(&client, &table)
+                .await
+                .with_context(|| format!("creating table {table}"))?;
+            println!(
+                "created table {table} with indexes by_type, by_model, by_manifest, by_vector, by_status"
+            );
+        }
+        Command::CreateQueues {
+            prefix,
+            max_attempts,
+            visibility_seconds,
+        } => {
+            let client = aws_sdk_sqs::Client::new(&sdk);
+            for (name, variable) in [
+                ("dialogue-jobs", "SOCRATIC_DIALOGUE_QUEUE_URL"),
+                ("judge-jobs", "SOCRATIC_JUDGE_QUEUE_URL"),
+                ("run-events", "SOCRATIC_EVENTS_QUEUE_URL"),
+            ] {
+                let queue = format!("{prefix}-{name}");
+                let (url, dlq) = create_queue_with_dead_letter(
+                    &client,
+                    &queue,
+                    max_attempts,
+                    Duration::from_secs(visibility_seconds),
+                )
+                .await
+                .with_context(|| format!("creating queue {queue}"))?;
+                println!("{variable}={url}    # dead letters: {dlq}");
+            }
+        }
+        Command::InstallCatalog { table, models } => {
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let repository = Repository::new(Arc::new(DynamoStore::new(client, &table)));
+            let defaults = Defaults::load()?;
+            let created = defaults.install(&repository).await?;
+            println!("default catalog: {created} entities created, the rest already present");
+            if let Some(path) = models {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let list: Vec<Model> = list_from_json("model", &text)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+                for model in &list {
+                    let outcome = repository
+                        .put_catalog(model)
+                        .await
+                        .with_context(|| format!("model {}", model.id))?;
+                    let word = if outcome == PutOutcome::Created {
+                        "created"
+                    } else {
+                        "unchanged"
+                    };
+                    println!("model {}: {word}", model.id);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! The `LlmClient` port over Amazon Bedrock's Converse API.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_bedrockruntime::Client;
+use aws_sdk_bedrockruntime::error::SdkError;
+use aws_sdk_bedrockruntime::operation::converse::ConverseError;
+use aws_sdk_bedrockruntime::types::{
+    CachePointBlock, CachePointType, ContentBlock, ConversationRole, ConverseOutput,
+    InferenceConfiguration, Message as BedrockMessage, SpecificToolChoice,
+    StopReason as BedrockStopReason, SystemContentBlock, Tool, ToolChoice, ToolConfiguration,
+    ToolInputSchema, ToolSpecification,
+};
+use aws_smithy_types::{Document, Number};
+use serde_json::Value;
+use socratic_core::llm::{
+    ConverseRequest, ConverseResponse, LlmClient, LlmError, Speaker, StopReason, Usage,
+};
+
+use crate::error::{Failure, classify};
+
+/// An [`LlmClient`] over Bedrock's Converse API, so every model family Bedrock serves works
+/// (Anthropic, Meta, Mistral, Amazon Nova, …) with one request shape.
+///
+/// - System parts become system blocks; a part marked `cache_point` is followed by a cache
+///   point (models without prompt caching ignore it).
+/// - Structured output is a single tool whose input schema is the requested JSON schema, with
+///   the tool choice forced, so the model must answer through it.
+/// - Usage includes cache read and write tokens; stop reasons are mapped with a fallback.
+/// - Errors are mapped for the retry layer: throttling, unavailability, a model not ready and
+///   timeouts are retryable; access denied, validation, unknown models and context-window
+///   overflows are not.
+///
+/// Build the client with SDK retries off ([`BedrockLlm::from_conf`] does): `RetryLlm` owns
+/// retries and their budget, and two retry layers would multiply attempts.
+#[derive(Debug, Clone)]
+pub struct BedrockLlm {
+    client: Client,
+}
+
+impl BedrockLlm {
+    /// Wraps a client. Prefer [`BedrockLlm::from_conf`], which turns SDK retries off.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// A client from the shared SDK configuration, with SDK retries off.
+    pub fn from_conf(sdk: &aws_config::SdkConfig) -> Self {
+        let config = aws_sdk_bedrockruntime::config::Builder::from(sdk)
+            .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
+            .build();
+        Self {
+            client: Client::from_conf(config),
+        }
+    }
+}
+
+/// Converts JSON to a Smithy document (tool schemas).
+pub(crate) fn to_document(value: &Value) -> Document {
+    match value {
+        Value::Null => Document::Null,
+        Value::Bool(b) => Document::Bool(*b),
+        Value::Number(n) => Document::Number(if let Some(u) = n.as_u64() {
+            Number::PosInt(u)
+        } else if let Some(i) = n.as_i64() {
+            Number::NegInt(i)
+        } else {
+            Number::Float(n.as_f64().unwrap_or_default())
+        }),
+        Value::String(s) => Document::String(s.clone()),
+        Value::Array(items) => Document::Array(items.iter().map(to_document).collect()),
+        Value::Object(map) => Document::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_document(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
+}
+
+/// Converts a Smithy document (tool input) to JSON.
+pub(crate) fn to_json(document: &Document) -> Value {
+    match document {
+        Document::Null => Value::Null,
+        Document::Bool(b) => Value::Bool(*b),
+        Document::Number(Number::PosInt(u)) => Value::from(*u),
+        Document::Number(Number::NegInt(i)) => Value::from(*i),
+        Document::Number(Number::Float(f)) => {
+            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+        }
+        Document::String(s) => Value::String(s.clone()),
+        Document::Array(items) => Value::Array(items.iter().map(to_json).collect()),
+        Document::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+    }
+}
+
+fn stop_reason(reason: &BedrockStopReason) -> StopReason {
+    match reason {
+        BedrockStopReason::EndTurn => StopReason::EndTurn,
+        BedrockStopReason::MaxTokens => StopReason::MaxTokens,
+        BedrockStopReason::StopSequence => StopReason::StopSequence,
+        BedrockStopReason::ToolUse => StopReason::ToolUse,
+        BedrockStopReason::ContentFiltered => StopReason::ContentFiltered,
+        other => StopReason::Other(other.as_str().to_owned()),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> LlmError {
+    LlmError::Validation {
+        message: message.into(),
+    }
+}
+
+/// Maps a Converse failure to what the retry layer acts on.
+pub(crate) fn map_error(
+    error: &SdkError<ConverseError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    model: &str,
+) -> LlmError {
+    if let Some(service) = error.as_service_error() {
+        // Modeled errors carry their message in the error itself; fall back to the metadata.
+        let modeled = match service {
+            ConverseError::ThrottlingException(e) => e.message(),
+            ConverseError::ServiceUnavailableException(e) => e.message(),
+            ConverseError::ModelNotReadyException(e) => e.message(),
+            ConverseError::ModelTimeoutException(e) => e.message(),
+            ConverseError::InternalServerException(e) => e.message(),
+            ConverseError::AccessDeniedException(e) => e.message(),
+            ConverseError::ResourceNotFoundException(e) => e.message(),
+            ConverseError::ValidationException(e) => e.message(),
+            ConverseError::ModelErrorException(e) => e.message(),
+            _ => None,
+        };
+        let message = modeled
+            .or(service.meta().message())
+            .unwrap_or_default()
+            .to_owned();
+        return match service {
+            ConverseError::ThrottlingException(_) => LlmError::Throttled {
+                message,
+                retry_after: None,
+            },
+            ConverseError::ServiceUnavailableException(_)
+            | ConverseError::ModelNotReadyException(_) => LlmError::Unavailable { message },
+            ConverseError::ModelTimeoutException(_) => LlmError::Timeout { message },
+            ConverseError::InternalServerException(_) => LlmError::Other {
+                message,
+                retryable: true,
+            },
+            ConverseError::AccessDeniedException(_) => LlmError::AccessDenied { message },
+            ConverseError::ResourceNotFoundException(_) => LlmError::ModelNotFound {
+                model: model.to_owned(),
+            },
+            ConverseError::ValidationException(_) => {
+                let lower = message.to_lowercase();
+                if lower.contains("too long")
+                    || lower.contains("context")
+                    || lower.contains("too many tokens")
+                {
+                    LlmError::ContextWindow { message }
+                } else {
+                    LlmError::Validation { message }
+                }
+            }
+            ConverseError::ModelErrorException(_) => LlmError::Other {
+                message,
+                retryable: false,
+            },
+            _ => match classify(error) {
+                Failure::Throttled(message) => LlmError::Throttled {
+                    message,
+                    retry_after: None,
+                },
+                Failure::Unavailable(message) => LlmError::Unavailable { message },
+                Failure::Service { message, .. } | Failure::Invalid(message) => LlmError::Other {
+                    message,
+                    retryable: false,
+                },
+            },
+        };
+    }
+    match classify(error) {
+        Failure::Throttled(message) => LlmError::Throttled {
+            message,
+            retry_after: None,
+        },
+        Failure::Unavailable(message) if matches!(error, SdkError::TimeoutError(_)) => {
+            LlmError::Timeout { message }
+        }
+        Failure::Unavailable(message) => LlmError::Unavailable { message },
+        Failure::Service { message, .. } => LlmError::Other {
+            message,
+            retryable: false,
+        },
+        Failure::Invalid(message) => LlmError::Validation { message },
+    }
+}
+
+#[async_trait]
+impl LlmClient for BedrockLlm {
+    async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
+        request.check()?;
+        let cache_point = || {
+            CachePointBlock::builder()
+                .r#type(CachePointType::Default)
+                .build()
+                .map_err(|e| invalid(e.to_string()))
+        };
+        let mut system = Vec::new();
+        for part in &request.system {
+            system.push(SystemContentBlock::Text(part.text.clone()));
+            if part.cache_point {
+                system.push(SystemContentBlock::CachePoint(cache_point()?));
+            }
+        }
+        let messages = request
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.speaker {
+                    Speaker::User => ConversationRole::User,
+                    Speaker::Assistant => ConversationRole::Assistant,
+                };
+                BedrockMessage::builder()
+                    .role(role)
+                    .content(ContentBlock::Text(m.text.clone()))
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let inference = InferenceConfiguration::builder()
+            .max_tokens(i32::try_from(request.max_tokens).unwrap_or(i32::MAX))
+            .set_temperature(request.temperature.map(|t| t as f32))
+            .set_stop_sequences((!request.stop.is_empty()).then(|| request.stop.clone()))
+            .build();
+        let tools = match &request.structured_output {
+            None => None,
+            Some(output) => {
+                let spec = ToolSpecification::builder()
+                    .name(&output.name)
+                    .description(&output.description)
+                    .input_schema(ToolInputSchema::Json(to_document(&output.schema)))
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?;
+                let choice = SpecificToolChoice::builder()
+                    .name(&output.name)
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?;
+                Some(
+                    ToolConfiguration::builder()
+                        .tools(Tool::ToolSpec(spec))
+                        .tool_choice(ToolChoice::Tool(choice))
+                        .build()
+                        .map_err(|e| invalid(e.to_string()))?,
+                )
+            }
+        };
+        let started = Instant::now();
+        let output = self
+            .client
+            .converse()
+            .model_id(&request.model)
+            .set_system((!system.is_empty()).then_some(system))
+            .set_messages(Some(messages))
+            .inference_config(inference)
+            .set_tool_config(tools)
+            .send()
+            .await
+            .map_err(|e| map_error(&e, &request.model))?;
+        let latency = started.elapsed();
+
+        let mut text = String::new();
+        let mut structured = None;
+        if let Some(ConverseOutput::Message(message)) = output.output() {
+            for block in message.content() {
+                match block {
+                    ContentBlock::Text(t) => text.push_str(t),
+                    ContentBlock::ToolUse(tool) => structured = Some(to_json(tool.input())),
+                    _ => {}
+                }
+            }
+        }
+        if request.structured_output.is_some() && structured.is_none() {
+            // Some models answer in text despite the forced tool; accept JSON text, else report
+            // the raw output so the judge stage can record why.
+            structured = serde_json::from_str::<Value>(text.trim())
+                .ok()
+                .filter(Value::is_object);
+            if structured.is_none() {
+                return Err(LlmError::InvalidOutput {
+                    message: "no structured output in the response".to_owned(),
+                    raw: text,
+                });
+            }
+        }
+        let usage = output.usage().map_or_else(Usage::default, |u| Usage {
+            input_tokens: u64::try_from(u.input_tokens()).unwrap_or(0),
+            output_tokens: u64::try_from(u.output_tokens()).unwrap_or(0),
+            cache_read_tokens: u
+                .cache_read_input_tokens()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+            cache_write_tokens: u
+                .cache_write_input_tokens()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        });
+        Ok(ConverseResponse {
+            text,
+            structured,
+            stop_reason: stop_reason(output.stop_reason()),
+            usage,
+            latency: Duration::from_millis(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_and_documents_convert_both_ways() {
+        let value = json!({"a": [1, -2, 2.5, "x", true, null], "b": {"c": {}}});
+        assert_eq!(to_json(&to_document(&value)), value);
+    }
+
+    #[test]
+    fn unknown_stop_reasons_fall_back_to_their_name() {
+        assert_eq!(
+            stop_reason(&BedrockStopReason::ToolUse),
+            StopReason::ToolUse
+        );
+        assert_eq!(
+            stop_reason(&BedrockStopReason::GuardrailIntervened),
+            StopReason::Other("guardrail_intervened".into())
+        );
+        assert_eq!(
+            stop_reason(&BedrockStopReason::from("brand_new")),
+            StopReason::Other("brand_new".into())
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! The admin API as a framework-free handler: `http::Request` in, `http::Response` out. An
+//! axum server (local) and `lambda_http` (AWS) both wrap it.
+//!
+//! | route | does |
+//! |---|---|
+//! | `POST /manifests` | plan a manifest (201, or 200 when the same content was posted before) |
+//! | `GET /manifests` | list manifests, newest first |
+//! | `GET /manifests/{id}` | the manifest, its progress, and its leaderboard once curated |
+//! | `GET /runs?manifest=&model=&status=&vector=` | list runs through an index (one filter required) |
+//! | `GET /runs/{id}` | the run, its turns, judgments and summary (one query) |
+//! | `POST /prompts`, `/rubrics`, `/scenarios`, `/models` | store a catalog entity (201, 200 if identical, 409 if different) |
+//! | `GET /prompts`, `/rubrics`, `/scenarios`, `/models` | list the catalog |
+//! | `GET /prompts/{id}` … | one catalog entity |
+//!
+//! Every route needs the `x-api-key` header, compared in constant time: 401 without it, 403
+//! with a wrong one. Lists take `limit` (1–100, default 25) and `cursor`, and return
+//! `next_cursor`. Errors are JSON `{"error": {"code", "message"}}` (an invalid manifest also
+//! lists its `problems`): 400 malformed JSON or parameters, 404 unknown id or route, 405 wrong
+//! method, 409 conflicting immutable content, 413 body over the limit, 422 invalid entity or
+//! manifest, 429 throttled, 503 unavailable. Ids in paths are bare (`RUN#…` would be a fragment).
+
+use http::{Method, Request, Response, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::entity::{
+    EntityError, Manifest, ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric,
+    RunStatus, Scenario, Validate, Vector, from_json,
+};
+use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
+use crate::keys;
+use crate::pipeline::{FINISHED_COUNTER, PlanError, Ports, StageError, plan};
+use crate::repository::{CatalogEntity, PutOutcome, RepoError, RunFilter};
+use crate::store::{Cursor, StoreError};
+
+/// The header carrying the API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// Limits of the API.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// The key every request must present.
+    pub api_key: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig").field("api_key", &"<redacted>").field("max_body_bytes", &self.max_body_bytes).finish()
+    }
+}
+
+impl ApiConfig {
+    /// A configuration with the given key and a 1 MiB body limit.
+    pub fn new(api_key: impl Into<String>) -> Self {
+        Self { api_key: api_key.into(), max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// The admin API.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    ports: Ports,
+    config: ApiConfig,
+}
+
+/// An error response.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    problems: Option<Problems>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), problems: None }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn invalid(code: &'static str, problems: Problems) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code, message: problems.to_string(), problems: Some(problems) }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Throttled { message } => Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message),
+            StoreError::Unavailable { message } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            StoreError::InvalidRequest { message } => Self::bad_request(message),
+            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+        }
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::Store(e) => e.into(),
+            RepoError::NotFound { .. } => Self::not_found(error.to_string()),
+            RepoError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            RepoError::Invalid { problems, .. } => Self::invalid("invalid_entity", problems),
+            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+        }
+    }
+}
+
+impl From<StageError> for ApiError {
+    fn from(error: StageError) -> Self {
+        match error {
+            StageError::Retryable { message, .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Vec<u8>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(bytes);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}
+
+fn error_response(error: ApiError) -> Response<Vec<u8>> {
+    let mut body = json!({"error": {"code": error.code, "message": error.message}});
+    if let Some(problems) = error.problems {
+        body["error"]["problems"] = serde_json::to_value(problems.0).unwrap_or(Value::Null);
+    }
+    json_response(error.status, &body)
+}
+
+/// Compares two secrets in time independent of where they differ (and of their lengths,
+/// since their fixed-size digests are compared).
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Query parameters.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: Option<&str>) -> Self {
+        Self(form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(25),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad_request(format!("limit must be 1 to 100, got {text:?}"))),
+            },
+        }
+    }
+
+    fn cursor(&self) -> Option<Cursor> {
+        self.get("cursor").filter(|c| !c.is_empty()).map(|c| Cursor(c.to_owned()))
+    }
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| ApiError::bad_request(e.to_string()))
+}
+
+fn parse_body<T: DeserializeOwned + Validate>(entity: &'static str, body: &[u8], invalid_code: &'static str) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is not UTF-8"))?;
+    from_json(entity, text).map_err(|e| match e {
+        EntityError::Json { source, .. } if source.is_data() => {
+            // Well-formed JSON of the wrong shape (unknown or missing field, bad id): 422.
+            let mut problems = Problems::new();
+            problems.push("$", source.to_string());
+            ApiError::invalid(invalid_code, problems)
+        }
+        EntityError::Json { source, .. } => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", source.to_string()),
+        EntityError::Invalid { problems, .. } => ApiError::invalid(invalid_code, problems),
+        other => ApiError::bad_request(other.to_string()),
+    })
+}
+
+impl AdminApi {
+    /// The API over `ports`.
+    pub fn new(ports: Ports, config: ApiConfig) -> Self {
+        Self { ports, config }
+    }
+
+    /// Handles one request. Never panics and never answers a bare 500 text.
+    pub async fn handle(&self, request: Request<Vec<u8>>) -> Response<Vec<u8>> {
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(error) => error_response(error),
+        }
+    }
+
+    async fn route(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, ApiError> {
+        let Some(given) = request.headers().get(API_KEY_HEADER) else {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the x-api-key header is required"));
+        };
+        if !same_secret(given.as_bytes(), self.config.api_key.as_bytes()) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the API key is not valid"));
+        }
+        if request.body().len() > self.config.max_body_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is {} bytes; the limit is {}", request.body().len(), self.config.max_body_bytes),
+            ));
+        }
+        let path = request.uri().path().trim_end_matches('/').to_owned();
+        let params = Params::parse(request.uri().query());
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = request.method().clone();
+        let body = request.into_body();
+        match (segments.as_slice(), &method) {
+            (["manifests"], &Method::POST) => self.post_manifest(&body).await,
+            (["manifests"], &Method::GET) => self.list_manifests(&params).await,
+            (["manifests", id], &Method::GET) => self.get_manifest(id).await,
+            (["runs"], &Method::GET) => self.list_runs(&params).await,
+            (["runs", id], &Method::GET) => self.get_run(id).await,
+            (["prompts"], &Method::POST) => self.put_catalog::<Prompt>("prompt", &body).await,
+            (["rubrics"], &Method::POST) => self.put_catalog::<Rubric>("rubric", &body).await,
+            (["scenarios"], &Method::POST) => self.put_catalog::<Scenario>("scenario", &body).await,
+            (["models"], &Method::POST) => self.put_catalog::<Model>("model", &body).await,
+            (["prompts"], &Method::GET) => self.list_catalog::<Prompt>("prompts", &params).await,
+            (["rubrics"], &Method::GET) => self.list_catalog::<Rubric>("rubrics", &params).await,
+            (["scenarios"], &Method::GET) => self.list_catalog::<Scenario>("scenarios", &params).await,
+            (["models"], &Method::GET) => self.list_catalog::<Model>("models", &params).await,
+            (["prompts", id], &Method::GET) => self.get_catalog::<Prompt>(&parse_id::<PromptId>(id)?).await,
+            (["rubrics", id], &Method::GET) => self.get_catalog::<Rubric>(&parse_id::<RubricId>(id)?).await,
+            (["scenarios", id], &Method::GET) => self.get_catalog::<Scenario>(&parse_id::<ScenarioId>(id)?).await,
+            (["models", id], &Method::GET) => self.get_catalog::<Model>(&parse_id::<ModelId>(id)?).await,
+            (
+                ["manifests"] | ["manifests", _] | ["runs"] | ["runs", _] | ["prompts" | "rubrics" | "scenarios" | "models"]
+                | ["prompts" | "rubrics" | "scenarios" | "models", _],
+                _,
+            ) => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}"))),
+            _ => Err(ApiError::not_found(format!("no route {method} {path}"))),
+        }
+    }
+
+    async fn post_manifest(&self, body: &[u8]) -> Result<Response<Vec<u8>>, ApiError> {
+        let request: ManifestRequest = parse_body("manifest", body, "invalid_manifest")?;
+        let planned = plan(&self.ports, &request).await.map_err(|e| match e {
+            PlanError::Invalid(problems) => ApiError::invalid("invalid_manifest", problems),
+            PlanError::Backend(e) => e.into(),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+        })?;
+        let status = if planned.created { StatusCode::CREATED } else { StatusCode::OK };
+        Ok(json_response(
+            status,
+            &json!({
+                "manifest_id": planned.manifest.id,
+                "created": planned.created,
+                "runs": planned.runs,
+                "jobs_queued": planned.jobs_sent,
+            }),
+        ))
+    }
+
+    async fn list_manifests(&self, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {
+        let page = self.ports.repository.list_manifests(params.limit()?, params.cursor()).await?;
+        Ok(json_response(StatusCode::OK, &json!({"manifests": page.items, "next_cursor": page.cursor})))
+    }
+
+    async fn get_manifest(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
+        let id: ManifestId = parse_id(id)?;
+        let repo = &self.ports.repository;
+        let Some(item) = repo.store().get(&keys::manifest(&id)).await? else {
+            return Err(ApiError::not_found(format!("manifest {id} not found")));
+        };
+        let manifest = crate::repository::from_item::<Manifest>(&item)?;
+        let summary = repo.get::<ManifestSummary>(&keys::manifest_summary(&id)).await?.map(|v| v.value);
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "manifest": manifest,
+                "progress": {"finished_runs": item.counter(FINISHED_COUNTER), "runs": manifest.run_count},
+                "summary": summary,
+            }),
+        ))
+    }
+
+    async fn list_runs(&self, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {
+        let status = params
+            .get("status")
+            .map(|s| RunStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status {s:?}"))))
+            .transpose()?;
+        let model = params.get("model").map(parse_id::<ModelId>).transpose()?;
+        let manifest = params.get("manifest").map(parse_id::<ManifestId>).transpose()?;
+        let vector = params
+            .get("vector")
+            .map(|v| {
+                Vector::ALL.into_iter().find(|x| x.as_str() == v).ok_or_else(|| ApiError::bad_request(format!("unknown vector {v:?}")))
+            })
+            .transpose()?;
+        // The most selective filter picks the index; the others filter its page.
+        let filter = match (&manifest, &model, status, vector) {
+            (Some(m), ..) => RunFilter::Manifest(*m),
+            (None, Some(m), ..) => RunFilter::Model(m.clone()),
+            (None, None, Some(s), _) => RunFilter::Status(s),
+            (None, None, None, Some(v)) => RunFilter::Vector(v),
+            (None, None, None, None) => {
+                return Err(ApiError::bad_request("give a filter: manifest, model, status or vector"));
+            }
+        };
+        let page = self.ports.repository.list_runs(&filter, params.limit()?, params.cursor()).await?;
+        let runs: Vec<_> = page
+            .items
+            .into_iter()
+            .filter(|r| model.as_ref().is_none_or(|m| &r.tutor.model == m))
+            .filter(|r| status.is_none_or(|s| r.status == s))
+            .filter(|r| vector.is_none_or(|v| r.vector == v))
+            .collect();
+        Ok(json_response(StatusCode::OK, &json!({"runs": runs, "next_cursor": page.cursor})))
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
+        let id: RunId = parse_id(id)?;
+        let record = self.ports.repository.run_record(&id).await?.ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "run": record.run.value,
+                "judged": record.judged,
+                "turns": record.turns,
+                "judgments": record.judgments,
+                "summary": record.summary,
+            }),
+        ))
+    }
+
+    async fn put_catalog<E: CatalogEntity + DeserializeOwned>(&self, entity: &'static str, body: &[u8]) -> Result<Response<Vec<u8>>, ApiError> {
+        let value: E = parse_body(entity, body, "invalid_entity")?;
+        let outcome = self.ports.repository.put_catalog(&value).await?;
+        let (status, created) = match outcome {
+            PutOutcome::Created => (StatusCode::CREATED, true),
+            PutOutcome::Unchanged => (StatusCode::OK, false),
+        };
+        Ok(json_response(status, &json!({"id": value.id().to_string(), "created": created})))
+    }
+
+    async fn list_catalog<E: CatalogEntity + Serialize>(&self, name: &str, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {
+        let page = self.ports.repository.list_catalog::<E>(params.limit()?, params.cursor()).await?;
+        Ok(json_response(StatusCode::OK, &json!({name: page.items, "next_cursor": page.cursor})))
+    }
+
+    async fn get_catalog<E: CatalogEntity + Serialize>(&self, id: &E::Id) -> Result<Response<Vec<u8>>, ApiError> {
+        let entity = self.ports.repository.require_catalog::<E>(id).await?;
+        Ok(json_response(StatusCode::OK, &entity))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret(b"key", b"key"));
+        assert!(!same_secret(b"key", b"kez"));
+        assert!(!same_secret(b"", b"key"));
+        assert!(!same_secret(b"key-but-longer", b"key"));
+    }
+}
