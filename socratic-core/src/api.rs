@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::entity::{
-    EntityError, Manifest, ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric,
-    RunStatus, Scenario, Validate, Vector, from_json,
+    Manifest, ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric, RunStatus,
+    Scenario, Validate, Vector,
 };
 use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
 use crate::keys;
@@ -49,14 +49,20 @@ pub struct ApiConfig {
 
 impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiConfig").field("api_key", &"<redacted>").field("max_body_bytes", &self.max_body_bytes).finish()
+        f.debug_struct("ApiConfig")
+            .field("api_key", &"<redacted>")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
     }
 }
 
 impl ApiConfig {
     /// A configuration with the given key and a 1 MiB body limit.
     pub fn new(api_key: impl Into<String>) -> Self {
-        Self { api_key: api_key.into(), max_body_bytes: 1024 * 1024 }
+        Self {
+            api_key: api_key.into(),
+            max_body_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -78,7 +84,12 @@ struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), problems: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            problems: None,
+        }
     }
 
     fn not_found(message: impl Into<String>) -> Self {
@@ -90,17 +101,30 @@ impl ApiError {
     }
 
     fn invalid(code: &'static str, problems: Problems) -> Self {
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, code, message: problems.to_string(), problems: Some(problems) }
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message: problems.to_string(),
+            problems: Some(problems),
+        }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Throttled { message } => Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message),
-            StoreError::Unavailable { message } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            StoreError::Throttled { message } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
+            }
+            StoreError::Unavailable { message } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
             StoreError::InvalidRequest { message } => Self::bad_request(message),
-            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }
@@ -110,9 +134,15 @@ impl From<RepoError> for ApiError {
         match error {
             RepoError::Store(e) => e.into(),
             RepoError::NotFound { .. } => Self::not_found(error.to_string()),
-            RepoError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            RepoError::Conflict { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
             RepoError::Invalid { problems, .. } => Self::invalid("invalid_entity", problems),
-            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }
@@ -120,8 +150,14 @@ impl From<RepoError> for ApiError {
 impl From<StageError> for ApiError {
     fn from(error: StageError) -> Self {
         match error {
-            StageError::Retryable { message, .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
-            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+            StageError::Retryable { message, .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }
@@ -130,7 +166,10 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Vec<u8>>
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = Response::new(bytes);
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -146,7 +185,10 @@ fn error_response(error: ApiError) -> Response<Vec<u8>> {
 /// since their fixed-size digests are compared).
 fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Query parameters.
@@ -154,11 +196,18 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn parse(query: Option<&str>) -> Self {
-        Self(form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+        Self(
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn limit(&self) -> Result<usize, ApiError> {
@@ -166,13 +215,17 @@ impl Params {
             None => Ok(25),
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad_request(format!("limit must be 1 to 100, got {text:?}"))),
+                _ => Err(ApiError::bad_request(format!(
+                    "limit must be 1 to 100, got {text:?}"
+                ))),
             },
         }
     }
 
     fn cursor(&self) -> Option<Cursor> {
-        self.get("cursor").filter(|c| !c.is_empty()).map(|c| Cursor(c.to_owned()))
+        self.get("cursor")
+            .filter(|c| !c.is_empty())
+            .map(|c| Cursor(c.to_owned()))
     }
 }
 
@@ -180,22 +233,31 @@ fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse().map_err(|e: T::Err| ApiError::bad_request(e.to_string()))
+    text.parse()
+        .map_err(|e: T::Err| ApiError::bad_request(e.to_string()))
 }
 
-fn parse_body<T: DeserializeOwned + Validate>(entity: &'static str, body: &[u8], invalid_code: &'static str) -> Result<T, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is not UTF-8"))?;
-    from_json(entity, text).map_err(|e| match e {
-        EntityError::Json { source, .. } if source.is_data() => {
-            // Well-formed JSON of the wrong shape (unknown or missing field, bad id): 422.
+/// Parses a JSON body: malformed JSON is 400, well-formed JSON of the wrong shape (unknown or
+/// missing field, bad id) is 422.
+fn parse_json<T: DeserializeOwned>(body: &[u8], invalid_code: &'static str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
             let mut problems = Problems::new();
-            problems.push("$", source.to_string());
+            problems.push("$", e.to_string());
             ApiError::invalid(invalid_code, problems)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
         }
-        EntityError::Json { source, .. } => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", source.to_string()),
-        EntityError::Invalid { problems, .. } => ApiError::invalid(invalid_code, problems),
-        other => ApiError::bad_request(other.to_string()),
     })
+}
+
+/// Parses and validates an entity body; a broken invariant is 422 with every problem.
+fn parse_entity<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
+    let value: T = parse_json(body, "invalid_entity")?;
+    value
+        .validate()
+        .map_err(|problems| ApiError::invalid("invalid_entity", problems))?;
+    Ok(value)
 }
 
 impl AdminApi {
@@ -214,16 +276,28 @@ impl AdminApi {
 
     async fn route(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, ApiError> {
         let Some(given) = request.headers().get(API_KEY_HEADER) else {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the x-api-key header is required"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the x-api-key header is required",
+            ));
         };
         if !same_secret(given.as_bytes(), self.config.api_key.as_bytes()) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the API key is not valid"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the API key is not valid",
+            ));
         }
         if request.body().len() > self.config.max_body_bytes {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the body is {} bytes; the limit is {}", request.body().len(), self.config.max_body_bytes),
+                format!(
+                    "the body is {} bytes; the limit is {}",
+                    request.body().len(),
+                    self.config.max_body_bytes
+                ),
             ));
         }
         let path = request.uri().path().trim_end_matches('/').to_owned();
@@ -237,35 +311,58 @@ impl AdminApi {
             (["manifests", id], &Method::GET) => self.get_manifest(id).await,
             (["runs"], &Method::GET) => self.list_runs(&params).await,
             (["runs", id], &Method::GET) => self.get_run(id).await,
-            (["prompts"], &Method::POST) => self.put_catalog::<Prompt>("prompt", &body).await,
-            (["rubrics"], &Method::POST) => self.put_catalog::<Rubric>("rubric", &body).await,
-            (["scenarios"], &Method::POST) => self.put_catalog::<Scenario>("scenario", &body).await,
-            (["models"], &Method::POST) => self.put_catalog::<Model>("model", &body).await,
+            (["prompts"], &Method::POST) => self.put_catalog::<Prompt>(&body).await,
+            (["rubrics"], &Method::POST) => self.put_catalog::<Rubric>(&body).await,
+            (["scenarios"], &Method::POST) => self.put_catalog::<Scenario>(&body).await,
+            (["models"], &Method::POST) => self.put_catalog::<Model>(&body).await,
             (["prompts"], &Method::GET) => self.list_catalog::<Prompt>("prompts", &params).await,
             (["rubrics"], &Method::GET) => self.list_catalog::<Rubric>("rubrics", &params).await,
-            (["scenarios"], &Method::GET) => self.list_catalog::<Scenario>("scenarios", &params).await,
+            (["scenarios"], &Method::GET) => {
+                self.list_catalog::<Scenario>("scenarios", &params).await
+            }
             (["models"], &Method::GET) => self.list_catalog::<Model>("models", &params).await,
-            (["prompts", id], &Method::GET) => self.get_catalog::<Prompt>(&parse_id::<PromptId>(id)?).await,
-            (["rubrics", id], &Method::GET) => self.get_catalog::<Rubric>(&parse_id::<RubricId>(id)?).await,
-            (["scenarios", id], &Method::GET) => self.get_catalog::<Scenario>(&parse_id::<ScenarioId>(id)?).await,
-            (["models", id], &Method::GET) => self.get_catalog::<Model>(&parse_id::<ModelId>(id)?).await,
+            (["prompts", id], &Method::GET) => {
+                self.get_catalog::<Prompt>(&parse_id::<PromptId>(id)?).await
+            }
+            (["rubrics", id], &Method::GET) => {
+                self.get_catalog::<Rubric>(&parse_id::<RubricId>(id)?).await
+            }
+            (["scenarios", id], &Method::GET) => {
+                self.get_catalog::<Scenario>(&parse_id::<ScenarioId>(id)?)
+                    .await
+            }
+            (["models", id], &Method::GET) => {
+                self.get_catalog::<Model>(&parse_id::<ModelId>(id)?).await
+            }
             (
-                ["manifests"] | ["manifests", _] | ["runs"] | ["runs", _] | ["prompts" | "rubrics" | "scenarios" | "models"]
-                | ["prompts" | "rubrics" | "scenarios" | "models", _],
+                ["manifests" | "runs" | "prompts" | "rubrics" | "scenarios" | "models"]
+                | [
+                    "manifests" | "runs" | "prompts" | "rubrics" | "scenarios" | "models",
+                    _,
+                ],
                 _,
-            ) => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}"))),
+            ) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}"),
+            )),
             _ => Err(ApiError::not_found(format!("no route {method} {path}"))),
         }
     }
 
     async fn post_manifest(&self, body: &[u8]) -> Result<Response<Vec<u8>>, ApiError> {
-        let request: ManifestRequest = parse_body("manifest", body, "invalid_manifest")?;
+        // The planner validates the request and its catalog references together, so every
+        // problem comes back in one answer.
+        let request: ManifestRequest = parse_json(body, "invalid_manifest")?;
         let planned = plan(&self.ports, &request).await.map_err(|e| match e {
             PlanError::Invalid(problems) => ApiError::invalid("invalid_manifest", problems),
             PlanError::Backend(e) => e.into(),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
         })?;
-        let status = if planned.created { StatusCode::CREATED } else { StatusCode::OK };
+        let status = if planned.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
         Ok(json_response(
             status,
             &json!({
@@ -278,8 +375,15 @@ impl AdminApi {
     }
 
     async fn list_manifests(&self, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {
-        let page = self.ports.repository.list_manifests(params.limit()?, params.cursor()).await?;
-        Ok(json_response(StatusCode::OK, &json!({"manifests": page.items, "next_cursor": page.cursor})))
+        let page = self
+            .ports
+            .repository
+            .list_manifests(params.limit()?, params.cursor())
+            .await?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"manifests": page.items, "next_cursor": page.cursor}),
+        ))
     }
 
     async fn get_manifest(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
@@ -289,7 +393,10 @@ impl AdminApi {
             return Err(ApiError::not_found(format!("manifest {id} not found")));
         };
         let manifest = crate::repository::from_item::<Manifest>(&item)?;
-        let summary = repo.get::<ManifestSummary>(&keys::manifest_summary(&id)).await?.map(|v| v.value);
+        let summary = repo
+            .get::<ManifestSummary>(&keys::manifest_summary(&id))
+            .await?
+            .map(|v| v.value);
         Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -303,14 +410,23 @@ impl AdminApi {
     async fn list_runs(&self, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {
         let status = params
             .get("status")
-            .map(|s| RunStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status {s:?}"))))
+            .map(|s| {
+                RunStatus::parse(s)
+                    .ok_or_else(|| ApiError::bad_request(format!("unknown status {s:?}")))
+            })
             .transpose()?;
         let model = params.get("model").map(parse_id::<ModelId>).transpose()?;
-        let manifest = params.get("manifest").map(parse_id::<ManifestId>).transpose()?;
+        let manifest = params
+            .get("manifest")
+            .map(parse_id::<ManifestId>)
+            .transpose()?;
         let vector = params
             .get("vector")
             .map(|v| {
-                Vector::ALL.into_iter().find(|x| x.as_str() == v).ok_or_else(|| ApiError::bad_request(format!("unknown vector {v:?}")))
+                Vector::ALL
+                    .into_iter()
+                    .find(|x| x.as_str() == v)
+                    .ok_or_else(|| ApiError::bad_request(format!("unknown vector {v:?}")))
             })
             .transpose()?;
         // The most selective filter picks the index; the others filter its page.
@@ -320,10 +436,16 @@ impl AdminApi {
             (None, None, Some(s), _) => RunFilter::Status(s),
             (None, None, None, Some(v)) => RunFilter::Vector(v),
             (None, None, None, None) => {
-                return Err(ApiError::bad_request("give a filter: manifest, model, status or vector"));
+                return Err(ApiError::bad_request(
+                    "give a filter: manifest, model, status or vector",
+                ));
             }
         };
-        let page = self.ports.repository.list_runs(&filter, params.limit()?, params.cursor()).await?;
+        let page = self
+            .ports
+            .repository
+            .list_runs(&filter, params.limit()?, params.cursor())
+            .await?;
         let runs: Vec<_> = page
             .items
             .into_iter()
@@ -331,12 +453,20 @@ impl AdminApi {
             .filter(|r| status.is_none_or(|s| r.status == s))
             .filter(|r| vector.is_none_or(|v| r.vector == v))
             .collect();
-        Ok(json_response(StatusCode::OK, &json!({"runs": runs, "next_cursor": page.cursor})))
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"runs": runs, "next_cursor": page.cursor}),
+        ))
     }
 
     async fn get_run(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
         let id: RunId = parse_id(id)?;
-        let record = self.ports.repository.run_record(&id).await?.ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
+        let record = self
+            .ports
+            .repository
+            .run_record(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("run {id} not found")))?;
         Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -349,22 +479,42 @@ impl AdminApi {
         ))
     }
 
-    async fn put_catalog<E: CatalogEntity + DeserializeOwned>(&self, entity: &'static str, body: &[u8]) -> Result<Response<Vec<u8>>, ApiError> {
-        let value: E = parse_body(entity, body, "invalid_entity")?;
+    async fn put_catalog<E: CatalogEntity + DeserializeOwned>(
+        &self,
+        body: &[u8],
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let value: E = parse_entity(body)?;
         let outcome = self.ports.repository.put_catalog(&value).await?;
         let (status, created) = match outcome {
             PutOutcome::Created => (StatusCode::CREATED, true),
             PutOutcome::Unchanged => (StatusCode::OK, false),
         };
-        Ok(json_response(status, &json!({"id": value.id().to_string(), "created": created})))
+        Ok(json_response(
+            status,
+            &json!({"id": value.id().to_string(), "created": created}),
+        ))
     }
 
-    async fn list_catalog<E: CatalogEntity + Serialize>(&self, name: &str, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {
-        let page = self.ports.repository.list_catalog::<E>(params.limit()?, params.cursor()).await?;
-        Ok(json_response(StatusCode::OK, &json!({name: page.items, "next_cursor": page.cursor})))
+    async fn list_catalog<E: CatalogEntity + Serialize>(
+        &self,
+        name: &str,
+        params: &Params,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        let page = self
+            .ports
+            .repository
+            .list_catalog::<E>(params.limit()?, params.cursor())
+            .await?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({name: page.items, "next_cursor": page.cursor}),
+        ))
     }
 
-    async fn get_catalog<E: CatalogEntity + Serialize>(&self, id: &E::Id) -> Result<Response<Vec<u8>>, ApiError> {
+    async fn get_catalog<E: CatalogEntity + Serialize>(
+        &self,
+        id: &E::Id,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
         let entity = self.ports.repository.require_catalog::<E>(id).await?;
         Ok(json_response(StatusCode::OK, &entity))
     }
