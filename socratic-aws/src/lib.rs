@@ -8,6 +8,9 @@
 //! | `QueueProducer` (run-judged events) | [`EventBridgePublisher`] | `eventbridge` |
 //! | `LlmClient` | [`BedrockLlm`] — the Converse API, any model family | `bedrock` |
 //!
+//! The [`lambda`] module (feature `lambda`) adapts Lambda events (SQS batches with partial
+//! failures, EventBridge events, API Gateway requests) to the pipeline and the admin API.
+//!
 //! AWS types never leave this crate. [`AwsSettings`] reads every name from the environment in
 //! one place, and [`sdk_config`] pins the SDK behaviour version. See `docs/aws.md` for IAM
 //! permissions, the table definition and how retries are layered.
@@ -21,6 +24,8 @@ mod bedrock;
 mod dynamo;
 #[cfg(feature = "eventbridge")]
 mod eventbridge;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 #[cfg(feature = "s3")]
 mod s3;
 #[cfg(feature = "sqs")]

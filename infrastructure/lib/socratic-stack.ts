@@ -1,0 +1,198 @@
+// The AWS deployment of socratic: one DynamoDB table with five sparse indexes, one versioned
+// encrypted bucket, SQS queues with dead-letter queues, an EventBridge bus and rule, five
+// Rust Lambda functions (provided.al2023, arm64 not assumed: x86_64), and an API Gateway REST
+// API with an API key and usage plan. IAM is least privilege per function.
+import * as path from 'path';
+import * as cdk from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+
+export interface SocraticStackProps extends cdk.StackProps {
+  /** Where the `bootstrap` binaries are: `<lambdaDir>/<function>/bootstrap` (cargo lambda's layout). */
+  readonly lambdaDir: string;
+  /** Bedrock model (or inference profile) ARNs the dialogue function may invoke: tutors and students. */
+  readonly tutorModelArns: string[];
+  /** Bedrock model (or inference profile) ARNs the judge function may invoke. */
+  readonly judgeModelArns: string[];
+}
+
+/** Index names and key attributes, as `socratic_core::store::Index` defines them. */
+const INDEXES = ['by_type', 'by_model', 'by_manifest', 'by_vector', 'by_status'];
+
+/** Function timeouts; queue visibility is at least six times the consumer's timeout. */
+const DIALOGUE_TIMEOUT = cdk.Duration.minutes(10);
+const JUDGE_TIMEOUT = cdk.Duration.minutes(5);
+
+export class SocraticStack extends cdk.Stack {
+  constructor(scope: Construct, id: string, props: SocraticStackProps) {
+    super(scope, id, props);
+
+    const table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'PK', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'SK', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+    });
+    for (const index of INDEXES) {
+      table.addGlobalSecondaryIndex({
+        indexName: index,
+        partitionKey: { name: `${index}_pk`, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: `${index}_sk`, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+
+    const bucket = new s3.Bucket(this, 'Bucket', {
+      versioned: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+      lifecycleRules: [
+        // Raw request/response artifacts are for audits and replays; curated results stay.
+        { prefix: 'raw/', transitions: [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: cdk.Duration.days(30) }] },
+        { prefix: 'cache/', expiration: cdk.Duration.days(90) },
+        { noncurrentVersionExpiration: cdk.Duration.days(30) },
+      ],
+    });
+
+    const queue = (name: string, consumerTimeout: cdk.Duration) => {
+      const deadLetters = new sqs.Queue(this, `${name}Dlq`, {
+        retentionPeriod: cdk.Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+      });
+      const main = new sqs.Queue(this, name, {
+        visibilityTimeout: cdk.Duration.seconds(consumerTimeout.toSeconds() * 6),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        deadLetterQueue: { queue: deadLetters, maxReceiveCount: 5 },
+      });
+      new cloudwatch.Alarm(this, `${name}DlqAlarm`, {
+        metric: deadLetters.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(5) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        alarmDescription: `Messages in the ${name} dead-letter queue: a run failed for good; see its failure reason.`,
+      });
+      return { main, deadLetters };
+    };
+    const dialogueJobs = queue('DialogueJobs', DIALOGUE_TIMEOUT);
+    const judgeJobs = queue('JudgeJobs', JUDGE_TIMEOUT);
+
+    const bus = new events.EventBus(this, 'Bus', { eventBusName: 'socratic-events' });
+    const curatorDlq = new sqs.Queue(this, 'CuratorDlq', { retentionPeriod: cdk.Duration.days(14), encryption: sqs.QueueEncryption.SQS_MANAGED });
+    new cloudwatch.Alarm(this, 'CuratorDlqAlarm', {
+      metric: curatorDlq.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(5) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      alarmDescription: 'run-judged events the curator could not process.',
+    });
+
+    const apiKeySecret = new secrets.Secret(this, 'ApiKey', {
+      description: 'The x-api-key clients send to the admin API',
+      generateSecretString: { excludePunctuation: true, passwordLength: 40 },
+    });
+
+    const environment = {
+      SOCRATIC_TABLE: table.tableName,
+      SOCRATIC_BUCKET: bucket.bucketName,
+      SOCRATIC_DIALOGUE_QUEUE_URL: dialogueJobs.main.queueUrl,
+      SOCRATIC_JUDGE_QUEUE_URL: judgeJobs.main.queueUrl,
+      SOCRATIC_EVENT_BUS: bus.eventBusName,
+      RUST_LOG: 'info',
+    };
+    const fn = (name: string, memorySize: number, timeout: cdk.Duration, extra: Record<string, string> = {}) =>
+      new lambda.Function(this, name, {
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+        architecture: lambda.Architecture.X86_64,
+        handler: 'bootstrap',
+        code: lambda.Code.fromAsset(path.join(props.lambdaDir, name.toLowerCase())),
+        memorySize,
+        timeout,
+        environment: { ...environment, ...extra },
+      });
+
+    const api = fn('Api', 256, cdk.Duration.seconds(29), { SOCRATIC_API_KEY: apiKeySecret.secretValue.unsafeUnwrap() });
+    const planner = fn('Planner', 256, cdk.Duration.minutes(1));
+    const dialogue = fn('Dialogue', 256, DIALOGUE_TIMEOUT);
+    const judge = fn('Judge', 256, JUDGE_TIMEOUT);
+    const curator = fn('Curator', 256, cdk.Duration.minutes(5));
+
+    // Least privilege: each function gets what its stage does, nothing more.
+    const query = (f: lambda.Function) =>
+      f.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['dynamodb:GetItem', 'dynamodb:Query'],
+        resources: [table.tableArn, `${table.tableArn}/index/*`],
+      }));
+    const write = (f: lambda.Function, actions: string[]) =>
+      f.addToRolePolicy(new iam.PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
+    for (const f of [api, planner, dialogue, judge, curator]) {
+      query(f);
+    }
+    write(api, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
+    write(planner, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
+    write(dialogue, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
+    write(judge, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
+    write(curator, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
+    // TransactWriteItems is authorised per contained action; no separate permission exists.
+
+    bucket.grantPut(api, 'manifests/*');
+    bucket.grantPut(planner, 'manifests/*');
+    bucket.grantPut(dialogue, 'raw/*');
+    bucket.grantPut(judge, 'raw/*');
+    bucket.grantPut(curator, 'curated/*');
+    bucket.grantRead(api, 'curated/*');
+
+    dialogueJobs.main.grantSendMessages(api);
+    dialogueJobs.main.grantSendMessages(planner);
+    judgeJobs.main.grantSendMessages(dialogue);
+    bus.grantPutEventsTo(dialogue);
+    bus.grantPutEventsTo(judge);
+
+    const invoke = (f: lambda.Function, arns: string[]) =>
+      f.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: arns }));
+    invoke(dialogue, props.tutorModelArns);
+    invoke(judge, props.judgeModelArns);
+
+    dialogue.addEventSource(new sources.SqsEventSource(dialogueJobs.main, { batchSize: 1, reportBatchItemFailures: true }));
+    judge.addEventSource(new sources.SqsEventSource(judgeJobs.main, { batchSize: 5, reportBatchItemFailures: true }));
+    new events.Rule(this, 'RunJudged', {
+      eventBus: bus,
+      eventPattern: { source: ['socratic.pipeline'], detailType: ['run-judged'] },
+      targets: [new targets.LambdaFunction(curator, { deadLetterQueue: curatorDlq, retryAttempts: 4 })],
+    });
+
+    const rest = new apigateway.LambdaRestApi(this, 'AdminApi', {
+      handler: api,
+      proxy: true,
+      deployOptions: { stageName: 'v1', throttlingRateLimit: 10, throttlingBurstLimit: 20 },
+      defaultMethodOptions: { apiKeyRequired: true },
+    });
+    const key = rest.addApiKey('AdminKey', { value: apiKeySecret.secretValue.unsafeUnwrap() });
+    const plan = rest.addUsagePlan('AdminPlan', {
+      throttle: { rateLimit: 10, burstLimit: 20 },
+      quota: { limit: 10_000, period: apigateway.Period.DAY },
+    });
+    plan.addApiKey(key);
+    plan.addApiStage({ stage: rest.deploymentStage });
+
+    new cdk.CfnOutput(this, 'TableName', { value: table.tableName });
+    new cdk.CfnOutput(this, 'BucketName', { value: bucket.bucketName });
+    new cdk.CfnOutput(this, 'ApiUrl', { value: rest.url });
+    new cdk.CfnOutput(this, 'ApiKeySecret', { value: apiKeySecret.secretName });
+    new cdk.CfnOutput(this, 'PlannerFunction', { value: planner.functionName });
+    new cdk.CfnOutput(this, 'DialogueQueueUrl', { value: dialogueJobs.main.queueUrl });
+    new cdk.CfnOutput(this, 'JudgeQueueUrl', { value: judgeJobs.main.queueUrl });
+  }
+}

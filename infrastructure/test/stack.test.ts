@@ -1,0 +1,146 @@
+// Synthesizes the stack and asserts the properties the deployment relies on.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as cdk from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { SocraticStack } from '../lib/socratic-stack';
+
+const FUNCTIONS = ['api', 'planner', 'dialogue', 'judge', 'curator'];
+const TUTOR_ARN = 'arn:aws:bedrock:us-east-1::foundation-model/tutor-model';
+const JUDGE_ARN = 'arn:aws:bedrock:us-east-1::foundation-model/judge-model';
+
+function synth(): Template {
+  // Placeholder binaries: synthesis only needs the asset directories to exist.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socratic-lambda-'));
+  for (const name of FUNCTIONS) {
+    fs.mkdirSync(path.join(dir, name));
+    fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\n');
+  }
+  const app = new cdk.App();
+  const stack = new SocraticStack(app, 'Test', { lambdaDir: dir, tutorModelArns: [TUTOR_ARN], judgeModelArns: [JUDGE_ARN] });
+  return Template.fromStack(stack);
+}
+
+const template = synth();
+
+function resourcesOf(type: string): Record<string, any> {
+  return template.findResources(type);
+}
+
+function functionLogicalId(name: string): string {
+  const match = Object.entries(resourcesOf('AWS::Lambda::Function')).find(([id]) => id.startsWith(name));
+  assert.ok(match, `function ${name}`);
+  return match[0];
+}
+
+function policiesOf(functionName: string): any[] {
+  const roleRef = resourcesOf('AWS::Lambda::Function')[functionLogicalId(functionName)].Properties.Role['Fn::GetAtt'][0];
+  return Object.values(resourcesOf('AWS::IAM::Policy'))
+    .filter((p: any) => p.Properties.Roles.some((r: any) => r.Ref === roleRef))
+    .flatMap((p: any) => p.Properties.PolicyDocument.Statement);
+}
+
+function actionsOf(functionName: string): string[] {
+  return policiesOf(functionName).flatMap((s: any) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+}
+
+test('one table with string keys and five sparse indexes', () => {
+  template.resourceCountIs('AWS::DynamoDB::Table', 1);
+  const table: any = Object.values(resourcesOf('AWS::DynamoDB::Table'))[0];
+  assert.deepEqual(table.Properties.KeySchema, [
+    { AttributeName: 'PK', KeyType: 'HASH' },
+    { AttributeName: 'SK', KeyType: 'RANGE' },
+  ]);
+  assert.equal(table.Properties.BillingMode, 'PAY_PER_REQUEST');
+  const indexes = table.Properties.GlobalSecondaryIndexes.map((i: any) => i.IndexName).sort();
+  assert.deepEqual(indexes, ['by_manifest', 'by_model', 'by_status', 'by_type', 'by_vector']);
+  for (const index of table.Properties.GlobalSecondaryIndexes) {
+    assert.deepEqual(index.KeySchema, [
+      { AttributeName: `${index.IndexName}_pk`, KeyType: 'HASH' },
+      { AttributeName: `${index.IndexName}_sk`, KeyType: 'RANGE' },
+    ]);
+    assert.equal(index.Projection.ProjectionType, 'ALL');
+  }
+});
+
+test('a versioned, encrypted bucket with lifecycle rules', () => {
+  template.hasResourceProperties('AWS::S3::Bucket', {
+    VersioningConfiguration: { Status: 'Enabled' },
+    BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ Prefix: 'raw/' })]) },
+    PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+  });
+});
+
+test('job queues dead-letter after 5 receives, with visibility at least six times the consumer timeout', () => {
+  const functions = resourcesOf('AWS::Lambda::Function');
+  const timeoutOf = (name: string) => functions[functionLogicalId(name)].Properties.Timeout;
+  const queues = resourcesOf('AWS::SQS::Queue');
+  const mappings = Object.values(resourcesOf('AWS::Lambda::EventSourceMapping')) as any[];
+  assert.equal(mappings.length, 2);
+  for (const name of ['Dialogue', 'Judge']) {
+    const mapping = mappings.find((m) => m.Properties.FunctionName.Ref === functionLogicalId(name));
+    assert.ok(mapping, `${name} has an SQS event source`);
+    assert.deepEqual(mapping.Properties.FunctionResponseTypes, ['ReportBatchItemFailures']);
+    const queueId = mapping.Properties.EventSourceArn['Fn::GetAtt'][0];
+    const queue = queues[queueId].Properties;
+    assert.ok(queue.VisibilityTimeout >= 6 * timeoutOf(name), `${name}: ${queue.VisibilityTimeout} vs ${timeoutOf(name)}`);
+    assert.equal(queue.RedrivePolicy.maxReceiveCount, 5);
+  }
+});
+
+test('five functions on provided.al2023 with 128-256 MB', () => {
+  const functions = Object.values(resourcesOf('AWS::Lambda::Function')).filter((f: any) => f.Properties.Runtime === 'provided.al2023') as any[];
+  assert.equal(functions.length, 5);
+  for (const f of functions) {
+    assert.ok(f.Properties.MemorySize >= 128 && f.Properties.MemorySize <= 256);
+    assert.equal(f.Properties.Handler, 'bootstrap');
+    assert.deepEqual(f.Properties.Architectures, ['x86_64']);
+  }
+});
+
+test('a bus and a run-judged rule targeting the curator', () => {
+  template.resourceCountIs('AWS::Events::EventBus', 1);
+  template.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: { source: ['socratic.pipeline'], 'detail-type': ['run-judged'] },
+    Targets: Match.arrayWith([Match.objectLike({ Arn: { 'Fn::GetAtt': [functionLogicalId('Curator'), 'Arn'] } })]),
+  });
+});
+
+test('the API needs a key and has a usage plan', () => {
+  const methods = Object.values(resourcesOf('AWS::ApiGateway::Method')) as any[];
+  assert.ok(methods.length > 0);
+  for (const method of methods.filter((m) => m.Properties.HttpMethod !== 'OPTIONS')) {
+    assert.equal(method.Properties.ApiKeyRequired, true);
+  }
+  template.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+  template.resourceCountIs('AWS::ApiGateway::UsagePlan', 1);
+  template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
+});
+
+test('Bedrock is invocable only on the configured models, by the functions that call models', () => {
+  const invoke = (name: string) =>
+    policiesOf(name).filter((s: any) => [].concat(s.Action).some((a: string) => a.startsWith('bedrock:')));
+  assert.deepEqual(invoke('Dialogue').map((s: any) => s.Resource), [TUTOR_ARN]);
+  assert.deepEqual(invoke('Judge').map((s: any) => s.Resource), [JUDGE_ARN]);
+  for (const name of ['Api', 'Planner', 'Curator']) {
+    assert.equal(invoke(name).length, 0, `${name} cannot call models`);
+  }
+  for (const name of ['Api', 'Planner', 'Dialogue', 'Judge', 'Curator']) {
+    const actions = actionsOf(name);
+    assert.ok(!actions.includes('*') && !actions.some((a) => a.endsWith(':*')), `${name}: no wildcard actions: ${actions}`);
+    assert.ok(!actions.includes('dynamodb:Scan'), `${name} never scans`);
+  }
+});
+
+test('an alarm on every dead-letter queue', () => {
+  const alarms = Object.values(resourcesOf('AWS::CloudWatch::Alarm')) as any[];
+  assert.equal(alarms.length, 3);
+  for (const alarm of alarms) {
+    assert.equal(alarm.Properties.MetricName, 'ApproximateNumberOfMessagesVisible');
+    assert.equal(alarm.Properties.Threshold, 1);
+  }
+});
