@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TransactWriteItem, Update,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
 use serde_json::{Map, Value};
@@ -21,6 +21,10 @@ use crate::error::{Failure, classify};
 const PK: &str = "PK";
 const SK: &str = "SK";
 const VERSION: &str = "version";
+/// `BatchGetItem`'s largest batch.
+const BATCH_GET: usize = 100;
+/// Retries of keys a batch read left unprocessed.
+const BATCH_RETRIES: u32 = 8;
 
 /// A [`Store`] over a DynamoDB table created by [`create_table`]: string `PK`/`SK`, and one
 /// global index per [`Index`] keyed by its own string attributes (sparse: an item without them
@@ -439,6 +443,64 @@ impl Store for DynamoStore {
             _ => None,
         };
         Ok(Page { items, cursor })
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().try_for_each(check_key)?;
+        let mut found: HashMap<Key, Item> = HashMap::new();
+        // Duplicate keys are not allowed in one BatchGetItem; ask for each key once.
+        let mut unique: Vec<&Key> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(BATCH_GET) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|k| key_attributes(k)).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::InvalidRequest {
+                        message: e.to_string(),
+                    })?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| failure(&classify(&e), None))?;
+                for raw in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let item = from_dynamo(raw)?;
+                    found.insert(item.key.clone(), item);
+                }
+                // BatchGetItem reports keys it did not get to inside a successful response.
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > BATCH_RETRIES {
+                        return Err(StoreError::Throttled {
+                            message: format!(
+                                "{} keys left unprocessed after {BATCH_RETRIES} retries",
+                                pending.len()
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6)))
+                        .await;
+                }
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
 
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {

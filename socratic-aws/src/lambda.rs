@@ -27,7 +27,7 @@ use socratic_core::entity::ManifestRequest;
 use socratic_core::pipeline::{
     Job, PipelineConfig, PlanError, Ports, Providers, StageError, curate, plan,
 };
-use socratic_core::queue::QueueProducer;
+use socratic_core::queue::{QueueConsumer, QueueProducer};
 use socratic_core::repository::Repository;
 use socratic_core::runner::JobHandler;
 
@@ -66,6 +66,21 @@ pub fn ports_from_settings(
         ids: Arc::new(UlidGenerator::default()),
         config,
     })
+}
+
+/// Consumers of the dialogue, judge and run-events queues, for a runner that polls SQS itself
+/// (the local server on AWS resources) instead of Lambda event sources.
+pub fn sqs_consumers(
+    settings: &AwsSettings,
+    sdk: &SdkConfig,
+) -> Result<[Arc<dyn QueueConsumer>; 3], ConfigError> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue = |url: &str| -> Arc<dyn QueueConsumer> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+    Ok([
+        queue(settings.dialogue_queue_url()?),
+        queue(settings.judge_queue_url()?),
+        queue(settings.events_queue_url()?),
+    ])
 }
 
 /// Runs every job of an SQS batch and reports the failed ones, so the event source deletes the

@@ -36,6 +36,7 @@ mockall::mock! {
         async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError>;
         async fn query(&self, query: &Query) -> Result<Page, StoreError>;
         async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError>;
+        async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
     }
 }
 

@@ -448,6 +448,45 @@ impl Repository {
         Ok(self.get::<E>(&E::key_of(id)).await?.map(|v| v.value))
     }
 
+    /// Reads many catalog entities with one batch read (those read before come from memory).
+    pub async fn get_catalog_many<E: CatalogEntity>(
+        &self,
+        ids: &[E::Id],
+    ) -> Result<Vec<Option<E>>, RepoError> {
+        let keys: Vec<Key> = ids.iter().map(E::key_of).collect();
+        let missing: Vec<Key> = {
+            let cache = self
+                .immutable
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            keys.iter()
+                .filter(|k| !cache.contains_key(k))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let fetched = self.store.get_many(&missing).await?;
+            let mut cache = self
+                .immutable
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() + fetched.len() >= IMMUTABLE_CACHE_LIMIT {
+                cache.clear();
+            }
+            for item in fetched.into_iter().flatten() {
+                cache.insert(item.key.clone(), item);
+            }
+        }
+        let mut entities = Vec::with_capacity(keys.len());
+        for key in &keys {
+            entities.push(match self.read(key).await? {
+                Some(item) => Some(from_item::<E>(&item)?),
+                None => None,
+            });
+        }
+        Ok(entities)
+    }
+
     /// Reads a catalog entity that must exist.
     pub async fn require_catalog<E: CatalogEntity>(&self, id: &E::Id) -> Result<E, RepoError> {
         self.get_catalog::<E>(id)

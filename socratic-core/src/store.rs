@@ -536,6 +536,17 @@ pub trait Store: Send + Sync {
     /// Applies every operation or none. A failed condition gives
     /// [`StoreError::TransactionCancelled`] naming the operation.
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError>;
+
+    /// Reads many items; the result has one entry per key, in order. Backends with a batch
+    /// read override this (and retry what the service leaves unprocessed); the default reads
+    /// one key at a time.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            items.push(self.get(key).await?);
+        }
+        Ok(items)
+    }
 }
 
 macro_rules! forward_store {
@@ -553,6 +564,9 @@ macro_rules! forward_store {
             }
             async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
                 (**self).transact(ops).await
+            }
+            async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+                (**self).get_many(keys).await
             }
         }
     };

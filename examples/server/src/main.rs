@@ -1,5 +1,8 @@
-//! The admin API and the pipeline's workers in one process on loopback, on memory backends and
-//! the simulated models: `POST /manifests`, then poll `GET /runs` or `GET /manifests/{id}`.
+//! The admin API and the pipeline's workers in one process on loopback: `POST /manifests`, then
+//! poll `GET /runs` or `GET /manifests/{id}`. By default on memory backends and the simulated
+//! models; with `--aws`, on the table, bucket and queues named in the environment (see
+//! `socratic_aws::AwsSettings`; run-judged events go to `SOCRATIC_EVENTS_QUEUE_URL`), with
+//! Bedrock models (provider `bedrock`) as well as the simulated ones.
 //!
 //! ```sh
 //! SOCRATIC_API_KEY=dev-key cargo run -p socratic-server
@@ -34,6 +37,56 @@ struct Args {
     /// Workers per pipeline stage.
     #[arg(long, default_value_t = 8)]
     workers: usize,
+    /// Use the AWS resources named in the environment instead of memory backends.
+    #[arg(long)]
+    aws: bool,
+}
+
+/// The ports and a runner, on memory or on AWS.
+async fn assemble(
+    args: &Args,
+) -> anyhow::Result<(
+    socratic_core::pipeline::Ports,
+    socratic_core::runner::Runner,
+)> {
+    let simulated: Arc<dyn socratic_core::llm::LlmClient> = Arc::new(SimulatedLlm::new());
+    if !args.aws {
+        let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+        let providers = Providers::new().with(PROVIDER, simulated);
+        let pipeline = LocalPipeline::new(blobs, providers, PipelineConfig::default());
+        pipeline
+            .install_catalog(&SimulatedLlm::catalog())
+            .await
+            .context("installing the catalog")?;
+        let runner = pipeline.runner(args.workers, RunnerConfig::default());
+        return Ok((pipeline.ports, runner));
+    }
+    let mut settings = socratic_aws::AwsSettings::from_env();
+    // Workers here consume run-judged events from SQS, not from EventBridge.
+    settings.event_bus = None;
+    let sdk = socratic_aws::sdk_config(&settings).await;
+    let bedrock: Arc<dyn socratic_core::llm::LlmClient> =
+        Arc::new(socratic_core::llm::ConcurrencyLimitLlm::new(
+            socratic_core::llm::RetryLlm::new(
+                socratic_aws::BedrockLlm::from_conf(&sdk),
+                socratic_core::llm::RetryPolicy::default(),
+            ),
+            args.workers,
+        ));
+    let providers = Providers::new()
+        .with(PROVIDER, simulated)
+        .with("bedrock", bedrock);
+    let ports = socratic_aws::lambda::ports_from_settings(
+        &settings,
+        &sdk,
+        providers,
+        PipelineConfig::default(),
+    )?;
+    let [dialogue, judge, events] = socratic_aws::lambda::sqs_consumers(&settings, &sdk)?;
+    let runner = socratic_core::runner::Runner::builder(ports.clone())
+        .stage_lanes(dialogue, judge, events, args.workers)
+        .build();
+    Ok((ports, runner))
 }
 
 async fn serve(State(api): State<Arc<AdminApi>>, request: Request) -> Response {
@@ -56,25 +109,14 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let api_key = args.api_key.unwrap_or_else(|| {
+    let api_key = args.api_key.clone().unwrap_or_else(|| {
         let key = ulid::Ulid::new().to_string();
         tracing::info!(%key, "no SOCRATIC_API_KEY set; generated an API key for this process");
         key
     });
 
-    let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
-    let pipeline = LocalPipeline::new(blobs, providers, PipelineConfig::default());
-    pipeline
-        .install_catalog(&SimulatedLlm::catalog())
-        .await
-        .context("installing the catalog")?;
-    let api = Arc::new(AdminApi::new(
-        pipeline.ports.clone(),
-        ApiConfig::new(api_key),
-    ));
-
-    let runner = pipeline.runner(args.workers, RunnerConfig::default());
+    let (ports, runner) = assemble(&args).await?;
+    let api = Arc::new(AdminApi::new(ports, ApiConfig::new(api_key)));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = tokio::spawn(async move {
         runner

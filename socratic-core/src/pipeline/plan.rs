@@ -277,6 +277,12 @@ async fn check_references(ports: &Ports, request: &ManifestRequest) -> Result<Ca
             );
         }
     }
+    // One batch read brings every scenario into the repository's memory for the checks below.
+    ports
+        .repository
+        .get_catalog_many::<Scenario>(&request.scenarios)
+        .await
+        .map_err(StageError::from)?;
     let mut scenarios = BTreeMap::new();
     for (i, id) in request.scenarios.iter().enumerate() {
         let field = format!("scenarios[{i}]");

@@ -24,6 +24,7 @@ pub async fn run_all(store: &dyn Store) {
     transaction_is_all_or_nothing(store).await;
     transaction_applies_every_operation(store).await;
     concurrent_increments_add_up(store).await;
+    get_many_answers_every_key_in_order(store).await;
     invalid_requests_are_rejected(store).await;
 }
 
@@ -630,4 +631,38 @@ pub async fn invalid_requests_are_rejected(store: &dyn Store) {
     );
     let distinct: BTreeSet<_> = Index::ALL.iter().map(|i| i.name()).collect();
     assert_eq!(distinct.len(), Index::ALL.len());
+}
+
+/// A batch read answers every key in order, `None` for missing ones, across backend batches.
+pub async fn get_many_answers_every_key_in_order(store: &dyn Store) {
+    let pk = unique_prefix("many");
+    let mut keys = Vec::new();
+    for i in 0..150u32 {
+        let sk = format!("S#{i:03}");
+        if !i.is_multiple_of(3) {
+            store
+                .put(item(&pk, &sk), PutMode::Create)
+                .await
+                .expect("put");
+        }
+        keys.push(Key::new(&pk, &sk));
+    }
+    // Reverse the order so a backend returning its own order would be caught.
+    keys.reverse();
+    let got = store.get_many(&keys).await.expect("get_many");
+    assert_eq!(got.len(), keys.len(), "one answer per key");
+    for (key, answer) in keys.iter().zip(&got) {
+        let index: usize = key.sk[2..].parse().expect("index");
+        match answer {
+            Some(found) => {
+                assert!(!index.is_multiple_of(3), "{key} was never written");
+                assert_eq!(&found.key, key, "answers are in the order of the keys");
+            }
+            None => assert!(
+                index.is_multiple_of(3),
+                "{key} was written but not returned"
+            ),
+        }
+    }
+    assert!(store.get_many(&[]).await.expect("empty").is_empty());
 }
