@@ -222,18 +222,23 @@ impl StageError {
     }
 }
 
-impl From<RepoError> for StageError {
-    fn from(error: RepoError) -> Self {
-        if error.is_retryable() {
+impl StageError {
+    /// Retryable or rejected, as the failing port classified its error.
+    fn classified(retryable: bool, message: String, retry_after: Option<Duration>) -> Self {
+        if retryable {
             StageError::Retryable {
-                message: error.to_string(),
-                retry_after: None,
+                message,
+                retry_after,
             }
         } else {
-            StageError::Rejected {
-                reason: error.to_string(),
-            }
+            StageError::Rejected { reason: message }
         }
+    }
+}
+
+impl From<RepoError> for StageError {
+    fn from(error: RepoError) -> Self {
+        Self::classified(error.is_retryable(), error.to_string(), None)
     }
 }
 
@@ -245,46 +250,19 @@ impl From<StoreError> for StageError {
 
 impl From<QueueError> for StageError {
     fn from(error: QueueError) -> Self {
-        if error.is_retryable() {
-            StageError::Retryable {
-                message: error.to_string(),
-                retry_after: None,
-            }
-        } else {
-            StageError::Rejected {
-                reason: error.to_string(),
-            }
-        }
+        Self::classified(error.is_retryable(), error.to_string(), None)
     }
 }
 
 impl From<crate::blob::BlobError> for StageError {
     fn from(error: crate::blob::BlobError) -> Self {
-        if error.is_retryable() {
-            StageError::Retryable {
-                message: error.to_string(),
-                retry_after: None,
-            }
-        } else {
-            StageError::Rejected {
-                reason: error.to_string(),
-            }
-        }
+        Self::classified(error.is_retryable(), error.to_string(), None)
     }
 }
 
 impl From<LlmError> for StageError {
     fn from(error: LlmError) -> Self {
-        if error.is_retryable() {
-            StageError::Retryable {
-                retry_after: error.retry_after(),
-                message: error.to_string(),
-            }
-        } else {
-            StageError::Rejected {
-                reason: error.to_string(),
-            }
-        }
+        Self::classified(error.is_retryable(), error.to_string(), error.retry_after())
     }
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use socratic_core::blob::BlobStore;
 use socratic_core::clock::{SequentialIds, SteppingClock, SystemClock, Timestamp, UlidGenerator};
 use socratic_core::defaults::Defaults;
-use socratic_core::entity::{ManifestRequest, ManifestSummary, ModelConfig, StudentConfig};
+use socratic_core::entity::{ManifestRequest, ManifestSummary};
 use socratic_core::id::ModelId;
 use socratic_core::llm::LlmClient;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
@@ -18,37 +18,11 @@ use socratic_core::queue::{QueueConsumer, QueueProducer};
 use socratic_core::repository::Repository;
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_core::store::Store;
-use socratic_memory::simulated::{
-    JUDGE, LEAKY_TUTOR, LECTURER_TUTOR, PROVIDER, SOCRATIC_TUTOR, STUDENT,
-};
-use socratic_memory::{MemoryBlobStore, MemoryQueue, MemoryStore, SimulatedLlm};
+use socratic_memory::simulated::PROVIDER;
+use socratic_memory::{MemoryBlobStore, MemoryStore, SimulatedLlm};
 
 /// The three queues of a pipeline, each with its dead-letter queue.
-#[derive(Clone)]
-pub struct Queues {
-    pub dialogue: MemoryQueue,
-    pub judge: MemoryQueue,
-    pub events: MemoryQueue,
-}
-
-impl Queues {
-    pub fn new(visibility: Duration, max_attempts: u32) -> Self {
-        let queue =
-            || MemoryQueue::with_dead_letter(visibility, max_attempts, MemoryQueue::default());
-        Self {
-            dialogue: queue(),
-            judge: queue(),
-            events: queue(),
-        }
-    }
-
-    pub fn dead_letters(&self) -> Vec<String> {
-        [&self.dialogue, &self.judge, &self.events]
-            .iter()
-            .flat_map(|q| q.dead_letter().unwrap().bodies())
-            .collect()
-    }
-}
+pub type Queues = socratic_memory::LocalQueues;
 
 /// Dialogue, judge and run-event producers.
 pub type Producers = (
@@ -192,33 +166,9 @@ pub fn model(id: &str) -> ModelId {
 
 /// The default local benchmark: eight scenarios × three simulated tutors × three turns.
 pub fn default_request() -> ManifestRequest {
-    let defaults = Defaults::load().unwrap();
-    ManifestRequest {
-        tutor_prompt: defaults.tutor_prompt.id.clone(),
-        judge_prompt: defaults.judge_prompt.id.clone(),
-        rubric: defaults.rubric.id.clone(),
-        scenarios: defaults.scenarios.iter().map(|s| s.id.clone()).collect(),
-        tutors: [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]
-            .iter()
-            .map(|m| ModelConfig {
-                model: model(m),
-                temperature: 0.7,
-            })
-            .collect(),
-        student: Some(StudentConfig {
-            model: model(STUDENT),
-            temperature: 0.7,
-            prompt: defaults.student_prompt.id.clone(),
-        }),
-        judges: vec![ModelConfig {
-            model: model(JUDGE),
-            temperature: 0.0,
-        }],
-        turns: 3,
-        repetitions: 1,
-        max_tokens: 512,
-        label: Some("test".into()),
-    }
+    let mut request = socratic_memory::simulated_manifest(&Defaults::load().unwrap());
+    request.label = Some("test".into());
+    request
 }
 
 /// What a run produced, without ids and timestamps, keyed by (tutor, scenario, repetition).
