@@ -25,7 +25,8 @@ use crate::error::{Failure, classify};
 /// (Anthropic, Meta, Mistral, Amazon Nova, …) with one request shape.
 ///
 /// - System parts become system blocks; a part marked `cache_point` is followed by a cache
-///   point (models without prompt caching ignore it).
+///   point when the model supports prompt caching ([`PromptCaching`]), since Bedrock rejects
+///   cache points sent to models that do not.
 /// - Structured output is a single tool whose input schema is the requested JSON schema, with
 ///   the tool choice forced, so the model must answer through it.
 /// - Usage includes cache read and write tokens; stop reasons are mapped with a fallback.
@@ -38,12 +39,49 @@ use crate::error::{Failure, classify};
 #[derive(Debug, Clone)]
 pub struct BedrockLlm {
     client: Client,
+    caching: PromptCaching,
+}
+
+/// When to send cache points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptCaching {
+    /// Only to model families that support prompt caching on Bedrock (Anthropic Claude and
+    /// Amazon Nova); Bedrock rejects cache points sent to the others.
+    #[default]
+    Auto,
+    /// Always send them.
+    Always,
+    /// Never send them.
+    Never,
+}
+
+impl PromptCaching {
+    /// Whether to send cache points to `model` (a model id, inference profile id or ARN).
+    pub fn applies_to(self, model: &str) -> bool {
+        match self {
+            PromptCaching::Always => true,
+            PromptCaching::Never => false,
+            PromptCaching::Auto => {
+                let model = model.to_lowercase();
+                model.contains("anthropic.claude") || model.contains("amazon.nova")
+            }
+        }
+    }
 }
 
 impl BedrockLlm {
     /// Wraps a client. Prefer [`BedrockLlm::from_conf`], which turns SDK retries off.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            caching: PromptCaching::Auto,
+        }
+    }
+
+    /// Sets when cache points are sent (by default only to models that support them).
+    pub fn with_prompt_caching(mut self, caching: PromptCaching) -> Self {
+        self.caching = caching;
+        self
     }
 
     /// A client from the shared SDK configuration, with SDK retries off.
@@ -51,9 +89,7 @@ impl BedrockLlm {
         let config = aws_sdk_bedrockruntime::config::Builder::from(sdk)
             .retry_config(aws_sdk_bedrockruntime::config::retry::RetryConfig::disabled())
             .build();
-        Self {
-            client: Client::from_conf(config),
-        }
+        Self::new(Client::from_conf(config))
     }
 }
 
@@ -208,10 +244,11 @@ impl LlmClient for BedrockLlm {
                 .build()
                 .map_err(|e| invalid(e.to_string()))
         };
+        let caching = self.caching.applies_to(&request.model);
         let mut system = Vec::new();
         for part in &request.system {
             system.push(SystemContentBlock::Text(part.text.clone()));
-            if part.cache_point {
+            if part.cache_point && caching {
                 system.push(SystemContentBlock::CachePoint(cache_point()?));
             }
         }

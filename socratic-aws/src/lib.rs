@@ -34,7 +34,7 @@ mod sqs;
 pub use config::{AwsSettings, ConfigError, sdk_config};
 
 #[cfg(feature = "bedrock")]
-pub use bedrock::BedrockLlm;
+pub use bedrock::{BedrockLlm, PromptCaching};
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{DynamoStore, create_table};
 #[cfg(feature = "eventbridge")]

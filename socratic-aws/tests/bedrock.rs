@@ -79,14 +79,17 @@ fn text_output(text: &str) -> ConverseOutput {
 async fn text_answers_carry_usage_with_cache_tokens() {
     let rule = mock!(Client::converse)
         .match_requests(|r| {
-            r.model_id() == Some("tutor-model")
+            r.model_id() == Some("anthropic.claude-tutor")
                 && r.system().len() == 3 // text, cache point, text
                 && r.inference_config().and_then(|c| c.temperature()) == Some(0.5)
                 && r.tool_config().is_none()
         })
         .then_output(|| text_output("What makes you say metal is hotter?"));
     let llm = BedrockLlm::new(mock_client!(aws_sdk_bedrockruntime, [&rule]));
-    let response = llm.converse(&request("tutor-model")).await.unwrap();
+    let response = llm
+        .converse(&request("anthropic.claude-tutor"))
+        .await
+        .unwrap();
     assert_eq!(response.text, "What makes you say metal is hotter?");
     assert_eq!(response.structured, None);
     assert_eq!(response.stop_reason, StopReason::EndTurn);
@@ -102,6 +105,31 @@ async fn text_answers_carry_usage_with_cache_tokens() {
         (7, 3)
     );
     assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn cache_points_go_only_to_models_that_support_prompt_caching() {
+    let rule = mock!(Client::converse)
+        .match_requests(|r| r.system().len() == 2) // text, text: no cache point
+        .then_output(|| text_output("What do you think?"));
+    let llm = BedrockLlm::new(mock_client!(aws_sdk_bedrockruntime, [&rule]));
+    llm.converse(&request("us.meta.llama3-3-70b-instruct-v1:0"))
+        .await
+        .unwrap();
+    assert_eq!(rule.num_calls(), 1);
+    for model in [
+        "us.amazon.nova-pro-v1:0",
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+    ] {
+        let cached = mock!(Client::converse)
+            .match_requests(|r| r.system().len() == 3)
+            .then_output(|| text_output("What?"));
+        let llm = BedrockLlm::new(mock_client!(aws_sdk_bedrockruntime, [&cached]));
+        llm.converse(&request(model)).await.unwrap();
+        assert_eq!(cached.num_calls(), 1, "{model} gets cache points");
+    }
+    assert!(socratic_aws::PromptCaching::Always.applies_to("mistral.mistral-large"));
+    assert!(!socratic_aws::PromptCaching::Never.applies_to("anthropic.claude-3"));
 }
 
 #[tokio::test]
@@ -289,7 +317,7 @@ async fn stub() -> Stub {
                         "usage": {"inputTokens": 12, "outputTokens": 4, "totalTokens": 16, "cacheReadInputTokens": 8},
                         "metrics": {"latencyMs": 3}
                     })),
-                    "tool-model" => ok(json!({
+                    "anthropic.claude-tool" => ok(json!({
                         "output": {"message": {"role": "assistant", "content": [
                             {"toolUse": {"toolUseId": "t1", "name": "record_judgment", "input": {"score": 5}}}
                         ]}},
@@ -362,14 +390,17 @@ async fn end_to_end_through_the_sdk_against_a_stub() {
     assert_eq!(text.text, "What do you notice?");
     assert_eq!(text.usage.cache_read_tokens, 8);
 
-    let tool = llm.converse(&judge_request("tool-model")).await.unwrap();
+    let tool = llm
+        .converse(&judge_request("anthropic.claude-tool"))
+        .await
+        .unwrap();
     assert_eq!(tool.structured, Some(json!({"score": 5})));
     let (_, sent) = stub
         .requests
         .lock()
         .unwrap()
         .iter()
-        .find(|(m, _)| m == "tool-model")
+        .find(|(m, _)| m == "anthropic.claude-tool")
         .cloned()
         .unwrap();
     assert_eq!(
@@ -427,6 +458,6 @@ async fn bedrock_passes_the_llm_contract_against_the_stub() {
     let stub = stub().await;
     let llm = stub_client(&stub.url).await;
     socratic_core::testkit::llm::answers_text(&llm, "text-model").await;
-    socratic_core::testkit::llm::answers_structured_output(&llm, "tool-model").await;
+    socratic_core::testkit::llm::answers_structured_output(&llm, "anthropic.claude-tool").await;
     socratic_core::testkit::llm::rejects_invalid_requests(&llm, "text-model").await;
 }
