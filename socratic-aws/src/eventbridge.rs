@@ -5,6 +5,7 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use socratic_core::queue::{MessageId, OutgoingMessage, QueueError, QueueProducer};
 
+use crate::batch::EntryResults;
 use crate::error::{Failure, classify};
 
 /// The `source` of every event this library publishes.
@@ -86,13 +87,12 @@ impl QueueProducer for EventBridgePublisher {
         &self,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<Result<MessageId, QueueError>>, QueueError> {
-        let mut results: Vec<Option<Result<MessageId, QueueError>>> =
-            messages.iter().map(|_| None).collect();
+        let mut results = EntryResults::new(messages.len());
         let mut valid = Vec::new();
         for (i, message) in messages.iter().enumerate() {
             match check(message) {
                 Ok(()) => valid.push((i, message)),
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => results.set(i, Err(e)),
             }
         }
         for chunk in valid.chunks(BATCH) {
@@ -106,26 +106,23 @@ impl QueueProducer for EventBridgePublisher {
                 .map_err(|e| failure(classify(&e)))?;
             // Entries come back in request order.
             for ((i, _), entry) in chunk.iter().zip(output.entries()) {
-                results[*i] = Some(match (entry.event_id(), entry.error_code()) {
-                    (_, Some(code)) => Err(QueueError::Unavailable {
-                        message: format!("{code}: {}", entry.error_message().unwrap_or_default()),
-                    }),
-                    (Some(id), None) => Ok(MessageId(id.to_owned())),
-                    (None, None) => Err(QueueError::Unavailable {
-                        message: "no event id".to_owned(),
-                    }),
-                });
+                results.set(
+                    *i,
+                    match (entry.event_id(), entry.error_code()) {
+                        (_, Some(code)) => Err(QueueError::Unavailable {
+                            message: format!(
+                                "{code}: {}",
+                                entry.error_message().unwrap_or_default()
+                            ),
+                        }),
+                        (Some(id), None) => Ok(MessageId(id.to_owned())),
+                        (None, None) => Err(QueueError::Unavailable {
+                            message: "no event id".to_owned(),
+                        }),
+                    },
+                );
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(QueueError::Unavailable {
-                        message: "no result for entry".to_owned(),
-                    })
-                })
-            })
-            .collect())
+        Ok(results.finish())
     }
 }

@@ -15,6 +15,8 @@
 //! one place, and [`sdk_config`] pins the SDK behaviour version. See `docs/aws.md` for IAM
 //! permissions, the table definition and how retries are layered.
 
+#[cfg(any(feature = "sqs", feature = "eventbridge"))]
+mod batch;
 mod config;
 mod error;
 

@@ -12,6 +12,7 @@ use socratic_core::queue::{
     ReceiveOptions,
 };
 
+use crate::batch::EntryResults;
 use crate::error::{Failure, classify};
 
 /// SQS's largest batch.
@@ -128,14 +129,13 @@ impl QueueProducer for SqsQueue {
         &self,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<Result<MessageId, QueueError>>, QueueError> {
-        let mut results: Vec<Option<Result<MessageId, QueueError>>> =
-            messages.iter().map(|_| None).collect();
+        let mut results = EntryResults::new(messages.len());
         // Invalid entries fail alone, before anything is sent.
         let mut valid = Vec::new();
         for (i, message) in messages.into_iter().enumerate() {
             match message.check() {
                 Ok(()) => valid.push((i, message)),
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => results.set(i, Err(e)),
             }
         }
         for chunk in valid.chunks(BATCH) {
@@ -163,7 +163,7 @@ impl QueueProducer for SqsQueue {
             // Batch calls report failed entries inside a successful response.
             for ok in output.successful() {
                 if let Ok(i) = ok.id().parse::<usize>() {
-                    results[i] = Some(Ok(MessageId(ok.message_id().to_owned())));
+                    results.set(i, Ok(MessageId(ok.message_id().to_owned())));
                 }
             }
             for failed in output.failed() {
@@ -173,24 +173,18 @@ impl QueueProducer for SqsQueue {
                         failed.code(),
                         failed.message().unwrap_or_default()
                     );
-                    results[i] = Some(Err(if failed.sender_fault() {
-                        QueueError::InvalidRequest { message }
-                    } else {
-                        QueueError::Unavailable { message }
-                    }));
+                    results.set(
+                        i,
+                        Err(if failed.sender_fault() {
+                            QueueError::InvalidRequest { message }
+                        } else {
+                            QueueError::Unavailable { message }
+                        }),
+                    );
                 }
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(QueueError::Unavailable {
-                        message: "no result for entry".to_owned(),
-                    })
-                })
-            })
-            .collect())
+        Ok(results.finish())
     }
 }
 
