@@ -350,6 +350,7 @@ impl LlmClient for BedrockLlm {
             stop_reason: stop_reason(output.stop_reason()),
             usage,
             latency: Duration::from_millis(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
+            cached: false,
         })
     }
 }

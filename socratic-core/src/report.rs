@@ -20,7 +20,7 @@ fn csv_field(text: &str) -> String {
 /// The leaderboard as CSV, one row per model, best first.
 pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
     let mut out = String::from(
-        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms",
+        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms",
     );
     for dim in &summary.dimensions {
         let _ = write!(out, ",{}", csv_field(dim));
@@ -30,7 +30,7 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
         let o = row.overall;
         let _ = write!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{}",
             row.rank_group,
             csv_field(row.model.as_str()),
             fmt_opt(o.map(|e| e.mean), 4),
@@ -39,6 +39,7 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             o.map_or(0, |e| e.n),
             row.runs,
             row.failed_runs,
+            row.skipped_runs,
             fmt_opt(row.compliance, 4),
             row.unscored_judgments,
             row.runs_with_answer_leak,
@@ -107,7 +108,20 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         summary.failed_runs,
         summary.unscored_judgments
     );
+    if let Some(note) = budget_note(summary) {
+        let _ = writeln!(out, "{note}");
+    }
     out
+}
+
+/// What to say when a spending cap stopped the benchmark, if one did.
+pub fn budget_note(summary: &ManifestSummary) -> Option<String> {
+    summary.stopped_by_budget.then(|| {
+        format!(
+            "STOPPED BY BUDGET: the spending cap was reached; {} of {} run(s) were skipped, so the scores cover only the runs that finished.",
+            summary.skipped_runs, summary.runs
+        )
+    })
 }
 
 fn escape(text: &str) -> String {
@@ -280,16 +294,21 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}}table{{border-collapse:collapse;margin:1rem 0}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}}th:nth-child(2),td:nth-child(2){{text-align:left}}caption{{text-align:left;font-weight:bold}}.note{{color:#555;font-size:0.9rem}}</style>
 </head><body>
 <h1>{}</h1>
-<p class="note">Rubric {} · {} runs ({} failed) · {} unscored judgments · total cost ${:.4} · computed {}</p>
-"#,
+<p class="note">Rubric {} · {} runs ({} failed, {} skipped) · {} unscored judgments · total cost ${:.4} · computed {}</p>
+{}"#,
         escape(&title),
         escape(&title),
         escape(rubric.id.as_str()),
         summary.runs,
         summary.failed_runs,
+        summary.skipped_runs,
         summary.unscored_judgments,
         summary.cost_usd,
-        summary.computed_at
+        summary.computed_at,
+        budget_note(summary).map_or_else(String::new, |note| format!(
+            "<p class=\"note budget\" role=\"alert\"><strong>{}</strong></p>\n",
+            escape(&note)
+        ))
     );
     html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% bootstrap interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
     for row in &summary.leaderboard {

@@ -417,6 +417,12 @@ impl Worker {
                     .nack(&delivery.receipt, Duration::ZERO)
                     .await
             }
+            // A stage turns a skip into a skipped run; a handler returning one is done too.
+            Err(StageError::Skipped { reason }) => {
+                self.counters.done.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%lane, %reason, "run skipped");
+                self.lane.consumer.ack(&delivery.receipt).await
+            }
             Err(StageError::Abandoned) => {
                 self.counters.abandoned.fetch_add(1, Ordering::Relaxed);
                 Ok(())

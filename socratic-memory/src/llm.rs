@@ -116,6 +116,7 @@ impl LlmClient for ScriptedLlm {
                 ..Usage::default()
             },
             latency: Duration::ZERO,
+            cached: false,
         })
     }
 }

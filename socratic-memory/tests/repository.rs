@@ -94,6 +94,7 @@ fn call(role: Role) -> CallRecord {
         },
         latency_ms: 12,
         stop_reason: StopReason::EndTurn,
+        cached: false,
     }
 }
 

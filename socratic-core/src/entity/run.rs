@@ -10,8 +10,8 @@ use crate::id::{ManifestId, RunId, ScenarioId};
 
 /// Where a run is in the pipeline.
 ///
-/// `pending → running → dialogue_complete → judged → curated`, or `failed` from any
-/// non-final state. Transitions are checked by [`RunStatus::can_become`], and stores apply them
+/// `pending → running → dialogue_complete → judged → curated`, or `failed` or `skipped` from
+/// any non-final state. Transitions are checked by [`RunStatus::can_become`], and stores apply them
 /// conditionally on the run's version so a duplicate delivery never moves a run backwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,17 +28,21 @@ pub enum RunStatus {
     Curated,
     /// Stopped for good; see [`Run::failure`].
     Failed,
+    /// Not finished, by decision rather than error: a spending cap left no room for its next
+    /// call. [`Run::failure`] names the stage and the reason (`budget`).
+    Skipped,
 }
 
 impl RunStatus {
     /// Every status.
-    pub const ALL: [RunStatus; 6] = [
+    pub const ALL: [RunStatus; 7] = [
         RunStatus::Pending,
         RunStatus::Running,
         RunStatus::DialogueComplete,
         RunStatus::Judged,
         RunStatus::Curated,
         RunStatus::Failed,
+        RunStatus::Skipped,
     ];
 
     /// The snake-case name used in keys and JSON.
@@ -50,6 +54,7 @@ impl RunStatus {
             RunStatus::Judged => "judged",
             RunStatus::Curated => "curated",
             RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
         }
     }
 
@@ -60,7 +65,15 @@ impl RunStatus {
 
     /// Whether no further transition is possible.
     pub fn is_final(self) -> bool {
-        matches!(self, RunStatus::Curated | RunStatus::Failed)
+        matches!(
+            self,
+            RunStatus::Curated | RunStatus::Failed | RunStatus::Skipped
+        )
+    }
+
+    /// Whether the run stopped without a result (failed or skipped).
+    pub fn is_stopped(self) -> bool {
+        matches!(self, RunStatus::Failed | RunStatus::Skipped)
     }
 
     /// Whether a run in this status may move to `next`. Staying put is not a transition.
@@ -71,7 +84,7 @@ impl RunStatus {
             | (S::Running, S::DialogueComplete)
             | (S::DialogueComplete, S::Judged)
             | (S::Judged, S::Curated) => true,
-            (from, S::Failed) => !from.is_final(),
+            (from, S::Failed | S::Skipped) => !from.is_final(),
             _ => false,
         }
     }
@@ -97,7 +110,7 @@ pub enum Stage {
     Curate,
 }
 
-/// Why a run failed.
+/// Why a run failed or was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunFailure {
@@ -129,7 +142,7 @@ pub struct Run {
     pub judges: u32,
     /// Where it is in the pipeline.
     pub status: RunStatus,
-    /// Set when `status` is `failed`.
+    /// Set when `status` is `failed` or `skipped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<RunFailure>,
     /// When it was planned.
@@ -151,9 +164,9 @@ impl Validate for Run {
         problems.check(self.turns >= 1, "turns", "must be at least 1");
         problems.check(self.judges >= 1, "judges", "must be at least 1");
         problems.check(
-            (self.status == RunStatus::Failed) == self.failure.is_some(),
+            self.status.is_stopped() == self.failure.is_some(),
             "failure",
-            "must be set exactly when status is failed",
+            "must be set exactly when status is failed or skipped",
         );
         problems.into_result()
     }
@@ -181,6 +194,8 @@ mod tests {
             assert!(!s.can_become(s), "{s} -> itself");
             assert_eq!(s.can_become(S::Failed), !s.is_final());
             assert!(!S::Failed.can_become(s));
+            assert!(!S::Skipped.can_become(s));
+            assert_eq!(s.can_become(S::Skipped), !s.is_final());
             assert_eq!(S::parse(s.as_str()), Some(s));
         }
         assert!(!S::Pending.can_become(S::Judged));

@@ -102,6 +102,9 @@ pub struct ModelSummary {
     pub runs: u32,
     /// Runs that failed.
     pub failed_runs: u32,
+    /// Runs skipped because the spending cap was reached.
+    #[serde(default)]
+    pub skipped_runs: u32,
     /// Share of scored turns at or above the pass threshold.
     pub compliance: Option<f64>,
     /// Judgments stored unscored.
@@ -178,6 +181,13 @@ pub struct ManifestSummary {
     pub runs: u32,
     /// Runs that failed.
     pub failed_runs: u32,
+    /// Runs skipped because the spending cap was reached.
+    #[serde(default)]
+    pub skipped_runs: u32,
+    /// Whether a spending cap stopped the benchmark before every run finished: the scores
+    /// then cover only the runs that did.
+    #[serde(default)]
+    pub stopped_by_budget: bool,
     /// One row per tutor model, best first; `rank_group` marks statistically tied models.
     pub leaderboard: Vec<ModelSummary>,
     /// Per-vector scores.

@@ -20,6 +20,9 @@ pub struct CallRecord {
     pub latency_ms: u64,
     /// Why generation stopped.
     pub stop_reason: StopReason,
+    /// Answered from the response cache: no model was called and nothing was spent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// One tutor turn and the student's reply to it (the TURN entity). Written once.

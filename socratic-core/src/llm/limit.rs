@@ -93,6 +93,7 @@ mod tests {
                 stop_reason: StopReason::EndTurn,
                 usage: Usage::default(),
                 latency: Duration::ZERO,
+                cached: false,
             })
         }
     }

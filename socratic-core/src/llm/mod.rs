@@ -12,11 +12,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod budget;
 mod cache;
 mod limit;
 mod retry;
 
-pub use cache::CachedLlm;
+pub use budget::{Budget, BudgetLlm, worst_case_cost, worst_case_input_tokens};
+pub use cache::{CacheMode, CachedLlm};
 pub use limit::ConcurrencyLimitLlm;
 pub use retry::{RetryBudget, RetryLlm, RetryPolicy};
 
@@ -145,6 +147,14 @@ pub struct ConverseRequest {
     pub max_tokens: u32,
     /// Stop sequences.
     pub stop: Vec<String>,
+    /// Which sample of otherwise identical requests this is (the run's repetition). Not sent
+    /// to the model; it keeps repetitions distinct in the response cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sample: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ConverseRequest {
@@ -159,6 +169,7 @@ impl ConverseRequest {
             temperature: None,
             max_tokens: 512,
             stop: Vec::new(),
+            sample: 0,
         }
     }
 
@@ -285,6 +296,9 @@ pub struct ConverseResponse {
     pub usage: Usage,
     /// Wall time of the call.
     pub latency: Duration,
+    /// Answered from the response cache: no model was called and nothing was spent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// What went wrong in a call. [`LlmError::is_retryable`] says whether trying again may help.
@@ -343,6 +357,12 @@ pub enum LlmError {
         /// The raw output.
         raw: String,
     },
+    /// The call was not made: its worst-case cost would pass the spending cap.
+    #[error("budget: {message}")]
+    BudgetExhausted {
+        /// The cap, what is spent and what the call could cost.
+        message: String,
+    },
     /// Any other provider failure.
     #[error("model call failed: {message}")]
     Other {
@@ -365,7 +385,8 @@ impl LlmError {
             | LlmError::Validation { .. }
             | LlmError::ModelNotFound { .. }
             | LlmError::ContextWindow { .. }
-            | LlmError::InvalidOutput { .. } => false,
+            | LlmError::InvalidOutput { .. }
+            | LlmError::BudgetExhausted { .. } => false,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::stats;
 
 /// Curates a run: computes and stores its summary, marks it `curated`, and when it is the
 /// last of its manifest to finish, computes the manifest's summaries and report files.
-/// Recomputing is idempotent. An event for a failed run only checks the manifest.
+/// Recomputing is idempotent. An event for a failed or skipped run only checks the manifest.
 pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     let repo = &ports.repository;
     let mut record = repo
@@ -31,7 +31,9 @@ pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     let manifest_id = record.run.value.manifest;
     loop {
         match record.run.value.status {
-            RunStatus::Failed => return finish_manifest_if_complete(ports, &manifest_id).await,
+            RunStatus::Failed | RunStatus::Skipped => {
+                return finish_manifest_if_complete(ports, &manifest_id).await;
+            }
             // Premature: the event is re-sent when judging completes.
             RunStatus::Pending | RunStatus::Running => return Ok(()),
             RunStatus::DialogueComplete => {

@@ -56,7 +56,7 @@ async fn start(
                 finish_if_judged(ports, id).await?;
                 return Ok(None);
             }
-            RunStatus::Judged | RunStatus::Curated => return Ok(None),
+            RunStatus::Judged | RunStatus::Curated | RunStatus::Skipped => return Ok(None),
         }
     }
 }
@@ -72,6 +72,7 @@ fn call_record(
         usage: response.usage,
         latency_ms: u64::try_from(response.latency.as_millis()).unwrap_or(u64::MAX),
         stop_reason: response.stop_reason.clone(),
+        cached: response.cached,
     }
 }
 
@@ -86,7 +87,10 @@ async fn call(
             model.provider, model.id
         ))
     })?;
-    Ok(client.converse(request).await?)
+    client
+        .converse(request)
+        .await
+        .map_err(|e| StageError::from_call(&e))
 }
 
 async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
@@ -135,7 +139,7 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
 
     let next = u32::try_from(turns.len()).unwrap_or(u32::MAX) + 1;
     for index in next..=run.value.turns {
-        let tutor_req = tutor_request(
+        let mut tutor_req = tutor_request(
             &tutor,
             Sampling {
                 temperature: run.value.tutor.temperature,
@@ -145,6 +149,7 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
             &scenario,
             &turns,
         );
+        tutor_req.sample = run.value.repetition;
         let tutor_resp = call(ports, &tutor, &tutor_req).await?;
         if tutor_resp.text.trim().is_empty() {
             return Err(StageError::rejected(format!(
@@ -155,7 +160,7 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
         let (student_text, student_call, student_exchange) = if index == run.value.turns {
             (None, None, None)
         } else if let Some((model, prompt, temperature)) = &student {
-            let req = student_request(
+            let mut req = student_request(
                 model,
                 Sampling {
                     temperature: *temperature,
@@ -166,6 +171,7 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
                 &turns,
                 &tutor_resp.text,
             );
+            req.sample = run.value.repetition;
             let resp = call(ports, model, &req).await?;
             if resp.text.trim().is_empty() {
                 return Err(StageError::rejected(format!(

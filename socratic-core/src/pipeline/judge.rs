@@ -44,7 +44,7 @@ async fn judge_turn(ports: &Ports, id: &RunId, turn: u32) -> Result<(), StageErr
                 "run {id} has failed: {reason}"
             )));
         }
-        RunStatus::Judged | RunStatus::Curated => return Ok(()),
+        RunStatus::Judged | RunStatus::Curated | RunStatus::Skipped => return Ok(()),
         RunStatus::Pending | RunStatus::Running | RunStatus::DialogueComplete => {}
     }
     let mut turns = record.turns;
@@ -74,6 +74,7 @@ async fn judge_turn(ports: &Ports, id: &RunId, turn: u32) -> Result<(), StageErr
         let model: Model = repo.require_catalog(&config.model).await?;
         let case = Case {
             max_tokens: manifest.request.max_tokens,
+            sample: record.run.value.repetition,
             prompt: &prompt,
             rubric: &rubric,
             scenario: &scenario,
@@ -104,6 +105,8 @@ async fn judge_turn(ports: &Ports, id: &RunId, turn: u32) -> Result<(), StageErr
 #[derive(Clone, Copy)]
 struct Case<'a> {
     max_tokens: u32,
+    /// The run's repetition, which keeps identical dialogues' judgments distinct samples.
+    sample: u32,
     prompt: &'a Prompt,
     rubric: &'a Rubric,
     scenario: &'a Scenario,
@@ -121,6 +124,7 @@ async fn judge_with(
 ) -> Result<Judgment, StageError> {
     let Case {
         max_tokens,
+        sample: _,
         prompt,
         rubric,
         scenario,
@@ -137,6 +141,7 @@ async fn judge_with(
         max_tokens,
     };
     let mut request = judge_request(model, sampling, prompt, rubric, scenario, turns, turn);
+    request.sample = case.sample;
     let mut calls = Vec::new();
     let mut exchanges = Vec::new();
     let mut problems = String::new();
@@ -151,6 +156,7 @@ async fn judge_with(
                     usage: response.usage,
                     latency_ms: u64::try_from(response.latency.as_millis()).unwrap_or(u64::MAX),
                     stop_reason: response.stop_reason.clone(),
+                    cached: response.cached,
                 });
                 let output = response
                     .structured
@@ -166,7 +172,7 @@ async fn judge_with(
                 exchanges.push(json!({"invalid_output": message, "raw": raw}));
                 (raw, None)
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(StageError::from_call(&e)),
         };
         match output.map(|value| Verdict::from_output(&value, rubric)) {
             Some(Ok(verdict)) => {

@@ -34,6 +34,11 @@ struct ScenarioScores {
 
 /// Averages each model's repetitions per scenario, since scenarios (not turns or runs) are
 /// the independent units.
+/// How many of `records` are in `status`.
+fn count_status<'a>(records: impl Iterator<Item = &'a RunRecord>, status: RunStatus) -> u32 {
+    u32::try_from(records.filter(|r| r.run.value.status == status).count()).unwrap_or(u32::MAX)
+}
+
 fn per_scenario(records: &[RunRecord]) -> BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>> {
     let mut grouped: BTreeMap<(ModelId, ScenarioId), Vec<&crate::entity::RunSummary>> =
         BTreeMap::new();
@@ -172,12 +177,8 @@ pub fn summarize_manifest(
                 by_vector,
                 rank_group: 0,
                 runs: u32::try_from(summaries.len()).unwrap_or(u32::MAX),
-                failed_runs: u32::try_from(
-                    own.iter()
-                        .filter(|r| r.run.value.status == RunStatus::Failed)
-                        .count(),
-                )
-                .unwrap_or(u32::MAX),
+                failed_runs: count_status(own.iter().copied(), RunStatus::Failed),
+                skipped_runs: count_status(own.iter().copied(), RunStatus::Skipped),
                 compliance: (scored > 0).then(|| passing / f64::from(scored)),
                 unscored_judgments: summaries.iter().map(|s| s.unscored_judgments).sum(),
                 runs_with_answer_leak: u32::try_from(
@@ -227,13 +228,11 @@ pub fn summarize_manifest(
         dimensions: rubric.dimensions.iter().map(|d| d.name.clone()).collect(),
         pass_threshold: rubric.pass_threshold,
         runs: u32::try_from(records.len()).unwrap_or(u32::MAX),
-        failed_runs: u32::try_from(
-            records
-                .iter()
-                .filter(|r| r.run.value.status == RunStatus::Failed)
-                .count(),
-        )
-        .unwrap_or(u32::MAX),
+        failed_runs: count_status(records.iter(), RunStatus::Failed),
+        skipped_runs: count_status(records.iter(), RunStatus::Skipped),
+        stopped_by_budget: records
+            .iter()
+            .any(|r| r.run.value.status == RunStatus::Skipped),
         unscored_judgments: rows.iter().map(|r| r.unscored_judgments).sum(),
         cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
         judge_agreement: judge_agreement(rubric, records, manifest.request.judges.len()),

@@ -37,7 +37,7 @@ pub use prompts::{
 use crate::blob::BlobStore;
 use crate::clock::{Clock, IdGenerator};
 use crate::entity::{Model, Run, RunFailure, RunStatus, Stage};
-use crate::id::RunId;
+use crate::id::{ModelId, RunId};
 use crate::keys;
 use crate::llm::{LlmClient, LlmError};
 use crate::queue::{OutgoingMessage, QueueError, QueueProducer};
@@ -85,16 +85,19 @@ impl Job {
     }
 }
 
-/// The model clients, by the `provider` named in each [`Model`].
+/// The model clients: one per catalog model where one was given (its own endpoint, prices
+/// and limits), else the one for the `provider` named in each [`Model`].
 #[derive(Clone, Default)]
 pub struct Providers {
     clients: HashMap<String, Arc<dyn LlmClient>>,
+    models: HashMap<ModelId, Arc<dyn LlmClient>>,
 }
 
 impl std::fmt::Debug for Providers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Providers")
             .field("providers", &self.clients.keys().collect::<Vec<_>>())
+            .field("models", &self.models.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -111,9 +114,18 @@ impl Providers {
         self
     }
 
+    /// Adds (or replaces) the client for one catalog model; it takes precedence over the
+    /// model's provider.
+    pub fn with_model(mut self, model: ModelId, client: Arc<dyn LlmClient>) -> Self {
+        self.models.insert(model, client);
+        self
+    }
+
     /// The client serving `model`.
     pub fn client(&self, model: &Model) -> Option<&Arc<dyn LlmClient>> {
-        self.clients.get(&model.provider)
+        self.models
+            .get(&model.id)
+            .or_else(|| self.clients.get(&model.provider))
     }
 
     /// Whether a client serves `provider`.
@@ -129,6 +141,7 @@ impl Providers {
                 .into_iter()
                 .map(|(k, v)| (k, wrap(v)))
                 .collect(),
+            models: self.models.into_iter().map(|(k, v)| (k, wrap(v))).collect(),
         }
     }
 }
@@ -207,12 +220,33 @@ pub enum StageError {
     /// return the message; it comes back after its visibility timeout.
     #[error("abandoned before completion")]
     Abandoned,
+    /// The run cannot go on by decision, not error: a spending cap left no room for its next
+    /// model call. The run is marked `skipped` with this reason and the job is done.
+    #[error("skipped: {reason}")]
+    Skipped {
+        /// Why (`budget: …`).
+        reason: String,
+    },
 }
 
 impl StageError {
     /// Whether redelivery may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, StageError::Rejected { .. })
+        !matches!(
+            self,
+            StageError::Rejected { .. } | StageError::Skipped { .. }
+        )
+    }
+
+    /// The outcome of a failed model call: a spent budget skips the run; anything else is
+    /// retryable or rejected as the client classified it.
+    pub(crate) fn from_call(error: &LlmError) -> Self {
+        match error {
+            LlmError::BudgetExhausted { .. } => StageError::Skipped {
+                reason: error.to_string(),
+            },
+            other => other.clone().into(),
+        }
     }
 
     pub(crate) fn rejected(reason: impl Into<String>) -> Self {
@@ -309,46 +343,52 @@ pub(crate) async fn transition(
     }
 }
 
-/// Marks a run failed with the stage and reason, unless it is already final, then tells the
-/// curator so the manifest can finish. Returns the rejection to report for the message.
-pub(crate) async fn fail_run(
+/// Stops a run for good (`failed` or `skipped`) with the stage and reason, unless it is
+/// already final, then tells the curator so the manifest can finish.
+pub(crate) async fn stop_run(
     ports: &Ports,
     run: &RunId,
+    status: RunStatus,
     stage: Stage,
     reason: &str,
-) -> Result<StageError, StageError> {
+) -> Result<(), StageError> {
     loop {
         let Some(current) = ports.repository.get_run(run).await? else {
-            return Ok(StageError::rejected(reason));
+            return Ok(());
         };
         if current.value.status.is_final() {
-            return Ok(StageError::rejected(reason));
+            return Ok(());
         }
         let failure = RunFailure {
             stage,
             reason: reason.to_owned(),
         };
-        if let Transition::Moved(_) =
-            transition(ports, &current, RunStatus::Failed, Some(failure)).await?
-        {
+        if let Transition::Moved(_) = transition(ports, &current, status, Some(failure)).await? {
             ports
                 .run_events
                 .send(Job::Curate { run: *run }.message())
                 .await?;
-            return Ok(StageError::rejected(reason));
+            return Ok(());
         }
     }
 }
 
-/// Runs `work`; a rejection marks the run failed with its reason before being returned.
-pub(crate) async fn failing_run_on_rejection<T>(
+/// Runs `work`. A rejection marks the run failed with its reason before being returned; a
+/// skip marks the run skipped and completes the job.
+pub(crate) async fn failing_run_on_rejection(
     ports: &Ports,
     run: &RunId,
     stage: Stage,
-    work: impl Future<Output = Result<T, StageError>>,
-) -> Result<T, StageError> {
+    work: impl Future<Output = Result<(), StageError>>,
+) -> Result<(), StageError> {
     match work.await {
-        Err(StageError::Rejected { reason }) => Err(fail_run(ports, run, stage, &reason).await?),
+        Err(StageError::Rejected { reason }) => {
+            stop_run(ports, run, RunStatus::Failed, stage, &reason).await?;
+            Err(StageError::rejected(reason))
+        }
+        Err(StageError::Skipped { reason }) => {
+            stop_run(ports, run, RunStatus::Skipped, stage, &reason).await
+        }
         other => other,
     }
 }

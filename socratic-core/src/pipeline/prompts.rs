@@ -52,6 +52,7 @@ pub fn tutor_request(
         temperature: Some(sampling.temperature),
         max_tokens: sampling.max_tokens,
         stop: Vec::new(),
+        sample: 0,
     }
 }
 
@@ -93,6 +94,7 @@ pub fn student_request(
         temperature: Some(sampling.temperature),
         max_tokens: sampling.max_tokens,
         stop: Vec::new(),
+        sample: 0,
     }
 }
 
@@ -161,5 +163,6 @@ pub fn judge_request(
         temperature: Some(sampling.temperature),
         max_tokens: sampling.max_tokens,
         stop: Vec::new(),
+        sample: 0,
     }
 }

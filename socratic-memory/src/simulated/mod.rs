@@ -159,6 +159,7 @@ impl LlmClient for SimulatedLlm {
                 cache_write_tokens: 0,
             },
             latency: self.latency,
+            cached: false,
         })
     }
 }

@@ -1,0 +1,90 @@
+//! How to reach one OpenAI-compatible server.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How a request for structured output is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuredMode {
+    /// One function tool with the schema as its parameters, and `tool_choice` forcing it.
+    /// OpenAI, vLLM (with a tool parser), Groq, Together, OpenRouter and Anthropic's endpoint
+    /// support it.
+    #[default]
+    Tools,
+    /// `response_format: {"type": "json_schema", …}`: the server constrains the output to the
+    /// schema. OpenAI, Ollama, vLLM, the llama.cpp server and LM Studio support it.
+    JsonSchema,
+    /// The schema goes into the system prompt and the first JSON object in the answer is
+    /// taken. Works with any server; the least reliable.
+    Text,
+}
+
+/// Which request field carries the output token limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenLimitField {
+    /// `max_tokens`: understood by every compatible server.
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens`: required by OpenAI's reasoning models.
+    MaxCompletionTokens,
+}
+
+/// The settings of one [`OpenAiLlm`](crate::OpenAiLlm).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAiConfig {
+    /// The API root, up to and including `/v1` (e.g. `https://api.openai.com/v1`);
+    /// `/chat/completions` is appended.
+    pub base_url: String,
+    /// The environment variable holding the API key; `None` for servers without keys.
+    pub api_key_env: Option<String>,
+    /// How structured output is requested.
+    pub structured: StructuredMode,
+    /// Which field carries `max_tokens`.
+    pub token_limit_field: TokenLimitField,
+    /// Time allowed for a whole call.
+    pub timeout: Duration,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+}
+
+impl OpenAiConfig {
+    /// A server at `base_url` with no key, forced tool calls, and timeouts of 120 s per call
+    /// and 10 s to connect.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            api_key_env: None,
+            structured: StructuredMode::default(),
+            token_limit_field: TokenLimitField::default(),
+            timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a client could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The environment variable that should hold the API key is unset or empty.
+    #[error("the API key variable {variable} is not set (export {variable}=… first)")]
+    MissingKey {
+        /// Its name.
+        variable: String,
+    },
+    /// The base URL is not an http(s) URL.
+    #[error("base_url {url:?} is not an http:// or https:// URL")]
+    BadBaseUrl {
+        /// What was given.
+        url: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {message}")]
+    Http {
+        /// What failed.
+        message: String,
+    },
+}
