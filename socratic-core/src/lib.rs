@@ -28,6 +28,7 @@ pub mod canonical;
 pub mod clock;
 pub mod defaults;
 pub mod entity;
+pub mod estimate;
 pub mod id;
 pub mod keys;
 pub mod llm;

@@ -147,3 +147,61 @@ async fn a_spent_budget_skips_runs_and_says_so_without_failing_any() {
     }
     assert!(harness.queues.dead_letters().is_empty());
 }
+
+#[tokio::test]
+async fn the_estimate_counts_every_call_and_its_worst_case_bounds_the_real_spend() {
+    let budget = Arc::new(Budget::unlimited());
+    let harness = Harness::new(Options::default()).await;
+    let request = default_request();
+    let estimate = socratic_core::estimate::estimate(&harness.ports.repository, &request)
+        .await
+        .unwrap();
+    // 8 scenarios × 3 tutors × 3 turns; the student answers all but the last turn.
+    assert_eq!(estimate.runs, 24);
+    assert_eq!(estimate.roles[&Role::Tutor].calls, 72);
+    assert_eq!(estimate.roles[&Role::Student].calls, 48);
+    assert_eq!(estimate.roles[&Role::Judge].calls, 72);
+    assert_eq!(estimate.models.len(), 5, "3 tutors, the student and the judge");
+    for role in estimate.roles.values() {
+        assert!(role.worst_input_tokens > role.input_tokens);
+        assert!(role.worst_output_tokens > role.output_tokens);
+    }
+    assert!(estimate.worst_cost_usd > estimate.cost_usd);
+    assert!(estimate.cost_usd > 0.0);
+
+    // Run it, charging every call at each model's own prices: the real spend stays under
+    // the worst case.
+    let catalog = SimulatedLlm::catalog();
+    let mut providers = socratic_core::pipeline::Providers::new();
+    for model in &catalog {
+        providers = providers.with_model(
+            model.id.clone(),
+            Arc::new(BudgetLlm::new(
+                SimulatedLlm::new(),
+                model.prices,
+                Arc::clone(&budget),
+            )),
+        );
+    }
+    let mut ports = harness.ports.clone();
+    ports.providers = providers;
+    let runner = socratic_core::runner::Runner::builder(ports)
+        .stage_lanes(
+            Arc::new(harness.queues.dialogue.clone()),
+            Arc::new(harness.queues.judge.clone()),
+            Arc::new(harness.queues.events.clone()),
+            4,
+        )
+        .config(fast_config())
+        .build();
+    let summary = runner.run_manifest(&request).await.unwrap();
+    assert_eq!(summary.failed_runs + summary.skipped_runs, 0);
+    assert!(budget.spent() > 0.0);
+    assert!(
+        budget.spent() <= estimate.worst_cost_usd,
+        "spent {} > worst case {}",
+        budget.spent(),
+        estimate.worst_cost_usd
+    );
+    assert!((summary.cost_usd - budget.spent()).abs() < 1e-9);
+}

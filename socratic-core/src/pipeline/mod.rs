@@ -31,7 +31,8 @@ pub use judge::judge;
 pub use leaderboard::{ALPHA, summarize_manifest};
 pub use plan::{Plan, PlanError, plan, run_id};
 pub use prompts::{
-    JUDGE_TURN_MARKER, JUDGMENT_TOOL, judge_request, student_request, transcript, tutor_request,
+    JUDGE_TURN_MARKER, JUDGMENT_TOOL, Sampling, judge_request, student_request, transcript,
+    tutor_request,
 };
 
 use crate::blob::BlobStore;

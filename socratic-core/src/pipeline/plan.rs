@@ -193,7 +193,7 @@ async fn check_model(
         if !model.active {
             problems.push(field, format!("model {id} is not active"));
         }
-        if !ports.providers.serves(&model.provider) {
+        if ports.providers.client(&model).is_none() {
             problems.push(
                 field,
                 format!(
