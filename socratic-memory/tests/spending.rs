@@ -161,7 +161,11 @@ async fn the_estimate_counts_every_call_and_its_worst_case_bounds_the_real_spend
     assert_eq!(estimate.roles[&Role::Tutor].calls, 72);
     assert_eq!(estimate.roles[&Role::Student].calls, 48);
     assert_eq!(estimate.roles[&Role::Judge].calls, 72);
-    assert_eq!(estimate.models.len(), 5, "3 tutors, the student and the judge");
+    assert_eq!(
+        estimate.models.len(),
+        5,
+        "3 tutors, the student and the judge"
+    );
     for role in estimate.roles.values() {
         assert!(role.worst_input_tokens > role.input_tokens);
         assert!(role.worst_output_tokens > role.output_tokens);

@@ -1,35 +1,85 @@
-//! The local benchmark: plans a manifest, runs every dialogue, judges every turn and curates
-//! the results in one process, offline, on memory backends and the simulated models. Results
-//! land in a directory: per-run JSON, `summary.json`, `leaderboard.csv` and `report.html`.
+//! `socratic`: runs a Socratic-tutoring benchmark in one process. Offline by default, on the
+//! simulated models; with `--models FILE`, on Bedrock or any OpenAI-compatible server, after
+//! an estimate, under a hard spending cap, through a response cache. Results land in a
+//! directory: per-run JSON, `summary.json`, `leaderboard.csv` and `report.html`.
 
-// Printing the leaderboard is what this binary is for.
-#![allow(clippy::print_stdout)]
+// Printing the plan and the leaderboard is what this binary is for.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use socratic_core::blob::BlobStore;
 use socratic_core::defaults::Defaults;
-use socratic_core::entity::{ManifestRequest, from_json};
-use socratic_core::llm::{ConcurrencyLimitLlm, LlmClient, RetryLlm, RetryPolicy};
+use socratic_core::entity::{ManifestRequest, ModelConfig, StudentConfig, from_json};
+use socratic_core::estimate::{PlanEstimate, estimate};
+use socratic_core::id::ModelId;
+use socratic_core::llm::{
+    Budget, BudgetLlm, CacheMode, ConcurrencyLimitLlm, LlmClient, RetryLlm, RetryPolicy,
+};
 use socratic_core::pipeline::{PipelineConfig, PlanError, Providers, plan};
 use socratic_core::report;
 use socratic_core::runner::RunnerConfig;
+use socratic_local::models::{self, ClientOptions, ModelsFile};
 use socratic_memory::simulated::PROVIDER;
 use socratic_memory::{FsBlobStore, LocalPipeline, SimulatedLlm, simulated_manifest};
 
-/// Run a Socratic-tutoring benchmark locally, offline.
+/// Benchmark LLMs as Socratic tutors.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
+#[command(
+    name = "socratic",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `run`'s options, when no subcommand is given.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a benchmark (the default).
+    Run(RunArgs),
+    /// Print the plan and its estimated cost, and stop before any model call.
+    Estimate(RunArgs),
+    /// List the models of a models file and check that each answers.
+    Models {
+        /// The models file.
+        #[arg(long)]
+        models: PathBuf,
+        /// Only list them; send nothing.
+        #[arg(long)]
+        no_check: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
     /// A manifest request as JSON; by default the eight starter scenarios × three simulated
     /// tutors × three turns.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// The models the benchmark may call (TOML or JSON; see docs/models.md).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Tutor models to benchmark instead of the manifest's (repeat the flag).
+    #[arg(long = "tutor")]
+    tutors: Vec<String>,
+    /// The student model instead of the manifest's.
+    #[arg(long)]
+    student: Option<String>,
+    /// Judge models instead of the manifest's (repeat the flag).
+    #[arg(long = "judge")]
+    judges: Vec<String>,
     /// Where to write results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -48,56 +98,270 @@ struct Args {
     /// Simulated model latency in milliseconds (to see concurrency at work).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// A hard cap on spend in US dollars: a call that could pass it is not made, and the
+    /// runs it would have served end as skipped.
+    #[arg(long)]
+    max_cost: Option<f64>,
+    /// Where the response cache lives; by default in the results directory.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Call real models without the response cache.
+    #[arg(long, conflicts_with = "replay")]
+    no_cache: bool,
+    /// Answer only from the response cache; a call it cannot answer fails.
+    #[arg(long)]
+    replay: bool,
+    /// Skip the one-request check of every real model before planning.
+    #[arg(long)]
+    no_preflight: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
+/// Exit status when the spending cap stopped the benchmark.
+const EXIT_BUDGET: u8 = 3;
+/// Exit status when runs failed.
+const EXIT_FAILED_RUNS: u8 = 4;
+/// Exit status when Ctrl-C stopped the benchmark.
+const EXIT_INTERRUPTED: u8 = 130;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(cli.run, false).await,
+        Some(Command::Run(args)) => run(args, false).await,
+        Some(Command::Estimate(args)) => run(args, true).await,
+        Some(Command::Models { models, no_check }) => list_models(&models, no_check).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
 
-    let defaults = Defaults::load().context("loading the embedded catalog")?;
+fn read_models(path: &Path) -> anyhow::Result<ModelsFile> {
+    Ok(models::load(path, |name| std::env::var(name).ok())?)
+}
+
+async fn list_models(path: &Path, no_check: bool) -> anyhow::Result<ExitCode> {
+    let file = read_models(path)?;
+    print!("{}", models::table(&file));
+    if no_check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = ClientOptions {
+        budget: Arc::new(Budget::unlimited()),
+        cache: None,
+        concurrency: 1,
+        retry: RetryPolicy::default(),
+    };
+    let (_, clients) = file.clients(&options, Providers::new()).await?;
+    let failures = models::preflight(&clients).await;
+    if failures.is_empty() {
+        println!("every model answered");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("preflight failed:\n  - {}", failures.join("\n  - "))
+    }
+}
+
+fn manifest_request(args: &RunArgs, defaults: &Defaults) -> anyhow::Result<ManifestRequest> {
     let mut request: ManifestRequest = match &args.manifest {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             from_json("manifest", &text).with_context(|| format!("parsing {}", path.display()))?
         }
-        None => simulated_manifest(&defaults),
+        None => simulated_manifest(defaults),
     };
+    let id = |text: &String| ModelId::new(text).with_context(|| format!("model id {text:?}"));
+    if !args.tutors.is_empty() {
+        request.tutors = args
+            .tutors
+            .iter()
+            .map(|t| {
+                Ok(ModelConfig {
+                    model: id(t)?,
+                    temperature: 0.7,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if !args.judges.is_empty() {
+        request.judges = args
+            .judges
+            .iter()
+            .map(|j| {
+                Ok(ModelConfig {
+                    model: id(j)?,
+                    temperature: 0.0,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(student) = &args.student {
+        request.student = Some(StudentConfig {
+            model: id(student)?,
+            temperature: 0.7,
+            prompt: defaults.student_prompt.id.clone(),
+        });
+    }
     if let Some(repetitions) = args.repetitions {
         request.repetitions = repetitions;
     }
     if let Some(turns) = args.turns {
         request.turns = turns;
     }
+    Ok(request)
+}
+
+fn print_estimate(estimate: &PlanEstimate, cap: Option<f64>) {
+    println!(
+        "plan: {} run(s); estimated cost ${:.4}, at most ${:.4}",
+        estimate.runs, estimate.cost_usd, estimate.worst_cost_usd
+    );
+    println!(
+        "  {:<8} {:>7} {:>12} {:>12} {:>14} {:>14}",
+        "role", "calls", "input tok", "output tok", "max input tok", "max output tok"
+    );
+    for (role, e) in &estimate.roles {
+        println!(
+            "  {:<8} {:>7} {:>12} {:>12} {:>14} {:>14}",
+            role.as_str(),
+            e.calls,
+            e.input_tokens,
+            e.output_tokens,
+            e.worst_input_tokens,
+            e.worst_output_tokens
+        );
+    }
+    println!("  {:<24} {:>12} {:>12}", "model", "estimate $", "at most $");
+    for (model, e) in &estimate.models {
+        println!(
+            "  {:<24} {:>12.4} {:>12.4}",
+            model.as_str(),
+            e.cost_usd,
+            e.worst_cost_usd
+        );
+    }
+    if let Some(cap) = cap {
+        if cap < estimate.worst_cost_usd {
+            println!(
+                "  the cap of ${cap:.4} is below the worst case: the benchmark may stop before every run finishes"
+            );
+        } else {
+            println!("  the cap of ${cap:.4} covers the worst case");
+        }
+    }
+}
+
+async fn run(args: RunArgs, estimate_only: bool) -> anyhow::Result<ExitCode> {
+    let defaults = Defaults::load().context("loading the embedded catalog")?;
+    let models_file = args.models.as_deref().map(read_models).transpose()?;
+    let request = manifest_request(&args, &defaults)?;
+    if let Some(cap) = args.max_cost
+        && !(cap.is_finite() && cap >= 0.0)
+    {
+        bail!("--max-cost must be a number of dollars >= 0, got {cap}");
+    }
 
     let blobs: Arc<dyn BlobStore> = Arc::new(
         FsBlobStore::new(&args.out).with_context(|| format!("creating {}", args.out.display()))?,
     );
+    let budget = Arc::new(args.max_cost.map_or_else(Budget::unlimited, Budget::new));
+    let retry = RetryPolicy::default();
     // Limit concurrency outside, retry inside (with a budget): a call waiting out a backoff
-    // keeps its slot, so a throttled model is not hammered.
+    // keeps its slot, so a throttled model is not hammered. Simulated models are charged at
+    // their catalog prices too, so the cap means the same offline.
+    let sim_prices = SimulatedLlm::catalog()
+        .first()
+        .map(|m| m.prices)
+        .unwrap_or_default();
     let simulated: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(
         RetryLlm::new(
-            SimulatedLlm::with_latency(Duration::from_millis(args.latency_ms)),
-            RetryPolicy::default(),
+            BudgetLlm::new(
+                SimulatedLlm::with_latency(Duration::from_millis(args.latency_ms)),
+                sim_prices,
+                Arc::clone(&budget),
+            ),
+            retry.clone(),
         ),
         args.concurrency,
     ));
-    let providers = Providers::new().with(PROVIDER, simulated);
+    let mut providers = Providers::new().with(PROVIDER, simulated);
+    let mut real_models = Vec::new();
+    if let Some(file) = &models_file {
+        let cache = if args.no_cache {
+            None
+        } else {
+            let dir = args.cache.clone().unwrap_or_else(|| args.out.clone());
+            let store: Arc<dyn BlobStore> = Arc::new(
+                FsBlobStore::new(&dir).with_context(|| format!("creating {}", dir.display()))?,
+            );
+            let mode = if args.replay {
+                CacheMode::ReplayOnly
+            } else {
+                CacheMode::ReadWrite
+            };
+            Some((store, mode))
+        };
+        let options = ClientOptions {
+            budget: Arc::clone(&budget),
+            cache,
+            concurrency: args.concurrency,
+            retry,
+        };
+        let (with_models, built) = file.clients(&options, providers).await?;
+        providers = with_models;
+        let used = used_models(&request);
+        real_models = built
+            .into_iter()
+            .filter(|(entry, _)| entry.provider != "simulated" && used.contains(&entry.id))
+            .collect();
+    }
     let config = PipelineConfig {
         max_runs_per_manifest: args.max_runs,
         ..PipelineConfig::default()
     };
-    let pipeline = LocalPipeline::new(blobs, providers, config);
+    let pipeline = LocalPipeline::new(Arc::clone(&blobs), providers, config);
+    let mut catalog = SimulatedLlm::catalog();
+    if let Some(file) = &models_file {
+        catalog.extend(file.catalog());
+    }
     pipeline
-        .install_catalog(&SimulatedLlm::catalog())
+        .install_catalog(&catalog)
         .await
         .context("installing the catalog")?;
+
+    let planned_estimate = match estimate(&pipeline.ports.repository, &request).await {
+        Ok(e) => e,
+        Err(error) => bail!("the manifest cannot be estimated: {error}"),
+    };
+    print_estimate(&planned_estimate, args.max_cost);
+    if estimate_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if !args.no_preflight && !args.replay && !real_models.is_empty() {
+        let failures = models::preflight(&real_models).await;
+        if !failures.is_empty() {
+            bail!(
+                "preflight failed before anything was planned (skip it with --no-preflight):\n  - {}",
+                failures.join("\n  - ")
+            );
+        }
+    }
 
     let started = Instant::now();
     let planned = match plan(&pipeline.ports, &request).await {
@@ -113,23 +377,59 @@ async fn main() -> anyhow::Result<()> {
 
     let runner = pipeline.runner(args.concurrency, RunnerConfig::default());
     let bar = ProgressBar::new(planned.manifest.run_count);
+    if args.quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
     bar.set_style(ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs {msg}",
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs, eta {eta} {msg}",
     )?);
     let progress = {
         let runner = runner.clone();
         let bar = bar.clone();
+        let budget = Arc::clone(&budget);
         tokio::spawn(async move {
             loop {
                 if let Ok((finished, _)) = runner.progress(&id).await {
                     bar.set_position(finished);
                 }
+                let cap = budget.cap();
+                bar.set_message(if cap.is_finite() {
+                    format!("spent ${:.4} of ${cap:.4}", budget.spent())
+                } else {
+                    format!("spent ${:.4}", budget.spent())
+                });
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };
-    let summary = runner.complete(&id).await?;
+    let outcome = tokio::select! {
+        summary = runner.complete(&id) => Some(summary),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     progress.abort();
+    let Some(summary) = outcome else {
+        bar.abandon_with_message("interrupted");
+        // Every write is atomic (store transactions, blob renames), so stopping between
+        // them leaves nothing half-written.
+        let (finished, total) = runner.progress(&id).await.unwrap_or((0, 0));
+        let note = serde_json::json!({
+            "manifest": id,
+            "interrupted": true,
+            "finished_runs": finished,
+            "runs": total,
+            "spent_usd": budget.spent(),
+        });
+        let path = args.out.join("interrupted.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&note)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "interrupted: {finished} of {total} run(s) finished, ${:.4} spent; see {}",
+            budget.spent(),
+            path.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    };
+    let summary = summary?;
     bar.finish_with_message("done");
 
     // The report files are written under curated/; copy them to the top of the results.
@@ -156,11 +456,13 @@ async fn main() -> anyhow::Result<()> {
         .sum();
     println!("\n{}", report::leaderboard_text(&summary));
     println!(
-        "{} runs, {calls} model calls in {:.1?}; retries {}, dead-lettered {}",
+        "{} runs, {} model calls in {:.1?}; retries {}, dead-lettered {}; spent ${:.4}",
         summary.runs,
+        calls,
         started.elapsed(),
         stats.values().map(|s| s.retried).sum::<u64>(),
-        dead.len()
+        dead.len(),
+        budget.spent(),
     );
     println!("results: {}", args.out.display());
     println!("  report:      {}", args.out.join("report.html").display());
@@ -173,5 +475,63 @@ async fn main() -> anyhow::Result<()> {
         "  runs:        {}",
         args.out.join("curated").join("runs").display()
     );
-    Ok(())
+    if summary.stopped_by_budget {
+        eprintln!(
+            "the spending cap of ${:.4} stopped the benchmark: {} run(s) skipped",
+            budget.cap(),
+            summary.skipped_runs
+        );
+        return Ok(ExitCode::from(EXIT_BUDGET));
+    }
+    if summary.failed_runs > 0 {
+        let reasons = failure_reasons(&pipeline, &id).await;
+        eprintln!(
+            "{} run(s) failed:\n  - {}",
+            summary.failed_runs,
+            reasons.join("\n  - ")
+        );
+        return Ok(ExitCode::from(EXIT_FAILED_RUNS));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every model id the manifest names.
+fn used_models(request: &ManifestRequest) -> Vec<String> {
+    let mut ids: Vec<String> = request
+        .tutors
+        .iter()
+        .chain(&request.judges)
+        .map(|m| m.model.to_string())
+        .collect();
+    if let Some(student) = &request.student {
+        ids.push(student.model.to_string());
+    }
+    ids
+}
+
+/// The distinct failure reasons of a manifest's failed runs, at most five.
+async fn failure_reasons(
+    pipeline: &LocalPipeline,
+    manifest: &socratic_core::id::ManifestId,
+) -> Vec<String> {
+    use socratic_core::entity::RunStatus;
+    use socratic_core::repository::RunFilter;
+    let Ok(page) = pipeline
+        .ports
+        .repository
+        .list_runs(&RunFilter::Status(RunStatus::Failed), 1000, None)
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut reasons: Vec<String> = page
+        .items
+        .iter()
+        .filter(|r| &r.manifest == manifest)
+        .filter_map(|r| r.failure.as_ref().map(|f| f.reason.clone()))
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    reasons.truncate(5);
+    reasons
 }

@@ -15,11 +15,13 @@ use serde_json::Value;
 mod budget;
 mod cache;
 mod limit;
+mod rate;
 mod retry;
 
 pub use budget::{Budget, BudgetLlm, worst_case_cost, worst_case_input_tokens};
 pub use cache::{CacheMode, CachedLlm};
 pub use limit::ConcurrencyLimitLlm;
+pub use rate::RateLimitLlm;
 pub use retry::{RetryBudget, RetryLlm, RetryPolicy};
 
 /// The role a call plays in a run; recorded with every call so cost is attributed per role.

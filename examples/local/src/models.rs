@@ -1,0 +1,415 @@
+//! The models file (`--models FILE`, TOML or JSON): which models the command line may call,
+//! where they are served, what they cost, and how hard they may be driven.
+//!
+//! ```toml
+//! [[models]]
+//! id = "gpt-4o-mini"                 # the catalog id manifests use
+//! provider = "openai"                # openai (any compatible server), bedrock or simulated
+//! model = "gpt-4o-mini"              # the provider's own model id
+//! base_url = "https://api.openai.com/v1"
+//! api_key_env = "OPENAI_API_KEY"     # the variable holding the key; never the key itself
+//! prices = { input = 0.15, output = 0.60, cache_read = 0.075 }   # $ per million tokens
+//! concurrency = 8                    # calls at once
+//! requests_per_minute = 500
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use socratic_core::blob::BlobStore;
+use socratic_core::entity::{Model, Prices, Validate};
+use socratic_core::id::ModelId;
+use socratic_core::llm::{
+    Budget, BudgetLlm, CacheMode, CachedLlm, ConcurrencyLimitLlm, ConverseRequest, LlmClient,
+    Message, RateLimitLlm, RetryLlm, RetryPolicy, Role,
+};
+use socratic_core::pipeline::Providers;
+use socratic_memory::SimulatedLlm;
+use socratic_openai::{OpenAiConfig, OpenAiLlm, StructuredMode, TokenLimitField};
+
+/// The providers a models file may name.
+pub const PROVIDERS: [&str; 3] = ["openai", "bedrock", "simulated"];
+
+/// One model of the file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Catalog id.
+    pub id: String,
+    /// `openai`, `bedrock` or `simulated`.
+    pub provider: String,
+    /// The provider's model id (for Bedrock, a model id or inference profile id).
+    pub model: String,
+    /// Display name; the id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The API root of an OpenAI-compatible server (required for `openai`); for `bedrock`,
+    /// an endpoint override.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Bedrock's region; the SDK's default chain when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// How judges' structured output is requested from an OpenAI-compatible server.
+    #[serde(default)]
+    pub structured: StructuredMode,
+    /// Which field carries the output token limit.
+    #[serde(default)]
+    pub token_limit_field: TokenLimitField,
+    /// Prices in US dollars per million tokens.
+    pub prices: Prices,
+    /// Calls at once; the command line's `--concurrency` when absent.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Calls started per minute; unlimited when absent.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Seconds allowed per call.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+
+impl ModelEntry {
+    /// The catalog entity.
+    pub fn catalog_model(&self) -> Result<Model, String> {
+        Ok(Model {
+            id: ModelId::new(&self.id).map_err(|e| e.to_string())?,
+            provider: self.provider.clone(),
+            provider_model_id: self.model.clone(),
+            name: self.name.clone().unwrap_or_else(|| self.id.clone()),
+            prices: self.prices,
+            active: true,
+            tags: Vec::new(),
+        })
+    }
+
+    /// Where it is served, for messages and the cache namespace.
+    pub fn endpoint(&self) -> String {
+        match self.provider.as_str() {
+            "bedrock" => format!(
+                "bedrock {}",
+                self.base_url
+                    .as_deref()
+                    .or(self.region.as_deref())
+                    .unwrap_or("(default region)")
+            ),
+            "openai" => format!("openai {}", self.base_url.as_deref().unwrap_or("")),
+            other => other.to_owned(),
+        }
+    }
+}
+
+/// Every problem of a models file, found before any call is made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{} has {} problem(s):\n{}", path.display(), problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ModelsFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong, one line each, naming the entry and the field.
+    pub problems: Vec<String>,
+}
+
+/// A checked models file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelsFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The models, in file order.
+    pub models: Vec<ModelEntry>,
+}
+
+/// Reads and checks a models file (`.toml`, else JSON), looking environment variables up with
+/// `env`. Every problem of every entry is reported in one error.
+pub fn load(
+    path: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<ModelsFile, ModelsFileError> {
+    let fail = |problems: Vec<String>| ModelsFileError {
+        path: path.to_owned(),
+        problems,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read it: {e}")]))?;
+    let document: Value = if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str(&text).map_err(|e| fail(vec![format!("not valid TOML: {e}")]))?
+    } else {
+        serde_json::from_str(&text).map_err(|e| fail(vec![format!("not valid JSON: {e}")]))?
+    };
+    let Some(entries) = document.get("models").and_then(Value::as_array) else {
+        return Err(fail(vec![
+            "expected a list of models under `models` ([[models]] in TOML)".to_owned(),
+        ]));
+    };
+    let mut problems = Vec::new();
+    let mut models = Vec::new();
+    let mut ids = BTreeSet::new();
+    let builtin: BTreeSet<String> = SimulatedLlm::catalog()
+        .into_iter()
+        .map(|m| m.id.to_string())
+        .collect();
+    for (i, entry) in entries.iter().enumerate() {
+        let label = match entry.get("id").and_then(Value::as_str) {
+            Some(id) => format!("models[{i}] ({id})"),
+            None => format!("models[{i}]"),
+        };
+        let mut missing = Vec::new();
+        for field in ["id", "provider", "model", "prices"] {
+            if entry.get(field).is_none() {
+                missing.push(field);
+            }
+        }
+        if !missing.is_empty() {
+            for field in missing {
+                problems.push(format!("{label}: missing field `{field}`"));
+            }
+            continue;
+        }
+        let parsed: ModelEntry = match serde_json::from_value(entry.clone()) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                problems.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
+        check(&parsed, &label, &env, &mut problems);
+        if !ids.insert(parsed.id.clone()) {
+            problems.push(format!("{label}: the id {} is used twice", parsed.id));
+        }
+        if builtin.contains(&parsed.id) && parsed.provider != "simulated" {
+            problems.push(format!(
+                "{label}: the id {} belongs to a built-in simulated model",
+                parsed.id
+            ));
+        }
+        models.push(parsed);
+    }
+    if problems.is_empty() {
+        Ok(ModelsFile {
+            path: path.to_owned(),
+            models,
+        })
+    } else {
+        Err(fail(problems))
+    }
+}
+
+fn check(
+    entry: &ModelEntry,
+    label: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) {
+    match entry.catalog_model() {
+        Ok(model) => {
+            if let Err(found) = model.validate() {
+                for p in found.0 {
+                    problems.push(format!("{label}: {}: {}", p.field, p.message));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("{label}: id: {e}")),
+    }
+    if !PROVIDERS.contains(&entry.provider.as_str()) {
+        problems.push(format!(
+            "{label}: unknown provider {:?} (expected one of {})",
+            entry.provider,
+            PROVIDERS.join(", ")
+        ));
+    }
+    if entry.provider == "openai" {
+        match entry.base_url.as_deref() {
+            None => problems.push(format!(
+                "{label}: missing field `base_url` (the server's API root, e.g. http://localhost:11434/v1)"
+            )),
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => problems
+                .push(format!("{label}: base_url {url:?} is not an http:// or https:// URL")),
+            Some(_) => {}
+        }
+    }
+    if entry.provider == "bedrock" && cfg!(not(feature = "bedrock")) {
+        problems.push(format!(
+            "{label}: this build has no Bedrock support (build with the `bedrock` feature)"
+        ));
+    }
+    if let Some(variable) = &entry.api_key_env
+        && env(variable).is_none_or(|v| v.trim().is_empty())
+    {
+        problems.push(format!(
+            "{label}: the environment variable {variable} (api_key_env) is not set"
+        ));
+    }
+    if entry.concurrency == Some(0) {
+        problems.push(format!("{label}: concurrency must be at least 1"));
+    }
+    if entry.requests_per_minute == Some(0) {
+        problems.push(format!("{label}: requests_per_minute must be at least 1"));
+    }
+    if entry.timeout_secs == 0 {
+        problems.push(format!("{label}: timeout_secs must be at least 1"));
+    }
+}
+
+/// How the clients of a benchmark are assembled.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Every call is charged to it.
+    pub budget: Arc<Budget>,
+    /// The response cache, if any, and what a miss does.
+    pub cache: Option<(Arc<dyn BlobStore>, CacheMode)>,
+    /// Calls at once for models that do not set their own.
+    pub concurrency: usize,
+    /// Retries of transient errors.
+    pub retry: RetryPolicy,
+}
+
+/// One model's clients: the full stack for the benchmark, and a lean one for the preflight.
+pub struct ModelClients {
+    /// Cache → concurrency limit → rate limit → retry → budget → provider.
+    pub benchmark: Arc<dyn LlmClient>,
+    /// Cache → budget → provider, without retries: a preflight failure should show at once.
+    pub preflight: Arc<dyn LlmClient>,
+}
+
+impl ModelsFile {
+    /// The catalog entities.
+    pub fn catalog(&self) -> Vec<Model> {
+        self.models
+            .iter()
+            .filter_map(|m| m.catalog_model().ok())
+            .collect()
+    }
+
+    /// Builds every model's clients and adds them to `providers`, keyed by catalog id.
+    pub async fn clients(
+        &self,
+        options: &ClientOptions,
+        mut providers: Providers,
+    ) -> anyhow::Result<(Providers, Vec<(ModelEntry, ModelClients)>)> {
+        let mut built = Vec::new();
+        for entry in &self.models {
+            let raw = provider_client(entry).await?;
+            let charged: Arc<dyn LlmClient> = Arc::new(BudgetLlm::new(
+                Arc::clone(&raw),
+                entry.prices,
+                Arc::clone(&options.budget),
+            ));
+            let mut policy = options.retry.clone();
+            policy.attempt_timeout = Some(Duration::from_secs(entry.timeout_secs));
+            let mut stack: Arc<dyn LlmClient> =
+                Arc::new(RetryLlm::new(Arc::clone(&charged), policy));
+            if let Some(rpm) = entry.requests_per_minute {
+                stack = Arc::new(RateLimitLlm::new(stack, rpm));
+            }
+            stack = Arc::new(ConcurrencyLimitLlm::new(
+                stack,
+                entry.concurrency.unwrap_or(options.concurrency),
+            ));
+            let mut preflight = charged;
+            if entry.provider != "simulated"
+                && let Some((blobs, mode)) = &options.cache
+            {
+                let cache = |inner| -> Arc<dyn LlmClient> {
+                    Arc::new(
+                        CachedLlm::new(inner, Arc::clone(blobs))
+                            .with_namespace(entry.endpoint())
+                            .with_mode(*mode),
+                    )
+                };
+                stack = cache(stack);
+                preflight = cache(preflight);
+            }
+            let id = ModelId::new(&entry.id)?;
+            providers = providers.with_model(id, Arc::clone(&stack));
+            built.push((
+                entry.clone(),
+                ModelClients {
+                    benchmark: stack,
+                    preflight,
+                },
+            ));
+        }
+        Ok((providers, built))
+    }
+}
+
+async fn provider_client(entry: &ModelEntry) -> anyhow::Result<Arc<dyn LlmClient>> {
+    Ok(match entry.provider.as_str() {
+        "openai" => Arc::new(OpenAiLlm::new(OpenAiConfig {
+            api_key_env: entry.api_key_env.clone(),
+            structured: entry.structured,
+            token_limit_field: entry.token_limit_field,
+            timeout: Duration::from_secs(entry.timeout_secs),
+            ..OpenAiConfig::new(entry.base_url.clone().unwrap_or_default())
+        })?),
+        #[cfg(feature = "bedrock")]
+        "bedrock" => {
+            let settings = socratic_aws::AwsSettings {
+                region: entry.region.clone(),
+                endpoint_url: entry.base_url.clone(),
+                ..socratic_aws::AwsSettings::default()
+            };
+            Arc::new(socratic_aws::BedrockLlm::from_conf(
+                &socratic_aws::sdk_config(&settings).await,
+            ))
+        }
+        "simulated" => Arc::new(SimulatedLlm::new()),
+        other => anyhow::bail!("model {}: unknown provider {other:?}", entry.id),
+    })
+}
+
+/// Sends every model one minimal request, all at once, so a wrong key, base URL or model id
+/// fails in seconds, naming the model. Returns one line per model that failed.
+pub async fn preflight(models: &[(ModelEntry, ModelClients)]) -> Vec<String> {
+    let checks = models.iter().map(|(entry, clients)| async move {
+        let mut request = ConverseRequest::new(
+            entry.model.clone(),
+            Role::Tutor,
+            vec![Message::user("Reply with the single word OK.")],
+        );
+        request.max_tokens = 16;
+        match clients.preflight.converse(&request).await {
+            Ok(_) => None,
+            Err(error) => Some(format!(
+                "model {} ({}, model id {}): {error}",
+                entry.id,
+                entry.endpoint(),
+                entry.model
+            )),
+        }
+    });
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// A table of the models, for `socratic models`.
+pub fn table(file: &ModelsFile) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<10} {:<36} {:>9} {:>9}",
+        "id", "provider", "model", "in $/M", "out $/M"
+    );
+    for m in &file.models {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<10} {:<36} {:>9.3} {:>9.3}",
+            m.id, m.provider, m.model, m.prices.input, m.prices.output
+        );
+    }
+    out
+}
