@@ -1,0 +1,405 @@
+//! The `socratic` binary end to end, as a child process, against a local stub
+//! OpenAI-compatible server that plays tutor, student and judge over real HTTP.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+const KEY_VARIABLE: &str = "STUB_API_KEY";
+const GOOD_KEY: &str = "sk-stub-good";
+
+#[derive(Default)]
+struct Stub {
+    calls: AtomicU64,
+}
+
+/// A value that satisfies `schema`: the minimum of each integer, `false`, empty arrays, and
+/// a short string, recursing into every required property.
+fn satisfy(schema: &Value) -> Value {
+    match schema["type"].as_str() {
+        Some("object") => {
+            let mut object = serde_json::Map::new();
+            for name in schema["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap();
+                object.insert(name.to_owned(), satisfy(&schema["properties"][name]));
+            }
+            Value::Object(object)
+        }
+        Some("integer") => json!(schema["maximum"].as_i64().unwrap_or(3)),
+        Some("boolean") => json!(false),
+        Some("array") => json!([]),
+        _ => json!("The tutor asked a question."),
+    }
+}
+
+async fn chat(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: String) -> Response {
+    stub.calls.fetch_add(1, Ordering::SeqCst);
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {GOOD_KEY}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":{"message":"Incorrect API key provided: sk-stub-****. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+        )
+            .into_response();
+    }
+    let request: Value = serde_json::from_str(&body).unwrap();
+    let message = match request["tools"][0]["function"]["parameters"].as_object() {
+        Some(_) => {
+            let arguments = satisfy(&request["tools"][0]["function"]["parameters"]);
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": request["tools"][0]["function"]["name"], "arguments": arguments.to_string()}
+            }], "refusal": null})
+        }
+        None => {
+            json!({"role": "assistant", "content": "What makes you think so?", "refusal": null})
+        }
+    };
+    let response = json!({
+        "id": "chatcmpl-stub", "object": "chat.completion", "created": 1763044754,
+        "model": request["model"], "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100,
+                  "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0}},
+        "service_tier": "default", "system_fingerprint": "fp_stub"
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        response.to_string(),
+    )
+        .into_response()
+}
+
+async fn serve() -> (String, Arc<Stub>) {
+    let stub = Arc::new(Stub::default());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(Arc::clone(&stub));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/v1"), stub)
+}
+
+fn models_file(dir: &Path, base_url: &str) -> PathBuf {
+    let path = dir.join("models.toml");
+    let mut text = String::new();
+    for id in ["stub-tutor", "stub-student", "stub-judge"] {
+        text.push_str(&format!(
+            "[[models]]\nid = \"{id}\"\nprovider = \"openai\"\nmodel = \"{id}-v1\"\nbase_url = \"{base_url}\"\napi_key_env = \"{KEY_VARIABLE}\"\nprices = {{ input = 1.0, output = 4.0 }}\n\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn manifest(dir: &Path, scenarios: usize, repetitions: u32) -> PathBuf {
+    let defaults = socratic_core::defaults::Defaults::load().unwrap();
+    let ids: Vec<String> = defaults
+        .scenarios
+        .iter()
+        .take(scenarios)
+        .map(|s| s.id.to_string())
+        .collect();
+    let path = dir.join("manifest.json");
+    let request = json!({
+        "tutor_prompt": defaults.tutor_prompt.id, "judge_prompt": defaults.judge_prompt.id,
+        "rubric": defaults.rubric.id, "scenarios": ids,
+        "tutors": [{"model": "stub-tutor"}],
+        "student": {"model": "stub-student", "prompt": defaults.student_prompt.id},
+        "judges": [{"model": "stub-judge", "temperature": 0.0}],
+        "turns": 2, "repetitions": repetitions, "max_tokens": 200, "label": "stub benchmark"
+    });
+    std::fs::write(&path, request.to_string()).unwrap();
+    path
+}
+
+async fn socratic(args: &[&str], key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_socratic"))
+        .args(args)
+        .arg("--quiet")
+        .env(KEY_VARIABLE, key)
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_benchmark_of_served_models_runs_is_cached_and_replays() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_file(dir.path(), &url);
+    let manifest = manifest(dir.path(), 2, 1);
+    let out = dir.path().join("results");
+    let args = [
+        "run",
+        "--models",
+        path(&models),
+        "--manifest",
+        path(&manifest),
+        "--out",
+        path(&out),
+    ];
+
+    let output = socratic(&args, GOOD_KEY).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("plan: 2 run(s)"), "{stdout}");
+    assert!(stdout.contains("stub-tutor"), "{stdout}");
+    // 2 runs × (2 tutor + 1 student + 2 judge calls), and one preflight call per model.
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 10 + 3);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runs"], 2);
+    assert_eq!(summary["failed_runs"], 0);
+    assert_eq!(summary["leaderboard"][0]["model"], "stub-tutor");
+    assert!(
+        summary["leaderboard"][0]["overall"]["mean"]
+            .as_f64()
+            .is_some()
+    );
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("stub-tutor") && report.contains("Leaderboard"));
+    let csv = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().contains("stub-tutor"));
+    // The key never reaches the results.
+    for entry in walk(&out) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(GOOD_KEY),
+            "{}",
+            entry.display()
+        );
+    }
+
+    // The same benchmark again: every answer, the preflight's too, comes from the cache.
+    let before = stub.calls.load(Ordering::SeqCst);
+    let output = socratic(&args, GOOD_KEY).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), before, "no HTTP call");
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(scores(&again), scores(&summary));
+
+    // A replay answers only from the cache and gives the same leaderboard.
+    let mut replay = args.to_vec();
+    replay.push("--replay");
+    let output = socratic(&replay, GOOD_KEY).await;
+    assert!(output.status.success(), "{:?}", text(&output));
+    assert_eq!(stub.calls.load(Ordering::SeqCst), before);
+    let replayed: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(scores(&replayed), scores(&summary));
+
+    // A replay with an empty cache fails the first call, clearly, and calls nothing.
+    let empty = dir.path().join("empty");
+    let mut replay_empty = args.to_vec();
+    replay_empty[6] = path(&empty);
+    replay_empty.push("--replay");
+    let output = socratic(&replay_empty, GOOD_KEY).await;
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("no cached answer"), "{stderr}");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), before);
+}
+
+/// A summary without what names this process's manifest (its id and when it was computed):
+/// a fresh in-memory store plans a new manifest each time.
+fn scores(summary: &Value) -> Value {
+    match summary {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| *k != "manifest" && *k != "computed_at")
+                .map(|(k, v)| (k.clone(), scores(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(scores).collect()),
+        other => other.clone(),
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn a_cap_below_the_estimate_skips_runs_exits_non_zero_and_is_never_passed() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_file(dir.path(), &url);
+    // 6 scenarios × 6 repetitions = 36 runs, at 64 calls at once.
+    let manifest = manifest(dir.path(), 6, 6);
+    let out = dir.path().join("results");
+    let cap = "0.05";
+    let output = socratic(
+        &[
+            "run",
+            "--models",
+            path(&models),
+            "--manifest",
+            path(&manifest),
+            "--out",
+            path(&out),
+            "--concurrency",
+            "64",
+            "--max-cost",
+            cap,
+            "--no-cache",
+        ],
+        GOOD_KEY,
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("below the worst case"), "{stdout}");
+    assert!(stdout.contains("STOPPED BY BUDGET"), "{stdout}");
+    assert!(stderr.contains("spending cap"), "{stderr}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["stopped_by_budget"], true);
+    assert!(summary["skipped_runs"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["failed_runs"], 0);
+    // Every call the stub answered cost 1000 input and 100 output tokens at $1 and $4 per
+    // million: $0.0014. What was spent stays under the cap.
+    let calls = stub.calls.load(Ordering::SeqCst) as f64;
+    assert!(calls * 0.0014 <= 0.05 + 1e-9, "{calls} calls");
+    assert!(summary["cost_usd"].as_f64().unwrap() <= 0.05);
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("STOPPED BY BUDGET"));
+}
+
+#[tokio::test]
+async fn a_bad_models_file_lists_every_problem_before_any_call() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models.json");
+    let file = json!({"models": [
+        {"id": "a", "provider": "azure", "model": "x", "prices": {"input": 1.0, "output": 1.0}},
+        {"id": "b", "provider": "openai", "base_url": url, "prices": {"input": 1.0, "output": 1.0}},
+        {"id": "c", "provider": "openai", "model": "x", "base_url": url, "api_key_env": "SOCRATIC_TEST_UNSET_KEY", "prices": {"input": 1.0, "output": 1.0}},
+        {"id": "c", "provider": "simulated", "model": "sim-socratic", "prices": {"input": 1.0, "output": 1.0}}
+    ]});
+    std::fs::write(&models, file.to_string()).unwrap();
+    let output = socratic(
+        &[
+            "run",
+            "--models",
+            path(&models),
+            "--out",
+            path(&dir.path().join("r")),
+        ],
+        GOOD_KEY,
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("4 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("models[0] (a): unknown provider \"azure\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("models[1] (b): missing field `model`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("models[2] (c): the environment variable SOCRATIC_TEST_UNSET_KEY"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("models[3] (c): the id c is used twice"),
+        "{stderr}"
+    );
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_key_fails_the_preflight_naming_the_model_and_the_variable() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_file(dir.path(), &url);
+    let manifest = manifest(dir.path(), 2, 1);
+    let output = socratic(
+        &[
+            "run",
+            "--models",
+            path(&models),
+            "--manifest",
+            path(&manifest),
+            "--out",
+            path(&dir.path().join("r")),
+        ],
+        "sk-wrong",
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("preflight failed"), "{stderr}");
+    assert!(stderr.contains("model stub-tutor"), "{stderr}");
+    assert!(stderr.contains(&format!("${KEY_VARIABLE}")), "{stderr}");
+    // One request per model, and nothing planned after it.
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 3);
+    assert!(!dir.path().join("r").join("summary.json").exists());
+}
+
+#[tokio::test]
+async fn estimate_prints_the_plan_and_calls_nothing() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_file(dir.path(), &url);
+    let manifest = manifest(dir.path(), 2, 1);
+    let output = socratic(
+        &[
+            "estimate",
+            "--models",
+            path(&models),
+            "--manifest",
+            path(&manifest),
+            "--out",
+            path(&dir.path().join("r")),
+        ],
+        GOOD_KEY,
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("plan: 2 run(s)"), "{stdout}");
+    for role in ["tutor", "student", "judge"] {
+        assert!(stdout.contains(role), "{stdout}");
+    }
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+}
