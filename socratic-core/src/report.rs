@@ -111,7 +111,20 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
     if let Some(note) = budget_note(summary) {
         let _ = writeln!(out, "{note}");
     }
+    if let Some(note) = rejudge_note(summary) {
+        let _ = writeln!(out, "{note}");
+    }
     out
+}
+
+/// What to say when a manifest re-judged another's dialogues.
+pub fn rejudge_note(summary: &ManifestSummary) -> Option<String> {
+    summary.rejudge_of.map(|source| {
+        format!(
+            "RE-JUDGED: the dialogues of manifest {source} were reused ({} run(s)); only the judges were called.",
+            summary.runs - summary.failed_runs - summary.skipped_runs
+        )
+    })
 }
 
 /// What to say when a spending cap stopped the benchmark, if one did.
@@ -305,10 +318,14 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
         summary.unscored_judgments,
         summary.cost_usd,
         summary.computed_at,
-        budget_note(summary).map_or_else(String::new, |note| format!(
-            "<p class=\"note budget\" role=\"alert\"><strong>{}</strong></p>\n",
-            escape(&note)
-        ))
+        [budget_note(summary), rejudge_note(summary)]
+            .into_iter()
+            .flatten()
+            .map(|note| format!(
+                "<p class=\"note\" role=\"note\"><strong>{}</strong></p>\n",
+                escape(&note)
+            ))
+            .collect::<String>()
     );
     html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% bootstrap interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
     for row in &summary.leaderboard {

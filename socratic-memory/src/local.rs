@@ -150,5 +150,6 @@ pub fn simulated_manifest(defaults: &Defaults) -> ManifestRequest {
         repetitions: 1,
         max_tokens: 512,
         label: Some("Offline benchmark of the simulated tutors".to_owned()),
+        rejudge_of: None,
     }
 }

@@ -49,6 +49,7 @@ fn request(defaults: &Defaults) -> ManifestRequest {
         repetitions: 1,
         max_tokens: 512,
         label: None,
+        rejudge_of: None,
     }
 }
 

@@ -68,6 +68,11 @@ pub struct ManifestRequest {
     /// Free-form label shown in reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Judge the dialogues of this earlier manifest again instead of running new ones: no
+    /// tutor or student is called, and the tutors, scenarios, student, turns and repetitions
+    /// must be the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejudge_of: Option<ManifestId>,
 }
 
 fn default_turns() -> u32 {

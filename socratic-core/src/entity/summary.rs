@@ -188,6 +188,10 @@ pub struct ManifestSummary {
     /// then cover only the runs that did.
     #[serde(default)]
     pub stopped_by_budget: bool,
+    /// The manifest whose dialogues this one re-judged; its tutors and students were not
+    /// called again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejudge_of: Option<ManifestId>,
     /// One row per tutor model, best first; `rank_group` marks statistically tied models.
     pub leaderboard: Vec<ModelSummary>,
     /// Per-vector scores.

@@ -4,10 +4,10 @@ use serde_json::json;
 
 use super::judge::finish_if_judged;
 use super::prompts::{Sampling, student_request, tutor_request};
-use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, transition};
+use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, run_id, transition};
 use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStoreExt};
 use crate::entity::{CallRecord, Manifest, Model, Prompt, Run, RunStatus, Scenario, Stage, Turn};
-use crate::id::RunId;
+use crate::id::{ManifestId, RunId};
 use crate::keys;
 use crate::llm::{ConverseRequest, ConverseResponse, LlmClient};
 use crate::queue::QueueProducerExt;
@@ -94,7 +94,7 @@ async fn call(
 }
 
 async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
-    let Some((mut run, mut turns)) = start(ports, id).await? else {
+    let Some((run, mut turns)) = start(ports, id).await? else {
         return Ok(());
     };
     let repo = &ports.repository;
@@ -109,6 +109,10 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
         })?
         .value;
     let request = &manifest.request;
+    if let Some(source) = &request.rejudge_of {
+        reuse_dialogue(ports, &run, source, &turns).await?;
+        return complete(ports, run, id).await;
+    }
     let tutor: Model = repo.require_catalog(&run.value.tutor.model).await?;
     let tutor_prompt: Prompt = repo.require_catalog(&request.tutor_prompt).await?;
     let scenario: Scenario = repo.require_catalog(&run.value.scenario).await?;
@@ -231,7 +235,12 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
             .await?;
         turns.push(stored);
     }
+    complete(ports, run, id).await
+}
 
+/// Marks the dialogue complete (unless a racing worker did) and finishes the run if every
+/// judgment is already in.
+async fn complete(ports: &Ports, mut run: Versioned<Run>, id: &RunId) -> Result<(), StageError> {
     loop {
         match transition(ports, &run, RunStatus::DialogueComplete, None).await? {
             Transition::Moved(_) => break,
@@ -248,4 +257,82 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
         }
     }
     finish_if_judged(ports, id).await
+}
+
+/// A re-judge's dialogue: the turns of the source manifest's run with the same tutor,
+/// scenario and repetition, copied write-once with their calls marked as reused (`cached`),
+/// each followed by its judge job. No model is called.
+async fn reuse_dialogue(
+    ports: &Ports,
+    run: &Versioned<Run>,
+    source: &ManifestId,
+    stored: &[Turn],
+) -> Result<(), StageError> {
+    let id = run.value.id;
+    let source_run = run_id(
+        source,
+        &run.value.tutor.model,
+        &run.value.scenario,
+        run.value.repetition,
+    );
+    let record = ports
+        .repository
+        .run_record(&source_run)
+        .await?
+        .ok_or_else(|| {
+            StageError::rejected(format!(
+                "run {source_run} of manifest {source} is not stored, so its dialogue cannot be re-judged"
+            ))
+        })?;
+    let complete = matches!(
+        record.run.value.status,
+        RunStatus::DialogueComplete | RunStatus::Judged | RunStatus::Curated
+    );
+    if !complete || record.turns.len() < run.value.turns as usize {
+        return Err(StageError::rejected(format!(
+            "run {source_run} of manifest {source} did not finish its dialogue (status {}), so it cannot be re-judged",
+            record.run.value.status
+        )));
+    }
+    let mut turns = record.turns;
+    turns.sort_by_key(|t| t.index);
+    let reused = |call: CallRecord| CallRecord {
+        cached: true,
+        ..call
+    };
+    for turn in turns.into_iter().take(run.value.turns as usize) {
+        let index = turn.index;
+        if !stored.iter().any(|t| t.index == index) {
+            let copy = Turn {
+                run: id,
+                tutor_call: reused(turn.tutor_call),
+                student_call: turn.student_call.map(reused),
+                created_at: ports.clock.now(),
+                ..turn
+            };
+            ports.repository.put_once(copy).await?;
+            let raw = BlobKey::new(format!("raw/runs/{id}/turn-{index:03}.json"))?;
+            let document =
+                json!({"reused": {"manifest": source, "run": source_run, "turn": index}});
+            match ports
+                .blobs
+                .put_json(&raw, &document, BlobPutMode::Create)
+                .await
+            {
+                Ok(_) | Err(BlobError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ports
+            .judge_jobs
+            .send(
+                Job::Judge {
+                    run: id,
+                    turn: index,
+                }
+                .message(),
+            )
+            .await?;
+    }
+    Ok(())
 }

@@ -230,6 +230,7 @@ pub fn summarize_manifest(
         runs: u32::try_from(records.len()).unwrap_or(u32::MAX),
         failed_runs: count_status(records.iter(), RunStatus::Failed),
         skipped_runs: count_status(records.iter(), RunStatus::Skipped),
+        rejudge_of: manifest.request.rejudge_of,
         stopped_by_budget: records
             .iter()
             .any(|r| r.run.value.status == RunStatus::Skipped),

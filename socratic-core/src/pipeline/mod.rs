@@ -17,6 +17,7 @@ mod judge;
 mod leaderboard;
 mod plan;
 mod prompts;
+mod rejudge;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub use plan::{Plan, PlanError, plan, run_id};
 pub use prompts::{
     JUDGE_TURN_MARKER, JUDGMENT_TOOL, Sampling, judge_request, student_request, transcript,
     tutor_request,
+};
+pub use rejudge::{
+    ImportError, Imported, import_manifest, latest_dialogue_manifest, rejudge_request,
 };
 
 use crate::blob::BlobStore;

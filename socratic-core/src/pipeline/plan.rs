@@ -186,6 +186,7 @@ async fn check_model(
     ports: &Ports,
     id: &ModelId,
     field: &str,
+    called: bool,
     problems: &mut Problems,
     hashes: &mut BTreeMap<String, ContentHash>,
 ) -> Result<(), StageError> {
@@ -193,7 +194,7 @@ async fn check_model(
         if !model.active {
             problems.push(field, format!("model {id} is not active"));
         }
-        if ports.providers.client(&model).is_none() {
+        if called && ports.providers.client(&model).is_none() {
             problems.push(
                 field,
                 format!(
@@ -207,6 +208,52 @@ async fn check_model(
 }
 
 /// Every problem with the request, the catalog references included, in one error.
+/// A re-judge must name a stored manifest and keep everything that shaped its dialogues.
+async fn check_rejudge(
+    ports: &Ports,
+    request: &ManifestRequest,
+    source: &ManifestId,
+    problems: &mut Problems,
+) -> Result<(), StageError> {
+    let Some(stored) = ports
+        .repository
+        .get::<Manifest>(&crate::keys::manifest(source))
+        .await?
+    else {
+        problems.push("rejudge_of", format!("unknown manifest {source}"));
+        return Ok(());
+    };
+    let original = &stored.value.request;
+    if original.rejudge_of.is_some() {
+        problems.push(
+            "rejudge_of",
+            format!(
+                "manifest {source} is itself a re-judge; name the manifest that ran the dialogues"
+            ),
+        );
+    }
+    let same = [
+        ("tutors", request.tutors == original.tutors),
+        ("scenarios", request.scenarios == original.scenarios),
+        ("student", request.student == original.student),
+        ("turns", request.turns == original.turns),
+        ("repetitions", request.repetitions == original.repetitions),
+        (
+            "tutor_prompt",
+            request.tutor_prompt == original.tutor_prompt,
+        ),
+    ];
+    for (field, equal) in same {
+        if !equal {
+            problems.push(
+                field,
+                format!("must be the same as in manifest {source}, whose dialogues are re-judged"),
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn check_references(ports: &Ports, request: &ManifestRequest) -> Result<Catalog, PlanError> {
     let mut problems = request.validate().err().unwrap_or_default();
     let mut hashes = BTreeMap::new();
@@ -229,11 +276,17 @@ async fn check_references(ports: &Ports, request: &ManifestRequest) -> Result<Ca
     )
     .await?;
     load::<Rubric>(ports, &request.rubric, "rubric", &mut problems, &mut hashes).await?;
+    // A re-judge calls only its judges.
+    let dialogues = request.rejudge_of.is_none();
+    if let Some(source) = &request.rejudge_of {
+        check_rejudge(ports, request, source, &mut problems).await?;
+    }
     for (i, tutor) in request.tutors.iter().enumerate() {
         check_model(
             ports,
             &tutor.model,
             &format!("tutors[{i}].model"),
+            dialogues,
             &mut problems,
             &mut hashes,
         )
@@ -244,6 +297,7 @@ async fn check_references(ports: &Ports, request: &ManifestRequest) -> Result<Ca
             ports,
             &judge.model,
             &format!("judges[{i}].model"),
+            true,
             &mut problems,
             &mut hashes,
         )
@@ -254,6 +308,7 @@ async fn check_references(ports: &Ports, request: &ManifestRequest) -> Result<Ca
             ports,
             &student.model,
             "student.model",
+            dialogues,
             &mut problems,
             &mut hashes,
         )
