@@ -9,7 +9,8 @@
 //!   priced at the dearest input price (the bound the spending cap reserves per call, see
 //!   [`worst_case_cost`]).
 //!
-//! Judge calls retried for invalid output are not counted: they are the exception.
+//! Judge calls retried for invalid output are not counted: they are the exception. A re-judge
+//! counts only its judges' calls.
 
 use std::collections::BTreeMap;
 
@@ -190,6 +191,8 @@ pub async fn estimate(
         runs: request.run_count(),
         ..PlanEstimate::default()
     };
+    // A re-judge reuses its dialogues: only the judges are called.
+    let new_dialogues = request.rejudge_of.is_none();
     for config in &request.tutors {
         let tutor: Model = repository.require_catalog(&config.model).await?;
         for scenario in &scenarios {
@@ -208,8 +211,11 @@ pub async fn estimate(
                     expected: pair(&dialogues[0]),
                     worst: pair(&dialogues[1]),
                 };
-                plan.record(&tutor, Role::Tutor, &tutor_pair, repetitions);
+                if new_dialogues {
+                    plan.record(&tutor, Role::Tutor, &tutor_pair, repetitions);
+                }
                 if let Some((model, prompt, temperature)) = &student
+                    && new_dialogues
                     && turn < turns
                 {
                     let pair = |dialogue: &Vec<Turn>| {

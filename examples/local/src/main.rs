@@ -18,11 +18,14 @@ use socratic_core::blob::BlobStore;
 use socratic_core::defaults::Defaults;
 use socratic_core::entity::{ManifestRequest, ModelConfig, StudentConfig, from_json};
 use socratic_core::estimate::{PlanEstimate, estimate};
-use socratic_core::id::ModelId;
+use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId};
 use socratic_core::llm::{
     Budget, BudgetLlm, CacheMode, ConcurrencyLimitLlm, LlmClient, RetryLlm, RetryPolicy,
 };
-use socratic_core::pipeline::{PipelineConfig, PlanError, Providers, plan};
+use socratic_core::pipeline::{
+    PipelineConfig, PlanError, Providers, import_manifest, latest_dialogue_manifest, plan,
+    rejudge_request,
+};
 use socratic_core::report;
 use socratic_core::runner::RunnerConfig;
 use socratic_local::models::{self, ClientOptions, ModelsFile};
@@ -51,6 +54,18 @@ enum Command {
     Run(RunArgs),
     /// Print the plan and its estimated cost, and stop before any model call.
     Estimate(RunArgs),
+    /// Score the dialogues of a finished manifest again, with other judges or another
+    /// rubric, without calling a tutor or student.
+    Rejudge(RejudgeArgs),
+    /// Render the report of a finished manifest again.
+    Report {
+        /// The results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// The manifest; by default the newest in the results.
+        #[arg(long = "manifest-id")]
+        manifest_id: Option<String>,
+    },
     /// List the models of a models file and check that each answers.
     Models {
         /// The models file.
@@ -119,6 +134,37 @@ struct RunArgs {
     quiet: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+struct RejudgeArgs {
+    /// The results directory holding the manifest to re-judge; by default `--out`.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// The manifest to re-judge; by default the newest that ran its own dialogues.
+    #[arg(long = "manifest-id")]
+    manifest_id: Option<String>,
+    /// Score against this rubric instead of the source's.
+    #[arg(long)]
+    rubric: Option<String>,
+    /// Use this judge prompt instead of the source's.
+    #[arg(long)]
+    judge_prompt: Option<String>,
+    /// The judges (`--judge`, required), models file, cap, cache and output.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What `run` does.
+enum Mode {
+    Run,
+    Estimate,
+    Rejudge {
+        from: PathBuf,
+        manifest_id: Option<String>,
+        rubric: Option<String>,
+        judge_prompt: Option<String>,
+    },
+}
+
 /// Exit status when the spending cap stopped the benchmark.
 const EXIT_BUDGET: u8 = 3;
 /// Exit status when runs failed.
@@ -136,9 +182,19 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => run(cli.run, false).await,
-        Some(Command::Run(args)) => run(args, false).await,
-        Some(Command::Estimate(args)) => run(args, true).await,
+        None => run(cli.run, Mode::Run).await,
+        Some(Command::Run(args)) => run(args, Mode::Run).await,
+        Some(Command::Estimate(args)) => run(args, Mode::Estimate).await,
+        Some(Command::Rejudge(args)) => {
+            let mode = Mode::Rejudge {
+                from: args.from.clone().unwrap_or_else(|| args.run.out.clone()),
+                manifest_id: args.manifest_id,
+                rubric: args.rubric,
+                judge_prompt: args.judge_prompt,
+            };
+            run(args.run, mode).await
+        }
+        Some(Command::Report { out, manifest_id }) => rerender(&out, manifest_id.as_deref()).await,
         Some(Command::Models { models, no_check }) => list_models(&models, no_check).await,
     };
     match result {
@@ -266,10 +322,15 @@ fn print_estimate(estimate: &PlanEstimate, cap: Option<f64>) {
     }
 }
 
-async fn run(args: RunArgs, estimate_only: bool) -> anyhow::Result<ExitCode> {
+async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let defaults = Defaults::load().context("loading the embedded catalog")?;
     let models_file = args.models.as_deref().map(read_models).transpose()?;
-    let request = manifest_request(&args, &defaults)?;
+    let mut request = manifest_request(&args, &defaults)?;
+    if let Mode::Rejudge { .. } = mode
+        && args.judges.is_empty()
+    {
+        bail!("rejudge needs at least one --judge");
+    }
     if let Some(cap) = args.max_cost
         && !(cap.is_finite() && cap >= 0.0)
     {
@@ -324,10 +385,9 @@ async fn run(args: RunArgs, estimate_only: bool) -> anyhow::Result<ExitCode> {
         };
         let (with_models, built) = file.clients(&options, providers).await?;
         providers = with_models;
-        let used = used_models(&request);
         real_models = built
             .into_iter()
-            .filter(|(entry, _)| entry.provider != "simulated" && used.contains(&entry.id))
+            .filter(|(entry, _)| entry.provider != "simulated")
             .collect();
     }
     let config = PipelineConfig {
@@ -344,12 +404,46 @@ async fn run(args: RunArgs, estimate_only: bool) -> anyhow::Result<ExitCode> {
         .await
         .context("installing the catalog")?;
 
+    if let Mode::Rejudge {
+        from,
+        manifest_id,
+        rubric,
+        judge_prompt,
+    } = &mode
+    {
+        let source_blobs =
+            FsBlobStore::new(from).with_context(|| format!("opening {}", from.display()))?;
+        let source = match manifest_id {
+            Some(id) => id
+                .parse::<ManifestId>()
+                .map_err(|e| anyhow::anyhow!("--manifest-id {id:?}: {e}"))?,
+            None => latest_dialogue_manifest(&source_blobs)
+                .await?
+                .with_context(|| format!("{} holds no finished manifest", from.display()))?,
+        };
+        let imported = import_manifest(&source_blobs, &pipeline.ports.repository, &source)
+            .await
+            .with_context(|| format!("loading manifest {source} from {}", from.display()))?;
+        println!(
+            "re-judging manifest {source}: {} of {} run(s) have a finished dialogue",
+            imported.runs, imported.manifest.run_count
+        );
+        request = rejudge_request(
+            &imported.manifest,
+            request.judges.clone(),
+            rubric.as_deref().map(RubricId::new).transpose()?,
+            judge_prompt.as_deref().map(PromptId::new).transpose()?,
+        );
+    }
+    let used = used_models(&request);
+    real_models.retain(|(entry, _)| used.contains(&entry.id));
+
     let planned_estimate = match estimate(&pipeline.ports.repository, &request).await {
         Ok(e) => e,
         Err(error) => bail!("the manifest cannot be estimated: {error}"),
     };
     print_estimate(&planned_estimate, args.max_cost);
-    if estimate_only {
+    if let Mode::Estimate = mode {
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -448,17 +542,18 @@ async fn run(args: RunArgs, estimate_only: bool) -> anyhow::Result<ExitCode> {
     }
 
     let stats = runner.stats();
-    let calls: u64 = summary
+    let recorded: u64 = summary
         .leaderboard
         .iter()
         .flat_map(|r| r.usage.values())
         .map(|u| u.calls)
         .sum();
+    let called = budget.answered();
     println!("\n{}", report::leaderboard_text(&summary));
     println!(
-        "{} runs, {} model calls in {:.1?}; retries {}, dead-lettered {}; spent ${:.4}",
+        "{} runs, {recorded} model answers ({called} called now, {} from the cache or reused) in {:.1?}; retries {}, dead-lettered {}; spent ${:.4}",
         summary.runs,
-        calls,
+        recorded.saturating_sub(called),
         started.elapsed(),
         stats.values().map(|s| s.retried).sum::<u64>(),
         dead.len(),
@@ -495,25 +590,65 @@ async fn run(args: RunArgs, estimate_only: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every model id the manifest names.
+/// Every model id the manifest will call: a re-judge calls only its judges.
 fn used_models(request: &ManifestRequest) -> Vec<String> {
-    let mut ids: Vec<String> = request
-        .tutors
-        .iter()
-        .chain(&request.judges)
-        .map(|m| m.model.to_string())
-        .collect();
-    if let Some(student) = &request.student {
-        ids.push(student.model.to_string());
+    let mut ids: Vec<String> = request.judges.iter().map(|m| m.model.to_string()).collect();
+    if request.rejudge_of.is_none() {
+        ids.extend(request.tutors.iter().map(|m| m.model.to_string()));
+        if let Some(student) = &request.student {
+            ids.push(student.model.to_string());
+        }
     }
     ids
 }
 
+/// Renders `report.html` and `leaderboard.csv` of a finished manifest again from its
+/// `summary.json`, and prints the leaderboard.
+async fn rerender(out: &Path, manifest_id: Option<&str>) -> anyhow::Result<ExitCode> {
+    let manifests = out.join("curated").join("manifests");
+    let id = match manifest_id {
+        Some(id) => id.to_owned(),
+        None => {
+            let mut ids: Vec<String> = std::fs::read_dir(&manifests)
+                .with_context(|| format!("reading {}", manifests.display()))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("summary.json").is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect();
+            ids.sort();
+            ids.pop()
+                .with_context(|| format!("{} holds no finished manifest", out.display()))?
+        }
+    };
+    let dir = manifests.join(&id);
+    let path = dir.join("summary.json");
+    let summary: socratic_core::entity::ManifestSummary = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let defaults = Defaults::load().context("loading the embedded catalog")?;
+    if defaults.rubric.id != summary.rubric {
+        bail!(
+            "manifest {id} was scored against rubric {}, which is not in the built-in catalog",
+            summary.rubric
+        );
+    }
+    let html = report::report_html(&summary, &defaults.rubric);
+    let csv = report::leaderboard_csv(&summary);
+    for target in [&dir, &out.to_path_buf()] {
+        std::fs::write(target.join("report.html"), &html)
+            .with_context(|| format!("writing {}", target.join("report.html").display()))?;
+        std::fs::write(target.join("leaderboard.csv"), &csv)
+            .with_context(|| format!("writing {}", target.join("leaderboard.csv").display()))?;
+    }
+    std::fs::copy(&path, out.join("summary.json"))?;
+    println!("{}", report::leaderboard_text(&summary));
+    println!("report: {}", out.join("report.html").display());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The distinct failure reasons of a manifest's failed runs, at most five.
-async fn failure_reasons(
-    pipeline: &LocalPipeline,
-    manifest: &socratic_core::id::ManifestId,
-) -> Vec<String> {
+async fn failure_reasons(pipeline: &LocalPipeline, manifest: &ManifestId) -> Vec<String> {
     use socratic_core::entity::RunStatus;
     use socratic_core::repository::RunFilter;
     let Ok(page) = pipeline

@@ -3,10 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -22,6 +23,7 @@ const GOOD_KEY: &str = "sk-stub-good";
 #[derive(Default)]
 struct Stub {
     calls: AtomicU64,
+    by_model: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A value that satisfies `schema`: the minimum of each integer, `false`, empty arrays, and
@@ -55,6 +57,12 @@ async fn chat(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: String) -
             .into_response();
     }
     let request: Value = serde_json::from_str(&body).unwrap();
+    *stub
+        .by_model
+        .lock()
+        .unwrap()
+        .entry(request["model"].as_str().unwrap().to_owned())
+        .or_default() += 1;
     let message = match request["tools"][0]["function"]["parameters"].as_object() {
         Some(_) => {
             let arguments = satisfy(&request["tools"][0]["function"]["parameters"]);
@@ -96,7 +104,7 @@ async fn serve() -> (String, Arc<Stub>) {
 fn models_file(dir: &Path, base_url: &str) -> PathBuf {
     let path = dir.join("models.toml");
     let mut text = String::new();
-    for id in ["stub-tutor", "stub-student", "stub-judge"] {
+    for id in ["stub-tutor", "stub-student", "stub-judge", "stub-judge-2"] {
         text.push_str(&format!(
             "[[models]]\nid = \"{id}\"\nprovider = \"openai\"\nmodel = \"{id}-v1\"\nbase_url = \"{base_url}\"\napi_key_env = \"{KEY_VARIABLE}\"\nprices = {{ input = 1.0, output = 4.0 }}\n\n"
         ));
@@ -127,9 +135,12 @@ fn manifest(dir: &Path, scenarios: usize, repetitions: u32) -> PathBuf {
 }
 
 async fn socratic(args: &[&str], key: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_socratic"))
-        .args(args)
-        .arg("--quiet")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_socratic"));
+    command.args(args);
+    if args[0] != "report" {
+        command.arg("--quiet");
+    }
+    command
         .env(KEY_VARIABLE, key)
         .env("RUST_LOG", "error")
         .output()
@@ -170,7 +181,7 @@ async fn a_benchmark_of_served_models_runs_is_cached_and_replays() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("plan: 2 run(s)"), "{stdout}");
     assert!(stdout.contains("stub-tutor"), "{stdout}");
-    // 2 runs × (2 tutor + 1 student + 2 judge calls), and one preflight call per model.
+    // 2 runs × (2 tutor + 1 student + 2 judge calls), and one preflight call per model used.
     assert_eq!(stub.calls.load(Ordering::SeqCst), 10 + 3);
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
@@ -402,4 +413,73 @@ async fn estimate_prints_the_plan_and_calls_nothing() {
         assert!(stdout.contains(role), "{stdout}");
     }
     assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn rejudge_calls_only_the_new_judge_and_report_renders_it_again() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_file(dir.path(), &url);
+    let manifest = manifest(dir.path(), 2, 1);
+    let out = dir.path().join("results");
+    let output = socratic(
+        &[
+            "run",
+            "--models",
+            path(&models),
+            "--manifest",
+            path(&manifest),
+            "--out",
+            path(&out),
+        ],
+        GOOD_KEY,
+    )
+    .await;
+    assert!(output.status.success(), "{:?}", text(&output));
+    let source: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let before = stub.by_model.lock().unwrap().clone();
+
+    let output = socratic(
+        &[
+            "rejudge",
+            "--models",
+            path(&models),
+            "--judge",
+            "stub-judge-2",
+            "--out",
+            path(&out),
+        ],
+        GOOD_KEY,
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("RE-JUDGED"), "{stdout}");
+    let after = stub.by_model.lock().unwrap().clone();
+    for model in ["stub-tutor-v1", "stub-student-v1", "stub-judge-v1"] {
+        assert_eq!(
+            after.get(model),
+            before.get(model),
+            "{model} was called again"
+        );
+    }
+    // 2 runs × 2 turns, and the preflight.
+    assert_eq!(after["stub-judge-2-v1"], 4 + 1);
+    let rejudged: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(rejudged["rejudge_of"], source["manifest"]);
+    assert_eq!(rejudged["runs"], 2);
+    assert_eq!(rejudged["failed_runs"], 0);
+
+    // The report of the newest manifest, rendered again from its summary alone.
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    let output = socratic(&["report", "--out", path(&out)], GOOD_KEY).await;
+    assert!(output.status.success(), "{:?}", text(&output));
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("RE-JUDGED"),
+        "the report names the reused dialogues"
+    );
+    assert!(report.contains(source["manifest"].as_str().unwrap()));
 }

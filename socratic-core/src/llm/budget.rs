@@ -49,6 +49,7 @@ struct Account {
     spent: f64,
     reserved: f64,
     refused: u64,
+    answered: u64,
 }
 
 /// A spending cap in US dollars, shared by every [`BudgetLlm`] of a benchmark.
@@ -85,6 +86,11 @@ impl Budget {
     /// Calls that were not started because of the cap.
     pub fn refused(&self) -> u64 {
         self.lock().refused
+    }
+
+    /// Calls a model answered (cached answers never reach the budget).
+    pub fn answered(&self) -> u64 {
+        self.lock().answered
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Account> {
@@ -124,6 +130,11 @@ impl Reservation {
     fn settle(mut self, cost: f64) {
         self.charge(cost);
         self.settled = true;
+    }
+
+    fn settle_answered(self, cost: f64) {
+        self.budget.lock().answered += 1;
+        self.settle(cost);
     }
 
     fn charge(&self, cost: f64) {
@@ -179,13 +190,12 @@ impl<C: LlmClient> LlmClient for BudgetLlm<C> {
             .budget
             .reserve(worst_case_cost(&self.prices, request))?;
         match self.inner.converse(request).await {
+            Ok(response) if response.cached => {
+                reservation.settle(0.0);
+                Ok(response)
+            }
             Ok(response) => {
-                let cost = if response.cached {
-                    0.0
-                } else {
-                    self.prices.cost(&response.usage)
-                };
-                reservation.settle(cost);
+                reservation.settle_answered(self.prices.cost(&response.usage));
                 Ok(response)
             }
             // The request may have run to completion on the server: charge the worst case.
@@ -268,7 +278,7 @@ mod tests {
             prices(),
             Arc::clone(&budget),
         );
-        let mut answered = 0;
+        let mut answered: u32 = 0;
         loop {
             match client.converse(&request()).await {
                 Ok(_) => answered += 1,
@@ -284,6 +294,7 @@ mod tests {
         assert!(budget.spent() + worst > budget.cap());
         assert!(budget.spent() <= budget.cap());
         assert_eq!(budget.refused(), 1);
+        assert_eq!(budget.answered(), u64::from(answered));
     }
 
     #[tokio::test(start_paused = true)]
