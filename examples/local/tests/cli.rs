@@ -90,10 +90,46 @@ async fn chat(State(stub): State<Arc<Stub>>, headers: HeaderMap, body: String) -
         .into_response()
 }
 
+/// Bedrock's `POST /model/{id}/converse`, as the AWS SDK calls it.
+async fn converse(
+    State(stub): State<Arc<Stub>>,
+    axum::extract::Path(model): axum::extract::Path<String>,
+    body: String,
+) -> Response {
+    stub.calls.fetch_add(1, Ordering::SeqCst);
+    *stub.by_model.lock().unwrap().entry(model).or_default() += 1;
+    let request: Value = serde_json::from_str(&body).unwrap();
+    let tool = &request["toolConfig"]["tools"][0]["toolSpec"];
+    let response = if tool.is_object() {
+        json!({
+            "output": {"message": {"role": "assistant", "content": [
+                {"toolUse": {"toolUseId": "t1", "name": tool["name"], "input": satisfy(&tool["inputSchema"]["json"])}}
+            ]}},
+            "stopReason": "tool_use",
+            "usage": {"inputTokens": 900, "outputTokens": 80, "totalTokens": 980},
+            "metrics": {"latencyMs": 5}
+        })
+    } else {
+        json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": "What would change your mind?"}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 700, "outputTokens": 12, "totalTokens": 712, "cacheReadInputTokens": 600},
+            "metrics": {"latencyMs": 5}
+        })
+    };
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        response.to_string(),
+    )
+        .into_response()
+}
+
 async fn serve() -> (String, Arc<Stub>) {
     let stub = Arc::new(Stub::default());
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/model/{model}/converse", post(converse))
         .with_state(Arc::clone(&stub));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -137,7 +173,7 @@ fn manifest(dir: &Path, scenarios: usize, repetitions: u32) -> PathBuf {
 async fn socratic(args: &[&str], key: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_socratic"));
     command.args(args);
-    if args[0] != "report" {
+    if !matches!(args[0], "report" | "models") {
         command.arg("--quiet");
     }
     command
@@ -482,4 +518,136 @@ async fn rejudge_calls_only_the_new_judge_and_report_renders_it_again() {
         "the report names the reused dialogues"
     );
     assert!(report.contains(source["manifest"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn bedrock_models_run_through_the_aws_sdk_and_its_credential_chain() {
+    let (url, stub) = serve().await;
+    let root = url.trim_end_matches("/v1");
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models.toml");
+    let mut file = String::new();
+    for (id, model) in [
+        ("stub-tutor", "anthropic.claude-tutor"),
+        ("stub-student", "meta.llama-student"),
+        ("stub-judge", "amazon.nova-judge"),
+    ] {
+        file.push_str(&format!(
+            "[[models]]\nid = \"{id}\"\nprovider = \"bedrock\"\nmodel = \"{model}\"\nregion = \"us-east-1\"\nbase_url = \"{root}\"\nprices = {{ input = 3.0, output = 15.0, cache_read = 0.3 }}\n\n"
+        ));
+    }
+    std::fs::write(&models, file).unwrap();
+    let manifest = manifest(dir.path(), 2, 1);
+    let out = dir.path().join("results");
+    let output = Command::new(env!("CARGO_BIN_EXE_socratic"))
+        .args([
+            "run",
+            "--models",
+            path(&models),
+            "--manifest",
+            path(&manifest),
+            "--out",
+            path(&out),
+            "--quiet",
+        ])
+        // The standard chain: static keys from the environment, no profile files, no
+        // instance metadata.
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("no-credentials"),
+        )
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let calls = stub.by_model.lock().unwrap().clone();
+    // Preflight, then 2 runs × 2 turns for the tutor and the judge, and 2 student replies.
+    assert_eq!(calls["anthropic.claude-tutor"], 1 + 4);
+    assert_eq!(calls["meta.llama-student"], 1 + 2);
+    assert_eq!(calls["amazon.nova-judge"], 1 + 4);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["failed_runs"], 0);
+    assert_eq!(summary["unscored_judgments"], 0);
+    let tutor = &summary["leaderboard"][0]["usage"]["tutor"]["usage"];
+    assert_eq!(tutor["cache_read_tokens"], 4 * 600);
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_cleanly_and_writes_what_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let child = Command::new(env!("CARGO_BIN_EXE_socratic"))
+        .args([
+            "run",
+            "--out",
+            path(&out),
+            "--latency-ms",
+            "100",
+            "--repetitions",
+            "20",
+            "--quiet",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it plan and start, then interrupt it as a terminal would.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().await.unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let note: Value =
+        serde_json::from_slice(&std::fs::read(out.join("interrupted.json")).unwrap()).unwrap();
+    assert_eq!(note["interrupted"], true);
+    assert_eq!(note["runs"], 480);
+    assert!(note["finished_runs"].as_u64().unwrap() < 480);
+    assert!(!out.join("summary.json").exists());
+    // Whatever was written is whole: every blob parses.
+    for file in walk(&out) {
+        if file.extension().is_some_and(|e| e == "json") {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                serde_json::from_slice::<Value>(&bytes).is_ok(),
+                "{} is half-written",
+                file.display()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn models_lists_the_file_and_checks_every_model() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_file(dir.path(), &url);
+    let output = socratic(&["models", "--models", path(&models)], GOOD_KEY).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for id in ["stub-tutor", "stub-student", "stub-judge", "stub-judge-2"] {
+        assert!(stdout.contains(id), "{stdout}");
+    }
+    assert!(stdout.contains("every model answered"), "{stdout}");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 4);
+
+    let output = socratic(&["models", "--models", path(&models)], "sk-wrong").await;
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains("model stub-judge-2"), "{stderr}");
+    assert!(stderr.contains("access denied"), "{stderr}");
 }
