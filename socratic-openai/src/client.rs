@@ -5,10 +5,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use socratic_core::llm::{
-    ConverseRequest, ConverseResponse, LlmClient, LlmError, Speaker, StopReason, Usage,
+    ConverseRequest, ConverseResponse, LlmClient, LlmError, Speaker, StopReason, StructuredMode,
+    TokenLimitField, Usage,
 };
 
-use crate::config::{ConfigError, OpenAiConfig, StructuredMode, TokenLimitField};
+use crate::config::{ConfigError, OpenAiConfig};
 use crate::error::{self, Context};
 use crate::wire::{ChatMessage, ChatRequest, ChatResponse, WireUsage};
 

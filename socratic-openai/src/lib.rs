@@ -38,5 +38,6 @@ mod error;
 mod wire;
 
 pub use client::OpenAiLlm;
-pub use config::{ConfigError, OpenAiConfig, StructuredMode, TokenLimitField};
+pub use config::{ConfigError, OpenAiConfig};
 pub use error::parse_duration;
+pub use socratic_core::llm::{StructuredMode, TokenLimitField};

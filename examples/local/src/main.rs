@@ -16,7 +16,9 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use socratic_core::blob::BlobStore;
 use socratic_core::defaults::Defaults;
-use socratic_core::entity::{ManifestRequest, ModelConfig, StudentConfig, from_json};
+use socratic_core::entity::{
+    ManifestRequest, ModelConfig, Run, RunStatus, StudentConfig, from_json,
+};
 use socratic_core::estimate::{PlanEstimate, estimate};
 use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId};
 use socratic_core::llm::{
@@ -27,6 +29,7 @@ use socratic_core::pipeline::{
     rejudge_request,
 };
 use socratic_core::report;
+use socratic_core::repository::RunFilter;
 use socratic_core::runner::RunnerConfig;
 use socratic_local::models::{self, ClientOptions, ModelsFile};
 use socratic_memory::simulated::PROVIDER;
@@ -571,6 +574,17 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         args.out.join("curated").join("runs").display()
     );
     if summary.stopped_by_budget {
+        let skipped = runs_in(&pipeline, &id, RunStatus::Skipped).await;
+        println!("skipped: budget — {} run(s):", skipped.len());
+        for run in skipped.iter().take(20) {
+            println!(
+                "  {} {} × {} (repetition {})",
+                run.id, run.tutor.model, run.scenario, run.repetition
+            );
+        }
+        if skipped.len() > 20 {
+            println!("  … and {} more", skipped.len() - 20);
+        }
         eprintln!(
             "the spending cap of ${:.4} stopped the benchmark: {} run(s) skipped",
             budget.cap(),
@@ -647,22 +661,33 @@ async fn rerender(out: &Path, manifest_id: Option<&str>) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// A manifest's runs in `status`.
+async fn runs_in(pipeline: &LocalPipeline, manifest: &ManifestId, status: RunStatus) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let mut cursor = None;
+    loop {
+        let Ok(page) = pipeline
+            .ports
+            .repository
+            .list_runs(&RunFilter::Manifest(*manifest), 1000, cursor)
+            .await
+        else {
+            break;
+        };
+        runs.extend(page.items.into_iter().filter(|r| r.status == status));
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    runs
+}
+
 /// The distinct failure reasons of a manifest's failed runs, at most five.
 async fn failure_reasons(pipeline: &LocalPipeline, manifest: &ManifestId) -> Vec<String> {
-    use socratic_core::entity::RunStatus;
-    use socratic_core::repository::RunFilter;
-    let Ok(page) = pipeline
-        .ports
-        .repository
-        .list_runs(&RunFilter::Status(RunStatus::Failed), 1000, None)
+    let mut reasons: Vec<String> = runs_in(pipeline, manifest, RunStatus::Failed)
         .await
-    else {
-        return Vec::new();
-    };
-    let mut reasons: Vec<String> = page
-        .items
         .iter()
-        .filter(|r| &r.manifest == manifest)
         .filter_map(|r| r.failure.as_ref().map(|f| f.reason.clone()))
         .collect();
     reasons.sort();

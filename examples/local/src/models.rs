@@ -26,11 +26,12 @@ use socratic_core::entity::{Model, Prices, Validate};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{
     Budget, BudgetLlm, CacheMode, CachedLlm, ConcurrencyLimitLlm, ConverseRequest, LlmClient,
-    Message, RateLimitLlm, RetryLlm, RetryPolicy, Role,
+    Message, RateLimitLlm, RetryLlm, RetryPolicy, Role, StructuredMode, TokenLimitField,
 };
 use socratic_core::pipeline::Providers;
 use socratic_memory::SimulatedLlm;
-use socratic_openai::{OpenAiConfig, OpenAiLlm, StructuredMode, TokenLimitField};
+#[cfg(feature = "openai")]
+use socratic_openai::{OpenAiConfig, OpenAiLlm};
 
 /// The providers a models file may name.
 pub const PROVIDERS: [&str; 3] = ["openai", "bedrock", "simulated"];
@@ -238,6 +239,11 @@ fn check(
             Some(_) => {}
         }
     }
+    if entry.provider == "openai" && cfg!(not(feature = "openai")) {
+        problems.push(format!(
+            "{label}: this build has no OpenAI-compatible client (build with the `openai` feature)"
+        ));
+    }
     if entry.provider == "bedrock" && cfg!(not(feature = "bedrock")) {
         problems.push(format!(
             "{label}: this build has no Bedrock support (build with the `bedrock` feature)"
@@ -346,6 +352,7 @@ impl ModelsFile {
 
 async fn provider_client(entry: &ModelEntry) -> anyhow::Result<Arc<dyn LlmClient>> {
     Ok(match entry.provider.as_str() {
+        #[cfg(feature = "openai")]
         "openai" => Arc::new(OpenAiLlm::new(OpenAiConfig {
             api_key_env: entry.api_key_env.clone(),
             structured: entry.structured,

@@ -334,6 +334,7 @@ async fn a_cap_below_the_estimate_skips_runs_exits_non_zero_and_is_never_passed(
     assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(stdout.contains("below the worst case"), "{stdout}");
     assert!(stdout.contains("STOPPED BY BUDGET"), "{stdout}");
+    assert!(stdout.contains("skipped: budget"), "{stdout}");
     assert!(stderr.contains("spending cap"), "{stderr}");
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();

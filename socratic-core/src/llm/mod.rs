@@ -17,12 +17,14 @@ mod cache;
 mod limit;
 mod rate;
 mod retry;
+mod style;
 
 pub use budget::{Budget, BudgetLlm, worst_case_cost, worst_case_input_tokens};
 pub use cache::{CacheMode, CachedLlm};
 pub use limit::ConcurrencyLimitLlm;
 pub use rate::RateLimitLlm;
 pub use retry::{RetryBudget, RetryLlm, RetryPolicy};
+pub use style::{StructuredMode, TokenLimitField};
 
 /// The role a call plays in a run; recorded with every call so cost is attributed per role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
