@@ -25,7 +25,7 @@ use crate::error::{Failure, classify};
 /// (Anthropic, Meta, Mistral, Amazon Nova, …) with one request shape.
 ///
 /// - System parts become system blocks; a part marked `cache_point` is followed by a cache
-///   point when the model supports prompt caching ([`PromptCaching`]), since Bedrock rejects
+///   point when the model supports prompt caching ([`CACHE_POINT_SUPPORT`]), since Bedrock rejects
 ///   cache points sent to models that do not.
 /// - Structured output is a single tool whose input schema is the requested JSON schema, with
 ///   the tool choice forced, so the model must answer through it.
@@ -40,13 +40,15 @@ use crate::error::{Failure, classify};
 pub struct BedrockLlm {
     client: Client,
     caching: PromptCaching,
+    /// The model family behind each application inference profile, whose ARN does not say.
+    profile_models: HashMap<String, String>,
 }
 
 /// When to send cache points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PromptCaching {
-    /// Only to model families that support prompt caching on Bedrock (Anthropic Claude and
-    /// Amazon Nova); Bedrock rejects cache points sent to the others.
+    /// Only to models that support prompt caching on Bedrock, by [`CACHE_POINT_SUPPORT`];
+    /// Bedrock rejects cache points sent to the others.
     #[default]
     Auto,
     /// Always send them.
@@ -55,15 +57,74 @@ pub enum PromptCaching {
     Never,
 }
 
+/// Which Bedrock model families accept cache points, by model-id prefix; the first matching
+/// prefix decides, and a model no prefix matches gets none (a missing cache point costs
+/// money, a wrong one fails the call).
+pub const CACHE_POINT_SUPPORT: &[(&str, bool)] = &[
+    ("anthropic.claude-3-5-haiku", true),
+    ("anthropic.claude-3-7-sonnet", true),
+    ("anthropic.claude-sonnet-4", true),
+    ("anthropic.claude-opus-4", true),
+    ("anthropic.claude-haiku-4", true),
+    // Claude 3, 3.5 Sonnet and older Claude models.
+    ("anthropic.claude", false),
+    ("amazon.nova-micro", true),
+    ("amazon.nova-lite", true),
+    ("amazon.nova-pro", true),
+    ("amazon.nova-premier", true),
+    ("amazon.", false),
+    ("meta.", false),
+    ("mistral.", false),
+    ("cohere.", false),
+    ("ai21.", false),
+    ("deepseek.", false),
+    ("writer.", false),
+    ("qwen.", false),
+    ("openai.", false),
+];
+
+/// The foundation model id inside a model id, inference profile id or ARN:
+/// `us.anthropic.claude-…` and `arn:…:inference-profile/eu.amazon.nova-…` name it after a
+/// geography prefix; an application inference profile's ARN does not name it at all.
+pub fn foundation_model(model: &str) -> Option<String> {
+    let model = model.to_lowercase();
+    if model.contains(":application-inference-profile/") {
+        return None;
+    }
+    let id = model.rsplit('/').next().unwrap_or(&model);
+    let known = |candidate: &str| {
+        CACHE_POINT_SUPPORT
+            .iter()
+            .any(|(p, _)| candidate.starts_with(p))
+    };
+    if known(id) {
+        return Some(id.to_owned());
+    }
+    // A cross-region profile: `us.`, `eu.`, `apac.`, `us-gov.`, `global.`, … before the id.
+    id.split_once('.')
+        .map(|(_, rest)| rest)
+        .filter(|rest| known(rest))
+        .map(str::to_owned)
+}
+
+/// Whether a foundation model id accepts cache points, by [`CACHE_POINT_SUPPORT`].
+pub fn supports_cache_points(foundation_model: &str) -> bool {
+    CACHE_POINT_SUPPORT
+        .iter()
+        .find(|(prefix, _)| foundation_model.starts_with(prefix))
+        .is_some_and(|(_, supported)| *supported)
+}
+
 impl PromptCaching {
     /// Whether to send cache points to `model` (a model id, inference profile id or ARN).
+    /// An application inference profile ARN says nothing of its model, so `Auto` sends it
+    /// none; name its model with [`BedrockLlm::with_profile_model`].
     pub fn applies_to(self, model: &str) -> bool {
         match self {
             PromptCaching::Always => true,
             PromptCaching::Never => false,
             PromptCaching::Auto => {
-                let model = model.to_lowercase();
-                model.contains("anthropic.claude") || model.contains("amazon.nova")
+                foundation_model(model).is_some_and(|m| supports_cache_points(&m))
             }
         }
     }
@@ -75,6 +136,27 @@ impl BedrockLlm {
         Self {
             client,
             caching: PromptCaching::Auto,
+            profile_models: HashMap::new(),
+        }
+    }
+
+    /// Names the foundation model behind an application inference profile ARN, so prompt
+    /// caching is decided by that model's family.
+    pub fn with_profile_model(
+        mut self,
+        profile_arn: impl Into<String>,
+        foundation_model: impl Into<String>,
+    ) -> Self {
+        self.profile_models
+            .insert(profile_arn.into(), foundation_model.into());
+        self
+    }
+
+    /// Whether a request to `model` carries cache points.
+    fn sends_cache_points(&self, model: &str) -> bool {
+        match (self.caching, self.profile_models.get(model)) {
+            (PromptCaching::Auto, Some(foundation)) => PromptCaching::Auto.applies_to(foundation),
+            (caching, _) => caching.applies_to(model),
         }
     }
 
@@ -244,7 +326,7 @@ impl LlmClient for BedrockLlm {
                 .build()
                 .map_err(|e| invalid(e.to_string()))
         };
-        let caching = self.caching.applies_to(&request.model);
+        let caching = self.sends_cache_points(&request.model);
         let mut system = Vec::new();
         for part in &request.system {
             system.push(SystemContentBlock::Text(part.text.clone()));

@@ -15,6 +15,8 @@
 //! one place, and [`sdk_config`] pins the SDK behaviour version. See `docs/aws.md` for IAM
 //! permissions, the table definition and how retries are layered.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(any(feature = "sqs", feature = "eventbridge"))]
 mod batch;
 mod config;
@@ -27,6 +29,7 @@ mod dynamo;
 #[cfg(feature = "eventbridge")]
 mod eventbridge;
 #[cfg(feature = "lambda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
 pub mod lambda;
 #[cfg(feature = "s3")]
 mod s3;
@@ -36,12 +39,19 @@ mod sqs;
 pub use config::{AwsSettings, ConfigError, sdk_config};
 
 #[cfg(feature = "bedrock")]
-pub use bedrock::{BedrockLlm, PromptCaching};
+#[cfg_attr(docsrs, doc(cfg(feature = "bedrock")))]
+pub use bedrock::{
+    BedrockLlm, CACHE_POINT_SUPPORT, PromptCaching, foundation_model, supports_cache_points,
+};
 #[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub use dynamo::{DynamoStore, create_table};
 #[cfg(feature = "eventbridge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "eventbridge")))]
 pub use eventbridge::{EventBridgePublisher, RUN_JUDGED_DETAIL_TYPE, SOURCE};
 #[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub use s3::S3BlobStore;
 #[cfg(feature = "sqs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{SqsQueue, create_queue_with_dead_letter};

@@ -79,7 +79,7 @@ fn text_output(text: &str) -> ConverseOutput {
 async fn text_answers_carry_usage_with_cache_tokens() {
     let rule = mock!(Client::converse)
         .match_requests(|r| {
-            r.model_id() == Some("anthropic.claude-tutor")
+            r.model_id() == Some("anthropic.claude-sonnet-4-tutor")
                 && r.system().len() == 3 // text, cache point, text
                 && r.inference_config().and_then(|c| c.temperature()) == Some(0.5)
                 && r.tool_config().is_none()
@@ -87,7 +87,7 @@ async fn text_answers_carry_usage_with_cache_tokens() {
         .then_output(|| text_output("What makes you say metal is hotter?"));
     let llm = BedrockLlm::new(mock_client!(aws_sdk_bedrockruntime, [&rule]));
     let response = llm
-        .converse(&request("anthropic.claude-tutor"))
+        .converse(&request("anthropic.claude-sonnet-4-tutor"))
         .await
         .unwrap();
     assert_eq!(response.text, "What makes you say metal is hotter?");
@@ -130,6 +130,79 @@ async fn cache_points_go_only_to_models_that_support_prompt_caching() {
     }
     assert!(socratic_aws::PromptCaching::Always.applies_to("mistral.mistral-large"));
     assert!(!socratic_aws::PromptCaching::Never.applies_to("anthropic.claude-3"));
+}
+
+#[test]
+fn cache_point_support_is_decided_per_family_from_the_table() {
+    use socratic_aws::PromptCaching::Auto;
+    let arn = |kind: &str, id: &str| format!("arn:aws:bedrock:us-east-1:123456789012:{kind}/{id}");
+    let supported = [
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+        "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "anthropic.claude-opus-4-1-20250805-v1:0",
+        "anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+        "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "amazon.nova-pro-v1:0",
+        "apac.amazon.nova-lite-v1:0",
+        "us.amazon.nova-micro-v1:0",
+        "us.amazon.nova-premier-v1:0",
+        &arn(
+            "foundation-model",
+            "anthropic.claude-sonnet-4-20250514-v1:0",
+        ),
+        &arn("inference-profile", "us.amazon.nova-pro-v1:0"),
+    ];
+    for model in supported {
+        assert!(Auto.applies_to(model), "{model} supports cache points");
+    }
+    let unsupported = [
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "anthropic.claude-3-5-sonnet-20241022-v2:0",
+        "anthropic.claude-v2:1",
+        "us.meta.llama3-3-70b-instruct-v1:0",
+        "mistral.mistral-large-2407-v1:0",
+        "cohere.command-r-plus-v1:0",
+        "ai21.jamba-1-5-large-v1:0",
+        "us.deepseek.r1-v1:0",
+        "amazon.titan-text-premier-v1:0",
+        "openai.gpt-oss-120b-1:0",
+        "someone.unknown-model-v1",
+        &arn("inference-profile", "us.meta.llama3-3-70b-instruct-v1:0"),
+        // An application inference profile does not name its model.
+        &arn("application-inference-profile", "a1b2c3d4e5f6"),
+    ];
+    for model in unsupported {
+        assert!(!Auto.applies_to(model), "{model} gets no cache points");
+    }
+}
+
+#[tokio::test]
+async fn an_application_inference_profile_is_cached_by_the_model_it_names() {
+    let profile =
+        "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6";
+    let uncached = mock!(Client::converse)
+        .match_requests(|r| r.system().len() == 2)
+        .then_output(|| text_output("What?"));
+    BedrockLlm::new(mock_client!(aws_sdk_bedrockruntime, [&uncached]))
+        .converse(&request(profile))
+        .await
+        .unwrap();
+    assert_eq!(uncached.num_calls(), 1, "unknown model: no cache point");
+    let cached = mock!(Client::converse)
+        .match_requests(|r| r.system().len() == 3)
+        .then_output(|| text_output("What?"));
+    BedrockLlm::new(mock_client!(aws_sdk_bedrockruntime, [&cached]))
+        .with_profile_model(profile, "anthropic.claude-sonnet-4-20250514-v1:0")
+        .converse(&request(profile))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.num_calls(),
+        1,
+        "a named Claude profile gets cache points"
+    );
 }
 
 #[tokio::test]
@@ -317,7 +390,7 @@ async fn stub() -> Stub {
                         "usage": {"inputTokens": 12, "outputTokens": 4, "totalTokens": 16, "cacheReadInputTokens": 8},
                         "metrics": {"latencyMs": 3}
                     })),
-                    "anthropic.claude-tool" => ok(json!({
+                    "anthropic.claude-sonnet-4-tool" => ok(json!({
                         "output": {"message": {"role": "assistant", "content": [
                             {"toolUse": {"toolUseId": "t1", "name": "record_judgment", "input": {"score": 5}}}
                         ]}},
@@ -391,7 +464,7 @@ async fn end_to_end_through_the_sdk_against_a_stub() {
     assert_eq!(text.usage.cache_read_tokens, 8);
 
     let tool = llm
-        .converse(&judge_request("anthropic.claude-tool"))
+        .converse(&judge_request("anthropic.claude-sonnet-4-tool"))
         .await
         .unwrap();
     assert_eq!(tool.structured, Some(json!({"score": 5})));
@@ -400,7 +473,7 @@ async fn end_to_end_through_the_sdk_against_a_stub() {
         .lock()
         .unwrap()
         .iter()
-        .find(|(m, _)| m == "anthropic.claude-tool")
+        .find(|(m, _)| m == "anthropic.claude-sonnet-4-tool")
         .cloned()
         .unwrap();
     assert_eq!(
@@ -458,6 +531,7 @@ async fn bedrock_passes_the_llm_contract_against_the_stub() {
     let stub = stub().await;
     let llm = stub_client(&stub.url).await;
     socratic_core::testkit::llm::answers_text(&llm, "text-model").await;
-    socratic_core::testkit::llm::answers_structured_output(&llm, "anthropic.claude-tool").await;
+    socratic_core::testkit::llm::answers_structured_output(&llm, "anthropic.claude-sonnet-4-tool")
+        .await;
     socratic_core::testkit::llm::rejects_invalid_requests(&llm, "text-model").await;
 }

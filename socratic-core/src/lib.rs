@@ -22,6 +22,8 @@
 //! `socratic-aws` (DynamoDB, S3, SQS, EventBridge, Bedrock). See the repository README for the
 //! whole picture.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod api;
 pub mod blob;
 pub mod canonical;
@@ -41,6 +43,8 @@ pub mod stats;
 pub mod store;
 
 #[cfg(feature = "mocks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mocks")))]
 pub mod mocks;
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;

@@ -9,11 +9,20 @@ fn fmt_opt(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(String::new, |v| format!("{v:.digits$}"))
 }
 
+/// One text field of a CSV row. Quoted per RFC 4180 when it holds a comma, a quote or a line
+/// break (`\r` included); a field a spreadsheet would run as a formula (it begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) gets a leading apostrophe first, as OWASP
+/// advises, since model and dimension names are user-supplied.
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
     } else {
         text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
     }
 }
 
@@ -389,4 +398,28 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
     }
     html.push_str("</body></html>\n");
     html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_per_rfc_4180() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("carriage\rreturn"), "\"carriage\rreturn\"");
+    }
+
+    #[test]
+    fn csv_fields_that_look_like_formulas_are_neutralised() {
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tcmd"), "'\tcmd");
+        assert_eq!(csv_field("fine=ok"), "fine=ok");
+    }
 }

@@ -7,7 +7,7 @@
 //! The model is DynamoDB's, reduced to what the pipeline needs: conditional puts, partition
 //! queries with sort-key conditions and opaque cursors, and all-or-nothing transactions of up to
 //! [`MAX_TRANSACTION_ITEMS`] operations. Every backend must pass
-//! [`testkit::store`](crate::testkit) — the contract is the suite.
+//! `socratic_core::testkit::store` (feature `testkit`): the contract is the suite.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -72,6 +72,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Each attempt is abandoned with [`LlmError::Timeout`] after this long.
     pub attempt_timeout: Option<Duration>,
+    /// The longest wait a provider's retry-after may impose; a longer ask is cut to this, so
+    /// one odd header cannot stall a benchmark for hours.
+    pub max_retry_after: Duration,
     /// Shared retry budget.
     pub budget: Arc<RetryBudget>,
 }
@@ -83,9 +86,19 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(20),
             attempt_timeout: Some(Duration::from_secs(120)),
+            max_retry_after: Duration::from_secs(60),
             budget: Arc::new(RetryBudget::default()),
         }
     }
+}
+
+/// A seed drawn afresh in every process (the standard library seeds `RandomState` from the
+/// operating system), so workers throttled together do not back off in step.
+fn process_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// Retries retryable errors of the inner client.
@@ -102,7 +115,7 @@ impl<C: LlmClient> RetryLlm<C> {
         Self {
             inner,
             policy,
-            jitter_seed: AtomicU64::new(0x5EED),
+            jitter_seed: AtomicU64::new(process_seed()),
         }
     }
 
@@ -116,9 +129,9 @@ impl<C: LlmClient> RetryLlm<C> {
             .min(self.policy.max_delay);
         let mut rng = SplitMix64::new(self.jitter_seed.fetch_add(1, Ordering::Relaxed));
         let jittered = ceiling.mul_f64(rng.next_f64());
-        error
-            .retry_after()
-            .map_or(jittered, |asked| asked.max(jittered))
+        error.retry_after().map_or(jittered, |asked| {
+            asked.min(self.policy.max_retry_after).max(jittered)
+        })
     }
 }
 
@@ -193,6 +206,7 @@ mod tests {
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(40),
             attempt_timeout: None,
+            max_retry_after: Duration::from_secs(30),
             budget: Arc::new(budget),
         }
     }
@@ -269,6 +283,47 @@ mod tests {
         let start = tokio::time::Instant::now();
         client.converse(&request()).await.unwrap();
         assert!(start.elapsed() >= asked, "waited {:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_longer_than_the_maximum_is_cut_to_it() {
+        let client = RetryLlm::new(
+            Flaky {
+                failures: 1,
+                calls: AtomicU32::new(0),
+                error: throttled(Some(Duration::from_secs(3600))),
+            },
+            policy(RetryBudget::unlimited()),
+        );
+        let start = tokio::time::Instant::now();
+        client.converse(&request()).await.unwrap();
+        // The policy allows 30 s; the jitter ceiling of the first retry is 10 ms.
+        assert!(start.elapsed() >= Duration::from_secs(30));
+        assert!(
+            start.elapsed() < Duration::from_secs(31),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn jitter_is_seeded_afresh_not_from_a_constant() {
+        let make = || {
+            RetryLlm::new(
+                Flaky {
+                    failures: 0,
+                    calls: AtomicU32::new(0),
+                    error: throttled(None),
+                },
+                policy(RetryBudget::unlimited()),
+            )
+        };
+        let error = throttled(None);
+        // Two clients (two workers, or two processes) draw different backoffs: equal draws
+        // from independent 64-bit seeds would take a 1-in-2^53 coincidence.
+        let (a, b) = (make(), make());
+        let draws = |c: &RetryLlm<Flaky>| (1..=4).map(|n| c.backoff(n, &error)).collect::<Vec<_>>();
+        assert_ne!(draws(&a), draws(&b));
     }
 
     #[tokio::test(start_paused = true)]
