@@ -94,3 +94,106 @@ async fn scripted_llm_passes_the_llm_suite() {
     let shared: Arc<dyn LlmClient> = Arc::new(ScriptedLlm::new());
     testkit::llm::run_all(&shared, "scripted").await;
 }
+
+/// A queue that, like an SQS standard queue, now and then delivers a message again after it
+/// was acknowledged: every fifth receive repeats one message of the receive before.
+struct AtLeastOnce {
+    inner: MemoryQueue,
+    receives: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<socratic_core::queue::Delivery>>,
+}
+
+const REPEAT: &str = "#repeat";
+
+#[async_trait]
+impl QueueConsumer for AtLeastOnce {
+    async fn receive(
+        &self,
+        options: &socratic_core::queue::ReceiveOptions,
+    ) -> Result<Vec<socratic_core::queue::Delivery>, socratic_core::queue::QueueError> {
+        let mut batch = self.inner.receive(options).await?;
+        let n = self
+            .receives
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut last = self.last.lock().unwrap();
+        if n % 5 == 4
+            && let Some(mut again) = last.take()
+        {
+            again.receipt.0.push_str(REPEAT);
+            batch.push(again);
+        } else if let Some(first) = batch.first() {
+            *last = Some(first.clone());
+        }
+        Ok(batch)
+    }
+
+    async fn ack(
+        &self,
+        receipt: &socratic_core::queue::Receipt,
+    ) -> Result<(), socratic_core::queue::QueueError> {
+        if receipt.0.ends_with(REPEAT) {
+            // Deleting a message twice succeeds on SQS.
+            return Ok(());
+        }
+        self.inner.ack(receipt).await
+    }
+
+    async fn nack(
+        &self,
+        receipt: &socratic_core::queue::Receipt,
+        delay: Duration,
+    ) -> Result<(), socratic_core::queue::QueueError> {
+        self.inner.nack(receipt, delay).await
+    }
+}
+
+struct AtLeastOnceQueues;
+
+#[async_trait]
+impl QueueFixture for AtLeastOnceQueues {
+    async fn queue(&self, max_attempts: u32) -> TestQueue {
+        let dead_letters = MemoryQueue::default();
+        let inner = MemoryQueue::with_dead_letter(
+            Duration::from_secs(30),
+            max_attempts,
+            dead_letters.clone(),
+        );
+        TestQueue {
+            producer: Arc::new(inner.clone()),
+            consumer: Arc::new(AtLeastOnce {
+                inner,
+                receives: std::sync::atomic::AtomicU64::new(0),
+                last: std::sync::Mutex::new(None),
+            }),
+            dead_letters: Arc::new(dead_letters),
+        }
+    }
+}
+
+fn at_least_once(load_messages: usize) -> testkit::queue::QueueCapabilities {
+    testkit::queue::QueueCapabilities {
+        load_messages,
+        exactly_once: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_at_least_once_queue_passes_when_the_suite_is_told_so() {
+    testkit::queue::messages_through_concurrent_consumers(
+        &AtLeastOnceQueues,
+        at_least_once(2_000),
+        4,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "handled more than once")]
+async fn an_at_least_once_queue_fails_the_exactly_once_check() {
+    let exactly_once = testkit::queue::QueueCapabilities {
+        exactly_once: true,
+        ..at_least_once(2_000)
+    };
+    testkit::queue::messages_through_concurrent_consumers(&AtLeastOnceQueues, exactly_once, 4)
+        .await;
+}
