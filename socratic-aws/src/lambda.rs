@@ -147,7 +147,9 @@ pub async fn handle_plan(ports: &Ports, request: Value) -> Result<Value, StageEr
     }
 }
 
-/// Builds the request the admin API sees from an API Gateway event's parts.
+/// Builds the request the admin API sees from an API Gateway event's parts, or says why the
+/// event is not a request: a body marked base64 that does not decode is refused, never served
+/// as an empty body.
 fn to_http(
     method: http::Method,
     path: String,
@@ -155,12 +157,12 @@ fn to_http(
     headers: &http::HeaderMap,
     body: Option<String>,
     base64: bool,
-) -> Result<http::Request<Vec<u8>>, http::Error> {
+) -> Result<http::Request<Vec<u8>>, String> {
     let body = match body {
         None => Vec::new(),
         Some(text) if base64 => base64::engine::general_purpose::STANDARD
             .decode(text)
-            .unwrap_or_default(),
+            .map_err(|e| format!("the body is marked base64 but does not decode: {e}"))?,
         Some(text) => text.into_bytes(),
     };
     let uri = if query.is_empty() {
@@ -172,24 +174,17 @@ fn to_http(
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
-    builder.body(body)
+    builder.body(body).map_err(|e| e.to_string())
 }
 
 /// Serves a request, answering a request that cannot be built with a JSON 400.
 async fn serve(
     api: &AdminApi,
-    request: Result<http::Request<Vec<u8>>, http::Error>,
+    request: Result<http::Request<Vec<u8>>, String>,
 ) -> (http::StatusCode, http::HeaderMap, Body) {
     let response = match request {
         Ok(request) => api.handle(request).await,
-        Err(e) => {
-            let body = json!({"error": {"code": "bad_request", "message": e.to_string()}})
-                .to_string()
-                .into_bytes();
-            let mut response = http::Response::new(body);
-            *response.status_mut() = http::StatusCode::BAD_REQUEST;
-            response
-        }
+        Err(message) => AdminApi::bad_request(message),
     };
     let (parts, body) = response.into_parts();
     (
@@ -246,4 +241,28 @@ pub async fn handle_api_request(
     out.body = Some(body);
     out.is_base64_encoded = false;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_marked_base64_must_decode() {
+        let headers = http::HeaderMap::new();
+        let build = |body: &str| {
+            to_http(
+                http::Method::POST,
+                "/manifests".into(),
+                String::new(),
+                &headers,
+                Some(body.into()),
+                true,
+            )
+        };
+        let error = build("this is %% not base64").unwrap_err();
+        assert!(error.contains("base64"), "{error}");
+        let request = build("eyJhIjogMX0=").unwrap();
+        assert_eq!(request.body(), br#"{"a": 1}"#);
+    }
 }

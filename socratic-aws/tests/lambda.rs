@@ -354,6 +354,16 @@ async fn handlers_report_failures_precisely() {
     )
     .await;
     assert_eq!(listed.status_code, 200);
+    // A body marked base64 that does not decode is refused, not served as an empty body.
+    let mut garbled = api_event("POST", "/manifests", "", None);
+    garbled.body = Some("this is %% not base64".into());
+    garbled.is_base64_encoded = true;
+    let answer = handle_api_request(&deployment.api, garbled).await;
+    assert_eq!(answer.status_code, 400);
+    let aws_lambda_events::encodings::Body::Text(text) = answer.body.unwrap() else {
+        panic!("text body")
+    };
+    assert!(text.contains("base64"), "{text}");
     let answer = handle_plan(&deployment.ports, json!({"tutor_prompt": "nope"}))
         .await
         .unwrap();

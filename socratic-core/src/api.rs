@@ -274,8 +274,48 @@ impl AdminApi {
         }
     }
 
-    async fn route(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, ApiError> {
-        let Some(given) = request.headers().get(API_KEY_HEADER) else {
+    /// Checks the API key in `headers`: `None` when it is right, else the 401 or 403 to
+    /// answer. A server that streams bodies calls this before reading one, so a caller without
+    /// the key cannot make it read (or buffer) anything.
+    pub fn check_key(&self, headers: &http::HeaderMap) -> Option<Response<Vec<u8>>> {
+        self.authorize(headers).err().map(error_response)
+    }
+
+    /// The largest request body the API accepts, in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+
+    /// The 413 answer to a body over [`AdminApi::max_body_bytes`]; `size` when it is known.
+    pub fn body_too_large(&self, size: Option<usize>) -> Response<Vec<u8>> {
+        let message = match size {
+            Some(size) => format!(
+                "the body is {size} bytes; the limit is {}",
+                self.config.max_body_bytes
+            ),
+            None => format!(
+                "the body is over the limit of {} bytes",
+                self.config.max_body_bytes
+            ),
+        };
+        error_response(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            message,
+        ))
+    }
+
+    /// The 400 answer to a request that could not be read or decoded.
+    pub fn bad_request(message: impl Into<String>) -> Response<Vec<u8>> {
+        error_response(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            message,
+        ))
+    }
+
+    fn authorize(&self, headers: &http::HeaderMap) -> Result<(), ApiError> {
+        let Some(given) = headers.get(API_KEY_HEADER) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -289,16 +329,13 @@ impl AdminApi {
                 "the API key is not valid",
             ));
         }
+        Ok(())
+    }
+
+    async fn route(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, ApiError> {
+        self.authorize(request.headers())?;
         if request.body().len() > self.config.max_body_bytes {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the body is {} bytes; the limit is {}",
-                    request.body().len(),
-                    self.config.max_body_bytes
-                ),
-            ));
+            return Ok(self.body_too_large(Some(request.body().len())));
         }
         let path = request.uri().path().trim_end_matches('/').to_owned();
         let params = Params::parse(request.uri().query());

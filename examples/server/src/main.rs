@@ -89,14 +89,40 @@ async fn assemble(
     Ok((ports, runner))
 }
 
+/// Checks the key first, so a caller without it makes the server read nothing; then reads the
+/// body up to the API's limit, answering 413 past it and 400 when the body cannot be read.
 async fn serve(State(api): State<Arc<AdminApi>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    // Read one byte past the API's limit, so it can answer 413 itself.
-    let bytes = match to_bytes(body, 2 * 1024 * 1024).await {
+    if let Some(rejection) = api.check_key(&parts.headers) {
+        return to_axum(rejection);
+    }
+    let limit = api.max_body_bytes();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|size| *size > limit) {
+        return to_axum(api.body_too_large(Some(size)));
+    }
+    let bytes = match to_bytes(body, limit).await {
         Ok(bytes) => bytes.to_vec(),
-        Err(_) => vec![0; 2 * 1024 * 1024 + 1],
+        Err(error) => {
+            let over_limit = error
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            return to_axum(if over_limit {
+                api.body_too_large(None)
+            } else {
+                AdminApi::bad_request("the request body could not be read")
+            });
+        }
     };
-    let response = api.handle(http::Request::from_parts(parts, bytes)).await;
+    to_axum(api.handle(http::Request::from_parts(parts, bytes)).await)
+}
+
+fn to_axum(response: http::Response<Vec<u8>>) -> Response {
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, Body::from(body))
 }
