@@ -14,7 +14,9 @@
 //!
 //! Every route needs the `x-api-key` header, compared in constant time: 401 without it, 403
 //! with a wrong one. Lists take `limit` (1–100, default 25) and `cursor`, and return
-//! `next_cursor`. Errors are JSON `{"error": {"code", "message"}}` (an invalid manifest also
+//! `next_cursor`: an opaque token, sealed under a server-side key and bound to the listing
+//! (route and filters) that issued it, so it shows nothing of the key schema; a changed token,
+//! or one from another listing, is a 400 `bad_cursor`. Errors are JSON `{"error": {"code", "message"}}` (an invalid manifest also
 //! lists its `problems`): 400 malformed JSON or parameters, 404 unknown id or route, 405 wrong
 //! method, 409 conflicting immutable content, 413 body over the limit, 422 invalid entity or
 //! manifest, 429 throttled, 503 unavailable. Ids in paths are bare (`RUN#…` would be a fragment).
@@ -35,6 +37,9 @@ use crate::pipeline::{FINISHED_COUNTER, PlanError, Ports, StageError, plan};
 use crate::repository::{CatalogEntity, PutOutcome, RepoError, RunFilter};
 use crate::store::{Cursor, StoreError};
 
+mod cursor;
+use cursor::CursorSeal;
+
 /// The header carrying the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -45,6 +50,9 @@ pub struct ApiConfig {
     pub api_key: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// The secret that seals pagination cursors; `None` derives it from the API key, which
+    /// every instance of a deployment shares, so a cursor from one instance opens on another.
+    pub cursor_secret: Option<String>,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -52,6 +60,10 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("api_key", &"<redacted>")
             .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "cursor_secret",
+                &self.cursor_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -62,6 +74,7 @@ impl ApiConfig {
         Self {
             api_key: api_key.into(),
             max_body_bytes: 1024 * 1024,
+            cursor_secret: None,
         }
     }
 }
@@ -71,6 +84,7 @@ impl ApiConfig {
 pub struct AdminApi {
     ports: Ports,
     config: ApiConfig,
+    cursors: CursorSeal,
 }
 
 /// An error response.
@@ -221,12 +235,6 @@ impl Params {
             },
         }
     }
-
-    fn cursor(&self) -> Option<Cursor> {
-        self.get("cursor")
-            .filter(|c| !c.is_empty())
-            .map(|c| Cursor(c.to_owned()))
-    }
 }
 
 fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, ApiError>
@@ -263,7 +271,35 @@ fn parse_entity<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiErr
 impl AdminApi {
     /// The API over `ports`.
     pub fn new(ports: Ports, config: ApiConfig) -> Self {
-        Self { ports, config }
+        let secret = config
+            .cursor_secret
+            .clone()
+            .unwrap_or_else(|| config.api_key.clone());
+        Self {
+            cursors: CursorSeal::from_secret(secret.as_bytes()),
+            ports,
+            config,
+        }
+    }
+
+    /// The store cursor inside the `cursor` parameter, which must have been issued for
+    /// `listing`.
+    fn cursor(&self, params: &Params, listing: &str) -> Result<Option<Cursor>, ApiError> {
+        match params.get("cursor").filter(|c| !c.is_empty()) {
+            None => Ok(None),
+            Some(token) => self.cursors.open(listing, token).map(Some).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_cursor",
+                    "the cursor is not one this listing issued (it was changed, or comes from another listing)",
+                )
+            }),
+        }
+    }
+
+    /// The token to hand out for the next page of `listing`.
+    fn next_cursor(&self, listing: &str, cursor: Option<&Cursor>) -> Option<String> {
+        cursor.map(|c| self.cursors.seal(listing, c))
     }
 
     /// Handles one request. Never panics and never answers a bare 500 text.
@@ -412,14 +448,15 @@ impl AdminApi {
     }
 
     async fn list_manifests(&self, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {
+        let listing = "manifests";
         let page = self
             .ports
             .repository
-            .list_manifests(params.limit()?, params.cursor())
+            .list_manifests(params.limit()?, self.cursor(params, listing)?)
             .await?;
         Ok(json_response(
             StatusCode::OK,
-            &json!({"manifests": page.items, "next_cursor": page.cursor}),
+            &json!({"manifests": page.items, "next_cursor": self.next_cursor(listing, page.cursor.as_ref())}),
         ))
     }
 
@@ -478,10 +515,18 @@ impl AdminApi {
                 ));
             }
         };
+        // A cursor belongs to one index and one set of filters.
+        let listing = format!(
+            "runs?manifest={}&model={}&status={}&vector={}",
+            manifest.map(|m| m.to_string()).unwrap_or_default(),
+            model.as_ref().map(ToString::to_string).unwrap_or_default(),
+            status.map(RunStatus::as_str).unwrap_or_default(),
+            vector.map(Vector::as_str).unwrap_or_default(),
+        );
         let page = self
             .ports
             .repository
-            .list_runs(&filter, params.limit()?, params.cursor())
+            .list_runs(&filter, params.limit()?, self.cursor(params, &listing)?)
             .await?;
         let runs: Vec<_> = page
             .items
@@ -492,7 +537,7 @@ impl AdminApi {
             .collect();
         Ok(json_response(
             StatusCode::OK,
-            &json!({"runs": runs, "next_cursor": page.cursor}),
+            &json!({"runs": runs, "next_cursor": self.next_cursor(&listing, page.cursor.as_ref())}),
         ))
     }
 
@@ -537,14 +582,15 @@ impl AdminApi {
         name: &str,
         params: &Params,
     ) -> Result<Response<Vec<u8>>, ApiError> {
+        let listing = format!("catalog/{name}");
         let page = self
             .ports
             .repository
-            .list_catalog::<E>(params.limit()?, params.cursor())
+            .list_catalog::<E>(params.limit()?, self.cursor(params, &listing)?)
             .await?;
         Ok(json_response(
             StatusCode::OK,
-            &json!({name: page.items, "next_cursor": page.cursor}),
+            &json!({name: page.items, "next_cursor": self.next_cursor(&listing, page.cursor.as_ref())}),
         ))
     }
 

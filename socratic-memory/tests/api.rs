@@ -60,8 +60,8 @@ async fn client() -> (Harness, Client) {
     let api = AdminApi::new(
         harness.ports.clone(),
         ApiConfig {
-            api_key: KEY.into(),
             max_body_bytes: 64 * 1024,
+            ..ApiConfig::new(KEY)
         },
     );
     (harness, Client { api })
@@ -214,6 +214,47 @@ async fn the_catalog_can_be_created_listed_and_read() {
         }
     }
     assert_eq!(ids.len(), 9, "eight defaults and the new one");
+
+    // A cursor is opaque, bound to the listing that issued it, and checked.
+    let (_, first) = client.call(Method::GET, "/scenarios?limit=2", None).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    assert!(
+        !cursor
+            .to_uppercase()
+            .contains(&hex::encode("SEED#").to_uppercase())
+            && !cursor.contains("SEED"),
+        "the cursor shows no key: {cursor}"
+    );
+    let (status, ok) = client
+        .call(
+            Method::GET,
+            &format!("/scenarios?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    let (status, other) = client
+        .call(
+            Method::GET,
+            &format!("/prompts?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(other["error"]["code"], "bad_cursor");
+    let mut tampered = cursor.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (status, body) = client
+        .call(
+            Method::GET,
+            &format!("/scenarios?limit=2&cursor={tampered}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "bad_cursor");
     for kind in ["prompts", "rubrics", "models"] {
         let (status, page) = client.call(Method::GET, &format!("/{kind}"), None).await;
         assert_eq!(status, StatusCode::OK);
