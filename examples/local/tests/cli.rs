@@ -191,6 +191,24 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
+/// `COMMAND --models MODELS --manifest MANIFEST --out OUT`.
+fn bench_args<'a>(
+    command: &'a str,
+    models: &'a Path,
+    manifest: &'a Path,
+    out: &'a Path,
+) -> Vec<&'a str> {
+    vec![
+        command,
+        "--models",
+        path(models),
+        "--manifest",
+        path(manifest),
+        "--out",
+        path(out),
+    ]
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -202,15 +220,7 @@ async fn a_benchmark_of_served_models_runs_is_cached_and_replays() {
     let models = models_file(dir.path(), &url);
     let manifest = manifest(dir.path(), 2, 1);
     let out = dir.path().join("results");
-    let args = [
-        "run",
-        "--models",
-        path(&models),
-        "--manifest",
-        path(&manifest),
-        "--out",
-        path(&out),
-    ];
+    let args = bench_args("run", &models, &manifest, &out);
 
     let output = socratic(&args, GOOD_KEY).await;
     let (stdout, stderr) = text(&output);
@@ -314,19 +324,10 @@ async fn a_cap_below_the_estimate_skips_runs_exits_non_zero_and_is_never_passed(
     let cap = "0.05";
     let output = socratic(
         &[
-            "run",
-            "--models",
-            path(&models),
-            "--manifest",
-            path(&manifest),
-            "--out",
-            path(&out),
-            "--concurrency",
-            "64",
-            "--max-cost",
-            cap,
-            "--no-cache",
-        ],
+            bench_args("run", &models, &manifest, &out),
+            vec!["--concurrency", "64", "--max-cost", cap, "--no-cache"],
+        ]
+        .concat(),
         GOOD_KEY,
     )
     .await;
@@ -402,15 +403,7 @@ async fn a_wrong_key_fails_the_preflight_naming_the_model_and_the_variable() {
     let models = models_file(dir.path(), &url);
     let manifest = manifest(dir.path(), 2, 1);
     let output = socratic(
-        &[
-            "run",
-            "--models",
-            path(&models),
-            "--manifest",
-            path(&manifest),
-            "--out",
-            path(&dir.path().join("r")),
-        ],
+        &bench_args("run", &models, &manifest, &dir.path().join("r")),
         "sk-wrong",
     )
     .await;
@@ -431,15 +424,7 @@ async fn estimate_prints_the_plan_and_calls_nothing() {
     let models = models_file(dir.path(), &url);
     let manifest = manifest(dir.path(), 2, 1);
     let output = socratic(
-        &[
-            "estimate",
-            "--models",
-            path(&models),
-            "--manifest",
-            path(&manifest),
-            "--out",
-            path(&dir.path().join("r")),
-        ],
+        &bench_args("estimate", &models, &manifest, &dir.path().join("r")),
         GOOD_KEY,
     )
     .await;
@@ -459,19 +444,7 @@ async fn rejudge_calls_only_the_new_judge_and_report_renders_it_again() {
     let models = models_file(dir.path(), &url);
     let manifest = manifest(dir.path(), 2, 1);
     let out = dir.path().join("results");
-    let output = socratic(
-        &[
-            "run",
-            "--models",
-            path(&models),
-            "--manifest",
-            path(&manifest),
-            "--out",
-            path(&out),
-        ],
-        GOOD_KEY,
-    )
-    .await;
+    let output = socratic(&bench_args("run", &models, &manifest, &out), GOOD_KEY).await;
     assert!(output.status.success(), "{:?}", text(&output));
     let source: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();

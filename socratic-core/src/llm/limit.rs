@@ -58,7 +58,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::llm::{Message, Role, StopReason, Usage};
+    use crate::llm::{Message, Role};
 
     #[derive(Default)]
     struct Counting {
@@ -87,14 +87,7 @@ mod tests {
                 .get_mut(&request.model)
                 .unwrap() -= 1;
             self.current.fetch_sub(1, Ordering::SeqCst);
-            Ok(ConverseResponse {
-                text: "ok".into(),
-                structured: None,
-                stop_reason: StopReason::EndTurn,
-                usage: Usage::default(),
-                latency: Duration::ZERO,
-                cached: false,
-            })
+            Ok(crate::llm::ok_answer())
         }
     }
 

@@ -441,6 +441,19 @@ pub trait LlmClientExt: LlmClient {
 
 impl<T: LlmClient + ?Sized> LlmClientExt for T {}
 
+/// A plain "ok" answer with no usage, for the decorators' tests.
+#[cfg(test)]
+pub(crate) fn ok_answer() -> ConverseResponse {
+    ConverseResponse {
+        text: "ok".into(),
+        structured: None,
+        stop_reason: StopReason::EndTurn,
+        usage: Usage::default(),
+        latency: Duration::ZERO,
+        cached: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,21 +48,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::llm::{Message, Role, StopReason, Usage};
+    use crate::llm::{Message, Role};
 
     struct Instant0;
 
     #[async_trait]
     impl LlmClient for Instant0 {
         async fn converse(&self, _: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
-            Ok(ConverseResponse {
-                text: "ok".into(),
-                structured: None,
-                stop_reason: StopReason::EndTurn,
-                usage: Usage::default(),
-                latency: Duration::ZERO,
-                cached: false,
-            })
+            Ok(crate::llm::ok_answer())
         }
     }
 

@@ -174,7 +174,7 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     use super::*;
-    use crate::llm::{Message, Role, StopReason, Usage};
+    use crate::llm::{Message, Role};
 
     struct Flaky {
         failures: u32,
@@ -189,14 +189,7 @@ mod tests {
             if n < self.failures {
                 return Err(self.error.clone());
             }
-            Ok(ConverseResponse {
-                text: "ok".into(),
-                structured: None,
-                stop_reason: StopReason::EndTurn,
-                usage: Usage::default(),
-                latency: Duration::ZERO,
-                cached: false,
-            })
+            Ok(crate::llm::ok_answer())
         }
     }
 

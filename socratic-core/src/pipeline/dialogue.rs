@@ -4,8 +4,9 @@ use serde_json::json;
 
 use super::judge::finish_if_judged;
 use super::prompts::{Sampling, student_request, tutor_request};
-use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, run_id, transition};
-use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStoreExt};
+use super::{
+    Job, Ports, StageError, Transition, failing_run_on_rejection, put_raw, run_id, transition,
+};
 use crate::entity::{CallRecord, Manifest, Model, Prompt, Run, RunStatus, Scenario, Stage, Turn};
 use crate::id::{ManifestId, RunId};
 use crate::keys;
@@ -213,16 +214,13 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
         };
         // Write-once: if a racing worker stored this turn first, its version wins.
         let stored = repo.put_once(turn).await?;
-        let raw = BlobKey::new(format!("raw/runs/{id}/turn-{index:03}.json"))?;
         let document = json!({"tutor": {"request": tutor_req, "response": tutor_resp}, "student": student_exchange});
-        match ports
-            .blobs
-            .put_json(&raw, &document, BlobPutMode::Create)
-            .await
-        {
-            Ok(_) | Err(BlobError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        put_raw(
+            ports,
+            format!("raw/runs/{id}/turn-{index:03}.json"),
+            &document,
+        )
+        .await?;
         ports
             .judge_jobs
             .send(
@@ -311,17 +309,14 @@ async fn reuse_dialogue(
                 ..turn
             };
             ports.repository.put_once(copy).await?;
-            let raw = BlobKey::new(format!("raw/runs/{id}/turn-{index:03}.json"))?;
             let document =
                 json!({"reused": {"manifest": source, "run": source_run, "turn": index}});
-            match ports
-                .blobs
-                .put_json(&raw, &document, BlobPutMode::Create)
-                .await
-            {
-                Ok(_) | Err(BlobError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            put_raw(
+                ports,
+                format!("raw/runs/{id}/turn-{index:03}.json"),
+                &document,
+            )
+            .await?;
         }
         ports
             .judge_jobs

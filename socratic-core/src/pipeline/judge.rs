@@ -3,8 +3,7 @@
 use serde_json::{Value, json};
 
 use super::prompts::{Sampling, judge_request};
-use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, transition};
-use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStoreExt};
+use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, put_raw, transition};
 use crate::entity::{
     CallRecord, Judgment, JudgmentOutcome, Manifest, Model, ModelConfig, Prompt, Rubric, RunStatus,
     Scenario, Stage, Turn, Verdict,
@@ -198,16 +197,13 @@ async fn judge_with(
     let outcome = outcome.unwrap_or_else(|| JudgmentOutcome::Unscored {
         reason: format!("invalid judge output after {attempts_made} attempts: {problems}"),
     });
-    let raw = BlobKey::new(format!("raw/runs/{run}/judge-{turn:03}-{}.json", model.id))?;
     let document = json!({"request": request, "exchanges": exchanges});
-    match ports
-        .blobs
-        .put_json(&raw, &document, BlobPutMode::Create)
-        .await
-    {
-        Ok(_) | Err(BlobError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
+    put_raw(
+        ports,
+        format!("raw/runs/{run}/judge-{turn:03}-{}.json", model.id),
+        &document,
+    )
+    .await?;
     Ok(Judgment {
         run: *run,
         turn,

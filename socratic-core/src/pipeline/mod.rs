@@ -39,7 +39,7 @@ pub use rejudge::{
     ImportError, Imported, import_manifest, latest_dialogue_manifest, rejudge_request,
 };
 
-use crate::blob::BlobStore;
+use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::{Clock, IdGenerator};
 use crate::entity::{Model, Run, RunFailure, RunStatus, Stage};
 use crate::id::{ModelId, RunId};
@@ -293,8 +293,8 @@ impl From<QueueError> for StageError {
     }
 }
 
-impl From<crate::blob::BlobError> for StageError {
-    fn from(error: crate::blob::BlobError) -> Self {
+impl From<BlobError> for StageError {
+    fn from(error: BlobError) -> Self {
         Self::classified(error.is_retryable(), error.to_string(), None)
     }
 }
@@ -302,6 +302,23 @@ impl From<crate::blob::BlobError> for StageError {
 impl From<LlmError> for StageError {
     fn from(error: LlmError) -> Self {
         Self::classified(error.is_retryable(), error.to_string(), error.retry_after())
+    }
+}
+
+/// Writes a raw artifact once: a retried stage finds the first write and keeps it.
+pub(crate) async fn put_raw(
+    ports: &Ports,
+    key: String,
+    document: &serde_json::Value,
+) -> Result<(), StageError> {
+    let key = BlobKey::new(key)?;
+    match ports
+        .blobs
+        .put_json(&key, document, BlobPutMode::Create)
+        .await
+    {
+        Ok(_) | Err(BlobError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
