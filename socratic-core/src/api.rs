@@ -16,10 +16,16 @@
 //! with a wrong one. Lists take `limit` (1–100, default 25) and `cursor`, and return
 //! `next_cursor`: an opaque token, sealed under a server-side key and bound to the listing
 //! (route and filters) that issued it, so it shows nothing of the key schema; a changed token,
-//! or one from another listing, is a 400 `bad_cursor`. Errors are JSON `{"error": {"code", "message"}}` (an invalid manifest also
+//! or one from another listing, is a 400 `bad_cursor`. `GET /runs` reads the index of its most
+//! selective filter and applies the others to its pages, following the index until the page is
+//! full (within a bound of reads), so `?manifest=…&status=failed` finds failures beyond the
+//! first page. `GET /manifests/{id}` counts the runs by status and lists the failed and skipped
+//! ones with their stage and reason. Errors are JSON `{"error": {"code", "message"}}` (an invalid manifest also
 //! lists its `problems`): 400 malformed JSON or parameters, 404 unknown id or route, 405 wrong
 //! method, 409 conflicting immutable content, 413 body over the limit, 422 invalid entity or
 //! manifest, 429 throttled, 503 unavailable. Ids in paths are bare (`RUN#…` would be a fragment).
+
+use std::collections::BTreeMap;
 
 use http::{Method, Request, Response, StatusCode, header};
 use serde::Serialize;
@@ -42,6 +48,12 @@ use cursor::CursorSeal;
 
 /// The header carrying the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The most failed or skipped runs `GET /manifests/{id}` lists.
+const MAX_LISTED_FAILURES: usize = 100;
+
+/// The most index pages one `GET /runs` with combined filters reads to fill its page.
+const MAX_FILTER_PAGES: usize = 50;
 
 /// Limits of the API.
 #[derive(Clone)]
@@ -471,11 +483,43 @@ impl AdminApi {
             .get::<ManifestSummary>(&keys::manifest_summary(&id))
             .await?
             .map(|v| v.value);
+        // Every run, page by page, for the counts and the failures an operator looks for.
+        let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut stopped = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = repo
+                .list_runs(&RunFilter::Manifest(id), 1000, cursor)
+                .await?;
+            for run in page.items {
+                *by_status.entry(run.status.as_str()).or_default() += 1;
+                if run.status.is_stopped() && stopped.len() < MAX_LISTED_FAILURES {
+                    stopped.push(json!({
+                        "run": run.id, "status": run.status, "tutor": run.tutor.model,
+                        "scenario": run.scenario, "repetition": run.repetition,
+                        "stage": run.failure.as_ref().map(|f| f.stage),
+                        "reason": run.failure.as_ref().map(|f| f.reason.as_str()),
+                    }));
+                }
+            }
+            cursor = page.cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let stopped_count = by_status.get("failed").copied().unwrap_or(0)
+            + by_status.get("skipped").copied().unwrap_or(0);
         Ok(json_response(
             StatusCode::OK,
             &json!({
                 "manifest": manifest,
-                "progress": {"finished_runs": item.counter(FINISHED_COUNTER), "runs": manifest.run_count},
+                "progress": {
+                    "finished_runs": item.counter(FINISHED_COUNTER),
+                    "runs": manifest.run_count,
+                    "by_status": by_status,
+                },
+                "failed_runs": stopped,
+                "failed_runs_truncated": stopped_count > stopped.len() as u64,
                 "summary": summary,
             }),
         ))
@@ -523,21 +567,33 @@ impl AdminApi {
             status.map(RunStatus::as_str).unwrap_or_default(),
             vector.map(Vector::as_str).unwrap_or_default(),
         );
-        let page = self
-            .ports
-            .repository
-            .list_runs(&filter, params.limit()?, self.cursor(params, &listing)?)
-            .await?;
-        let runs: Vec<_> = page
-            .items
-            .into_iter()
-            .filter(|r| model.as_ref().is_none_or(|m| &r.tutor.model == m))
-            .filter(|r| status.is_none_or(|s| r.status == s))
-            .filter(|r| vector.is_none_or(|v| r.vector == v))
-            .collect();
+        // The other filters apply to the index's pages. Follow its cursor until the page is
+        // full, asking each time for no more than is missing so nothing is skipped, within a
+        // bound on reads; the cursor returned resumes where the reading stopped.
+        let limit = params.limit()?;
+        let mut cursor = self.cursor(params, &listing)?;
+        let mut runs = Vec::with_capacity(limit);
+        for _ in 0..MAX_FILTER_PAGES {
+            let page = self
+                .ports
+                .repository
+                .list_runs(&filter, limit - runs.len(), cursor)
+                .await?;
+            runs.extend(
+                page.items
+                    .into_iter()
+                    .filter(|r| model.as_ref().is_none_or(|m| &r.tutor.model == m))
+                    .filter(|r| status.is_none_or(|s| r.status == s))
+                    .filter(|r| vector.is_none_or(|v| r.vector == v)),
+            );
+            cursor = page.cursor;
+            if cursor.is_none() || runs.len() >= limit {
+                break;
+            }
+        }
         Ok(json_response(
             StatusCode::OK,
-            &json!({"runs": runs, "next_cursor": self.next_cursor(&listing, page.cursor.as_ref())}),
+            &json!({"runs": runs, "next_cursor": self.next_cursor(&listing, cursor.as_ref())}),
         ))
     }
 

@@ -395,3 +395,90 @@ async fn every_error_status_has_a_json_body() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["problems"][0]["field"], "dimensions");
 }
+
+#[tokio::test]
+async fn failures_beyond_the_first_page_are_found() {
+    use socratic_core::entity::{RunFailure, RunStatus, Stage};
+    use socratic_core::repository::RunFilter;
+
+    let (harness, client) = client().await;
+    let mut request = default_request();
+    request.repetitions = 5;
+    let planned = socratic_core::pipeline::plan(&harness.ports, &request)
+        .await
+        .unwrap();
+    assert_eq!(planned.runs.len(), 120);
+    let manifest = planned.manifest.id;
+    // The last five runs of the manifest's listing fail: none is on its first page.
+    let repo = &harness.ports.repository;
+    let runs = repo
+        .list_runs(&RunFilter::Manifest(manifest), 200, None)
+        .await
+        .unwrap()
+        .items;
+    for run in &runs[115..] {
+        let stored = repo.get_run(&run.id).await.unwrap().unwrap();
+        let mut failed = stored.value.clone();
+        failed.status = RunStatus::Failed;
+        failed.failure = Some(RunFailure {
+            stage: Stage::Dialogue,
+            reason: format!("model unavailable for {}", run.id),
+        });
+        repo.update(&failed, stored.version).await.unwrap();
+    }
+    let failed_ids: Vec<String> = runs[115..].iter().map(|r| r.id.to_string()).collect();
+
+    // One request fills its page from further down the index.
+    let (status, page) = client
+        .call(
+            Method::GET,
+            &format!("/runs?manifest={manifest}&status=failed&limit=10"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let ids: Vec<&str> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, failed_ids);
+    assert!(page["next_cursor"].is_null());
+
+    // Smaller pages, followed by their cursors, give each failure once.
+    let mut seen = Vec::new();
+    let mut uri = format!("/runs?manifest={manifest}&status=failed&limit=2");
+    loop {
+        let (_, page) = client.call(Method::GET, &uri, None).await;
+        let runs = page["runs"].as_array().unwrap();
+        assert!(runs.len() <= 2);
+        seen.extend(runs.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => {
+                uri = format!("/runs?manifest={manifest}&status=failed&limit=2&cursor={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, failed_ids);
+
+    // The manifest names its failures with their stage and reason, and counts by status.
+    let (_, body) = client
+        .call(Method::GET, &format!("/manifests/{manifest}"), None)
+        .await;
+    assert_eq!(
+        body["progress"]["by_status"],
+        json!({"pending": 115, "failed": 5})
+    );
+    let listed = body["failed_runs"].as_array().unwrap();
+    assert_eq!(listed.len(), 5);
+    assert_eq!(listed[0]["stage"], "dialogue");
+    assert!(
+        listed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("model unavailable")
+    );
+    assert_eq!(body["failed_runs_truncated"], false);
+}
