@@ -31,6 +31,7 @@ use socratic_core::pipeline::{
 use socratic_core::report;
 use socratic_core::repository::RunFilter;
 use socratic_core::runner::RunnerConfig;
+use socratic_local::catalog;
 use socratic_local::models::{self, ClientOptions, ModelsFile};
 use socratic_memory::simulated::PROVIDER;
 use socratic_memory::{FsBlobStore, LocalPipeline, SimulatedLlm, simulated_manifest};
@@ -69,6 +70,17 @@ enum Command {
         #[arg(long = "manifest-id")]
         manifest_id: Option<String>,
     },
+    /// Write a starter benchmark to edit: rubric, prompts, scenarios, manifest, models file.
+    Init {
+        /// A new or empty directory.
+        dir: PathBuf,
+    },
+    /// Check a benchmark directory (catalog, manifest and models file) without running it;
+    /// every problem is listed with its file and field.
+    Check {
+        /// The directory, as `socratic init` made it.
+        dir: PathBuf,
+    },
     /// List the models of a models file and check that each answers.
     Models {
         /// The models file.
@@ -89,6 +101,11 @@ struct RunArgs {
     /// The models the benchmark may call (TOML or JSON; see docs/models.md).
     #[arg(long)]
     models: Option<PathBuf>,
+    /// A benchmark directory of your own (see `socratic init`): its rubrics, prompts and
+    /// scenarios join the catalog, and its manifest.json and models.toml are used unless
+    /// --manifest or --models says otherwise.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
     /// Tutor models to benchmark instead of the manifest's (repeat the flag).
     #[arg(long = "tutor")]
     tutors: Vec<String>,
@@ -198,6 +215,8 @@ async fn main() -> ExitCode {
             run(args.run, mode).await
         }
         Some(Command::Report { out, manifest_id }) => rerender(&out, manifest_id.as_deref()).await,
+        Some(Command::Init { dir }) => init(&dir),
+        Some(Command::Check { dir }) => check(&dir).await,
         Some(Command::Models { models, no_check }) => list_models(&models, no_check).await,
     };
     match result {
@@ -325,8 +344,105 @@ fn print_estimate(estimate: &PlanEstimate, cap: Option<f64>) {
     }
 }
 
+impl RunArgs {
+    /// The manifest and models file of `--catalog DIR`, where none was named.
+    fn with_catalog_defaults(mut self) -> Self {
+        if let Some(dir) = &self.catalog {
+            let existing = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
+            self.manifest = self.manifest.or_else(|| existing("manifest.json"));
+            self.models = self.models.or_else(|| existing("models.toml"));
+        }
+        self
+    }
+}
+
+fn init(dir: &Path) -> anyhow::Result<ExitCode> {
+    let written = catalog::init(dir)?;
+    println!("wrote a starter benchmark in {}:", dir.display());
+    for path in written {
+        println!("  {}", path.display());
+    }
+    println!(
+        "next: socratic check {0} && socratic run --catalog {0}",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks a benchmark directory without calling a model: every problem of its catalog,
+/// models file and manifest, then the manifest planned against them in memory.
+async fn check(dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut problems = Vec::new();
+    let loaded = catalog::load(dir)
+        .map_err(|e| problems.extend(e.problems))
+        .ok();
+    let models_path = dir.join("models.toml");
+    let models_file = if models_path.is_file() {
+        models::load(&models_path, |name| std::env::var(name).ok())
+            .map_err(|e| problems.extend(e.problems.iter().map(|p| format!("models.toml: {p}"))))
+            .ok()
+    } else {
+        None
+    };
+    let request = match std::fs::read_to_string(dir.join("manifest.json")) {
+        Err(e) => {
+            problems.push(format!("manifest.json: cannot read it: {e}"));
+            None
+        }
+        Ok(text) => from_json::<ManifestRequest>("manifest", &text)
+            .map_err(|e| problems.extend(catalog::describe("manifest.json", e)))
+            .ok(),
+    };
+    if let (Some(loaded), Some(request), true) = (&loaded, &request, problems.is_empty()) {
+        let mut providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
+        let mut catalog_models = SimulatedLlm::catalog();
+        if let Some(file) = &models_file {
+            let options = ClientOptions {
+                budget: Arc::new(Budget::unlimited()),
+                cache: None,
+                concurrency: 1,
+                retry: RetryPolicy::default(),
+            };
+            providers = file.clients(&options, providers).await?.0;
+            catalog_models.extend(file.catalog());
+        }
+        let blobs: Arc<dyn BlobStore> = Arc::new(socratic_memory::MemoryBlobStore::new());
+        let pipeline = LocalPipeline::new(blobs, providers, PipelineConfig::default());
+        pipeline.install_catalog(&catalog_models).await?;
+        loaded.install(&pipeline.ports.repository).await?;
+        match plan(&pipeline.ports, request).await {
+            Ok(planned) => {
+                println!(
+                    "{}: ok: {} rubric(s), {} prompt(s), {} scenario(s); the manifest plans {} run(s)",
+                    dir.display(),
+                    loaded.rubrics.len(),
+                    loaded.prompts.len(),
+                    loaded.scenarios.len(),
+                    planned.runs.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(PlanError::Invalid(found)) => problems.extend(
+                found
+                    .0
+                    .iter()
+                    .map(|p| format!("manifest.json: {}: {}", p.field, p.message)),
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!(
+        "{} has {} problem(s):\n  - {}",
+        dir.display(),
+        problems.len(),
+        problems.join("\n  - ")
+    )
+}
+
 async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
+    let args = args.with_catalog_defaults();
     let defaults = Defaults::load().context("loading the embedded catalog")?;
+    let own_catalog = args.catalog.as_deref().map(catalog::load).transpose()?;
     let models_file = args.models.as_deref().map(read_models).transpose()?;
     let mut request = manifest_request(&args, &defaults)?;
     if let Mode::Rejudge { .. } = mode
@@ -406,6 +522,11 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         .install_catalog(&catalog)
         .await
         .context("installing the catalog")?;
+    if let Some(own) = &own_catalog {
+        own.install(&pipeline.ports.repository)
+            .await
+            .context("installing the catalog directory")?;
+    }
 
     if let Mode::Rejudge {
         from,

@@ -148,10 +148,16 @@ pub fn load(
     } else {
         serde_json::from_str(&text).map_err(|e| fail(vec![format!("not valid JSON: {e}")]))?
     };
-    let Some(entries) = document.get("models").and_then(Value::as_array) else {
-        return Err(fail(vec![
-            "expected a list of models under `models` ([[models]] in TOML)".to_owned(),
-        ]));
+    // A file of comments only (as `socratic init` writes it) lists no model.
+    let none = Vec::new();
+    let entries = match document.get("models") {
+        None if document.as_object().is_some_and(serde_json::Map::is_empty) => &none,
+        Some(Value::Array(entries)) => entries,
+        _ => {
+            return Err(fail(vec![
+                "expected a list of models under `models` ([[models]] in TOML)".to_owned(),
+            ]));
+        }
     };
     let mut problems = Vec::new();
     let mut models = Vec::new();
