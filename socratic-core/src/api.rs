@@ -486,6 +486,7 @@ impl AdminApi {
         // Every run, page by page, for the counts and the failures an operator looks for.
         let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut stopped = Vec::new();
+        let mut stopped_count = 0_usize;
         let mut cursor = None;
         loop {
             let page = repo
@@ -493,7 +494,11 @@ impl AdminApi {
                 .await?;
             for run in page.items {
                 *by_status.entry(run.status.as_str()).or_default() += 1;
-                if run.status.is_stopped() && stopped.len() < MAX_LISTED_FAILURES {
+                if !run.status.is_stopped() {
+                    continue;
+                }
+                stopped_count += 1;
+                if stopped.len() < MAX_LISTED_FAILURES {
                     stopped.push(json!({
                         "run": run.id, "status": run.status, "tutor": run.tutor.model,
                         "scenario": run.scenario, "repetition": run.repetition,
@@ -507,8 +512,6 @@ impl AdminApi {
                 break;
             }
         }
-        let stopped_count = by_status.get("failed").copied().unwrap_or(0)
-            + by_status.get("skipped").copied().unwrap_or(0);
         Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -519,7 +522,7 @@ impl AdminApi {
                     "by_status": by_status,
                 },
                 "failed_runs": stopped,
-                "failed_runs_truncated": stopped_count > stopped.len() as u64,
+                "failed_runs_truncated": stopped_count > stopped.len(),
                 "summary": summary,
             }),
         ))

@@ -20,7 +20,7 @@ use crate::clock::Timestamp;
 use crate::entity::{CallRecord, ManifestRequest, Model, Prompt, Rubric, Scenario, Turn};
 use crate::id::{ModelId, RunId};
 use crate::llm::{
-    ConverseRequest, Role, StopReason, Usage, worst_case_cost, worst_case_input_tokens,
+    ConverseRequest, Role, StopReason, Usage, input_size, worst_case_cost, worst_case_input_tokens,
 };
 use crate::pipeline::{Sampling, judge_request, student_request, tutor_request};
 use crate::repository::{RepoError, Repository};
@@ -112,16 +112,9 @@ struct RequestPair {
 }
 
 fn expected_input_tokens(request: &ConverseRequest) -> u64 {
-    // The worst case counts a token per byte plus the template overhead; a byte-per-token
-    // ratio of four leaves the overhead as it is.
-    let bound = worst_case_input_tokens(request);
-    let overhead = bound
-        - (request.system.iter().map(|p| p.text.len()).sum::<usize>()
-            + request.messages.iter().map(|m| m.text.len()).sum::<usize>()
-            + request.structured_output.as_ref().map_or(0, |s| {
-                s.name.len() + s.description.len() + s.schema.to_string().len()
-            })) as u64;
-    (bound - overhead).div_ceil(BYTES_PER_TOKEN) + overhead
+    // About four bytes of text a token; the template's overhead as the worst case counts it.
+    let (text_bytes, overhead) = input_size(request);
+    text_bytes.div_ceil(BYTES_PER_TOKEN) + overhead
 }
 
 /// A transcript of `turns` turns whose replies are `reply_tokens` tokens long.

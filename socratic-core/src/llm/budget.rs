@@ -19,12 +19,9 @@ const TOKENS_PER_MESSAGE: u64 = 8;
 /// Tokens a chat template may add once per request.
 const TOKENS_PER_REQUEST: u64 = 32;
 
-/// An upper bound on the input tokens of `request`.
-///
-/// Byte-level tokenizers never produce more tokens than the text has bytes, so the bytes of
-/// every system part, message and output schema, plus the template's overhead, bound the
-/// count from above without knowing the model's tokenizer.
-pub fn worst_case_input_tokens(request: &ConverseRequest) -> u64 {
+/// The input of a request split for counting: the bytes of its text (every system part,
+/// message and output schema) and the tokens a chat template may add around them.
+pub fn input_size(request: &ConverseRequest) -> (u64, u64) {
     let bytes = |text: &str| text.len() as u64;
     let system: u64 = request.system.iter().map(|p| bytes(&p.text)).sum();
     let messages: u64 = request.messages.iter().map(|m| bytes(&m.text)).sum();
@@ -32,7 +29,20 @@ pub fn worst_case_input_tokens(request: &ConverseRequest) -> u64 {
         bytes(&s.name) + bytes(&s.description) + bytes(&s.schema.to_string())
     });
     let parts = (request.system.len() + request.messages.len()) as u64;
-    system + messages + schema + parts * TOKENS_PER_MESSAGE + TOKENS_PER_REQUEST
+    (
+        system + messages + schema,
+        parts * TOKENS_PER_MESSAGE + TOKENS_PER_REQUEST,
+    )
+}
+
+/// An upper bound on the input tokens of `request`.
+///
+/// Byte-level tokenizers never produce more tokens than the text has bytes, so the bytes of
+/// every system part, message and output schema, plus the template's overhead, bound the
+/// count from above without knowing the model's tokenizer.
+pub fn worst_case_input_tokens(request: &ConverseRequest) -> u64 {
+    let (text_bytes, overhead) = input_size(request);
+    text_bytes + overhead
 }
 
 /// The most `request` can cost at `prices`, in US dollars: [`worst_case_input_tokens`] at the

@@ -19,7 +19,7 @@ mod rate;
 mod retry;
 mod style;
 
-pub use budget::{Budget, BudgetLlm, worst_case_cost, worst_case_input_tokens};
+pub use budget::{Budget, BudgetLlm, input_size, worst_case_cost, worst_case_input_tokens};
 pub use cache::{CacheMode, CachedLlm};
 pub use limit::ConcurrencyLimitLlm;
 pub use rate::RateLimitLlm;
