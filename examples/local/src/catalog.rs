@@ -30,7 +30,7 @@ use socratic_core::repository::{RepoError, Repository};
 
 /// Every problem of a catalog directory, each naming its file and field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{} has {} problem(s):\n{}", dir.display(), problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+#[error("{}", crate::problem_list(&dir.display().to_string(), problems))]
 pub struct CatalogError {
     /// The directory.
     pub dir: PathBuf,

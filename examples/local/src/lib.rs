@@ -3,3 +3,14 @@
 
 pub mod catalog;
 pub mod models;
+
+/// `SUBJECT has N problem(s):` and one indented line per problem: how the command line reports
+/// everything wrong with an input at once.
+pub fn problem_list(subject: &str, problems: &[String]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+    format!(
+        "{subject} has {} problem(s):\n{}",
+        problems.len(),
+        lines.join("\n")
+    )
+}

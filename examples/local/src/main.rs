@@ -264,29 +264,21 @@ fn manifest_request(args: &RunArgs, defaults: &Defaults) -> anyhow::Result<Manif
         None => simulated_manifest(defaults),
     };
     let id = |text: &String| ModelId::new(text).with_context(|| format!("model id {text:?}"));
-    if !args.tutors.is_empty() {
-        request.tutors = args
-            .tutors
-            .iter()
-            .map(|t| {
+    let configs = |ids: &[String], temperature: f64| -> anyhow::Result<Vec<ModelConfig>> {
+        ids.iter()
+            .map(|text| {
                 Ok(ModelConfig {
-                    model: id(t)?,
-                    temperature: 0.7,
+                    model: id(text)?,
+                    temperature,
                 })
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect()
+    };
+    if !args.tutors.is_empty() {
+        request.tutors = configs(&args.tutors, 0.7)?;
     }
     if !args.judges.is_empty() {
-        request.judges = args
-            .judges
-            .iter()
-            .map(|j| {
-                Ok(ModelConfig {
-                    model: id(j)?,
-                    temperature: 0.0,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
+        request.judges = configs(&args.judges, 0.0)?;
     }
     if let Some(student) = &args.student {
         request.student = Some(StudentConfig {
@@ -432,10 +424,8 @@ async fn check(dir: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     bail!(
-        "{} has {} problem(s):\n  - {}",
-        dir.display(),
-        problems.len(),
-        problems.join("\n  - ")
+        "{}",
+        socratic_local::problem_list(&dir.display().to_string(), &problems)
     )
 }
 

@@ -114,7 +114,7 @@ impl ModelEntry {
 
 /// Every problem of a models file, found before any call is made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{} has {} problem(s):\n{}", path.display(), problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+#[error("{}", crate::problem_list(&path.display().to_string(), problems))]
 pub struct ModelsFileError {
     /// The file.
     pub path: PathBuf,
