@@ -1,0 +1,286 @@
+//! The database file: opening, the versioned schema, and running blocking calls off the
+//! async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use tokio::sync::Notify;
+
+/// The schema this build writes. A database with a higher `user_version` was written by a
+/// newer socratic and is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Marks a SQLite file as a socratic database (`PRAGMA application_id`, "Socr").
+pub const APPLICATION_ID: i64 = 0x536f_6372;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    index_keys TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE TABLE index_entries (
+    idx TEXT NOT NULL,
+    ipk TEXT NOT NULL,
+    isk TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    PRIMARY KEY (idx, ipk, isk, pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX index_entries_by_item ON index_entries (pk, sk);
+CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    receipt TEXT
+);
+CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);
+CREATE UNIQUE INDEX messages_by_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
+";
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process holds the write lock for longer than the busy timeout.
+    #[error(
+        "database {path} is locked: another process is writing to it (waited {waited:?}); stop that process or use another results directory"
+    )]
+    Locked {
+        /// The file.
+        path: PathBuf,
+        /// How long the open waited for the lock.
+        waited: Duration,
+    },
+    /// The file is not a SQLite database, or is damaged.
+    #[error(
+        "database {path} is corrupt or not a SQLite database ({message}); move it aside to start afresh"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's message.
+        message: String,
+    },
+    /// A SQLite database of some other program.
+    #[error("database {path} is not a socratic database (application id {found:#x})")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// Its application id.
+        found: i64,
+    },
+    /// Written by a newer socratic whose schema this build does not know.
+    #[error(
+        "database {path} has schema version {found}, newer than version {supported} that this socratic supports; upgrade socratic to open it"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// The file's schema version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// Any other failure to open, e.g. a missing directory or no permission.
+    #[error("cannot open database {path}: {message}")]
+    Other {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// How to open a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// How long a write waits for another process's lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+    /// Wakes long-polling receivers when a message is sent or returned.
+    arrived: Notify,
+}
+
+/// One SQLite database file in WAL mode, shared by a [`SqliteStore`](crate::SqliteStore) and any
+/// number of [`SqliteQueue`](crate::SqliteQueue)s. Cloning shares the connection.
+///
+/// Every call runs on tokio's blocking pool, so the async runtime never waits on the disk.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (creating if missing) the database at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens (creating if missing) the database at `path`, checks its schema version, and
+    /// creates the schema in a new file.
+    pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let classify = |e: rusqlite::Error| classify(&path, options.busy_timeout, &e);
+        let mut connection = Connection::open(&path).map_err(classify)?;
+        connection
+            .busy_timeout(options.busy_timeout)
+            .map_err(classify)?;
+        // WAL lets readers in other processes (list, show, report) read during a benchmark;
+        // NORMAL sync is durable against a killed process, which is what resume needs.
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(classify)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(classify)?;
+        migrate(&mut connection, &path).map_err(|e| match e {
+            Migration::Sqlite(e) => classify(e),
+            Migration::Refused(e) => e,
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                connection: Mutex::new(connection),
+                arrived: Notify::new(),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The store on this database.
+    pub fn store(&self) -> crate::SqliteStore {
+        crate::SqliteStore::new(self.clone())
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, String>
+    where
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&mut lock(&inner.connection)))
+            .await
+            .map_err(|e| format!("database task failed: {e}"))
+    }
+
+    pub(crate) fn arrived(&self) -> &Notify {
+        &self.inner.arrived
+    }
+
+    /// Describes a SQLite error with the file's path, for store and queue errors.
+    pub(crate) fn describe(&self, error: &rusqlite::Error) -> String {
+        format!("{}: {error}", self.inner.path.display())
+    }
+}
+
+fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic inside a SQLite transaction rolls it back when the transaction drops, so the
+    // connection is consistent even if the lock was poisoned.
+    connection.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+enum Migration {
+    Sqlite(rusqlite::Error),
+    Refused(OpenError),
+}
+
+impl From<rusqlite::Error> for Migration {
+    fn from(e: rusqlite::Error) -> Self {
+        Migration::Sqlite(e)
+    }
+}
+
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Migration> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let application: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(Migration::Refused(OpenError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        }));
+    }
+    if version == 0 {
+        let tables: i64 = tx.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 || application != 0 {
+            return Err(Migration::Refused(OpenError::Foreign {
+                path: path.to_path_buf(),
+                found: application,
+            }));
+        }
+        tx.execute_batch(SCHEMA_V1)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    } else if application != APPLICATION_ID {
+        return Err(Migration::Refused(OpenError::Foreign {
+            path: path.to_path_buf(),
+            found: application,
+        }));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn classify(path: &Path, waited: Duration, error: &rusqlite::Error) -> OpenError {
+    let path = path.to_path_buf();
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            OpenError::Locked { path, waited }
+        }
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => OpenError::Corrupt {
+            path,
+            message: error.to_string(),
+        },
+        _ => OpenError::Other {
+            path,
+            message: error.to_string(),
+        },
+    }
+}
+
+/// Milliseconds since the Unix epoch: queue visibility is wall-clock time, so it survives a
+/// restart.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

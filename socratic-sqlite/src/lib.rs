@@ -1,0 +1,36 @@
+//! SQLite backends for `socratic`: the store and the queues of a whole pipeline in one
+//! embedded database file, so a local benchmark survives a crash, resumes where it stopped,
+//! and keeps its history for `list`, `show` and `compare`.
+//!
+//! - [`Database`]: one file in WAL mode, with a versioned schema checked on open. A file
+//!   written by a newer socratic is refused with both versions named; a locked or corrupt
+//!   file gives an [`OpenError`] that names it.
+//! - [`SqliteStore`]: the [`Store`](socratic_core::store::Store) port. Transactions are SQLite
+//!   transactions.
+//! - [`SqliteQueue`]: the queue ports with visibility timeouts, attempt counts and a
+//!   dead-letter queue, persisted with the store.
+//!
+//! Every blocking call runs on tokio's blocking pool. Both backends pass the conformance
+//! suites of `socratic_core::testkit`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use socratic_sqlite::{Database, SqliteQueue, SqliteQueueConfig};
+//! use socratic_core::repository::Repository;
+//! use std::sync::Arc;
+//!
+//! let db = Database::open("results/socratic.db")?;
+//! let repository = Repository::new(Arc::new(db.store()));
+//! let jobs = SqliteQueue::new(&db, "dialogue", SqliteQueueConfig::default());
+//! # let _ = (repository, jobs);
+//! # Ok(())
+//! # }
+//! ```
+
+mod db;
+mod queue;
+mod store;
+
+pub use db::{APPLICATION_ID, Database, OpenError, OpenOptions, SCHEMA_VERSION};
+pub use queue::{SqliteQueue, SqliteQueueConfig};
+pub use store::{DEFAULT_PAGE, SqliteStore};

@@ -1,0 +1,135 @@
+//! Opening database files: persistence across reopen, and the errors for a locked, corrupt,
+//! foreign or newer file, each naming the file.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use serde_json::json;
+use socratic_core::queue::{OutgoingMessage, QueueConsumer, QueueProducer, ReceiveOptions};
+use socratic_core::store::{Item, Key, PutMode, Store};
+use socratic_sqlite::{
+    Database, OpenError, OpenOptions, SCHEMA_VERSION, SqliteQueue, SqliteQueueConfig,
+};
+
+fn receive(max: usize) -> ReceiveOptions {
+    ReceiveOptions {
+        max_messages: max,
+        wait: Duration::from_millis(200),
+        visibility_timeout: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_and_messages_survive_reopening_and_in_flight_messages_can_be_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("socratic.db");
+    let config = SqliteQueueConfig {
+        visibility_timeout: Duration::from_secs(300),
+        ..SqliteQueueConfig::default()
+    };
+    {
+        let db = Database::open(&path).unwrap();
+        let item = Item::new(Key::new("RUN#1", "META")).with_attribute("data", json!({"a": 1}));
+        db.store().put(item, PutMode::Create).await.unwrap();
+        let queue = SqliteQueue::new(&db, "jobs", config.clone());
+        queue.send(OutgoingMessage::new("in flight")).await.unwrap();
+        queue.send(OutgoingMessage::new("waiting")).await.unwrap();
+        let got = queue.receive(&receive(1)).await.unwrap();
+        assert_eq!(got[0].body, "in flight");
+        // The process "dies" here, with one message received and not acknowledged.
+    }
+    let db = Database::open(&path).unwrap();
+    let item = db
+        .store()
+        .get(&Key::new("RUN#1", "META"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.attributes["data"], json!({"a": 1}));
+    let queue = SqliteQueue::new(&db, "jobs", config);
+    let visible = queue.receive(&receive(10)).await.unwrap();
+    assert_eq!(
+        visible.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(),
+        ["waiting"],
+        "the in-flight message stays hidden for its visibility timeout"
+    );
+    assert_eq!(queue.release_in_flight().await.unwrap(), 2);
+    let mut again: Vec<_> = queue.receive(&receive(10)).await.unwrap();
+    again.sort_by(|a, b| a.body.cmp(&b.body));
+    assert_eq!(again.len(), 2);
+    assert_eq!((again[0].body.as_str(), again[0].attempt), ("in flight", 2));
+    assert_eq!((again[1].body.as_str(), again[1].attempt), ("waiting", 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("socratic.db");
+    drop(Database::open(&path).unwrap());
+    // Another process (here another connection) holds the write lock.
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let error = Database::open_with(
+        &path,
+        OpenOptions {
+            busy_timeout: Duration::from_millis(100),
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(error, OpenError::Locked { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("locked"), "{message}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    Database::open(&path).expect("opens once the lock is released");
+}
+
+#[test]
+fn a_corrupt_database_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("socratic.db");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let error = Database::open(&path).unwrap_err();
+    assert!(matches!(error, OpenError::Corrupt { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("corrupt"), "{message}");
+}
+
+#[test]
+fn a_database_from_a_newer_socratic_is_refused_with_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("socratic.db");
+    drop(Database::open(&path).unwrap());
+    let newer = SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    let error = Database::open(&path).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, OpenError::NewerSchema { found, supported, .. } if found == newer && supported == SCHEMA_VERSION),
+        "{message}"
+    );
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("schema version {newer}"))
+            && message.contains(&format!("version {SCHEMA_VERSION}")),
+        "{message}"
+    );
+}
+
+#[test]
+fn another_programs_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (text TEXT)")
+        .unwrap();
+    let error = Database::open(&path).unwrap_err();
+    assert!(matches!(error, OpenError::Foreign { .. }), "{error:?}");
+    assert!(error.to_string().contains("not a socratic database"));
+}
