@@ -34,12 +34,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::entity::{
-    Manifest, ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric, RunStatus,
-    Scenario, Validate, Vector,
+    ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric, RunStatus, Scenario,
+    Validate, Vector,
 };
 use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
 use crate::keys;
-use crate::pipeline::{FINISHED_COUNTER, PlanError, Ports, StageError, plan};
+use crate::pipeline::{PlanError, Ports, StageError, plan};
 use crate::repository::{CatalogEntity, PutOutcome, RepoError, RunFilter};
 use crate::store::{Cursor, StoreError};
 
@@ -475,10 +475,10 @@ impl AdminApi {
     async fn get_manifest(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
         let id: ManifestId = parse_id(id)?;
         let repo = &self.ports.repository;
-        let Some(item) = repo.store().get(&keys::manifest(&id)).await? else {
+        let Some(progress) = repo.manifest_progress(&id).await? else {
             return Err(ApiError::not_found(format!("manifest {id} not found")));
         };
-        let manifest = crate::repository::from_item::<Manifest>(&item)?;
+        let manifest = progress.manifest;
         let summary = repo
             .get::<ManifestSummary>(&keys::manifest_summary(&id))
             .await?
@@ -517,7 +517,7 @@ impl AdminApi {
             &json!({
                 "manifest": manifest,
                 "progress": {
-                    "finished_runs": item.counter(FINISHED_COUNTER),
+                    "finished_runs": progress.finished,
                     "runs": manifest.run_count,
                     "by_status": by_status,
                 },

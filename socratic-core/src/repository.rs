@@ -30,6 +30,24 @@ pub const ENTITY_ATTRIBUTE: &str = "entity";
 pub const HASH_ATTRIBUTE: &str = "sha256";
 /// Counter attribute of a run's `JUDGED` item: judgments stored so far.
 pub const JUDGED_COUNTER: &str = "judged";
+/// Counter attribute of a manifest: runs that reached a final status.
+pub const FINISHED_COUNTER: &str = "finished";
+
+/// A manifest with the number of its runs that reached a final status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestProgress {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Runs that reached a final status.
+    pub finished: u64,
+}
+
+impl ManifestProgress {
+    /// Whether every planned run reached a final status.
+    pub fn is_complete(&self) -> bool {
+        self.finished >= self.manifest.run_count
+    }
+}
 
 /// Something the repository can store.
 pub trait Entity: Serialize + DeserializeOwned + Validate + Send + Sync {
@@ -647,6 +665,100 @@ impl Repository {
             .get::<Manifest>(&keys::manifest(&id))
             .await?
             .map(|v| v.value))
+    }
+
+    /// Reads a manifest with its finished counter. The counter lives on the manifest's item,
+    /// so this reads the store and never the cache of immutable items.
+    pub async fn manifest_progress(
+        &self,
+        id: &ManifestId,
+    ) -> Result<Option<ManifestProgress>, RepoError> {
+        let Some(item) = self.store.get(&keys::manifest(id)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ManifestProgress {
+            manifest: from_item::<Manifest>(&item)?,
+            finished: u64::try_from(item.counter(FINISHED_COUNTER)).unwrap_or(0),
+        }))
+    }
+
+    /// Replaces `run` with `next`, conditional on the stored version. Reaching a final status
+    /// also counts the run as finished on its manifest, in the same transaction, so it is
+    /// counted exactly once. `None` when another writer changed the run first.
+    pub async fn move_run(
+        &self,
+        run: &Versioned<Run>,
+        next: Run,
+    ) -> Result<Option<Versioned<Run>>, RepoError> {
+        let version = run.version + 1;
+        let mut ops = vec![TxOp::Put {
+            item: to_item(&next, version)?,
+            mode: PutMode::UpdateVersion(run.version),
+        }];
+        if next.status.is_final() && !run.value.status.is_final() {
+            ops.push(TxOp::Increment {
+                key: keys::manifest(&run.value.manifest),
+                attribute: FINISHED_COUNTER.to_owned(),
+                by: 1,
+            });
+        }
+        match self.store.transact(ops).await {
+            Ok(()) => Ok(Some(Versioned {
+                value: next,
+                version,
+            })),
+            Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores a judgment and counts it on its run's `JUDGED` item, once: a judgment already
+    /// stored (by a racing or redelivered worker) is neither written nor counted again.
+    pub async fn store_judgment(&self, judgment: &Judgment) -> Result<(), RepoError> {
+        let ops = vec![
+            TxOp::Put {
+                item: to_item(judgment, 1)?,
+                mode: PutMode::Create,
+            },
+            TxOp::Increment {
+                key: keys::run_judged_counter(&judgment.run),
+                attribute: JUDGED_COUNTER.to_owned(),
+                by: 1,
+            },
+        ];
+        match self.store.transact(ops).await {
+            Ok(()) | Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates runs that do not exist yet, in transactions of up to 100. A chunk that collides
+    /// with runs created by an earlier attempt is retried one run at a time.
+    pub async fn create_runs(&self, runs: &[&Run]) -> Result<(), RepoError> {
+        for chunk in runs.chunks(crate::store::MAX_TRANSACTION_ITEMS) {
+            let ops = chunk
+                .iter()
+                .map(|run| {
+                    Ok(TxOp::Put {
+                        item: to_item(*run, 1)?,
+                        mode: PutMode::Create,
+                    })
+                })
+                .collect::<Result<Vec<_>, RepoError>>()?;
+            match self.store.transact(ops).await {
+                Ok(()) => {}
+                Err(StoreError::TransactionCancelled { .. }) => {
+                    for run in chunk {
+                        match self.store.put(to_item(*run, 1)?, PutMode::Create).await {
+                            Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Lists manifests, newest first.

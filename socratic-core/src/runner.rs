@@ -30,9 +30,7 @@ use async_trait::async_trait;
 use crate::entity::{ManifestRequest, ManifestSummary};
 use crate::id::ManifestId;
 use crate::keys;
-use crate::pipeline::{
-    FINISHED_COUNTER, Job, PlanError, Ports, StageError, curate, judge, plan, run_dialogue,
-};
+use crate::pipeline::{Job, PlanError, Ports, StageError, curate, judge, plan, run_dialogue};
 use crate::queue::{Delivery, QueueConsumer, ReceiveOptions};
 use crate::repository::RepoError;
 
@@ -322,23 +320,16 @@ impl Runner {
 
     /// Runs of a manifest that reached a final status, and the number planned.
     pub async fn progress(&self, id: &ManifestId) -> Result<(u64, u64), RepoError> {
-        let Some(item) = self
+        let progress = self
             .ports
             .repository
-            .store()
-            .get(&keys::manifest(id))
+            .manifest_progress(id)
             .await?
-        else {
-            return Err(RepoError::NotFound {
+            .ok_or_else(|| RepoError::NotFound {
                 entity: keys::EntityKind::Manifest,
                 id: id.to_string(),
-            });
-        };
-        let manifest = crate::repository::from_item::<crate::entity::Manifest>(&item)?;
-        Ok((
-            u64::try_from(item.counter(FINISHED_COUNTER)).unwrap_or(0),
-            manifest.run_count,
-        ))
+            })?;
+        Ok((progress.finished, progress.manifest.run_count))
     }
 
     async fn wait_for_summary(&self, id: ManifestId) {

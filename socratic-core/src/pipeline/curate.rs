@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::{FINISHED_COUNTER, Ports, StageError, Transition, summarize_manifest, transition};
+use super::{Ports, StageError, Transition, summarize_manifest, transition};
 use crate::blob::{BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
 use crate::entity::{
@@ -246,15 +246,15 @@ pub fn summarize_run(
 /// `summary.json`, `leaderboard.csv` and `report.html` under `curated/manifests/<id>/`.
 async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(), StageError> {
     let repo = &ports.repository;
-    let Some(item) = repo.store().get(&keys::manifest(id)).await? else {
+    let Some(progress) = repo.manifest_progress(id).await? else {
         return Err(StageError::rejected(format!(
             "manifest {id} does not exist"
         )));
     };
-    let manifest = crate::repository::from_item::<Manifest>(&item)?;
-    if u64::try_from(item.counter(FINISHED_COUNTER)).unwrap_or(0) < manifest.run_count {
+    if !progress.is_complete() {
         return Ok(());
     }
+    let manifest = progress.manifest;
     let mut records = Vec::new();
     let mut cursor = None;
     loop {

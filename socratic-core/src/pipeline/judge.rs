@@ -11,8 +11,6 @@ use crate::entity::{
 use crate::id::RunId;
 use crate::keys;
 use crate::llm::{LlmError, Message};
-use crate::repository::{JUDGED_COUNTER, to_item};
-use crate::store::{PutMode, StoreError, TxOp};
 
 /// Judges turn `turn` of a run with each judge that has not judged it yet.
 ///
@@ -80,22 +78,7 @@ async fn judge_turn(ports: &Ports, id: &RunId, turn: u32) -> Result<(), StageErr
             turns: &turns,
         };
         let judgment = judge_with(ports, &model, config, &case, id, turn).await?;
-        let ops = vec![
-            TxOp::Put {
-                item: to_item(&judgment, 1)?,
-                mode: PutMode::Create,
-            },
-            TxOp::Increment {
-                key: keys::run_judged_counter(id),
-                attribute: JUDGED_COUNTER.to_owned(),
-                by: 1,
-            },
-        ];
-        match repo.store().transact(ops).await {
-            // Index 0 cancelled: a racing worker stored and counted this judgment already.
-            Ok(()) | Err(StoreError::TransactionCancelled { index: 0, .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        repo.store_judgment(&judgment).await?;
     }
     finish_if_judged(ports, id).await
 }

@@ -43,14 +43,12 @@ use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::{Clock, IdGenerator};
 use crate::entity::{Model, Run, RunFailure, RunStatus, Stage};
 use crate::id::{ModelId, RunId};
-use crate::keys;
 use crate::llm::{LlmClient, LlmError};
 use crate::queue::{OutgoingMessage, QueueError, QueueProducer};
 use crate::repository::{RepoError, Repository, Versioned};
-use crate::store::{PutMode, StoreError, TxOp};
+use crate::store::StoreError;
 
-/// Counter attribute of a manifest: runs that reached a final status.
-pub const FINISHED_COUNTER: &str = "finished";
+pub use crate::repository::FINISHED_COUNTER;
 
 /// A message between stages. Messages carry ids only; everything else is read from the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,27 +340,10 @@ pub(crate) async fn transition(
     next.status = to;
     next.failure = failure;
     next.updated_at = ports.clock.now();
-    let version = run.version + 1;
-    let item = crate::repository::to_item(&next, version)?;
-    let mut ops = vec![TxOp::Put {
-        item,
-        mode: PutMode::UpdateVersion(run.version),
-    }];
-    if to.is_final() {
-        ops.push(TxOp::Increment {
-            key: keys::manifest(&run.value.manifest),
-            attribute: FINISHED_COUNTER.to_owned(),
-            by: 1,
-        });
-    }
-    match ports.repository.store().transact(ops).await {
-        Ok(()) => Ok(Transition::Moved(Versioned {
-            value: next,
-            version,
-        })),
-        Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(Transition::Raced),
-        Err(e) => Err(e.into()),
-    }
+    Ok(match ports.repository.move_run(run, next).await? {
+        Some(moved) => Transition::Moved(moved),
+        None => Transition::Raced,
+    })
 }
 
 /// Stops a run for good (`failed` or `skipped`) with the stage and reason, unless it is

@@ -13,8 +13,7 @@ use crate::entity::{
 };
 use crate::id::{ManifestId, ModelId, RunId, ScenarioId};
 use crate::queue::QueueProducerExt;
-use crate::repository::{CatalogEntity, RunFilter, to_item};
-use crate::store::{MAX_TRANSACTION_ITEMS, PutMode, StoreError, TxOp};
+use crate::repository::{CatalogEntity, RunFilter};
 
 /// The result of planning.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +111,11 @@ pub async fn plan(ports: &Ports, request: &ManifestRequest) -> Result<Plan, Plan
         .iter()
         .filter(|r| !existing.contains_key(&r.id))
         .collect();
-    create_runs(ports, &missing).await?;
+    ports
+        .repository
+        .create_runs(&missing)
+        .await
+        .map_err(StageError::from)?;
 
     let pending: Vec<_> = planned
         .iter()
@@ -419,34 +422,4 @@ fn planned_runs(manifest: &Manifest, scenarios: &BTreeMap<ScenarioId, Scenario>)
         }
     }
     runs
-}
-
-/// Creates runs in transactions of up to 100; a chunk that collides with runs created by an
-/// earlier attempt is retried one run at a time.
-async fn create_runs(ports: &Ports, runs: &[&Run]) -> Result<(), StageError> {
-    let store = ports.repository.store();
-    for chunk in runs.chunks(MAX_TRANSACTION_ITEMS) {
-        let ops = chunk
-            .iter()
-            .map(|run| {
-                Ok(TxOp::Put {
-                    item: to_item(*run, 1)?,
-                    mode: PutMode::Create,
-                })
-            })
-            .collect::<Result<Vec<_>, StageError>>()?;
-        match store.transact(ops).await {
-            Ok(()) => {}
-            Err(StoreError::TransactionCancelled { .. }) => {
-                for run in chunk {
-                    match store.put(to_item(*run, 1)?, PutMode::Create).await {
-                        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
