@@ -44,6 +44,16 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);
 CREATE UNIQUE INDEX messages_by_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
+CREATE TABLE calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT,
+    model TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    worst_usd REAL NOT NULL,
+    cost_usd REAL,
+    finished_at INTEGER
+);
+CREATE INDEX calls_by_scope ON calls (scope);
 ";
 
 /// Why a database could not be opened.

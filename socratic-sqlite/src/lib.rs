@@ -9,6 +9,11 @@
 //!   transactions.
 //! - [`SqliteQueue`]: the queue ports with visibility timeouts, attempt counts and a
 //!   dead-letter queue, persisted with the store.
+//! - [`CallLedger`] and [`LedgerLlm`]: a row per model call, written before the call and
+//!   closed once its answer is stored, so a resumed benchmark counts what earlier processes
+//!   spent against its cap.
+//! - [`ResultsDir`]: a results directory held by one process: its lock, its database, and
+//!   the recovery of messages a killed process had in hand.
 //!
 //! Every blocking call runs on tokio's blocking pool. Both backends pass the conformance
 //! suites of `socratic_core::testkit`.
@@ -28,9 +33,16 @@
 //! ```
 
 mod db;
+mod ledger;
 mod queue;
+mod results;
 mod store;
 
 pub use db::{APPLICATION_ID, Database, OpenError, OpenOptions, SCHEMA_VERSION};
+pub use ledger::{CallLedger, LedgerLlm, LedgerTotals};
 pub use queue::{SqliteQueue, SqliteQueueConfig};
+pub use results::{
+    DATABASE_FILE, LOCK_FILE, MAX_ATTEMPTS, ResultsDir, ResultsError, StageQueues,
+    VISIBILITY_TIMEOUT,
+};
 pub use store::{DEFAULT_PAGE, SqliteStore};

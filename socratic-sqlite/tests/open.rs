@@ -133,3 +133,23 @@ fn another_programs_database_is_refused() {
     assert!(matches!(error, OpenError::Foreign { .. }), "{error:?}");
     assert!(error.to_string().contains("not a socratic database"));
 }
+
+#[test]
+fn a_second_process_on_a_results_directory_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = socratic_sqlite::ResultsDir::acquire(dir.path()).unwrap();
+    let error = socratic_sqlite::ResultsDir::acquire(dir.path()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, socratic_sqlite::ResultsError::InUse { pid: Some(p), .. } if p == std::process::id()),
+        "{message}"
+    );
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    // Readers do not need the lock.
+    socratic_sqlite::ResultsDir::read(dir.path()).expect("read while held");
+    drop(first);
+    socratic_sqlite::ResultsDir::acquire(dir.path()).expect("free again once released");
+}
