@@ -1,6 +1,8 @@
 //! The pieces of the `socratic` command line that are worth testing on their own: the models
-//! file and the clients built from it, and catalogs of your own from files.
+//! file and the clients built from it, catalogs of your own from files, and the backend a
+//! benchmark keeps its state in.
 
+pub mod backend;
 pub mod catalog;
 pub mod models;
 

@@ -21,20 +21,19 @@ use socratic_core::entity::{
 };
 use socratic_core::estimate::{PlanEstimate, estimate};
 use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId};
-use socratic_core::llm::{
-    Budget, BudgetLlm, CacheMode, ConcurrencyLimitLlm, LlmClient, RetryLlm, RetryPolicy,
-};
+use socratic_core::llm::{Budget, CacheMode, RetryPolicy};
 use socratic_core::pipeline::{
     PipelineConfig, PlanError, Providers, import_manifest, latest_dialogue_manifest, plan,
     rejudge_request,
 };
 use socratic_core::report;
-use socratic_core::repository::RunFilter;
-use socratic_core::runner::RunnerConfig;
+use socratic_core::repository::{Repository, RunFilter};
+use socratic_local::backend::Backend;
 use socratic_local::catalog;
-use socratic_local::models::{self, ClientOptions, ModelsFile};
+use socratic_local::models::{self, ClientOptions, Layers, ModelsFile};
 use socratic_memory::simulated::PROVIDER;
 use socratic_memory::{FsBlobStore, LocalPipeline, SimulatedLlm, simulated_manifest};
+use socratic_sqlite::{CallLedger, ResultsDir};
 
 /// Benchmark LLMs as Socratic tutors.
 #[derive(Debug, Parser)]
@@ -238,13 +237,9 @@ async fn list_models(path: &Path, no_check: bool) -> anyhow::Result<ExitCode> {
     if no_check {
         return Ok(ExitCode::SUCCESS);
     }
-    let options = ClientOptions {
-        budget: Arc::new(Budget::unlimited()),
-        cache: None,
-        concurrency: 1,
-        retry: RetryPolicy::default(),
-    };
-    let (_, clients) = file.clients(&options, Providers::new()).await?;
+    let (_, clients) = file
+        .clients(&ClientOptions::check_only(), Providers::new())
+        .await?;
     let failures = models::preflight(&clients).await;
     if failures.is_empty() {
         println!("every model answered");
@@ -389,13 +384,10 @@ async fn check(dir: &Path) -> anyhow::Result<ExitCode> {
         let mut providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
         let mut catalog_models = SimulatedLlm::catalog();
         if let Some(file) = &models_file {
-            let options = ClientOptions {
-                budget: Arc::new(Budget::unlimited()),
-                cache: None,
-                concurrency: 1,
-                retry: RetryPolicy::default(),
-            };
-            providers = file.clients(&options, providers).await?.0;
+            providers = file
+                .clients(&ClientOptions::check_only(), providers)
+                .await?
+                .0;
             catalog_models.extend(file.catalog());
         }
         let blobs: Arc<dyn BlobStore> = Arc::new(socratic_memory::MemoryBlobStore::new());
@@ -449,49 +441,62 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let blobs: Arc<dyn BlobStore> = Arc::new(
         FsBlobStore::new(&args.out).with_context(|| format!("creating {}", args.out.display()))?,
     );
+    // A benchmark lives in the results directory's database, so a killed one resumes; an
+    // estimate leaves no trace.
+    let results = match mode {
+        Mode::Estimate => None,
+        _ => Some(ResultsDir::acquire(&args.out)?),
+    };
+    let ledger = results.as_ref().map(|r| CallLedger::new(r.database()));
     let budget = Arc::new(args.max_cost.map_or_else(Budget::unlimited, Budget::new));
-    let retry = RetryPolicy::default();
-    // Limit concurrency outside, retry inside (with a budget): a call waiting out a backoff
-    // keeps its slot, so a throttled model is not hammered. Simulated models are charged at
-    // their catalog prices too, so the cap means the same offline.
-    let sim_prices = SimulatedLlm::catalog()
-        .first()
-        .map(|m| m.prices)
-        .unwrap_or_default();
-    let simulated: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(
-        RetryLlm::new(
-            BudgetLlm::new(
-                SimulatedLlm::with_latency(Duration::from_millis(args.latency_ms)),
-                sim_prices,
-                Arc::clone(&budget),
-            ),
-            retry.clone(),
-        ),
-        args.concurrency,
-    ));
-    let mut providers = Providers::new().with(PROVIDER, simulated);
-    let mut real_models = Vec::new();
-    if let Some(file) = &models_file {
-        let cache = if args.no_cache {
-            None
-        } else {
-            let dir = args.cache.clone().unwrap_or_else(|| args.out.clone());
-            let store: Arc<dyn BlobStore> = Arc::new(
-                FsBlobStore::new(&dir).with_context(|| format!("creating {}", dir.display()))?,
-            );
+    let cache_store: Option<Arc<dyn BlobStore>> = if args.no_cache {
+        None
+    } else {
+        let dir = args.cache.clone().unwrap_or_else(|| args.out.clone());
+        Some(Arc::new(
+            FsBlobStore::new(&dir).with_context(|| format!("creating {}", dir.display()))?,
+        ))
+    };
+    let options = ClientOptions {
+        budget: Arc::clone(&budget),
+        cache: cache_store.clone().map(|store| {
             let mode = if args.replay {
                 CacheMode::ReplayOnly
             } else {
                 CacheMode::ReadWrite
             };
-            Some((store, mode))
-        };
-        let options = ClientOptions {
-            budget: Arc::clone(&budget),
-            cache,
-            concurrency: args.concurrency,
-            retry,
-        };
+            (store, mode)
+        }),
+        concurrency: args.concurrency,
+        retry: RetryPolicy::default(),
+        ledger: ledger.clone(),
+    };
+    // Simulated models are charged at their catalog prices, so the cap means the same
+    // offline, and cached like any other, so a resumed benchmark never calls one twice.
+    // They cost nothing, so --replay does not restrict them.
+    let simulated_options = ClientOptions {
+        cache: cache_store.map(|store| (store, CacheMode::ReadWrite)),
+        ..options.clone()
+    };
+    let simulated = Layers {
+        prices: SimulatedLlm::catalog()
+            .first()
+            .map(|m| m.prices)
+            .unwrap_or_default(),
+        cache_namespace: Some(PROVIDER.to_owned()),
+        concurrency: args.concurrency,
+        requests_per_minute: None,
+        attempt_timeout: None,
+    }
+    .build(
+        Arc::new(SimulatedLlm::with_latency(Duration::from_millis(
+            args.latency_ms,
+        ))),
+        &simulated_options,
+    );
+    let mut providers = Providers::new().with(PROVIDER, simulated.benchmark);
+    let mut real_models = Vec::new();
+    if let Some(file) = &models_file {
         let (with_models, built) = file.clients(&options, providers).await?;
         providers = with_models;
         real_models = built
@@ -503,7 +508,10 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         max_runs_per_manifest: args.max_runs,
         ..PipelineConfig::default()
     };
-    let pipeline = LocalPipeline::new(Arc::clone(&blobs), providers, config);
+    let pipeline = match results {
+        Some(results) => Backend::sqlite(results, Arc::clone(&blobs), providers, config),
+        None => Backend::memory(Arc::clone(&blobs), providers, config),
+    };
     let mut catalog = SimulatedLlm::catalog();
     if let Some(file) = &models_file {
         catalog.extend(file.catalog());
@@ -513,7 +521,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         .await
         .context("installing the catalog")?;
     if let Some(own) = &own_catalog {
-        own.install(&pipeline.ports.repository)
+        own.install(pipeline.repository())
             .await
             .context("installing the catalog directory")?;
     }
@@ -535,7 +543,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
                 .await?
                 .with_context(|| format!("{} holds no finished manifest", from.display()))?,
         };
-        let imported = import_manifest(&source_blobs, &pipeline.ports.repository, &source)
+        let imported = import_manifest(&source_blobs, pipeline.repository(), &source)
             .await
             .with_context(|| format!("loading manifest {source} from {}", from.display()))?;
         println!(
@@ -552,7 +560,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let used = used_models(&request);
     real_models.retain(|(entry, _)| used.contains(&entry.id));
 
-    let planned_estimate = match estimate(&pipeline.ports.repository, &request).await {
+    let planned_estimate = match estimate(pipeline.repository(), &request).await {
         Ok(e) => e,
         Err(error) => bail!("the manifest cannot be estimated: {error}"),
     };
@@ -572,6 +580,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     }
 
     let started = Instant::now();
+    let recovered = pipeline.recover().await?;
     let planned = match plan(&pipeline.ports, &request).await {
         Ok(planned) => planned,
         Err(PlanError::Invalid(problems)) => {
@@ -581,9 +590,39 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let id = planned.manifest.id;
-    tracing::info!(manifest = %id, runs = planned.runs.len(), "planned");
+    tracing::info!(manifest = %id, runs = planned.runs.len(), recovered, "planned");
+    if let Some(ledger) = &ledger {
+        ledger.set_scope(id.to_string());
+        let earlier = ledger
+            .totals(&id.to_string())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        // What earlier processes of this benchmark spent counts against the cap.
+        budget.add_spent(earlier.spent_usd);
+        if !planned.created {
+            let finished = pipeline
+                .repository()
+                .manifest_progress(&id)
+                .await?
+                .map_or(0, |p| p.finished);
+            let total = planned.manifest.run_count;
+            if finished >= total {
+                println!(
+                    "manifest {id} already ran in {}: reusing its {total} run(s); {} model call(s), ${:.4}",
+                    args.out.display(),
+                    earlier.calls,
+                    earlier.spent_usd
+                );
+            } else {
+                println!(
+                    "resuming manifest {id}: {finished} of {total} run(s) already finished; {} model call(s), ${:.4}, spent before ({} cut off in flight)",
+                    earlier.calls, earlier.spent_usd, earlier.cut_off
+                );
+            }
+        }
+    }
 
-    let runner = pipeline.runner(args.concurrency, RunnerConfig::default());
+    let runner = pipeline.runner(args.concurrency);
     let bar = ProgressBar::new(planned.manifest.run_count);
     if args.quiet {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -631,7 +670,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         std::fs::write(&path, serde_json::to_vec_pretty(&note)?)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!(
-            "interrupted: {finished} of {total} run(s) finished, ${:.4} spent; see {}",
+            "interrupted: {finished} of {total} run(s) finished, ${:.4} spent; see {}. Run the same command again to resume.",
             budget.spent(),
             path.display()
         );
@@ -650,7 +689,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         std::fs::copy(curated.join(name), args.out.join(name))
             .with_context(|| format!("copying {name}"))?;
     }
-    let dead = pipeline.queues.dead_letters();
+    let dead = pipeline.dead_letters().await?;
     if !dead.is_empty() {
         tracing::warn!(count = dead.len(), "messages were dead-lettered");
     }
@@ -685,7 +724,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         args.out.join("curated").join("runs").display()
     );
     if summary.stopped_by_budget {
-        let skipped = runs_in(&pipeline, &id, RunStatus::Skipped).await;
+        let skipped = runs_in(pipeline.repository(), &id, RunStatus::Skipped).await;
         println!("skipped: budget — {} run(s):", skipped.len());
         for run in skipped.iter().take(20) {
             println!(
@@ -704,7 +743,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_BUDGET));
     }
     if summary.failed_runs > 0 {
-        let reasons = failure_reasons(&pipeline, &id).await;
+        let reasons = failure_reasons(pipeline.repository(), &id).await;
         eprintln!(
             "{} run(s) failed:\n  - {}",
             summary.failed_runs,
@@ -773,13 +812,11 @@ async fn rerender(out: &Path, manifest_id: Option<&str>) -> anyhow::Result<ExitC
 }
 
 /// A manifest's runs in `status`.
-async fn runs_in(pipeline: &LocalPipeline, manifest: &ManifestId, status: RunStatus) -> Vec<Run> {
+async fn runs_in(repository: &Repository, manifest: &ManifestId, status: RunStatus) -> Vec<Run> {
     let mut runs = Vec::new();
     let mut cursor = None;
     loop {
-        let Ok(page) = pipeline
-            .ports
-            .repository
+        let Ok(page) = repository
             .list_runs(&RunFilter::Manifest(*manifest), 1000, cursor)
             .await
         else {
@@ -795,8 +832,8 @@ async fn runs_in(pipeline: &LocalPipeline, manifest: &ManifestId, status: RunSta
 }
 
 /// The distinct failure reasons of a manifest's failed runs, at most five.
-async fn failure_reasons(pipeline: &LocalPipeline, manifest: &ManifestId) -> Vec<String> {
-    let mut reasons: Vec<String> = runs_in(pipeline, manifest, RunStatus::Failed)
+async fn failure_reasons(repository: &Repository, manifest: &ManifestId) -> Vec<String> {
+    let mut reasons: Vec<String> = runs_in(repository, manifest, RunStatus::Failed)
         .await
         .iter()
         .filter_map(|r| r.failure.as_ref().map(|f| f.reason.clone()))

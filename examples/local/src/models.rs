@@ -30,6 +30,7 @@ use socratic_core::llm::{
 };
 use socratic_core::pipeline::Providers;
 use socratic_memory::SimulatedLlm;
+use socratic_sqlite::{CallLedger, LedgerLlm};
 #[cfg(feature = "openai")]
 use socratic_openai::{OpenAiConfig, OpenAiLlm};
 
@@ -284,13 +285,90 @@ pub struct ClientOptions {
     pub concurrency: usize,
     /// Retries of transient errors.
     pub retry: RetryPolicy,
+    /// Where every call that misses the cache is recorded, if anywhere.
+    pub ledger: Option<CallLedger>,
+}
+
+impl ClientOptions {
+    /// Options for checking models outside a benchmark: no cap, no cache, no ledger, one call
+    /// at a time.
+    pub fn check_only() -> Self {
+        Self {
+            budget: Arc::new(Budget::unlimited()),
+            cache: None,
+            concurrency: 1,
+            retry: RetryPolicy::default(),
+            ledger: None,
+        }
+    }
+}
+
+/// How one model's calls are layered around its provider client.
+#[derive(Debug, Clone)]
+pub struct Layers {
+    /// The model's prices, for the budget and the ledger.
+    pub prices: Prices,
+    /// The cache namespace (the endpoint); `None` for no cache.
+    pub cache_namespace: Option<String>,
+    /// Calls at once.
+    pub concurrency: usize,
+    /// Requests per minute, if limited.
+    pub requests_per_minute: Option<u32>,
+    /// Longest wait for one attempt.
+    pub attempt_timeout: Option<Duration>,
+}
+
+impl Layers {
+    /// Ledger → cache → concurrency limit → rate limit → retry → budget → `raw`, and the lean
+    /// preflight stack beside it.
+    pub fn build(&self, raw: Arc<dyn LlmClient>, options: &ClientOptions) -> ModelClients {
+        let charged: Arc<dyn LlmClient> = Arc::new(BudgetLlm::new(
+            raw,
+            self.prices,
+            Arc::clone(&options.budget),
+        ));
+        let mut policy = options.retry.clone();
+        if self.attempt_timeout.is_some() {
+            policy.attempt_timeout = self.attempt_timeout;
+        }
+        let mut stack: Arc<dyn LlmClient> = Arc::new(RetryLlm::new(Arc::clone(&charged), policy));
+        if let Some(rpm) = self.requests_per_minute {
+            stack = Arc::new(RateLimitLlm::new(stack, rpm));
+        }
+        stack = Arc::new(ConcurrencyLimitLlm::new(stack, self.concurrency));
+        let mut preflight = charged;
+        if let (Some(namespace), Some((blobs, mode))) = (&self.cache_namespace, &options.cache) {
+            let cache = |inner| -> Arc<dyn LlmClient> {
+                Arc::new(
+                    CachedLlm::new(inner, Arc::clone(blobs))
+                        .with_namespace(namespace.clone())
+                        .with_mode(*mode),
+                )
+            };
+            stack = cache(stack);
+            preflight = cache(preflight);
+        }
+        // Outside the cache, so a call is closed in the ledger only once its answer is cached.
+        if let Some(ledger) = &options.ledger {
+            let record = |inner| -> Arc<dyn LlmClient> {
+                Arc::new(LedgerLlm::new(inner, self.prices, ledger.clone()))
+            };
+            stack = record(stack);
+            preflight = record(preflight);
+        }
+        ModelClients {
+            benchmark: stack,
+            preflight,
+        }
+    }
 }
 
 /// One model's clients: the full stack for the benchmark, and a lean one for the preflight.
 pub struct ModelClients {
-    /// Cache → concurrency limit → rate limit → retry → budget → provider.
+    /// Ledger → cache → concurrency limit → rate limit → retry → budget → provider.
     pub benchmark: Arc<dyn LlmClient>,
-    /// Cache → budget → provider, without retries: a preflight failure should show at once.
+    /// Ledger → cache → budget → provider, without retries: a preflight failure should show
+    /// at once.
     pub preflight: Arc<dyn LlmClient>,
 }
 
@@ -312,45 +390,17 @@ impl ModelsFile {
         let mut built = Vec::new();
         for entry in &self.models {
             let raw = provider_client(entry).await?;
-            let charged: Arc<dyn LlmClient> = Arc::new(BudgetLlm::new(
-                Arc::clone(&raw),
-                entry.prices,
-                Arc::clone(&options.budget),
-            ));
-            let mut policy = options.retry.clone();
-            policy.attempt_timeout = Some(Duration::from_secs(entry.timeout_secs));
-            let mut stack: Arc<dyn LlmClient> =
-                Arc::new(RetryLlm::new(Arc::clone(&charged), policy));
-            if let Some(rpm) = entry.requests_per_minute {
-                stack = Arc::new(RateLimitLlm::new(stack, rpm));
-            }
-            stack = Arc::new(ConcurrencyLimitLlm::new(
-                stack,
-                entry.concurrency.unwrap_or(options.concurrency),
-            ));
-            let mut preflight = charged;
-            if entry.provider != "simulated"
-                && let Some((blobs, mode)) = &options.cache
-            {
-                let cache = |inner| -> Arc<dyn LlmClient> {
-                    Arc::new(
-                        CachedLlm::new(inner, Arc::clone(blobs))
-                            .with_namespace(entry.endpoint())
-                            .with_mode(*mode),
-                    )
-                };
-                stack = cache(stack);
-                preflight = cache(preflight);
-            }
+            let layers = Layers {
+                prices: entry.prices,
+                cache_namespace: (entry.provider != "simulated").then(|| entry.endpoint()),
+                concurrency: entry.concurrency.unwrap_or(options.concurrency),
+                requests_per_minute: entry.requests_per_minute,
+                attempt_timeout: Some(Duration::from_secs(entry.timeout_secs)),
+            };
+            let clients = layers.build(raw, options);
             let id = ModelId::new(&entry.id)?;
-            providers = providers.with_model(id, Arc::clone(&stack));
-            built.push((
-                entry.clone(),
-                ModelClients {
-                    benchmark: stack,
-                    preflight,
-                },
-            ));
+            providers = providers.with_model(id, Arc::clone(&clients.benchmark));
+            built.push((entry.clone(), clients));
         }
         Ok((providers, built))
     }

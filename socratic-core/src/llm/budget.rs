@@ -93,6 +93,14 @@ impl Budget {
         self.lock().spent
     }
 
+    /// Counts `dollars` spent before this process started (by an earlier process of a resumed
+    /// benchmark), so the cap covers the whole benchmark.
+    pub fn add_spent(&self, dollars: f64) {
+        if dollars.is_finite() && dollars > 0.0 {
+            self.lock().spent += dollars;
+        }
+    }
+
     /// Calls that were not started because of the cap.
     pub fn refused(&self) -> u64 {
         self.lock().refused
@@ -305,6 +313,27 @@ mod tests {
         assert!(budget.spent() <= budget.cap());
         assert_eq!(budget.refused(), 1);
         assert_eq!(budget.answered(), u64::from(answered));
+    }
+
+    #[tokio::test]
+    async fn money_spent_by_an_earlier_process_counts_against_the_cap() {
+        let worst = worst_case_cost(&prices(), &request());
+        let budget = Arc::new(Budget::new(worst * 1.5));
+        budget.add_spent(worst);
+        budget.add_spent(f64::NAN);
+        let client = BudgetLlm::new(
+            Priced {
+                usage: Usage::default(),
+                delay: Duration::ZERO,
+            },
+            prices(),
+            Arc::clone(&budget),
+        );
+        assert!(matches!(
+            client.converse(&request()).await,
+            Err(LlmError::BudgetExhausted { .. })
+        ));
+        assert!((budget.spent() - worst).abs() < 1e-15);
     }
 
     #[tokio::test(start_paused = true)]

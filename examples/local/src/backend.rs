@@ -1,0 +1,126 @@
+//! Where a benchmark keeps its state: the results directory's SQLite database, which survives
+//! a crash and accumulates every benchmark, or memory, for an estimate that leaves no trace.
+
+use std::sync::Arc;
+
+use socratic_core::blob::BlobStore;
+use socratic_core::clock::{SystemClock, UlidGenerator};
+use socratic_core::defaults::Defaults;
+use socratic_core::entity::Model;
+use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
+use socratic_core::queue::QueueConsumer;
+use socratic_core::repository::{RepoError, Repository};
+use socratic_core::runner::{Runner, RunnerConfig};
+use socratic_core::store::Key;
+use socratic_memory::LocalPipeline;
+use socratic_sqlite::ResultsDir;
+
+enum Queues {
+    Memory(LocalPipeline),
+    Sqlite(ResultsDir),
+}
+
+/// A pipeline's ports and the queues its runner consumes.
+pub struct Backend {
+    /// What the stages use.
+    pub ports: Ports,
+    queues: Queues,
+}
+
+impl Backend {
+    /// A pipeline in memory.
+    pub fn memory(
+        blobs: Arc<dyn BlobStore>,
+        providers: Providers,
+        config: PipelineConfig,
+    ) -> Self {
+        let pipeline = LocalPipeline::new(blobs, providers, config);
+        Self {
+            ports: pipeline.ports.clone(),
+            queues: Queues::Memory(pipeline),
+        }
+    }
+
+    /// A pipeline in the database of a results directory this process holds.
+    pub fn sqlite(
+        results: ResultsDir,
+        blobs: Arc<dyn BlobStore>,
+        providers: Providers,
+        config: PipelineConfig,
+    ) -> Self {
+        let queues = results.queues().clone();
+        let ports = Ports {
+            repository: Repository::new(Arc::new(results.database().store())),
+            blobs,
+            dialogue_jobs: Arc::new(queues.dialogue),
+            judge_jobs: Arc::new(queues.judge),
+            run_events: Arc::new(queues.events),
+            providers,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidGenerator::default()),
+            config,
+        };
+        Self {
+            ports,
+            queues: Queues::Sqlite(results),
+        }
+    }
+
+    /// The repository.
+    pub fn repository(&self) -> &Repository {
+        &self.ports.repository
+    }
+
+    /// Stores the default catalog and `models`. Idempotent.
+    pub async fn install_catalog(&self, models: &[Model]) -> Result<(), RepoError> {
+        let defaults = Defaults::load().map_err(|e| RepoError::Corrupt {
+            key: Key::new("defaults", "embedded"),
+            message: e.to_string(),
+        })?;
+        defaults.install(self.repository()).await?;
+        for model in models {
+            self.repository().put_catalog(model).await?;
+        }
+        Ok(())
+    }
+
+    /// A runner with `workers` workers on the dialogue and judge lanes.
+    pub fn runner(&self, workers: usize) -> Runner {
+        let (dialogue, judge, events): (
+            Arc<dyn QueueConsumer>,
+            Arc<dyn QueueConsumer>,
+            Arc<dyn QueueConsumer>,
+        ) = match &self.queues {
+            Queues::Memory(p) => (
+                Arc::new(p.queues.dialogue.clone()),
+                Arc::new(p.queues.judge.clone()),
+                Arc::new(p.queues.events.clone()),
+            ),
+            Queues::Sqlite(r) => (
+                Arc::new(r.queues().dialogue.clone()),
+                Arc::new(r.queues().judge.clone()),
+                Arc::new(r.queues().events.clone()),
+            ),
+        };
+        Runner::builder(self.ports.clone())
+            .stage_lanes(dialogue, judge, events, workers)
+            .config(RunnerConfig::default())
+            .build()
+    }
+
+    /// Messages a killed process had in hand, made visible again; 0 in memory.
+    pub async fn recover(&self) -> anyhow::Result<usize> {
+        Ok(match &self.queues {
+            Queues::Memory(_) => 0,
+            Queues::Sqlite(r) => r.recover().await?,
+        })
+    }
+
+    /// Every dead-lettered message body.
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<String>> {
+        Ok(match &self.queues {
+            Queues::Memory(p) => p.queues.dead_letters(),
+            Queues::Sqlite(r) => r.queues().dead_letters().await?,
+        })
+    }
+}
