@@ -29,11 +29,7 @@ pub struct Backend {
 
 impl Backend {
     /// A pipeline in memory.
-    pub fn memory(
-        blobs: Arc<dyn BlobStore>,
-        providers: Providers,
-        config: PipelineConfig,
-    ) -> Self {
+    pub fn memory(blobs: Arc<dyn BlobStore>, providers: Providers, config: PipelineConfig) -> Self {
         let pipeline = LocalPipeline::new(blobs, providers, config);
         Self {
             ports: pipeline.ports.clone(),

@@ -30,9 +30,9 @@ use socratic_core::llm::{
 };
 use socratic_core::pipeline::Providers;
 use socratic_memory::SimulatedLlm;
-use socratic_sqlite::{CallLedger, LedgerLlm};
 #[cfg(feature = "openai")]
 use socratic_openai::{OpenAiConfig, OpenAiLlm};
+use socratic_sqlite::{CallLedger, LedgerLlm};
 
 /// The providers a models file may name.
 pub const PROVIDERS: [&str; 3] = ["openai", "bedrock", "simulated"];
