@@ -1,4 +1,4 @@
-//! Kill and resume: a benchmark SIGKILLed at random points and started again each time ends
+//! Kill and resume: a benchmark killed (`SIGKILL`) at random points and started again each time ends
 //! with the same summary as a clean run, and calls no model twice except the calls that were
 //! in flight at a kill.
 
