@@ -28,6 +28,7 @@ pub mod api;
 pub mod blob;
 pub mod canonical;
 pub mod clock;
+pub mod compare;
 pub mod defaults;
 pub mod entity;
 pub mod estimate;

@@ -1,9 +1,10 @@
 //! The pieces of the `socratic` command line that are worth testing on their own: the models
 //! file and the clients built from it, catalogs of your own from files, and the backend a
-//! benchmark keeps its state in.
+//! benchmark keeps its state in, and the history read back from it.
 
 pub mod backend;
 pub mod catalog;
+pub mod history;
 pub mod models;
 
 /// `SUBJECT has N problem(s):` and one indented line per problem: how the command line reports

@@ -15,12 +15,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use socratic_core::blob::BlobStore;
+use socratic_core::compare::compare_manifests;
 use socratic_core::defaults::Defaults;
 use socratic_core::entity::{
     ManifestRequest, ModelConfig, Run, RunStatus, StudentConfig, from_json,
 };
 use socratic_core::estimate::{PlanEstimate, estimate};
-use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId};
+use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId, RunId};
 use socratic_core::llm::{Budget, CacheMode, RetryPolicy};
 use socratic_core::pipeline::{
     PipelineConfig, PlanError, Providers, import_manifest, latest_dialogue_manifest, plan,
@@ -29,8 +30,8 @@ use socratic_core::pipeline::{
 use socratic_core::report;
 use socratic_core::repository::{Repository, RunFilter};
 use socratic_local::backend::Backend;
-use socratic_local::catalog;
 use socratic_local::models::{self, ClientOptions, Layers, ModelsFile};
+use socratic_local::{catalog, history};
 use socratic_memory::simulated::PROVIDER;
 use socratic_memory::{FsBlobStore, LocalPipeline, SimulatedLlm, simulated_manifest};
 use socratic_sqlite::{CallLedger, ResultsDir};
@@ -68,6 +69,32 @@ enum Command {
         /// The manifest; by default the newest in the results.
         #[arg(long = "manifest-id")]
         manifest_id: Option<String>,
+    },
+    /// List the benchmarks of a results directory, newest first: date, label, tutors,
+    /// status, runs and cost.
+    List {
+        /// The results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Print a run's transcript with every judgment of each turn.
+    Show {
+        /// The run id (as in `curated/runs/` or the report).
+        run: String,
+        /// The results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Compare manifest B with baseline A over their shared models and scenarios: per-model
+    /// paired differences with 95% intervals and Holm-adjusted p-values.
+    Compare {
+        /// The baseline manifest.
+        a: String,
+        /// The manifest compared with it.
+        b: String,
+        /// The results directory holding both.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
     },
     /// Write a starter benchmark to edit: rubric, prompts, scenarios, manifest, models file.
     Init {
@@ -214,6 +241,9 @@ async fn main() -> ExitCode {
             run(args.run, mode).await
         }
         Some(Command::Report { out, manifest_id }) => rerender(&out, manifest_id.as_deref()).await,
+        Some(Command::List { out }) => list(&out).await,
+        Some(Command::Show { run, out }) => show(&out, &run).await,
+        Some(Command::Compare { a, b, out }) => compare(&out, &a, &b).await,
         Some(Command::Init { dir }) => init(&dir),
         Some(Command::Check { dir }) => check(&dir).await,
         Some(Command::Models { models, no_check }) => list_models(&models, no_check).await,
@@ -225,6 +255,51 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The repository of a results directory, read without taking its lock.
+fn history(out: &Path) -> anyhow::Result<Repository> {
+    let db = ResultsDir::read(out)?;
+    Ok(Repository::new(Arc::new(db.store())))
+}
+
+async fn list(out: &Path) -> anyhow::Result<ExitCode> {
+    let lines = history::manifests(&history(out)?).await?;
+    if lines.is_empty() {
+        println!("{} holds no benchmark yet", out.display());
+    } else {
+        print!("{}", history::list_table(&lines));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(out: &Path, run: &str) -> anyhow::Result<ExitCode> {
+    let id: RunId = run
+        .parse()
+        .map_err(|e| anyhow::anyhow!("run id {run:?}: {e}"))?;
+    let record = history(out)?
+        .run_record(&id)
+        .await?
+        .with_context(|| format!("run {id} is not in {}", out.display()))?;
+    print!("{}", history::transcript(&record));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn compare(out: &Path, a: &str, b: &str) -> anyhow::Result<ExitCode> {
+    let repository = history(out)?;
+    let mut ids = Vec::new();
+    for (name, text) in [("A", a), ("B", b)] {
+        let id: ManifestId = text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("manifest {name} {text:?}: {e}"))?;
+        if repository.manifest_progress(&id).await?.is_none() {
+            bail!("manifest {name} ({id}) is not in {}", out.display());
+        }
+        ids.push(id);
+    }
+    let comparison = compare_manifests(&repository, &ids[0], &ids[1]).await?;
+    print!("{}", history::comparison_table(&comparison));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_models(path: &Path) -> anyhow::Result<ModelsFile> {
