@@ -4,9 +4,15 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use socratic_core::blob::BlobStore;
+use socratic_core::clock::{SystemClock, UlidGenerator};
+use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::queue::QueueError;
+use socratic_core::repository::Repository;
+use socratic_core::runner::{Runner, RunnerConfig};
 
 use crate::db::{Database, OpenError};
 use crate::queue::{SqliteQueue, SqliteQueueConfig};
@@ -182,6 +188,41 @@ impl ResultsDir {
     /// Its stage queues.
     pub fn queues(&self) -> &StageQueues {
         &self.queues
+    }
+
+    /// The pipeline's ports on this directory's store and queues, with the system clock and
+    /// ULIDs.
+    pub fn ports(
+        &self,
+        blobs: Arc<dyn BlobStore>,
+        providers: Providers,
+        config: PipelineConfig,
+    ) -> Ports {
+        Ports {
+            repository: Repository::new(Arc::new(self.database.store())),
+            blobs,
+            dialogue_jobs: Arc::new(self.queues.dialogue.clone()),
+            judge_jobs: Arc::new(self.queues.judge.clone()),
+            run_events: Arc::new(self.queues.events.clone()),
+            providers,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidGenerator::default()),
+            config,
+        }
+    }
+
+    /// A runner over `ports` consuming this directory's stage queues, `workers` workers on
+    /// the dialogue and judge lanes.
+    pub fn runner(&self, ports: Ports, workers: usize, config: RunnerConfig) -> Runner {
+        Runner::builder(ports)
+            .stage_lanes(
+                Arc::new(self.queues.dialogue.clone()),
+                Arc::new(self.queues.judge.clone()),
+                Arc::new(self.queues.events.clone()),
+                workers,
+            )
+            .config(config)
+            .build()
     }
 
     /// Makes every message an earlier process had received visible again, and returns how

@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use socratic_core::blob::BlobStore;
-use socratic_core::clock::{SystemClock, UlidGenerator};
 use socratic_core::defaults::Defaults;
 use socratic_core::entity::Model;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
-use socratic_core::queue::QueueConsumer;
 use socratic_core::repository::{RepoError, Repository};
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_core::store::Key;
@@ -44,18 +42,7 @@ impl Backend {
         providers: Providers,
         config: PipelineConfig,
     ) -> Self {
-        let queues = results.queues().clone();
-        let ports = Ports {
-            repository: Repository::new(Arc::new(results.database().store())),
-            blobs,
-            dialogue_jobs: Arc::new(queues.dialogue),
-            judge_jobs: Arc::new(queues.judge),
-            run_events: Arc::new(queues.events),
-            providers,
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UlidGenerator::default()),
-            config,
-        };
+        let ports = results.ports(blobs, providers, config);
         Self {
             ports,
             queues: Queues::Sqlite(results),
@@ -82,26 +69,10 @@ impl Backend {
 
     /// A runner with `workers` workers on the dialogue and judge lanes.
     pub fn runner(&self, workers: usize) -> Runner {
-        let (dialogue, judge, events): (
-            Arc<dyn QueueConsumer>,
-            Arc<dyn QueueConsumer>,
-            Arc<dyn QueueConsumer>,
-        ) = match &self.queues {
-            Queues::Memory(p) => (
-                Arc::new(p.queues.dialogue.clone()),
-                Arc::new(p.queues.judge.clone()),
-                Arc::new(p.queues.events.clone()),
-            ),
-            Queues::Sqlite(r) => (
-                Arc::new(r.queues().dialogue.clone()),
-                Arc::new(r.queues().judge.clone()),
-                Arc::new(r.queues().events.clone()),
-            ),
-        };
-        Runner::builder(self.ports.clone())
-            .stage_lanes(dialogue, judge, events, workers)
-            .config(RunnerConfig::default())
-            .build()
+        match &self.queues {
+            Queues::Memory(p) => p.runner(workers, RunnerConfig::default()),
+            Queues::Sqlite(r) => r.runner(self.ports.clone(), workers, RunnerConfig::default()),
+        }
     }
 
     /// Messages a killed process had in hand, made visible again; 0 in memory.

@@ -1,6 +1,8 @@
 //! The admin API and the pipeline's workers in one process on loopback: `POST /manifests`, then
-//! poll `GET /runs` or `GET /manifests/{id}`. By default on memory backends and the simulated
-//! models; with `--aws`, on the table, bucket and queues named in the environment (see
+//! poll `GET /runs` or `GET /manifests/{id}`. By default on the simulated models, with its data
+//! in the SQLite database and blob files of `--data` (`server-data`), so it survives a restart
+//! and resumes unfinished work; `--memory` keeps everything in memory instead. With `--aws`,
+//! on the table, bucket and queues named in the environment (see
 //! `socratic_aws::AwsSettings`; run-judged events go to `SOCRATIC_EVENTS_QUEUE_URL`), with
 //! Bedrock models (provider `bedrock`) as well as the simulated ones.
 //!
@@ -10,6 +12,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,10 +22,12 @@ use axum::response::Response;
 use clap::Parser;
 use socratic_core::api::{AdminApi, ApiConfig};
 use socratic_core::blob::BlobStore;
+use socratic_core::defaults::Defaults;
 use socratic_core::pipeline::{PipelineConfig, Providers};
 use socratic_core::runner::RunnerConfig;
 use socratic_memory::simulated::PROVIDER;
-use socratic_memory::{LocalPipeline, MemoryBlobStore, SimulatedLlm};
+use socratic_memory::{FsBlobStore, LocalPipeline, MemoryBlobStore, SimulatedLlm};
+use socratic_sqlite::ResultsDir;
 
 /// Serve the admin API with local workers.
 #[derive(Debug, Parser)]
@@ -37,20 +42,29 @@ struct Args {
     /// Workers per pipeline stage.
     #[arg(long, default_value_t = 8)]
     workers: usize,
-    /// Use the AWS resources named in the environment instead of memory backends.
+    /// The directory holding the server's database (`socratic.db`) and blob files; one
+    /// process at a time.
+    #[arg(long, default_value = "server-data")]
+    data: PathBuf,
+    /// Keep everything in memory: nothing survives the process.
+    #[arg(long, conflicts_with = "aws")]
+    memory: bool,
+    /// Use the AWS resources named in the environment instead of local backends.
     #[arg(long)]
     aws: bool,
 }
 
-/// The ports and a runner, on memory or on AWS.
+/// The ports, a runner, and the data directory this process holds (SQLite only): on SQLite,
+/// memory or AWS.
 async fn assemble(
     args: &Args,
 ) -> anyhow::Result<(
     socratic_core::pipeline::Ports,
     socratic_core::runner::Runner,
+    Option<ResultsDir>,
 )> {
     let simulated: Arc<dyn socratic_core::llm::LlmClient> = Arc::new(SimulatedLlm::new());
-    if !args.aws {
+    if args.memory {
         let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
         let providers = Providers::new().with(PROVIDER, simulated);
         let pipeline = LocalPipeline::new(blobs, providers, PipelineConfig::default());
@@ -59,7 +73,29 @@ async fn assemble(
             .await
             .context("installing the catalog")?;
         let runner = pipeline.runner(args.workers, RunnerConfig::default());
-        return Ok((pipeline.ports, runner));
+        return Ok((pipeline.ports, runner, None));
+    }
+    if !args.aws {
+        let results = ResultsDir::acquire(&args.data)?;
+        let blobs: Arc<dyn BlobStore> = Arc::new(
+            FsBlobStore::new(&args.data)
+                .with_context(|| format!("opening {}", args.data.display()))?,
+        );
+        let providers = Providers::new().with(PROVIDER, simulated);
+        let ports = results.ports(blobs, providers, PipelineConfig::default());
+        let defaults = Defaults::load().context("loading the embedded catalog")?;
+        defaults
+            .install(&ports.repository)
+            .await
+            .context("installing the catalog")?;
+        for model in SimulatedLlm::catalog() {
+            ports.repository.put_catalog(&model).await?;
+        }
+        // This process holds the directory, so whatever a killed server had in hand is free.
+        let recovered = results.recover().await?;
+        tracing::info!(data = %args.data.display(), recovered, "opened the server's data");
+        let runner = results.runner(ports.clone(), args.workers, RunnerConfig::default());
+        return Ok((ports, runner, Some(results)));
     }
     let mut settings = socratic_aws::AwsSettings::from_env();
     // Workers here consume run-judged events from SQS, not from EventBridge.
@@ -86,7 +122,7 @@ async fn assemble(
     let runner = socratic_core::runner::Runner::builder(ports.clone())
         .stage_lanes(dialogue, judge, events, args.workers)
         .build();
-    Ok((ports, runner))
+    Ok((ports, runner, None))
 }
 
 /// Checks the key first, so a caller without it makes the server read nothing; then reads the
@@ -141,7 +177,8 @@ async fn main() -> anyhow::Result<()> {
         key
     });
 
-    let (ports, runner) = assemble(&args).await?;
+    // `_data` holds the data directory's lock until the server stops.
+    let (ports, runner, _data) = assemble(&args).await?;
     let api = Arc::new(AdminApi::new(ports, ApiConfig::new(api_key)));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = tokio::spawn(async move {

@@ -30,7 +30,7 @@ async fn start() -> Server {
         .port();
     let address = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_socratic-server"))
-        .args(["--listen", &address, "--workers", "1"])
+        .args(["--listen", &address, "--workers", "1", "--memory"])
         .env("SOCRATIC_API_KEY", KEY)
         .env("RUST_LOG", "error")
         .kill_on_drop(true)
