@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::{Ports, StageError, Transition, summarize_manifest, transition};
+use super::leaderboard::{RunDigest, summarize_digests};
+use super::{Ports, StageError, Transition, transition};
 use crate::blob::{BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
 use crate::entity::{
@@ -255,7 +256,10 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
         return Ok(());
     }
     let manifest = progress.manifest;
-    let mut records = Vec::new();
+    let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
+    // One run record at a time, kept only as its digest: memory stays small however many
+    // runs the manifest has.
+    let mut digests = Vec::new();
     let mut cursor = None;
     loop {
         let page = repo
@@ -263,7 +267,7 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
             .await?;
         for run in page.items {
             if let Some(record) = repo.run_record(&run.id).await? {
-                records.push(record);
+                digests.push(RunDigest::of(&record, &rubric));
             }
         }
         cursor = page.cursor;
@@ -271,8 +275,7 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
             break;
         }
     }
-    let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
-    let summary = summarize_manifest(&manifest, &rubric, &records, ports.clock.now());
+    let summary = summarize_digests(&manifest, &rubric, digests, ports.clock.now());
     for model in &summary.leaderboard {
         repo.overwrite(model).await?;
     }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Timestamp;
 use crate::entity::{
     Estimate, JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison,
-    RoleUsage, Rubric, RunStatus, Vector, VectorSummary,
+    RoleUsage, Rubric, RunStatus, RunSummary, Vector, VectorSummary,
 };
 use crate::id::{ModelId, ScenarioId};
 use crate::repository::RunRecord;
@@ -34,14 +34,67 @@ struct ScenarioScores {
 
 /// Averages each model's repetitions per scenario, since scenarios (not turns or runs) are
 /// the independent units.
-/// How many of `records` are in `status`.
-fn count_status<'a>(records: impl Iterator<Item = &'a RunRecord>, status: RunStatus) -> u32 {
-    u32::try_from(records.filter(|r| r.run.value.status == status).count()).unwrap_or(u32::MAX)
+/// What the leaderboard needs of one run, and no more: its coordinates, status and summary,
+/// and its judges' ratings for the agreement. Small, so a manifest of any size is summarised
+/// one run record at a time without holding turns and judgments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDigest {
+    /// The tutor.
+    pub tutor: ModelId,
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// The repetition.
+    pub repetition: u32,
+    /// The run's status.
+    pub status: RunStatus,
+    /// Its summary, once curated.
+    pub summary: Option<RunSummary>,
+    /// Per dimension, one unit per judged turn that at least two judges scored.
+    pub agreement_units: BTreeMap<String, Vec<Vec<f64>>>,
 }
 
-fn per_scenario(records: &[RunRecord]) -> BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>> {
-    let mut grouped: BTreeMap<(ModelId, ScenarioId), Vec<&crate::entity::RunSummary>> =
-        BTreeMap::new();
+impl RunDigest {
+    /// The digest of a run record.
+    pub fn of(record: &RunRecord, rubric: &Rubric) -> Self {
+        let run = &record.run.value;
+        let turns: BTreeSet<u32> = record.judgments.iter().map(|j| j.turn).collect();
+        let mut agreement_units: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+        for dim in &rubric.dimensions {
+            for turn in &turns {
+                let ratings: Vec<f64> = record
+                    .judgments
+                    .iter()
+                    .filter(|j| j.turn == *turn)
+                    .filter_map(|j| j.verdict())
+                    .filter_map(|v| v.scores.get(&dim.name))
+                    .map(|s| f64::from(*s))
+                    .collect();
+                if ratings.len() >= 2 {
+                    agreement_units
+                        .entry(dim.name.clone())
+                        .or_default()
+                        .push(ratings);
+                }
+            }
+        }
+        Self {
+            tutor: run.tutor.model.clone(),
+            scenario: run.scenario.clone(),
+            repetition: run.repetition,
+            status: run.status,
+            summary: record.summary.clone(),
+            agreement_units,
+        }
+    }
+}
+
+/// How many of `records` are in `status`.
+fn count_status<'a>(records: impl Iterator<Item = &'a RunDigest>, status: RunStatus) -> u32 {
+    u32::try_from(records.filter(|r| r.status == status).count()).unwrap_or(u32::MAX)
+}
+
+fn per_scenario(records: &[RunDigest]) -> BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>> {
+    let mut grouped: BTreeMap<(ModelId, ScenarioId), Vec<&RunSummary>> = BTreeMap::new();
     for record in records {
         if let Some(summary) = &record.summary
             && summary.overall.is_some()
@@ -81,19 +134,24 @@ pub fn summarize_manifest(
     records: &[RunRecord],
     now: Timestamp,
 ) -> ManifestSummary {
+    let digests = records.iter().map(|r| RunDigest::of(r, rubric)).collect();
+    summarize_digests(manifest, rubric, digests, now)
+}
+
+/// Computes a manifest's summary from the digest of every run.
+pub fn summarize_digests(
+    manifest: &Manifest,
+    rubric: &Rubric,
+    mut records: Vec<RunDigest>,
+    now: Timestamp,
+) -> ManifestSummary {
     // Sums of floats depend on their order; fix it by the runs' coordinates (not their ids,
     // which differ between two runs of the same manifest) so the same data always gives the
     // same numbers.
-    let mut sorted: Vec<RunRecord> = records.to_vec();
-    sorted.sort_by_cached_key(|r| {
-        let run = &r.run.value;
-        (
-            run.tutor.model.clone(),
-            run.scenario.clone(),
-            run.repetition,
-        )
+    records.sort_by(|a, b| {
+        (&a.tutor, &a.scenario, a.repetition).cmp(&(&b.tutor, &b.scenario, b.repetition))
     });
-    let records = sorted.as_slice();
+    let records = records.as_slice();
     let scores = per_scenario(records);
     let tutors: Vec<ModelId> = manifest
         .request
@@ -138,10 +196,7 @@ pub fn summarize_manifest(
                     by_vector.insert(vector, estimate);
                 }
             }
-            let own: Vec<&RunRecord> = records
-                .iter()
-                .filter(|r| &r.run.value.tutor.model == model)
-                .collect();
+            let own: Vec<&RunDigest> = records.iter().filter(|r| &r.tutor == model).collect();
             let summaries: Vec<_> = own.iter().filter_map(|r| r.summary.as_ref()).collect();
             let scored: u32 = summaries.iter().map(|s| s.scored_turns).sum();
             let passing: f64 = summaries
@@ -231,9 +286,7 @@ pub fn summarize_manifest(
         failed_runs: count_status(records.iter(), RunStatus::Failed),
         skipped_runs: count_status(records.iter(), RunStatus::Skipped),
         rejudge_of: manifest.request.rejudge_of,
-        stopped_by_budget: records
-            .iter()
-            .any(|r| r.run.value.status == RunStatus::Skipped),
+        stopped_by_budget: records.iter().any(|r| r.status == RunStatus::Skipped),
         unscored_judgments: rows.iter().map(|r| r.unscored_judgments).sum(),
         cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
         judge_agreement: judge_agreement(rubric, records, manifest.request.judges.len()),
@@ -315,7 +368,7 @@ fn assign_rank_groups(rows: &mut [ModelSummary], comparisons: &[PairwiseComparis
 /// Krippendorff's alpha (interval) per dimension over turns scored by at least two judges.
 fn judge_agreement(
     rubric: &Rubric,
-    records: &[RunRecord],
+    records: &[RunDigest],
     judges: usize,
 ) -> BTreeMap<String, JudgeAgreement> {
     if judges < 2 {
@@ -325,23 +378,12 @@ fn judge_agreement(
         .dimensions
         .iter()
         .map(|dim| {
-            let mut units = Vec::new();
-            for record in records {
-                let turns: BTreeSet<u32> = record.judgments.iter().map(|j| j.turn).collect();
-                for turn in turns {
-                    let ratings: Vec<f64> = record
-                        .judgments
-                        .iter()
-                        .filter(|j| j.turn == turn)
-                        .filter_map(|j| j.verdict())
-                        .filter_map(|v| v.scores.get(&dim.name))
-                        .map(|s| f64::from(*s))
-                        .collect();
-                    if ratings.len() >= 2 {
-                        units.push(ratings);
-                    }
-                }
-            }
+            let units: Vec<Vec<f64>> = records
+                .iter()
+                .filter_map(|r| r.agreement_units.get(&dim.name))
+                .flatten()
+                .cloned()
+                .collect();
             let agreement = JudgeAgreement {
                 krippendorff_alpha: stats::krippendorff_alpha_interval(&units),
                 units: u32::try_from(units.len()).unwrap_or(u32::MAX),

@@ -29,7 +29,7 @@ pub use curate::curate;
 pub use curate::summarize_run;
 pub use dialogue::run_dialogue;
 pub use judge::judge;
-pub use leaderboard::{ALPHA, summarize_manifest};
+pub use leaderboard::{ALPHA, RunDigest, summarize_digests, summarize_manifest};
 pub use plan::{Plan, PlanError, plan, run_id};
 pub use prompts::{
     JUDGE_TURN_MARKER, JUDGMENT_TOOL, Sampling, judge_request, student_request, transcript,
