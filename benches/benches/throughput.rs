@@ -1,27 +1,46 @@
-//! End-to-end throughput: 1,000 runs × 3 turns through the whole pipeline on memory backends,
-//! once with instant simulated models and once with 100 ms per call at concurrency 64.
-//! Prints wall time, model calls per second, peak RSS and efficiency against the bound set by
-//! latency and concurrency. Run: `cargo bench -p socratic-benches --bench throughput`.
+//! End-to-end throughput: 1,000 runs × 3 turns through the whole pipeline, on memory backends
+//! with instant simulated models and with 100 ms per call at concurrency 64, and on the SQLite
+//! store and queues with instant models. Prints wall time, model calls per second, peak RSS
+//! and efficiency against the bound set by latency and concurrency.
+//! Run: `cargo bench -p socratic-benches --bench throughput`.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
-use socratic_benches::{manifest, peak_rss_kib, pipeline};
-use socratic_core::runner::RunnerConfig;
+use socratic_benches::{manifest, peak_rss_kib, pipeline, sqlite_pipeline};
+use socratic_core::runner::{Runner, RunnerConfig};
 
 const RUNS: u32 = 1000;
 const TURNS: u64 = 3;
 
-async fn scenario(name: &str, latency: Duration, concurrency: usize) {
+fn runner_config() -> RunnerConfig {
+    RunnerConfig {
+        receive_wait: Duration::from_millis(20),
+        ..RunnerConfig::default()
+    }
+}
+
+async fn scenario(name: &str, latency: Duration, concurrency: usize) -> Duration {
     let local = pipeline(latency, concurrency).await;
-    let runner = local.runner(
+    let runner = local.runner(concurrency, runner_config());
+    measure(name, &runner, latency, concurrency).await
+}
+
+async fn sqlite_scenario(name: &str, latency: Duration, concurrency: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let (_results, runner) = sqlite_pipeline(
+        dir.path(),
+        latency,
         concurrency,
-        RunnerConfig {
-            receive_wait: Duration::from_millis(20),
-            ..RunnerConfig::default()
-        },
-    );
+        concurrency,
+        runner_config(),
+    )
+    .await;
+    measure(name, &runner, latency, concurrency).await
+}
+
+async fn measure(name: &str, runner: &Runner, latency: Duration, concurrency: usize) -> Duration {
     let started = Instant::now();
     let summary = runner.run_manifest(&manifest(RUNS)).await.unwrap();
     let wall = started.elapsed();
@@ -56,6 +75,7 @@ async fn scenario(name: &str, latency: Duration, concurrency: usize) {
         );
     }
     assert_eq!(summary.failed_runs, 0);
+    wall
 }
 
 fn main() {
@@ -68,12 +88,22 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        scenario("instant models, 64 workers", Duration::ZERO, 64).await;
+        let memory = scenario("instant models, 64 workers", Duration::ZERO, 64).await;
         scenario(
             "100 ms per call, concurrency 64",
             Duration::from_millis(100),
             64,
         )
         .await;
+        let sqlite = sqlite_scenario(
+            "instant models, 64 workers, SQLite store and queues",
+            Duration::ZERO,
+            64,
+        )
+        .await;
+        println!(
+            "SQLite / memory wall time: {:.2}× (target: within 3×)",
+            sqlite.as_secs_f64() / memory.as_secs_f64()
+        );
     });
 }

@@ -9,26 +9,64 @@ use socratic_core::entity::{ManifestRequest, ModelConfig};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{ConcurrencyLimitLlm, LlmClient};
 use socratic_core::pipeline::{PipelineConfig, Providers};
+use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_memory::simulated::{PROVIDER, SOCRATIC_TUTOR};
 use socratic_memory::{LocalPipeline, MemoryBlobStore, SimulatedLlm, simulated_manifest};
+use socratic_sqlite::ResultsDir;
 
-/// A local pipeline whose simulated models take `latency` per call, at most `per_model` at once.
-pub async fn pipeline(latency: Duration, per_model: usize) -> LocalPipeline {
+fn providers(latency: Duration, per_model: usize) -> Providers {
     let llm: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(
         SimulatedLlm::with_latency(latency),
         per_model,
     ));
-    let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let config = PipelineConfig {
+    Providers::new().with(PROVIDER, llm)
+}
+
+fn config() -> PipelineConfig {
+    PipelineConfig {
         max_runs_per_manifest: 100_000,
         ..PipelineConfig::default()
-    };
-    let local = LocalPipeline::new(blobs, Providers::new().with(PROVIDER, llm), config);
+    }
+}
+
+/// A local pipeline whose simulated models take `latency` per call, at most `per_model` at once.
+pub async fn pipeline(latency: Duration, per_model: usize) -> LocalPipeline {
+    let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    let local = LocalPipeline::new(blobs, providers(latency, per_model), config());
     local
         .install_catalog(&SimulatedLlm::catalog())
         .await
         .unwrap_or_else(|e| panic!("catalog: {e}"));
     local
+}
+
+/// The same pipeline with its store and queues in the SQLite database of the results
+/// directory `dir` (artifacts stay in memory, so the difference is the database's), and a
+/// runner with `workers` workers.
+pub async fn sqlite_pipeline(
+    dir: &std::path::Path,
+    latency: Duration,
+    per_model: usize,
+    workers: usize,
+    runner: RunnerConfig,
+) -> (ResultsDir, Runner) {
+    let results = ResultsDir::acquire(dir).unwrap_or_else(|e| panic!("{e}"));
+    let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    let ports = results.ports(blobs, providers(latency, per_model), config());
+    Defaults::load()
+        .unwrap_or_else(|e| panic!("defaults: {e}"))
+        .install(&ports.repository)
+        .await
+        .unwrap_or_else(|e| panic!("catalog: {e}"));
+    for model in SimulatedLlm::catalog() {
+        ports
+            .repository
+            .put_catalog(&model)
+            .await
+            .unwrap_or_else(|e| panic!("catalog: {e}"));
+    }
+    let runner = results.runner(ports, workers, runner);
+    (results, runner)
 }
 
 /// `runs` runs of the Socratic simulated tutor: the eight scenarios × `runs / 8` repetitions,

@@ -1,12 +1,16 @@
 //! The database file: opening, the versioned schema, and running blocking calls off the
 //! async runtime.
 
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
-use tokio::sync::Notify;
+
+use crate::queue::Activity;
 
 /// The schema this build writes. A database with a higher `user_version` was written by a
 /// newer socratic and is refused.
@@ -125,17 +129,30 @@ impl Default for OpenOptions {
     }
 }
 
+/// What a job does once its group is committed (or the commit failed).
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Work for the database thread.
+type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+
+/// The most jobs committed together.
+const MAX_GROUP: usize = 256;
+
 struct Inner {
     path: PathBuf,
-    connection: Mutex<Connection>,
-    /// Wakes long-polling receivers when a message is sent or returned.
-    arrived: Notify,
+    /// The database thread's inbox; the thread ends when the last clone is dropped.
+    jobs: Sender<Job>,
+    /// Per queue, what this process knows of its activity.
+    activity: Mutex<HashMap<String, Arc<Activity>>>,
 }
 
 /// One SQLite database file in WAL mode, shared by a [`SqliteStore`](crate::SqliteStore) and any
 /// number of [`SqliteQueue`](crate::SqliteQueue)s. Cloning shares the connection.
 ///
-/// Every call runs on tokio's blocking pool, so the async runtime never waits on the disk.
+/// Every call runs on the database's own thread, in arrival order, so the async runtime never
+/// waits on the disk and concurrent callers never contend for a lock. Calls that arrive
+/// together are committed together (group commit): each runs in a savepoint of one
+/// transaction, and none is answered before that transaction is committed.
 #[derive(Clone)]
 pub struct Database {
     inner: Arc<Inner>,
@@ -160,27 +177,46 @@ impl Database {
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
         let classify = |e: rusqlite::Error| classify(&path, options.busy_timeout, &e);
-        let mut connection = Connection::open(&path).map_err(classify)?;
-        connection
-            .busy_timeout(options.busy_timeout)
-            .map_err(classify)?;
-        // WAL lets readers in other processes (list, show, report) read during a benchmark;
-        // NORMAL sync is durable against a killed process, which is what resume needs.
-        connection
+        let mut writer = connect(&path, options).map_err(classify)?;
+        // WAL lets readers, here and in other processes (list, show, report), read while a
+        // benchmark writes; NORMAL sync is durable against a killed process, which is what
+        // resume needs.
+        writer
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(classify)?;
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
+        // Less frequent checkpoints: a benchmark writes many small transactions, most of them
+        // to pages it wrote a moment before.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 8_000)
             .map_err(classify)?;
-        migrate(&mut connection, &path).map_err(|e| match e {
+        migrate(&mut writer, &path).map_err(|e| match e {
             Migration::Sqlite(e) => classify(e),
             Migration::Refused(e) => e,
         })?;
+        let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite".to_owned())
+            .spawn(move || {
+                while let Ok(first) = inbox.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match inbox.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    serve_group(&mut writer, group);
+                }
+            })
+            .map_err(|e| OpenError::Other {
+                path: path.clone(),
+                message: format!("cannot start the database thread: {e}"),
+            })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
-                connection: Mutex::new(connection),
-                arrived: Notify::new(),
+                jobs,
+                activity: Mutex::default(),
             }),
         })
     }
@@ -195,20 +231,41 @@ impl Database {
         crate::SqliteStore::new(self.clone())
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection on the database thread, and answers once what it wrote
+    /// is committed. `f` must use savepoints, not transactions: it runs inside the group's.
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, String>
     where
         F: FnOnce(&mut Connection) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&mut lock(&inner.connection)))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .jobs
+            .send(Box::new(move |connection| {
+                let result = f(connection);
+                Box::new(move |committed: Result<(), String>| {
+                    let _ = reply.send(committed.map(|()| result));
+                })
+            }))
+            .map_err(|_| {
+                format!(
+                    "{}: the database thread has stopped",
+                    self.inner.path.display()
+                )
+            })?;
+        answer
             .await
-            .map_err(|e| format!("database task failed: {e}"))
+            .map_err(|_| format!("{}: a database call failed", self.inner.path.display()))?
     }
 
-    pub(crate) fn arrived(&self) -> &Notify {
-        &self.inner.arrived
+    /// What this process knows of queue `name`.
+    pub(crate) fn activity(&self, name: &str) -> Arc<Activity> {
+        let mut activity = self
+            .inner
+            .activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(activity.entry(name.to_owned()).or_default())
     }
 
     /// Describes a SQLite error with the file's path, for store and queue errors.
@@ -217,10 +274,41 @@ impl Database {
     }
 }
 
-fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    // A panic inside a SQLite transaction rolls it back when the transaction drops, so the
-    // connection is consistent even if the lock was poisoned.
-    connection.lock().unwrap_or_else(PoisonError::into_inner)
+/// A connection to `path` with the settings every connection shares.
+fn connect(path: &Path, options: OpenOptions) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(options.busy_timeout)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "cache_size", -32_000)?;
+    connection.pragma_update(None, "mmap_size", 268_435_456)?;
+    Ok(connection)
+}
+
+/// Runs a group of jobs in one transaction and answers each after the commit. If the
+/// transaction cannot start (another process holds the write lock past the busy timeout),
+/// each job runs on its own, its savepoint then being its transaction.
+fn serve_group(connection: &mut Connection, group: Vec<Job>) {
+    let grouped = connection.execute_batch("BEGIN IMMEDIATE").is_ok();
+    let mut replies = Vec::with_capacity(group.len());
+    for job in group {
+        // A panicking job drops its reply channel, so its caller sees an error; its savepoint
+        // rolls back as it unwinds. The thread goes on serving.
+        if let Ok(reply) = std::panic::catch_unwind(AssertUnwindSafe(|| job(connection))) {
+            replies.push(reply);
+        }
+    }
+    let committed = if grouped {
+        connection.execute_batch("COMMIT").map_err(|e| {
+            let _ = connection.execute_batch("ROLLBACK");
+            format!("commit failed: {e}")
+        })
+    } else {
+        Ok(())
+    };
+    for reply in replies {
+        reply(committed.clone());
+    }
 }
 
 enum Migration {

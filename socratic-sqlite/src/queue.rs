@@ -1,20 +1,86 @@
 //! The queue ports on the `messages` table: one table for every queue of a database, so a
 //! stage's store writes and its queue's messages live in one file.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use socratic_core::queue::{
     Delivery, MAX_DELAY, MessageId, OutgoingMessage, QueueConsumer, QueueError, QueueProducer,
     Receipt, ReceiveOptions,
 };
+
+use tokio::sync::Notify;
 
 use crate::db::{Database, now_ms};
 
 /// The longest a receive sleeps between looks at the table, so a message sent by another
 /// process is noticed even though its send wakes nobody here.
 const POLL: Duration = Duration::from_millis(100);
+
+/// What one look at a queue's table did.
+struct Taken {
+    deliveries: Vec<Delivery>,
+    /// When the next hidden message becomes visible, if none was delivered.
+    next_visible: Option<i64>,
+    /// Messages moved to the dead-letter queue.
+    dead_lettered: usize,
+}
+
+/// What this process knows of a queue between looks at its table, so that idle receivers do
+/// not query an empty queue again and again. Sends, nacks and releases in this process bump
+/// the generation; a look that found nothing records the generation it saw and when the next
+/// hidden message becomes visible. Messages sent by another process are noticed within
+/// [`POLL`], since a recorded look expires after it.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    arrived: Notify,
+    generation: AtomicU64,
+    empty_at: AtomicU64,
+    looked_at: AtomicI64,
+    next_visible: AtomicI64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            arrived: Notify::new(),
+            generation: AtomicU64::new(0),
+            empty_at: AtomicU64::new(u64::MAX),
+            looked_at: AtomicI64::new(0),
+            next_visible: AtomicI64::new(0),
+        }
+    }
+}
+
+impl Activity {
+    /// Something changed; wake a receiver per message that may have become visible.
+    fn changed(&self, visible: usize) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for _ in 0..visible {
+            self.arrived.notify_one();
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn looked_empty(&self, generation: u64, next_visible: Option<i64>, now: i64) {
+        self.looked_at.store(now, Ordering::SeqCst);
+        self.next_visible
+            .store(next_visible.unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.empty_at.store(generation, Ordering::SeqCst);
+    }
+
+    /// Whether a recent look found nothing, nothing changed since, and nothing hidden is due.
+    fn known_empty(&self, now: i64) -> bool {
+        self.empty_at.load(Ordering::SeqCst) == self.generation()
+            && now < self.next_visible.load(Ordering::SeqCst)
+            && now - self.looked_at.load(Ordering::SeqCst) < ms(POLL)
+    }
+}
 
 /// How a [`SqliteQueue`] behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +204,7 @@ impl SqliteQueue {
                 )
             })
             .await?;
-        self.db.arrived().notify_waiters();
+        self.db.activity(&self.name).changed(released);
         Ok(released)
     }
 
@@ -148,18 +214,11 @@ impl SqliteQueue {
         config: &SqliteQueueConfig,
         max: usize,
         visibility: Duration,
-    ) -> rusqlite::Result<(Vec<Delivery>, Option<i64>)> {
+    ) -> rusqlite::Result<Taken> {
         let now = now_ms();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let (Some(max_attempts), Some(dead_letter)) = (config.max_attempts, &config.dead_letter)
-        {
-            tx.execute(
-                "UPDATE messages SET queue = ?3, attempts = 0, receipt = NULL, visible_at = ?2 \
-                 WHERE queue = ?1 AND visible_at <= ?2 AND attempts >= ?4",
-                params![name, now, dead_letter, max_attempts],
-            )?;
-        }
-        let visible: Vec<(i64, String, String, u32)> = {
+        let tx = conn.savepoint()?;
+        let mut dead_lettered = 0;
+        let mut visible: Vec<(i64, String, String, u32)> = {
             let mut statement = tx.prepare_cached(
                 "SELECT seq, id, body, attempts FROM messages \
                  WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
@@ -170,6 +229,24 @@ impl SqliteQueue {
                 })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        if let (Some(max_attempts), Some(dead_letter)) = (config.max_attempts, &config.dead_letter)
+        {
+            let mut exhausted = 0;
+            for (seq, _, _, attempts) in &visible {
+                if *attempts >= max_attempts {
+                    tx.prepare_cached(
+                        "UPDATE messages SET queue = ?2, attempts = 0, receipt = NULL, \
+                         visible_at = ?3 WHERE seq = ?1",
+                    )?
+                    .execute(params![seq, dead_letter, now])?;
+                    exhausted += 1;
+                }
+            }
+            dead_lettered = exhausted;
+            if exhausted > 0 {
+                visible.retain(|(_, _, _, attempts)| *attempts < max_attempts);
+            }
+        }
         let mut deliveries = Vec::with_capacity(visible.len());
         {
             let mut update = tx.prepare_cached(
@@ -188,18 +265,19 @@ impl SqliteQueue {
             }
         }
         let next_visible = if deliveries.is_empty() {
-            tx.query_row(
-                "SELECT min(visible_at) FROM messages WHERE queue = ?1",
-                [name],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .optional()?
-            .flatten()
+            tx.prepare_cached("SELECT min(visible_at) FROM messages WHERE queue = ?1")?
+                .query_row([name], |r| r.get::<_, Option<i64>>(0))
+                .optional()?
+                .flatten()
         } else {
             None
         };
         tx.commit()?;
-        Ok((deliveries, next_visible))
+        Ok(Taken {
+            deliveries,
+            next_visible,
+            dead_lettered,
+        })
     }
 
     async fn enqueue(&self, messages: Vec<OutgoingMessage>) -> Result<Vec<MessageId>, QueueError> {
@@ -207,7 +285,7 @@ impl SqliteQueue {
         let ids = self
             .call(move |conn| {
                 let now = now_ms();
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = conn.savepoint()?;
                 let mut ids = Vec::with_capacity(messages.len());
                 {
                     let mut insert = tx.prepare_cached(
@@ -225,7 +303,7 @@ impl SqliteQueue {
                 Ok(ids)
             })
             .await?;
-        self.db.arrived().notify_waiters();
+        self.db.activity(&self.name).changed(ids.len());
         Ok(ids)
     }
 
@@ -237,18 +315,23 @@ impl SqliteQueue {
         let receipt = receipt.0.clone();
         let changed = self
             .call(move |conn| match requeue_after {
-                None => conn.execute("DELETE FROM messages WHERE receipt = ?1", [receipt]),
-                Some(delay) => conn.execute(
-                    "UPDATE messages SET receipt = NULL, visible_at = ?2 WHERE receipt = ?1",
-                    params![receipt, now_ms() + ms(delay)],
-                ),
+                None => conn
+                    .prepare_cached("DELETE FROM messages WHERE receipt = ?1")?
+                    .execute([receipt]),
+                Some(delay) => conn
+                    .prepare_cached(
+                        "UPDATE messages SET receipt = NULL, visible_at = ?2 WHERE receipt = ?1",
+                    )?
+                    .execute(params![receipt, now_ms() + ms(delay)]),
             })
             .await?;
         if changed == 0 {
             return Err(QueueError::StaleReceipt);
         }
-        if requeue_after.is_some() {
-            self.db.arrived().notify_waiters();
+        if let Some(delay) = requeue_after {
+            self.db
+                .activity(&self.name)
+                .changed(usize::from(delay.is_zero()));
         }
         Ok(())
     }
@@ -302,19 +385,32 @@ impl QueueConsumer for SqliteQueue {
             .visibility_timeout
             .unwrap_or(self.config.visibility_timeout);
         let deadline = tokio::time::Instant::now() + options.wait;
+        let activity = self.db.activity(&self.name);
         loop {
             // Register for wake-ups before looking, so a send in between is not missed.
-            let arrived = self.db.arrived().notified();
+            let arrived = activity.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            let (name, config, max) =
-                (self.name.clone(), self.config.clone(), options.max_messages);
-            let (deliveries, next_visible) = self
-                .call(move |conn| Self::take(conn, &name, &config, max, visibility))
-                .await?;
-            if !deliveries.is_empty() {
-                return Ok(deliveries);
-            }
+            let generation = activity.generation();
+            let next_visible = if activity.known_empty(now_ms()) {
+                Some(activity.next_visible.load(Ordering::SeqCst))
+            } else {
+                let (name, config, max) =
+                    (self.name.clone(), self.config.clone(), options.max_messages);
+                let taken = self
+                    .call(move |conn| Self::take(conn, &name, &config, max, visibility))
+                    .await?;
+                if taken.dead_lettered > 0
+                    && let Some(dead_letter) = &self.config.dead_letter
+                {
+                    self.db.activity(dead_letter).changed(taken.dead_lettered);
+                }
+                if !taken.deliveries.is_empty() {
+                    return Ok(taken.deliveries);
+                }
+                activity.looked_empty(generation, taken.next_visible, now_ms());
+                taken.next_visible
+            };
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());

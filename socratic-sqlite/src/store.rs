@@ -1,11 +1,14 @@
 //! The `Store` port on two tables: `items` (the base table) and `index_entries` (one row per
 //! item per index it belongs to).
+//!
+//! The database thread is the one place every call passes through, so it only moves strings:
+//! items are serialised before a call and parsed after it, on the caller's thread.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::Value;
 use socratic_core::store::{
     Condition, Cursor, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange,
@@ -34,27 +37,51 @@ impl SqliteStore {
         &self.db
     }
 
+    /// Runs a write on the database thread.
     async fn call<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> Result<R, Failure> + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.db
-            .call(f)
-            .await
+        let result = self.db.call(f).await;
+        self.settle(result)
+    }
+
+    fn settle<R>(&self, result: Result<Result<R, Failure>, String>) -> Result<R, StoreError> {
+        result
             .map_err(|message| StoreError::Unavailable { message })?
+            .map_err(|failure| failure.into_store_error(&self.db))
     }
 }
 
-/// Maps a SQLite error: a lock held by another process is transient, anything else means the
-/// store cannot serve the request.
-fn sql_error(db: &Database) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Throttled {
-            message: db.describe(&e),
-        },
-        _ => StoreError::Unavailable {
-            message: db.describe(&e),
-        },
+/// A failure on the database thread: SQLite's, or the store's own (a failed condition).
+enum Failure {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl Failure {
+    /// A lock held by another process is transient; any other SQLite error means the store
+    /// cannot serve the request.
+    fn into_store_error(self, db: &Database) -> StoreError {
+        match self {
+            Failure::Store(e) => e,
+            Failure::Sql(e) => match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                    StoreError::Throttled {
+                        message: db.describe(&e),
+                    }
+                }
+                _ => StoreError::Unavailable {
+                    message: db.describe(&e),
+                },
+            },
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sql(e)
     }
 }
 
@@ -64,7 +91,7 @@ fn bad_cursor() -> StoreError {
     }
 }
 
-fn encode_cursor(position: &[&str]) -> Cursor {
+fn encode_cursor(position: &[String]) -> Cursor {
     Cursor(hex::encode(Value::from(position.to_vec()).to_string()))
 }
 
@@ -78,164 +105,225 @@ fn decode_cursor(cursor: &Cursor, parts: usize) -> Result<Vec<String>, StoreErro
     }
 }
 
-const ITEM_COLUMNS: &str = "i.pk, i.sk, i.version, i.index_keys, i.attributes";
+/// An item as stored: its JSON columns unparsed.
+struct Row {
+    key: Key,
+    version: i64,
+    index_keys: String,
+    attributes: String,
+}
 
-/// Reads an item from a row of [`ITEM_COLUMNS`].
-fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Item, StoreError>> {
-    let key = Key::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?);
-    let version: i64 = row.get(2)?;
-    let index_keys: String = row.get(3)?;
-    let attributes: String = row.get(4)?;
-    let invalid = |message: String| StoreError::InvalidData {
-        key: key.clone(),
-        message,
-    };
-    let parsed = (|| {
+impl Row {
+    fn parse(self) -> Result<Item, StoreError> {
+        let invalid = |message: String| StoreError::InvalidData {
+            key: self.key.clone(),
+            message,
+        };
         let index_keys: BTreeMap<Index, IndexKey> =
-            serde_json::from_str(&index_keys).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_str(&self.index_keys).map_err(|e| invalid(e.to_string()))?;
         let attributes: BTreeMap<String, Value> =
-            serde_json::from_str(&attributes).map_err(|e| invalid(e.to_string()))?;
-        let version = u64::try_from(version).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_str(&self.attributes).map_err(|e| invalid(e.to_string()))?;
+        let version = u64::try_from(self.version).map_err(|e| invalid(e.to_string()))?;
         Ok(Item {
-            key: key.clone(),
+            key: self.key,
             version,
             index_keys,
             attributes,
         })
-    })();
-    Ok(parsed)
-}
-
-fn read(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Result<Item, StoreError>>> {
-    conn.query_row(
-        &format!("SELECT {ITEM_COLUMNS} FROM items i WHERE i.pk = ?1 AND i.sk = ?2"),
-        params![key.pk, key.sk],
-        item_from_row,
-    )
-    .optional()
-}
-
-fn remove(conn: &Connection, key: &Key) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM index_entries WHERE pk = ?1 AND sk = ?2",
-        params![key.pk, key.sk],
-    )?;
-    conn.execute(
-        "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-        params![key.pk, key.sk],
-    )?;
-    Ok(())
-}
-
-fn write(conn: &Connection, item: &Item) -> Result<(), WriteError> {
-    remove(conn, &item.key)?;
-    let index_keys = serde_json::to_string(&item.index_keys)?;
-    let attributes = serde_json::to_string(&item.attributes)?;
-    let version = i64::try_from(item.version).unwrap_or(i64::MAX);
-    conn.execute(
-        "INSERT INTO items (pk, sk, version, index_keys, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![item.key.pk, item.key.sk, version, index_keys, attributes],
-    )?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for (index, ikey) in &item.index_keys {
-        insert.execute(params![
-            index.name(),
-            ikey.pk,
-            ikey.sk,
-            item.key.pk,
-            item.key.sk
-        ])?;
-    }
-    Ok(())
-}
-
-/// A failure inside a write: SQLite's, or the store's own (a failed condition, bad data).
-enum WriteError {
-    Sql(rusqlite::Error),
-    Store(StoreError),
-}
-
-impl From<rusqlite::Error> for WriteError {
-    fn from(e: rusqlite::Error) -> Self {
-        WriteError::Sql(e)
     }
 }
 
-impl From<serde_json::Error> for WriteError {
-    fn from(e: serde_json::Error) -> Self {
-        WriteError::Store(StoreError::InvalidRequest {
-            message: format!("cannot serialise item: {e}"),
+/// An item ready to store: serialised on the caller's thread.
+struct Encoded {
+    key: Key,
+    version: i64,
+    index_keys: String,
+    attributes: String,
+    entries: Vec<(&'static str, IndexKey)>,
+}
+
+impl Encoded {
+    fn of(item: &Item) -> Result<Self, StoreError> {
+        let failed = |e: serde_json::Error| StoreError::InvalidRequest {
+            message: format!("{}: cannot serialise item: {e}", item.key),
+        };
+        Ok(Self {
+            key: item.key.clone(),
+            version: i64::try_from(item.version).unwrap_or(i64::MAX),
+            index_keys: serde_json::to_string(&item.index_keys).map_err(failed)?,
+            attributes: serde_json::to_string(&item.attributes).map_err(failed)?,
+            entries: item
+                .index_keys
+                .iter()
+                .map(|(index, key)| (index.name(), key.clone()))
+                .collect(),
         })
     }
 }
 
-impl From<StoreError> for WriteError {
-    fn from(e: StoreError) -> Self {
-        WriteError::Store(e)
+/// A transaction operation with its item serialised.
+enum Op {
+    Put(Encoded, PutMode),
+    Delete(Key, Option<Condition>),
+    Check(Key, Condition),
+    Increment(Key, String, i64),
+}
+
+impl Op {
+    fn of(op: &TxOp) -> Result<Self, StoreError> {
+        Ok(match op {
+            TxOp::Put { item, mode } => Op::Put(Encoded::of(item)?, *mode),
+            TxOp::Delete { key, condition } => Op::Delete(key.clone(), *condition),
+            TxOp::Check { key, condition } => Op::Check(key.clone(), *condition),
+            TxOp::Increment { key, attribute, by } => {
+                Op::Increment(key.clone(), attribute.clone(), *by)
+            }
+        })
+    }
+
+    fn key(&self) -> &Key {
+        match self {
+            Op::Put(item, _) => &item.key,
+            Op::Delete(key, _) | Op::Check(key, _) | Op::Increment(key, _, _) => key,
+        }
     }
 }
 
-fn holds(current: Option<&Item>, condition: Condition) -> bool {
+const ITEM_COLUMNS: &str = "i.pk, i.sk, i.version, i.index_keys, i.attributes";
+
+fn row_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        key: Key::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+        version: row.get(2)?,
+        index_keys: row.get(3)?,
+        attributes: row.get(4)?,
+    })
+}
+
+fn read(conn: &Connection, key: &Key) -> rusqlite::Result<Option<Row>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ITEM_COLUMNS} FROM items i WHERE i.pk = ?1 AND i.sk = ?2"
+    ))?
+    .query_row(params![key.pk, key.sk], row_of)
+    .optional()
+}
+
+fn version_of(conn: &Connection, key: &Key) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT version FROM items WHERE pk = ?1 AND sk = ?2")?
+        .query_row(params![key.pk, key.sk], |r| r.get(0))
+        .optional()
+}
+
+fn remove(conn: &Connection, key: &Key) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM index_entries WHERE pk = ?1 AND sk = ?2")?
+        .execute(params![key.pk, key.sk])?;
+    conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")?
+        .execute(params![key.pk, key.sk])?;
+    Ok(())
+}
+
+/// Writes an item; `existed` says whether one is stored under its key, whose index entries
+/// must go first.
+fn write(conn: &Connection, item: &Encoded, existed: bool) -> rusqlite::Result<()> {
+    if existed {
+        remove(conn, &item.key)?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO items (pk, sk, version, index_keys, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        item.key.pk,
+        item.key.sk,
+        item.version,
+        item.index_keys,
+        item.attributes
+    ])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (index, ikey) in &item.entries {
+        insert.execute(params![index, ikey.pk, ikey.sk, item.key.pk, item.key.sk])?;
+    }
+    Ok(())
+}
+
+fn holds(version: Option<i64>, condition: Condition) -> bool {
     match condition {
-        Condition::Exists => current.is_some(),
-        Condition::NotExists => current.is_none(),
-        Condition::VersionIs(v) => current.is_some_and(|item| item.version == v),
+        Condition::Exists => version.is_some(),
+        Condition::NotExists => version.is_none(),
+        Condition::VersionIs(v) => version.is_some_and(|stored| u64::try_from(stored) == Ok(v)),
     }
 }
 
-/// Checks an operation against the stored item, without applying it.
-fn check(conn: &Connection, op: &TxOp) -> Result<(), WriteError> {
+/// Checks an operation against the stored item, without applying it, and says whether an
+/// item is stored under its key.
+fn check(conn: &Connection, op: &Op) -> Result<bool, Failure> {
     let key = op.key();
-    let current = read(conn, key)?.transpose()?;
-    let current = current.as_ref();
-    let failed = || WriteError::Store(StoreError::ConditionFailed { key: key.clone() });
+    let version = version_of(conn, key)?;
+    check_version(op, version)?;
+    Ok(version.is_some())
+}
+
+fn check_version(op: &Op, version: Option<i64>) -> Result<(), Failure> {
+    let key = op.key();
+    let failed = || Failure::Store(StoreError::ConditionFailed { key: key.clone() });
     match op {
-        TxOp::Put {
-            mode: PutMode::Create,
-            ..
-        } => match current {
-            Some(_) => Err(WriteError::Store(StoreError::AlreadyExists {
+        Op::Put(_, PutMode::Create) => match version {
+            Some(_) => Err(Failure::Store(StoreError::AlreadyExists {
                 key: key.clone(),
             })),
             None => Ok(()),
         },
-        TxOp::Put {
-            mode: PutMode::Overwrite,
-            ..
-        }
-        | TxOp::Delete {
-            condition: None, ..
-        }
-        | TxOp::Increment { .. } => Ok(()),
-        TxOp::Put {
-            mode: PutMode::UpdateVersion(v),
-            ..
-        } => holds(current, Condition::VersionIs(*v))
+        Op::Put(_, PutMode::Overwrite) | Op::Delete(_, None) | Op::Increment(..) => Ok(()),
+        Op::Put(_, PutMode::UpdateVersion(v)) => holds(version, Condition::VersionIs(*v))
             .then_some(())
             .ok_or_else(failed),
-        TxOp::Delete {
-            condition: Some(c), ..
+        Op::Delete(_, Some(c)) | Op::Check(_, c) => {
+            holds(version, *c).then_some(()).ok_or_else(failed)
         }
-        | TxOp::Check { condition: c, .. } => holds(current, *c).then_some(()).ok_or_else(failed),
     }
 }
 
-fn apply(conn: &Connection, op: &TxOp) -> Result<(), WriteError> {
+fn apply(conn: &Connection, op: &Op, existed: bool) -> Result<(), Failure> {
     match op {
-        TxOp::Put { item, .. } => write(conn, item),
-        TxOp::Delete { key, .. } => Ok(remove(conn, key)?),
-        TxOp::Check { .. } => Ok(()),
-        TxOp::Increment { key, attribute, by } => {
-            let mut item = read(conn, key)?
-                .transpose()?
-                .unwrap_or_else(|| Item::new(key.clone()));
+        Op::Put(item, _) => Ok(write(conn, item, existed)?),
+        Op::Delete(key, _) => Ok(remove(conn, key)?),
+        Op::Check(..) => Ok(()),
+        // Counters live in small items of their own, so parsing one here is cheap.
+        Op::Increment(key, attribute, by) => {
+            let mut item = match read(conn, key)? {
+                Some(row) => row.parse().map_err(Failure::Store)?,
+                None => Item::new(key.clone()),
+            };
             let next = item.counter(attribute) + by;
             item.attributes.insert(attribute.clone(), Value::from(next));
-            write(conn, &item)
+            let encoded = Encoded::of(&item).map_err(Failure::Store)?;
+            Ok(write(conn, &encoded, existed)?)
         }
     }
+}
+
+/// Runs `ops` in one savepoint: every check first, then every write; a failed check
+/// releases nothing.
+fn transact(conn: &mut Connection, ops: &[Op]) -> Result<(), Failure> {
+    let tx = conn.savepoint()?;
+    let mut existed = Vec::with_capacity(ops.len());
+    for (index, op) in ops.iter().enumerate() {
+        existed.push(check(&tx, op).map_err(|e| match e {
+            Failure::Store(reason) => Failure::Store(StoreError::TransactionCancelled {
+                index,
+                key: op.key().clone(),
+                reason: Box::new(reason),
+            }),
+            other @ Failure::Sql(_) => other,
+        })?);
+    }
+    // Each operation touches its own key, so what the checks saw still holds.
+    for (op, existed) in ops.iter().zip(existed) {
+        apply(&tx, op, existed)?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// The SQL condition and parameters for a sort-key range on `column`.
@@ -260,24 +348,23 @@ fn range_sql(column: &str, range: &SortKeyRange, params: &mut Vec<SqlValue>) -> 
     }
 }
 
-/// A row of a query: the item (or why it cannot be read) and its position for the cursor.
-type Row = (Result<Item, StoreError>, Vec<String>);
-
-fn query_page(conn: &Connection, query: &Query) -> Result<Page, StoreError> {
+/// A query as SQL: the statement, its parameters, and how many columns after the item's
+/// hold its position for the cursor.
+fn query_sql(query: &Query) -> Result<(String, Vec<SqlValue>, usize), StoreError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     let (direction, after) = match query.order {
         Order::Ascending => ("ASC", ">"),
         Order::Descending => ("DESC", "<"),
     };
     let mut params = vec![SqlValue::Text(query.partition.clone())];
-    let (sql, position_columns) = match query.index {
+    let (mut sql, position_columns) = match query.index {
         None => {
             let range = range_sql("i.sk", &query.range, &mut params);
             let mut sql =
                 format!("SELECT {ITEM_COLUMNS}, i.sk FROM items i WHERE i.pk = ?1 AND {range}");
             if let Some(cursor) = &query.cursor {
                 let position = decode_cursor(cursor, 1)?;
-                params.push(SqlValue::Text(position[0].clone()));
+                params.extend(position.into_iter().map(SqlValue::Text));
                 sql.push_str(&format!(" AND i.sk {after} ?{}", params.len()));
             }
             sql.push_str(&format!(" ORDER BY i.sk {direction}"));
@@ -311,55 +398,33 @@ fn query_page(conn: &Connection, query: &Query) -> Result<Page, StoreError> {
     params.push(SqlValue::Integer(
         i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1),
     ));
-    let sql = format!("{sql} LIMIT ?{}", params.len());
-    let run = || -> rusqlite::Result<Vec<Row>> {
-        let mut statement = conn.prepare_cached(&sql)?;
-        let rows = statement.query_map(rusqlite::params_from_iter(params.iter()), |row| {
-            let item = item_from_row(row)?;
-            let position = (0..position_columns)
-                .map(|i| row.get::<_, String>(5 + i))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((item, position))
-        })?;
-        rows.collect()
-    };
-    let mut rows = run().map_err(|e| StoreError::Unavailable {
-        message: e.to_string(),
-    })?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let cursor = if more {
-        rows.last().map(|(_, position)| {
-            encode_cursor(&position.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-    } else {
-        None
-    };
-    let items = rows
-        .into_iter()
-        .map(|(item, _)| item)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page { items, cursor })
+    sql.push_str(&format!(" LIMIT ?{}", params.len()));
+    Ok((sql, params, position_columns))
 }
 
-/// Runs `ops` in one immediate transaction: every check first, then every write.
-fn transact(conn: &mut Connection, ops: &[TxOp]) -> Result<(), WriteError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for (index, op) in ops.iter().enumerate() {
-        check(&tx, op).map_err(|e| match e {
-            WriteError::Store(reason) => WriteError::Store(StoreError::TransactionCancelled {
-                index,
-                key: op.key().clone(),
-                reason: Box::new(reason),
-            }),
-            other @ WriteError::Sql(_) => other,
-        })?;
+/// Rows of a query with their positions.
+fn query_rows(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+    position_columns: usize,
+) -> rusqlite::Result<Vec<(Row, Vec<String>)>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(params.iter()), |row| {
+        let item = row_of(row)?;
+        let position = (0..position_columns)
+            .map(|i| row.get::<_, String>(5 + i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((item, position))
+    })?;
+    rows.collect()
+}
+
+fn single(error: StoreError) -> StoreError {
+    match error {
+        StoreError::TransactionCancelled { reason, .. } => *reason,
+        other => other,
     }
-    for op in ops {
-        apply(&tx, op)?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 #[async_trait]
@@ -367,23 +432,16 @@ impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         check_key(key)?;
         let key = key.clone();
-        let db = self.db.clone();
-        self.call(move |conn| read(conn, &key).map_err(sql_error(&db))?.transpose())
-            .await
+        let row = self.call(move |conn| Ok(read(conn, &key)?)).await?;
+        row.map(Row::parse).transpose()
     }
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
         item.check()?;
-        let db = self.db.clone();
-        self.call(move |conn| {
-            let op = [TxOp::Put { item, mode }];
-            transact(conn, &op).map_err(|e| match e {
-                WriteError::Store(StoreError::TransactionCancelled { reason, .. }) => *reason,
-                WriteError::Store(e) => e,
-                WriteError::Sql(e) => sql_error(&db)(e),
-            })
-        })
-        .await
+        let op = [Op::Put(Encoded::of(&item)?, mode)];
+        self.call(move |conn| transact(conn, &op))
+            .await
+            .map_err(single)
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
@@ -392,20 +450,29 @@ impl Store for SqliteStore {
                 message: "a query needs a partition and a limit of at least 1".to_owned(),
             });
         }
-        let query = query.clone();
-        self.call(move |conn| query_page(conn, &query)).await
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        let (sql, params, position_columns) = query_sql(query)?;
+        let mut rows = self
+            .call(move |conn| Ok(query_rows(conn, &sql, &params, position_columns)?))
+            .await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let cursor = if more {
+            rows.last().map(|(_, position)| encode_cursor(position))
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(|(row, _)| row.parse())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, cursor })
     }
 
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
         check_transaction(&ops)?;
-        let db = self.db.clone();
-        self.call(move |conn| {
-            transact(conn, &ops).map_err(|e| match e {
-                WriteError::Store(e) => e,
-                WriteError::Sql(e) => sql_error(&db)(e),
-            })
-        })
-        .await
+        let ops = ops.iter().map(Op::of).collect::<Result<Vec<_>, _>>()?;
+        self.call(move |conn| transact(conn, &ops)).await
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
@@ -413,17 +480,20 @@ impl Store for SqliteStore {
             check_key(key)?;
         }
         let keys = keys.to_vec();
-        let db = self.db.clone();
-        self.call(move |conn| {
-            // One read transaction, so the answers are consistent with each other.
-            let tx = conn.transaction().map_err(sql_error(&db))?;
-            let items = keys
-                .iter()
-                .map(|key| read(&tx, key).map_err(sql_error(&db))?.transpose())
-                .collect();
-            tx.commit().map_err(sql_error(&db))?;
-            items
-        })
-        .await
+        let rows = self
+            .call(move |conn| {
+                // One savepoint, so the answers are consistent with each other.
+                let tx = conn.savepoint()?;
+                let rows = keys
+                    .iter()
+                    .map(|key| read(&tx, key))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                tx.commit()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|row| row.map(Row::parse).transpose())
+            .collect()
     }
 }
