@@ -814,6 +814,17 @@ impl Repository {
         }))
     }
 
+    /// Reads the summaries of many runs with one batch read; `None` for a run not curated.
+    pub async fn run_summaries(&self, ids: &[RunId]) -> Result<Vec<Option<RunSummary>>, RepoError> {
+        let keys: Vec<Key> = ids.iter().map(keys::run_summary).collect();
+        self.store
+            .get_many(&keys)
+            .await?
+            .iter()
+            .map(|item| item.as_ref().map(from_item::<RunSummary>).transpose())
+            .collect()
+    }
+
     /// Reads a run and its judged counter with one query (`JUDGED` and `METADATA` sort next to
     /// each other).
     pub async fn run_with_judged(

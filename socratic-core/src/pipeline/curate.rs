@@ -257,17 +257,27 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     }
     let manifest = progress.manifest;
     let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
-    // One run record at a time, kept only as its digest: memory stays small however many
-    // runs the manifest has.
+    // A page of runs at a time, each kept only as its digest: memory stays small however
+    // many runs the manifest has. With one judge there is no agreement to measure, so the
+    // runs' summaries are all that is read.
+    let single_judge = manifest.request.judges.len() < 2;
     let mut digests = Vec::new();
     let mut cursor = None;
     loop {
         let page = repo
             .list_runs(&RunFilter::Manifest(*id), 100, cursor)
             .await?;
-        for run in page.items {
-            if let Some(record) = repo.run_record(&run.id).await? {
-                digests.push(RunDigest::of(&record, &rubric));
+        if single_judge {
+            let ids: Vec<_> = page.items.iter().map(|r| r.id).collect();
+            let summaries = repo.run_summaries(&ids).await?;
+            for (run, summary) in page.items.iter().zip(summaries) {
+                digests.push(RunDigest::single_judge(run, summary));
+            }
+        } else {
+            for run in page.items {
+                if let Some(record) = repo.run_record(&run.id).await? {
+                    digests.push(RunDigest::of(&record, &rubric));
+                }
             }
         }
         cursor = page.cursor;

@@ -54,6 +54,19 @@ pub struct RunDigest {
 }
 
 impl RunDigest {
+    /// The digest of a run judged by one judge, where there is no agreement to measure and
+    /// the judgments need not be read.
+    pub fn single_judge(run: &crate::entity::Run, summary: Option<RunSummary>) -> Self {
+        Self {
+            tutor: run.tutor.model.clone(),
+            scenario: run.scenario.clone(),
+            repetition: run.repetition,
+            status: run.status,
+            summary,
+            agreement_units: BTreeMap::new(),
+        }
+    }
+
     /// The digest of a run record.
     pub fn of(record: &RunRecord, rubric: &Rubric) -> Self {
         let run = &record.run.value;
