@@ -47,7 +47,6 @@ CREATE TABLE messages (
     receipt TEXT
 );
 CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);
-CREATE UNIQUE INDEX messages_by_receipt ON messages (receipt) WHERE receipt IS NOT NULL;
 CREATE TABLE calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     scope TEXT,
@@ -289,7 +288,7 @@ fn connect(path: &Path, options: OpenOptions) -> rusqlite::Result<Connection> {
 /// transaction cannot start (another process holds the write lock past the busy timeout),
 /// each job runs on its own, its savepoint then being its transaction.
 fn serve_group(connection: &mut Connection, group: Vec<Job>) {
-    let grouped = connection.execute_batch("BEGIN IMMEDIATE").is_ok();
+    let grouped = run(connection, "BEGIN IMMEDIATE").is_ok();
     let mut replies = Vec::with_capacity(group.len());
     for job in group {
         // A panicking job drops its reply channel, so its caller sees an error; its savepoint
@@ -299,8 +298,8 @@ fn serve_group(connection: &mut Connection, group: Vec<Job>) {
         }
     }
     let committed = if grouped {
-        connection.execute_batch("COMMIT").map_err(|e| {
-            let _ = connection.execute_batch("ROLLBACK");
+        run(connection, "COMMIT").map_err(|e| {
+            let _ = run(connection, "ROLLBACK");
             format!("commit failed: {e}")
         })
     } else {
@@ -308,6 +307,52 @@ fn serve_group(connection: &mut Connection, group: Vec<Job>) {
     };
     for reply in replies {
         reply(committed.clone());
+    }
+}
+
+/// Runs a statement without parameters, prepared once per connection.
+fn run(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// A savepoint: one call's writes, all or none, inside its group's transaction. Dropped
+/// without [`Savepoint::release`] (an error or a panic), it rolls back.
+pub(crate) struct Savepoint<'c> {
+    connection: &'c Connection,
+    released: bool,
+}
+
+impl<'c> Savepoint<'c> {
+    /// Starts a savepoint.
+    pub(crate) fn begin(connection: &'c Connection) -> rusqlite::Result<Self> {
+        run(connection, "SAVEPOINT call")?;
+        Ok(Self {
+            connection,
+            released: false,
+        })
+    }
+
+    /// Keeps the savepoint's writes.
+    pub(crate) fn release(mut self) -> rusqlite::Result<()> {
+        self.released = true;
+        run(self.connection, "RELEASE call")
+    }
+}
+
+impl std::ops::Deref for Savepoint<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.connection
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = run(self.connection, "ROLLBACK TO call");
+            let _ = run(self.connection, "RELEASE call");
+        }
     }
 }
 

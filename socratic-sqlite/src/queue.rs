@@ -13,7 +13,7 @@ use socratic_core::queue::{
 
 use tokio::sync::Notify;
 
-use crate::db::{Database, now_ms};
+use crate::db::{Database, Savepoint, now_ms};
 
 /// The longest a receive sleeps between looks at the table, so a message sent by another
 /// process is noticed even though its send wakes nobody here.
@@ -216,7 +216,7 @@ impl SqliteQueue {
         visibility: Duration,
     ) -> rusqlite::Result<Taken> {
         let now = now_ms();
-        let tx = conn.savepoint()?;
+        let tx = Savepoint::begin(conn)?;
         let mut dead_lettered = 0;
         let mut visible: Vec<(i64, String, String, u32)> = {
             let mut statement = tx.prepare_cached(
@@ -253,7 +253,9 @@ impl SqliteQueue {
                 "UPDATE messages SET attempts = ?2, visible_at = ?3, receipt = ?4 WHERE seq = ?1",
             )?;
             for (seq, id, body, attempts) in visible {
-                let receipt = ulid::Ulid::new().to_string();
+                // The message's sequence number first, so settling it finds the row by its
+                // key; the ULID makes each delivery's receipt its own.
+                let receipt = format!("{seq}.{}", ulid::Ulid::new());
                 let attempt = attempts + 1;
                 update.execute(params![seq, attempt, now + ms(visibility), receipt])?;
                 deliveries.push(Delivery {
@@ -272,7 +274,7 @@ impl SqliteQueue {
         } else {
             None
         };
-        tx.commit()?;
+        tx.release()?;
         Ok(Taken {
             deliveries,
             next_visible,
@@ -285,7 +287,7 @@ impl SqliteQueue {
         let ids = self
             .call(move |conn| {
                 let now = now_ms();
-                let tx = conn.savepoint()?;
+                let tx = Savepoint::begin(conn)?;
                 let mut ids = Vec::with_capacity(messages.len());
                 {
                     let mut insert = tx.prepare_cached(
@@ -299,7 +301,7 @@ impl SqliteQueue {
                         ids.push(MessageId(id));
                     }
                 }
-                tx.commit()?;
+                tx.release()?;
                 Ok(ids)
             })
             .await?;
@@ -313,16 +315,23 @@ impl SqliteQueue {
         requeue_after: Option<Duration>,
     ) -> Result<(), QueueError> {
         let receipt = receipt.0.clone();
+        let Some(seq) = receipt
+            .split_once('.')
+            .and_then(|(seq, _)| seq.parse::<i64>().ok())
+        else {
+            return Err(QueueError::StaleReceipt);
+        };
         let changed = self
             .call(move |conn| match requeue_after {
                 None => conn
-                    .prepare_cached("DELETE FROM messages WHERE receipt = ?1")?
-                    .execute([receipt]),
+                    .prepare_cached("DELETE FROM messages WHERE seq = ?1 AND receipt = ?2")?
+                    .execute(params![seq, receipt]),
                 Some(delay) => conn
                     .prepare_cached(
-                        "UPDATE messages SET receipt = NULL, visible_at = ?2 WHERE receipt = ?1",
+                        "UPDATE messages SET receipt = NULL, visible_at = ?3 \
+                         WHERE seq = ?1 AND receipt = ?2",
                     )?
-                    .execute(params![receipt, now_ms() + ms(delay)]),
+                    .execute(params![seq, receipt, now_ms() + ms(delay)]),
             })
             .await?;
         if changed == 0 {

@@ -15,7 +15,7 @@ use socratic_core::store::{
     Store, StoreError, TxOp, check_key, check_transaction,
 };
 
-use crate::db::Database;
+use crate::db::{Database, Savepoint};
 
 /// Items a query returns when it sets no limit.
 pub const DEFAULT_PAGE: usize = 1000;
@@ -222,14 +222,14 @@ fn remove(conn: &Connection, key: &Key) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Writes an item; `existed` says whether one is stored under its key, whose index entries
-/// must go first.
+/// Writes an item; `existed` says whether one is stored under its key. An update rewrites
+/// the row in place and touches only the index entries that changed: a run's transition
+/// moves it in the status index and leaves its other entries alone.
 fn write(conn: &Connection, item: &Encoded, existed: bool) -> rusqlite::Result<()> {
-    if existed {
-        remove(conn, &item.key)?;
-    }
     conn.prepare_cached(
-        "INSERT INTO items (pk, sk, version, index_keys, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO items (pk, sk, version, index_keys, attributes) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version, \
+         index_keys = excluded.index_keys, attributes = excluded.attributes",
     )?
     .execute(params![
         item.key.pk,
@@ -238,10 +238,40 @@ fn write(conn: &Connection, item: &Encoded, existed: bool) -> rusqlite::Result<(
         item.index_keys,
         item.attributes
     ])?;
+    let mut stale: Vec<(String, String, String)> = Vec::new();
+    let mut wanted: Vec<&(&'static str, IndexKey)> = item.entries.iter().collect();
+    if existed {
+        let mut current = conn.prepare_cached(
+            "SELECT idx, ipk, isk FROM index_entries WHERE pk = ?1 AND sk = ?2",
+        )?;
+        let rows = current.query_map(params![item.key.pk, item.key.sk], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
+        for row in rows {
+            let (idx, ipk, isk) = row?;
+            let kept = wanted
+                .iter()
+                .position(|(name, key)| *name == idx && key.pk == ipk && key.sk == isk);
+            match kept {
+                Some(at) => {
+                    wanted.swap_remove(at);
+                }
+                None => stale.push((idx, ipk, isk)),
+            }
+        }
+    }
+    if !stale.is_empty() {
+        let mut delete = conn.prepare_cached(
+            "DELETE FROM index_entries WHERE idx = ?1 AND ipk = ?2 AND isk = ?3 AND pk = ?4 AND sk = ?5",
+        )?;
+        for (idx, ipk, isk) in &stale {
+            delete.execute(params![idx, ipk, isk, item.key.pk, item.key.sk])?;
+        }
+    }
     let mut insert = conn.prepare_cached(
         "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (index, ikey) in &item.entries {
+    for (index, ikey) in wanted {
         insert.execute(params![index, ikey.pk, ikey.sk, item.key.pk, item.key.sk])?;
     }
     Ok(())
@@ -253,6 +283,11 @@ fn holds(version: Option<i64>, condition: Condition) -> bool {
         Condition::NotExists => version.is_none(),
         Condition::VersionIs(v) => version.is_some_and(|stored| u64::try_from(stored) == Ok(v)),
     }
+}
+
+/// The JSON path of a top-level attribute, quoted so any name is one key.
+fn json_path(attribute: &str) -> String {
+    format!("$.{}", Value::from(attribute))
 }
 
 /// Checks an operation against the stored item, without applying it, and says whether an
@@ -289,16 +324,23 @@ fn apply(conn: &Connection, op: &Op, existed: bool) -> Result<(), Failure> {
         Op::Put(item, _) => Ok(write(conn, item, existed)?),
         Op::Delete(key, _) => Ok(remove(conn, key)?),
         Op::Check(..) => Ok(()),
-        // Counters live in small items of their own, so parsing one here is cheap.
+        // In SQL, so the item is neither parsed nor rewritten with its index entries. A value
+        // that is not an integer counts as 0, as `Item::counter` reads it.
+        Op::Increment(key, attribute, by) if existed => {
+            let path = json_path(attribute);
+            conn.prepare_cached(
+                "UPDATE items SET attributes = json_set(attributes, ?3, \
+                 CASE WHEN json_type(attributes, ?3) = 'integer' \
+                 THEN json_extract(attributes, ?3) ELSE 0 END + ?4) \
+                 WHERE pk = ?1 AND sk = ?2",
+            )?
+            .execute(params![key.pk, key.sk, path, by])?;
+            Ok(())
+        }
         Op::Increment(key, attribute, by) => {
-            let mut item = match read(conn, key)? {
-                Some(row) => row.parse().map_err(Failure::Store)?,
-                None => Item::new(key.clone()),
-            };
-            let next = item.counter(attribute) + by;
-            item.attributes.insert(attribute.clone(), Value::from(next));
+            let item = Item::new(key.clone()).with_attribute(attribute.clone(), Value::from(*by));
             let encoded = Encoded::of(&item).map_err(Failure::Store)?;
-            Ok(write(conn, &encoded, existed)?)
+            Ok(write(conn, &encoded, false)?)
         }
     }
 }
@@ -306,7 +348,7 @@ fn apply(conn: &Connection, op: &Op, existed: bool) -> Result<(), Failure> {
 /// Runs `ops` in one savepoint: every check first, then every write; a failed check
 /// releases nothing.
 fn transact(conn: &mut Connection, ops: &[Op]) -> Result<(), Failure> {
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     let mut existed = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter().enumerate() {
         existed.push(check(&tx, op).map_err(|e| match e {
@@ -322,7 +364,7 @@ fn transact(conn: &mut Connection, ops: &[Op]) -> Result<(), Failure> {
     for (op, existed) in ops.iter().zip(existed) {
         apply(&tx, op, existed)?;
     }
-    tx.commit()?;
+    tx.release()?;
     Ok(())
 }
 
@@ -483,12 +525,12 @@ impl Store for SqliteStore {
         let rows = self
             .call(move |conn| {
                 // One savepoint, so the answers are consistent with each other.
-                let tx = conn.savepoint()?;
+                let tx = Savepoint::begin(conn)?;
                 let rows = keys
                     .iter()
                     .map(|key| read(&tx, key))
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                tx.commit()?;
+                tx.release()?;
                 Ok(rows)
             })
             .await?;
