@@ -241,11 +241,14 @@ fn write(conn: &Connection, item: &Encoded, existed: bool) -> rusqlite::Result<(
     let mut stale: Vec<(String, String, String)> = Vec::new();
     let mut wanted: Vec<&(&'static str, IndexKey)> = item.entries.iter().collect();
     if existed {
-        let mut current = conn.prepare_cached(
-            "SELECT idx, ipk, isk FROM index_entries WHERE pk = ?1 AND sk = ?2",
-        )?;
+        let mut current = conn
+            .prepare_cached("SELECT idx, ipk, isk FROM index_entries WHERE pk = ?1 AND sk = ?2")?;
         let rows = current.query_map(params![item.key.pk, item.key.sk], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         for row in rows {
             let (idx, ipk, isk) = row?;
