@@ -38,7 +38,8 @@ CREATE TABLE index_entries (
 ) WITHOUT ROWID;
 CREATE INDEX index_entries_by_item ON index_entries (pk, sk);
 CREATE TABLE messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- Not AUTOINCREMENT: a reused number is still the highest, and receipts carry a ULID.
+    seq INTEGER PRIMARY KEY,
     queue TEXT NOT NULL,
     id TEXT NOT NULL,
     body TEXT NOT NULL,
@@ -48,7 +49,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);
 CREATE TABLE calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     scope TEXT,
     model TEXT NOT NULL,
     started_at INTEGER NOT NULL,
