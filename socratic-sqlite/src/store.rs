@@ -222,14 +222,11 @@ fn remove(conn: &Connection, key: &Key) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Writes an item; `existed` says whether one is stored under its key. An update rewrites
-/// the row in place and touches only the index entries that changed: a run's transition
-/// moves it in the status index and leaves its other entries alone.
-fn write(conn: &Connection, item: &Encoded, existed: bool) -> rusqlite::Result<()> {
+/// Inserts a new item and its index entries. A stored item under the key fails the insert
+/// with a constraint violation.
+fn insert(conn: &Connection, item: &Encoded) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO items (pk, sk, version, index_keys, attributes) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (pk, sk) DO UPDATE SET version = excluded.version, \
-         index_keys = excluded.index_keys, attributes = excluded.attributes",
+        "INSERT INTO items (pk, sk, version, index_keys, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
         item.key.pk,
@@ -238,9 +235,38 @@ fn write(conn: &Connection, item: &Encoded, existed: bool) -> rusqlite::Result<(
         item.index_keys,
         item.attributes
     ])?;
+    let mut entry = conn.prepare_cached(
+        "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (index, ikey) in &item.entries {
+        entry.execute(params![index, ikey.pk, ikey.sk, item.key.pk, item.key.sk])?;
+    }
+    Ok(())
+}
+
+/// Replaces a stored item's row in place, if its version is `expected` (any version when
+/// `None`), and touches only the index entries that changed: a run's transition moves it in
+/// the status index and leaves its other entries alone. Whether a row was replaced.
+fn replace(conn: &Connection, item: &Encoded, expected: Option<i64>) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE items SET version = ?3, index_keys = ?4, attributes = ?5 \
+             WHERE pk = ?1 AND sk = ?2 AND (?6 IS NULL OR version = ?6)",
+        )?
+        .execute(params![
+            item.key.pk,
+            item.key.sk,
+            item.version,
+            item.index_keys,
+            item.attributes,
+            expected
+        ])?;
+    if changed == 0 {
+        return Ok(false);
+    }
     let mut stale: Vec<(String, String, String)> = Vec::new();
     let mut wanted: Vec<&(&'static str, IndexKey)> = item.entries.iter().collect();
-    if existed {
+    {
         let mut current = conn
             .prepare_cached("SELECT idx, ipk, isk FROM index_entries WHERE pk = ?1 AND sk = ?2")?;
         let rows = current.query_map(params![item.key.pk, item.key.sk], |r| {
@@ -263,21 +289,19 @@ fn write(conn: &Connection, item: &Encoded, existed: bool) -> rusqlite::Result<(
             }
         }
     }
-    if !stale.is_empty() {
-        let mut delete = conn.prepare_cached(
-            "DELETE FROM index_entries WHERE idx = ?1 AND ipk = ?2 AND isk = ?3 AND pk = ?4 AND sk = ?5",
-        )?;
-        for (idx, ipk, isk) in &stale {
-            delete.execute(params![idx, ipk, isk, item.key.pk, item.key.sk])?;
-        }
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM index_entries WHERE idx = ?1 AND ipk = ?2 AND isk = ?3 AND pk = ?4 AND sk = ?5",
+    )?;
+    for (idx, ipk, isk) in &stale {
+        delete.execute(params![idx, ipk, isk, item.key.pk, item.key.sk])?;
     }
-    let mut insert = conn.prepare_cached(
+    let mut entry = conn.prepare_cached(
         "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (index, ikey) in wanted {
-        insert.execute(params![index, ikey.pk, ikey.sk, item.key.pk, item.key.sk])?;
+        entry.execute(params![index, ikey.pk, ikey.sk, item.key.pk, item.key.sk])?;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn holds(version: Option<i64>, condition: Condition) -> bool {
@@ -293,79 +317,82 @@ fn json_path(attribute: &str) -> String {
     format!("$.{}", Value::from(attribute))
 }
 
-/// Checks an operation against the stored item, without applying it, and says whether an
-/// item is stored under its key.
-fn check(conn: &Connection, op: &Op) -> Result<bool, Failure> {
-    let key = op.key();
-    let version = version_of(conn, key)?;
-    check_version(op, version)?;
-    Ok(version.is_some())
-}
-
-fn check_version(op: &Op, version: Option<i64>) -> Result<(), Failure> {
-    let key = op.key();
-    let failed = || Failure::Store(StoreError::ConditionFailed { key: key.clone() });
+/// Applies one operation if its condition holds. Where the write itself can check the
+/// condition (an insert that must not collide, an update of one version), it does, so most
+/// operations take a single statement.
+fn apply(conn: &Connection, op: &Op) -> Result<(), Failure> {
+    let failed = |key: &Key| Failure::Store(StoreError::ConditionFailed { key: key.clone() });
     match op {
-        Op::Put(_, PutMode::Create) => match version {
-            Some(_) => Err(Failure::Store(StoreError::AlreadyExists {
-                key: key.clone(),
-            })),
-            None => Ok(()),
+        Op::Put(item, PutMode::Create) => match insert(conn, item) {
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                Err(Failure::Store(StoreError::AlreadyExists {
+                    key: item.key.clone(),
+                }))
+            }
+            other => Ok(other?),
         },
-        Op::Put(_, PutMode::Overwrite) | Op::Delete(_, None) | Op::Increment(..) => Ok(()),
-        Op::Put(_, PutMode::UpdateVersion(v)) => holds(version, Condition::VersionIs(*v))
-            .then_some(())
-            .ok_or_else(failed),
-        Op::Delete(_, Some(c)) | Op::Check(_, c) => {
-            holds(version, *c).then_some(()).ok_or_else(failed)
+        Op::Put(item, PutMode::UpdateVersion(v)) => {
+            let expected = i64::try_from(*v).ok();
+            match expected {
+                Some(_) if replace(conn, item, expected)? => Ok(()),
+                _ => Err(failed(&item.key)),
+            }
         }
-    }
-}
-
-fn apply(conn: &Connection, op: &Op, existed: bool) -> Result<(), Failure> {
-    match op {
-        Op::Put(item, _) => Ok(write(conn, item, existed)?),
-        Op::Delete(key, _) => Ok(remove(conn, key)?),
-        Op::Check(..) => Ok(()),
-        // In SQL, so the item is neither parsed nor rewritten with its index entries. A value
-        // that is not an integer counts as 0, as `Item::counter` reads it.
-        Op::Increment(key, attribute, by) if existed => {
-            let path = json_path(attribute);
-            conn.prepare_cached(
-                "UPDATE items SET attributes = json_set(attributes, ?3, \
-                 CASE WHEN json_type(attributes, ?3) = 'integer' \
-                 THEN json_extract(attributes, ?3) ELSE 0 END + ?4) \
-                 WHERE pk = ?1 AND sk = ?2",
-            )?
-            .execute(params![key.pk, key.sk, path, by])?;
+        Op::Put(item, PutMode::Overwrite) => {
+            if !replace(conn, item, None)? {
+                insert(conn, item)?;
+            }
             Ok(())
         }
+        Op::Delete(key, condition) => {
+            if let Some(c) = condition
+                && !holds(version_of(conn, key)?, *c)
+            {
+                return Err(failed(key));
+            }
+            Ok(remove(conn, key)?)
+        }
+        Op::Check(key, c) => {
+            if holds(version_of(conn, key)?, *c) {
+                Ok(())
+            } else {
+                Err(failed(key))
+            }
+        }
+        // In SQL, so the item is neither parsed nor rewritten with its index entries. A value
+        // that is not an integer counts as 0, as `Item::counter` reads it.
         Op::Increment(key, attribute, by) => {
-            let item = Item::new(key.clone()).with_attribute(attribute.clone(), Value::from(*by));
-            let encoded = Encoded::of(&item).map_err(Failure::Store)?;
-            Ok(write(conn, &encoded, false)?)
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE items SET attributes = json_set(attributes, ?3, \
+                     CASE WHEN json_type(attributes, ?3) = 'integer' \
+                     THEN json_extract(attributes, ?3) ELSE 0 END + ?4) \
+                     WHERE pk = ?1 AND sk = ?2",
+                )?
+                .execute(params![key.pk, key.sk, json_path(attribute), by])?;
+            if changed == 0 {
+                let item =
+                    Item::new(key.clone()).with_attribute(attribute.clone(), Value::from(*by));
+                insert(conn, &Encoded::of(&item).map_err(Failure::Store)?)?;
+            }
+            Ok(())
         }
     }
 }
 
-/// Runs `ops` in one savepoint: every check first, then every write; a failed check
-/// releases nothing.
+/// Runs `ops` in one savepoint, in order. The first whose condition fails cancels the
+/// transaction: the savepoint rolls back, so nothing is written.
 fn transact(conn: &mut Connection, ops: &[Op]) -> Result<(), Failure> {
     let tx = Savepoint::begin(conn)?;
-    let mut existed = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter().enumerate() {
-        existed.push(check(&tx, op).map_err(|e| match e {
+        apply(&tx, op).map_err(|e| match e {
             Failure::Store(reason) => Failure::Store(StoreError::TransactionCancelled {
                 index,
                 key: op.key().clone(),
                 reason: Box::new(reason),
             }),
             other @ Failure::Sql(_) => other,
-        })?);
-    }
-    // Each operation touches its own key, so what the checks saw still holds.
-    for (op, existed) in ops.iter().zip(existed) {
-        apply(&tx, op, existed)?;
+        })?;
     }
     tx.release()?;
     Ok(())
