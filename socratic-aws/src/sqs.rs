@@ -191,11 +191,7 @@ impl QueueProducer for SqsQueue {
 #[async_trait]
 impl QueueConsumer for SqsQueue {
     async fn receive(&self, options: &ReceiveOptions) -> Result<Vec<Delivery>, QueueError> {
-        if !(1..=BATCH).contains(&options.max_messages) {
-            return Err(QueueError::InvalidRequest {
-                message: format!("max_messages must be 1 to 10, got {}", options.max_messages),
-            });
-        }
+        options.check()?;
         let output = self
             .client
             .receive_message()
@@ -235,6 +231,7 @@ impl QueueConsumer for SqsQueue {
     }
 
     async fn nack(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
+        socratic_core::queue::check_nack_delay(delay)?;
         self.client
             .change_message_visibility()
             .queue_url(&self.url)

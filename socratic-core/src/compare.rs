@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::entity::{Estimate, RunStatus, RunSummary};
 use crate::id::{ManifestId, ModelId, ScenarioId};
@@ -160,10 +159,7 @@ pub async fn compare_manifests(
 
 /// Reproducible resampling: the same two manifests always give the same intervals.
 fn seed(a: &ManifestId, b: &ManifestId, model: &ModelId) -> u64 {
-    let digest = Sha256::digest(format!("compare/{a}/{b}/{model}").as_bytes());
-    let mut head = [0u8; 8];
-    head.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(head)
+    stats::seed_of(&format!("compare/{a}/{b}/{model}"))
 }
 
 #[cfg(test)]

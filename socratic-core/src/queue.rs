@@ -94,6 +94,36 @@ pub struct ReceiveOptions {
     pub visibility_timeout: Option<Duration>,
 }
 
+/// The most messages one receive may ask for (SQS's limit).
+pub const MAX_RECEIVE: usize = 10;
+
+impl ReceiveOptions {
+    /// Checks the limits every backend shares: 1 to [`MAX_RECEIVE`] messages.
+    pub fn check(&self) -> Result<(), QueueError> {
+        if (1..=MAX_RECEIVE).contains(&self.max_messages) {
+            Ok(())
+        } else {
+            Err(QueueError::InvalidRequest {
+                message: format!(
+                    "max_messages must be 1 to {MAX_RECEIVE}, got {}",
+                    self.max_messages
+                ),
+            })
+        }
+    }
+}
+
+/// Checks a nack's delay against [`MAX_DELAY`].
+pub fn check_nack_delay(delay: Duration) -> Result<(), QueueError> {
+    if delay > MAX_DELAY {
+        Err(QueueError::InvalidRequest {
+            message: "nack delay longer than 15 minutes".to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
 impl Default for ReceiveOptions {
     fn default() -> Self {
         Self {

@@ -82,6 +82,16 @@ pub fn percentile(xs: &[f64], p: f64) -> Option<f64> {
     Some(sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64))
 }
 
+/// A resampling seed from a label: the same label always gives the same seed, so intervals
+/// and p-values are reproducible.
+pub fn seed_of(label: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(label.as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(head)
+}
+
 /// The mean of `xs` with a 95% percentile-bootstrap interval from `resamples` resamples.
 /// With one value the interval is that value.
 pub fn bootstrap_mean(xs: &[f64], resamples: usize, seed: u64) -> Option<Estimate> {

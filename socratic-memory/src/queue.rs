@@ -262,11 +262,7 @@ impl QueueProducer for MemoryQueue {
 #[async_trait]
 impl QueueConsumer for MemoryQueue {
     async fn receive(&self, options: &ReceiveOptions) -> Result<Vec<Delivery>, QueueError> {
-        if !(1..=10).contains(&options.max_messages) {
-            return Err(QueueError::InvalidRequest {
-                message: format!("max_messages must be 1 to 10, got {}", options.max_messages),
-            });
-        }
+        options.check()?;
         let visibility = options
             .visibility_timeout
             .unwrap_or(self.shared.config.visibility_timeout);
@@ -294,11 +290,7 @@ impl QueueConsumer for MemoryQueue {
     }
 
     async fn nack(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
-        if delay > socratic_core::queue::MAX_DELAY {
-            return Err(QueueError::InvalidRequest {
-                message: "nack delay longer than 15 minutes".to_owned(),
-            });
-        }
+        socratic_core::queue::check_nack_delay(delay)?;
         self.settle(receipt, Some(delay))
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use socratic_core::queue::{
-    Delivery, MAX_DELAY, MessageId, OutgoingMessage, QueueConsumer, QueueError, QueueProducer,
-    Receipt, ReceiveOptions,
+    Delivery, MessageId, OutgoingMessage, QueueConsumer, QueueError, QueueProducer, Receipt,
+    ReceiveOptions, check_nack_delay,
 };
 
 use tokio::sync::Notify;
@@ -385,11 +385,7 @@ impl QueueProducer for SqliteQueue {
 #[async_trait]
 impl QueueConsumer for SqliteQueue {
     async fn receive(&self, options: &ReceiveOptions) -> Result<Vec<Delivery>, QueueError> {
-        if !(1..=10).contains(&options.max_messages) {
-            return Err(QueueError::InvalidRequest {
-                message: format!("max_messages must be 1 to 10, got {}", options.max_messages),
-            });
-        }
+        options.check()?;
         let visibility = options
             .visibility_timeout
             .unwrap_or(self.config.visibility_timeout);
@@ -437,11 +433,7 @@ impl QueueConsumer for SqliteQueue {
     }
 
     async fn nack(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
-        if delay > MAX_DELAY {
-            return Err(QueueError::InvalidRequest {
-                message: "nack delay longer than 15 minutes".to_owned(),
-            });
-        }
+        check_nack_delay(delay)?;
         self.settle(receipt, Some(delay)).await
     }
 }

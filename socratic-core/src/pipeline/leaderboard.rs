@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sha2::{Digest, Sha256};
-
 use crate::clock::Timestamp;
 use crate::entity::{
     Estimate, JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison,
@@ -19,10 +17,7 @@ pub const ALPHA: f64 = 0.05;
 
 /// A seed derived from the manifest and a label, so resampling is reproducible.
 fn seed(manifest: &Manifest, label: &str) -> u64 {
-    let digest = Sha256::digest(format!("{}/{label}", manifest.hash).as_bytes());
-    let mut head = [0u8; 8];
-    head.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(head)
+    stats::seed_of(&format!("{}/{label}", manifest.hash))
 }
 
 /// Per-scenario means of one model: scenario → (vector, overall, per-dimension).
