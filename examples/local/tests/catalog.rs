@@ -3,31 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::Value;
-use tokio::process::Command;
 
-async fn socratic(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_socratic"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .await
-        .unwrap()
-}
+mod support;
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use support::{path, socratic, text};
 
 /// The manifest blob a run wrote, for its catalog hashes.
 fn manifest_of(out: &Path) -> Value {

@@ -4,32 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use tokio::process::Command;
 
-async fn socratic(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_socratic"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .await
-        .unwrap()
-}
+mod support;
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use support::{path, socratic, stderr, stdout};
 
 /// The manifest ids `list` prints, newest first.
 fn listed_ids(listing: &str) -> Vec<String> {
