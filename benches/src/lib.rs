@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socratic_core::blob::BlobStore;
-use socratic_core::defaults::Defaults;
+use socratic_core::defaults::{Defaults, install_catalog};
 use socratic_core::entity::{ManifestRequest, ModelConfig};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{ConcurrencyLimitLlm, LlmClient};
@@ -53,18 +53,9 @@ pub async fn sqlite_pipeline(
     let results = ResultsDir::acquire(dir).unwrap_or_else(|e| panic!("{e}"));
     let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
     let ports = results.ports(blobs, providers(latency, per_model), config());
-    Defaults::load()
-        .unwrap_or_else(|e| panic!("defaults: {e}"))
-        .install(&ports.repository)
+    install_catalog(&ports.repository, &SimulatedLlm::catalog())
         .await
         .unwrap_or_else(|e| panic!("catalog: {e}"));
-    for model in SimulatedLlm::catalog() {
-        ports
-            .repository
-            .put_catalog(&model)
-            .await
-            .unwrap_or_else(|e| panic!("catalog: {e}"));
-    }
     let runner = results.runner(ports, workers, runner);
     (results, runner)
 }

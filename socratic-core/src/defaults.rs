@@ -2,7 +2,9 @@
 //! judge prompts, and the eight starter scenarios. They are data files embedded at compile time
 //! (`socratic-core/data/`), parsed and validated like any user-supplied entity.
 
-use crate::entity::{EntityError, Prompt, PromptKind, Rubric, Scenario, from_json, list_from_json};
+use crate::entity::{
+    EntityError, Model, Prompt, PromptKind, Rubric, Scenario, from_json, list_from_json,
+};
 use crate::id::{PromptId, RubricId};
 use crate::repository::{PutOutcome, RepoError, Repository};
 
@@ -100,6 +102,20 @@ impl Defaults {
         }
         Ok(created)
     }
+}
+
+/// Stores the embedded defaults and `models` in `repository`: what a local pipeline does
+/// before its first manifest. Idempotent.
+pub async fn install_catalog(repository: &Repository, models: &[Model]) -> Result<(), RepoError> {
+    let defaults = Defaults::load().map_err(|e| RepoError::Corrupt {
+        key: crate::store::Key::new("defaults", "embedded"),
+        message: e.to_string(),
+    })?;
+    defaults.install(repository).await?;
+    for model in models {
+        repository.put_catalog(model).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use socratic_core::blob::BlobStore;
 use socratic_core::clock::{SystemClock, UlidGenerator};
-use socratic_core::defaults::Defaults;
+use socratic_core::defaults::{Defaults, install_catalog};
 use socratic_core::entity::{ManifestRequest, Model, ModelConfig, StudentConfig};
 use socratic_core::id::ModelId;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
@@ -93,15 +93,7 @@ impl LocalPipeline {
 
     /// Stores the default catalog and `models`. Idempotent.
     pub async fn install_catalog(&self, models: &[Model]) -> Result<(), RepoError> {
-        let defaults = Defaults::load().map_err(|e| RepoError::Corrupt {
-            key: socratic_core::store::Key::new("defaults", "embedded"),
-            message: e.to_string(),
-        })?;
-        defaults.install(&self.ports.repository).await?;
-        for model in models {
-            self.ports.repository.put_catalog(model).await?;
-        }
-        Ok(())
+        install_catalog(&self.ports.repository, models).await
     }
 
     /// A runner with `workers` workers on the dialogue and judge lanes.

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use socratic_core::blob::BlobStore;
-use socratic_core::defaults::Defaults;
+use socratic_core::defaults::install_catalog;
 use socratic_core::entity::Model;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::repository::{RepoError, Repository};
 use socratic_core::runner::{Runner, RunnerConfig};
-use socratic_core::store::Key;
 use socratic_memory::LocalPipeline;
 use socratic_sqlite::ResultsDir;
 
@@ -56,15 +55,7 @@ impl Backend {
 
     /// Stores the default catalog and `models`. Idempotent.
     pub async fn install_catalog(&self, models: &[Model]) -> Result<(), RepoError> {
-        let defaults = Defaults::load().map_err(|e| RepoError::Corrupt {
-            key: Key::new("defaults", "embedded"),
-            message: e.to_string(),
-        })?;
-        defaults.install(self.repository()).await?;
-        for model in models {
-            self.repository().put_catalog(model).await?;
-        }
-        Ok(())
+        install_catalog(self.repository(), models).await
     }
 
     /// A runner with `workers` workers on the dialogue and judge lanes.

@@ -22,7 +22,7 @@ use axum::response::Response;
 use clap::Parser;
 use socratic_core::api::{AdminApi, ApiConfig};
 use socratic_core::blob::BlobStore;
-use socratic_core::defaults::Defaults;
+use socratic_core::defaults::install_catalog;
 use socratic_core::pipeline::{PipelineConfig, Providers};
 use socratic_core::runner::RunnerConfig;
 use socratic_memory::simulated::PROVIDER;
@@ -83,14 +83,9 @@ async fn assemble(
         );
         let providers = Providers::new().with(PROVIDER, simulated);
         let ports = results.ports(blobs, providers, PipelineConfig::default());
-        let defaults = Defaults::load().context("loading the embedded catalog")?;
-        defaults
-            .install(&ports.repository)
+        install_catalog(&ports.repository, &SimulatedLlm::catalog())
             .await
             .context("installing the catalog")?;
-        for model in SimulatedLlm::catalog() {
-            ports.repository.put_catalog(&model).await?;
-        }
         // This process holds the directory, so whatever a killed server had in hand is free.
         let recovered = results.recover().await?;
         tracing::info!(data = %args.data.display(), recovered, "opened the server's data");
