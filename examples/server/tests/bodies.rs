@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-const KEY: &str = "test-key";
+mod support;
+
+use support::KEY;
 
 struct Server {
     child: Child,
@@ -23,26 +25,13 @@ impl Drop for Server {
 }
 
 async fn start() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_socratic-server"))
-        .args(["--listen", &address, "--workers", "1", "--memory"])
-        .env("SOCRATIC_API_KEY", KEY)
-        .env("RUST_LOG", "error")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if TcpStream::connect(&address).await.is_ok() {
-            return Server { child, address };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not listen on {address}");
+    let (child, address) = support::start(|address| {
+        let mut command = support::server(address);
+        command.args(["--workers", "1", "--memory"]);
+        command
+    })
+    .await;
+    Server { child, address }
 }
 
 /// Sends `head` and then `body`, optionally closing the write side, and returns the status

@@ -11,35 +11,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-const KEY: &str = "test-key";
+mod support;
+
+use support::KEY;
 
 fn server(data: &Path, address: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_socratic-server"));
+    let mut command = support::server(address);
     command
-        .args(["--listen", address, "--workers", "2", "--data"])
+        .args(["--workers", "2", "--data"])
         .arg(data)
-        .env("SOCRATIC_API_KEY", KEY)
-        .env("RUST_LOG", "error")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(std::process::Stdio::piped());
     command
 }
 
 async fn start(data: &Path) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = server(data, &address).spawn().unwrap();
-    for _ in 0..200 {
-        if TcpStream::connect(&address).await.is_ok() {
-            return (child, address);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not listen on {address}");
+    support::start(|address| server(data, address)).await
 }
 
 /// One HTTP/1.1 exchange: the status code and the JSON body.
