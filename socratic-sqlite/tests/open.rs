@@ -97,6 +97,63 @@ fn a_corrupt_database_names_the_file() {
     assert!(message.contains("corrupt"), "{message}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_migrated_with_its_items() {
+    use socratic_core::store::{Index, Query, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("socratic.db");
+    let run = Item::new(Key::new("RUN#1", "META"))
+        .with_attribute("data", json!({"a": 1}))
+        .with_index(Index::ByStatus, "STATUS#running", "RUN#1");
+    {
+        let db = Database::open(&path).unwrap();
+        db.store().put(run.clone(), PutMode::Create).await.unwrap();
+    }
+    // Put the items back into version 1's table, as that version left them.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE items_v1 (pk TEXT NOT NULL, sk TEXT NOT NULL, version INTEGER NOT NULL, \
+             index_keys TEXT NOT NULL, attributes TEXT NOT NULL, PRIMARY KEY (pk, sk)) WITHOUT ROWID;
+             INSERT INTO items_v1 SELECT pk, sk, version, index_keys, attributes FROM items;
+             DROP TABLE items;
+             ALTER TABLE items_v1 RENAME TO items;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+
+    let db = Database::open(&path).unwrap();
+    let store = db.store();
+    let got = store.get(&run.key).await.unwrap().unwrap();
+    assert_eq!(got.attributes, run.attributes);
+    let page = store
+        .query(&Query::index(Index::ByStatus, "STATUS#running"))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "index entries still find the item");
+    let second = Item::new(Key::new("RUN#1", "TURN#001")).with_attribute("n", json!(1));
+    store.put(second.clone(), PutMode::Create).await.unwrap();
+    assert!(matches!(
+        store.put(second, PutMode::Create).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    drop(store);
+    drop(db);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let sql: String = connection
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'items'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+}
+
 #[test]
 fn a_database_from_a_newer_socratic_is_refused_with_both_versions() {
     let dir = tempfile::tempdir().unwrap();
