@@ -33,6 +33,16 @@ pub const JUDGED_COUNTER: &str = "judged";
 /// Counter attribute of a manifest: runs that reached a final status.
 pub const FINISHED_COUNTER: &str = "finished";
 
+/// A run moved by [`Repository::move_run`].
+#[derive(Debug, Clone)]
+pub struct MovedRun {
+    /// The run as stored now.
+    pub run: Versioned<Run>,
+    /// When this move finished the run: how many of its manifest's runs have finished, this
+    /// one included.
+    pub finished: Option<u64>,
+}
+
 /// A manifest with the number of its runs that reached a final status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestProgress {
@@ -689,7 +699,7 @@ impl Repository {
         &self,
         run: &Versioned<Run>,
         next: Run,
-    ) -> Result<Option<Versioned<Run>>, RepoError> {
+    ) -> Result<Option<MovedRun>, RepoError> {
         let version = run.version + 1;
         let mut ops = vec![TxOp::Put {
             item: to_item(&next, version)?,
@@ -702,10 +712,13 @@ impl Repository {
                 by: 1,
             });
         }
-        match self.store.transact(ops).await {
-            Ok(()) => Ok(Some(Versioned {
-                value: next,
-                version,
+        match self.store.transact_and_count(ops).await {
+            Ok(counts) => Ok(Some(MovedRun {
+                run: Versioned {
+                    value: next,
+                    version,
+                },
+                finished: counts.first().map(|&n| u64::try_from(n).unwrap_or(0)),
             })),
             Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -714,7 +727,9 @@ impl Repository {
 
     /// Stores a judgment and counts it on its run's `JUDGED` item, once: a judgment already
     /// stored (by a racing or redelivered worker) is neither written nor counted again.
-    pub async fn store_judgment(&self, judgment: &Judgment) -> Result<(), RepoError> {
+    /// Answers with the run's count of judgments after this one, or `None` when it was
+    /// already stored.
+    pub async fn store_judgment(&self, judgment: &Judgment) -> Result<Option<u64>, RepoError> {
         let ops = vec![
             TxOp::Put {
                 item: to_item(judgment, 1)?,
@@ -726,8 +741,9 @@ impl Repository {
                 by: 1,
             },
         ];
-        match self.store.transact(ops).await {
-            Ok(()) | Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(()),
+        match self.store.transact_and_count(ops).await {
+            Ok(counts) => Ok(counts.first().map(|&n| u64::try_from(n).unwrap_or(0))),
+            Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

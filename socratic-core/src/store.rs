@@ -537,6 +537,35 @@ pub trait Store: Send + Sync {
     /// [`StoreError::TransactionCancelled`] naming the operation.
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError>;
 
+    /// [`transact`](Self::transact), answering with each counter's value after it: one entry
+    /// per [`TxOp::Increment`], in order. A stage uses it to tell whether its increment was the
+    /// one that completed a count, without reading again.
+    ///
+    /// Backends that can read the values in the same transaction override this. The default
+    /// reads each counter afterwards (consistently), so a value may include increments made
+    /// since: two writers may both see a count complete, but the writer of the last increment
+    /// always does.
+    async fn transact_and_count(&self, ops: Vec<TxOp>) -> Result<Vec<i64>, StoreError> {
+        let counters: Vec<(Key, String)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                TxOp::Increment { key, attribute, .. } => Some((key.clone(), attribute.clone())),
+                _ => None,
+            })
+            .collect();
+        self.transact(ops).await?;
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Key> = counters.iter().map(|(key, _)| key.clone()).collect();
+        let items = self.get_many(&keys).await?;
+        Ok(counters
+            .iter()
+            .zip(items)
+            .map(|((_, attribute), item)| item.map_or(0, |item| item.counter(attribute)))
+            .collect())
+    }
+
     /// Reads many items; the result has one entry per key, in order. Backends with a batch
     /// read override this (and retry what the service leaves unprocessed); the default reads
     /// one key at a time.
@@ -564,6 +593,9 @@ macro_rules! forward_store {
             }
             async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
                 (**self).transact(ops).await
+            }
+            async fn transact_and_count(&self, ops: Vec<TxOp>) -> Result<Vec<i64>, StoreError> {
+                (**self).transact_and_count(ops).await
             }
             async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
                 (**self).get_many(keys).await

@@ -108,7 +108,8 @@ impl Tables {
         }
     }
 
-    fn apply(&mut self, op: TxOp) {
+    /// Applies `op`; an increment answers with the counter's new value.
+    fn apply(&mut self, op: TxOp) -> Option<i64> {
         match op {
             TxOp::Put { item, .. } => self.insert(item),
             TxOp::Delete { key, .. } => self.remove(&key),
@@ -120,8 +121,10 @@ impl Tables {
                     .or_insert_with(|| Item::new(key));
                 let next = item.counter(&attribute) + by;
                 item.attributes.insert(attribute, Value::from(next));
+                return Some(next);
             }
         }
+        None
     }
 }
 
@@ -287,6 +290,10 @@ impl Store for MemoryStore {
     }
 
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
+        self.transact_and_count(ops).await.map(drop)
+    }
+
+    async fn transact_and_count(&self, ops: Vec<TxOp>) -> Result<Vec<i64>, StoreError> {
         check_transaction(&ops)?;
         let mut tables = self.lock();
         for (index, op) in ops.iter().enumerate() {
@@ -298,9 +305,6 @@ impl Store for MemoryStore {
                     reason: Box::new(reason),
                 })?;
         }
-        for op in ops {
-            tables.apply(op);
-        }
-        Ok(())
+        Ok(ops.into_iter().filter_map(|op| tables.apply(op)).collect())
     }
 }

@@ -263,13 +263,26 @@ impl Database {
         F: FnOnce(&mut Connection) -> R + Send + 'static,
         R: Send + 'static,
     {
+        self.call_with((), move |connection, ()| f(connection))
+            .await
+    }
+
+    /// [`call`](Self::call) with `f`'s input passed separately: `input` comes back with the
+    /// answer and is freed on the caller's thread. Memory one thread allocates and another
+    /// frees makes them wait for each other's allocator locks.
+    pub(crate) async fn call_with<I, R, F>(&self, input: I, f: F) -> Result<R, String>
+    where
+        I: Send + 'static,
+        F: FnOnce(&mut Connection, &I) -> R + Send + 'static,
+        R: Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.inner
             .jobs
             .send(Box::new(move |connection| {
-                let result = f(connection);
+                let result = f(connection, &input);
                 Box::new(move |committed: Result<(), String>| {
-                    let _ = reply.send(committed.map(|()| result));
+                    let _ = reply.send((committed.map(|()| result), input));
                 })
             }))
             .map_err(|_| {
@@ -278,9 +291,11 @@ impl Database {
                     self.inner.path.display()
                 )
             })?;
-        answer
+        let (result, input) = answer
             .await
-            .map_err(|_| format!("{}: a database call failed", self.inner.path.display()))?
+            .map_err(|_| format!("{}: a database call failed", self.inner.path.display()))?;
+        drop(input);
+        result
     }
 
     /// What this process knows of queue `name`.

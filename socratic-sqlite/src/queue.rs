@@ -147,9 +147,18 @@ impl SqliteQueue {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, QueueError> {
+        self.call_with((), move |conn, ()| f(conn)).await
+    }
+
+    /// Runs `f` on the database thread with `input`, which comes back to be freed here.
+    async fn call_with<I: Send + 'static, R: Send + 'static>(
+        &self,
+        input: I,
+        f: impl FnOnce(&mut Connection, &I) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, QueueError> {
         let db = self.db.clone();
         self.db
-            .call(f)
+            .call_with(input, f)
             .await
             .map_err(|message| QueueError::Unavailable { message })?
             .map_err(|e| QueueError::Unavailable {
@@ -283,9 +292,8 @@ impl SqliteQueue {
     }
 
     async fn enqueue(&self, messages: Vec<OutgoingMessage>) -> Result<Vec<MessageId>, QueueError> {
-        let name = self.name.clone();
         let ids = self
-            .call(move |conn| {
+            .call_with((self.name.clone(), messages), |conn, (name, messages)| {
                 let now = now_ms();
                 let tx = Savepoint::begin(conn)?;
                 let mut ids = Vec::with_capacity(messages.len());
@@ -322,7 +330,7 @@ impl SqliteQueue {
             return Err(QueueError::StaleReceipt);
         };
         let changed = self
-            .call(move |conn| match requeue_after {
+            .call_with(receipt, move |conn, receipt| match requeue_after {
                 None => conn
                     .prepare_cached("DELETE FROM messages WHERE seq = ?1 AND receipt = ?2")?
                     .execute(params![seq, receipt]),
@@ -400,10 +408,12 @@ impl QueueConsumer for SqliteQueue {
             let next_visible = if activity.known_empty(now_ms()) {
                 Some(activity.next_visible.load(Ordering::SeqCst))
             } else {
-                let (name, config, max) =
-                    (self.name.clone(), self.config.clone(), options.max_messages);
+                let max = options.max_messages;
                 let taken = self
-                    .call(move |conn| Self::take(conn, &name, &config, max, visibility))
+                    .call_with(
+                        (self.name.clone(), self.config.clone()),
+                        move |conn, (name, config)| Self::take(conn, name, config, max, visibility),
+                    )
                     .await?;
                 if taken.dead_lettered > 0
                     && let Some(dead_letter) = &self.config.dead_letter

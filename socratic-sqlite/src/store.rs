@@ -37,12 +37,13 @@ impl SqliteStore {
         &self.db
     }
 
-    /// Runs a write on the database thread.
-    async fn call<R: Send + 'static>(
+    /// Runs `f` on the database thread with `input`, which comes back to be freed here.
+    async fn call<I: Send + 'static, R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<R, Failure> + Send + 'static,
+        input: I,
+        f: impl FnOnce(&mut Connection, &I) -> Result<R, Failure> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let result = self.db.call(f).await;
+        let result = self.db.call_with(input, f).await;
         self.settle(result)
     }
 
@@ -319,8 +320,8 @@ fn json_path(attribute: &str) -> String {
 
 /// Applies one operation if its condition holds. Where the write itself can check the
 /// condition (an insert that must not collide, an update of one version), it does, so most
-/// operations take a single statement.
-fn apply(conn: &Connection, op: &Op) -> Result<(), Failure> {
+/// operations take a single statement. An increment answers with the counter's new value.
+fn apply(conn: &Connection, op: &Op) -> Result<Option<i64>, Failure> {
     let failed = |key: &Key| Failure::Store(StoreError::ConditionFailed { key: key.clone() });
     match op {
         Op::Put(item, PutMode::Create) => match insert(conn, item) {
@@ -329,12 +330,12 @@ fn apply(conn: &Connection, op: &Op) -> Result<(), Failure> {
                     key: item.key.clone(),
                 }))
             }
-            other => Ok(other?),
+            other => Ok(other.map(|()| None)?),
         },
         Op::Put(item, PutMode::UpdateVersion(v)) => {
             let expected = i64::try_from(*v).ok();
             match expected {
-                Some(_) if replace(conn, item, expected)? => Ok(()),
+                Some(_) if replace(conn, item, expected)? => Ok(None),
                 _ => Err(failed(&item.key)),
             }
         }
@@ -342,7 +343,7 @@ fn apply(conn: &Connection, op: &Op) -> Result<(), Failure> {
             if !replace(conn, item, None)? {
                 insert(conn, item)?;
             }
-            Ok(())
+            Ok(None)
         }
         Op::Delete(key, condition) => {
             if let Some(c) = condition
@@ -350,11 +351,12 @@ fn apply(conn: &Connection, op: &Op) -> Result<(), Failure> {
             {
                 return Err(failed(key));
             }
-            Ok(remove(conn, key)?)
+            remove(conn, key)?;
+            Ok(None)
         }
         Op::Check(key, c) => {
             if holds(version_of(conn, key)?, *c) {
-                Ok(())
+                Ok(None)
             } else {
                 Err(failed(key))
             }
@@ -362,30 +364,38 @@ fn apply(conn: &Connection, op: &Op) -> Result<(), Failure> {
         // In SQL, so the item is neither parsed nor rewritten with its index entries. A value
         // that is not an integer counts as 0, as `Item::counter` reads it.
         Op::Increment(key, attribute, by) => {
-            let changed = conn
+            let next = conn
                 .prepare_cached(
                     "UPDATE items SET attributes = json_set(attributes, ?3, \
                      CASE WHEN json_type(attributes, ?3) = 'integer' \
                      THEN json_extract(attributes, ?3) ELSE 0 END + ?4) \
-                     WHERE pk = ?1 AND sk = ?2",
+                     WHERE pk = ?1 AND sk = ?2 RETURNING json_extract(attributes, ?3)",
                 )?
-                .execute(params![key.pk, key.sk, json_path(attribute), by])?;
-            if changed == 0 {
-                let item =
-                    Item::new(key.clone()).with_attribute(attribute.clone(), Value::from(*by));
-                insert(conn, &Encoded::of(&item).map_err(Failure::Store)?)?;
+                .query_row(params![key.pk, key.sk, json_path(attribute), by], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?;
+            match next {
+                Some(next) => Ok(Some(next)),
+                None => {
+                    let item =
+                        Item::new(key.clone()).with_attribute(attribute.clone(), Value::from(*by));
+                    insert(conn, &Encoded::of(&item).map_err(Failure::Store)?)?;
+                    Ok(Some(*by))
+                }
             }
-            Ok(())
         }
     }
 }
 
 /// Runs `ops` in one savepoint, in order. The first whose condition fails cancels the
 /// transaction: the savepoint rolls back, so nothing is written.
-fn transact(conn: &mut Connection, ops: &[Op]) -> Result<(), Failure> {
+/// Applies `ops` in one savepoint; answers with each counter's new value, in order.
+fn transact(conn: &mut Connection, ops: &[Op]) -> Result<Vec<i64>, Failure> {
     let tx = Savepoint::begin(conn)?;
+    let mut counts = Vec::new();
     for (index, op) in ops.iter().enumerate() {
-        apply(&tx, op).map_err(|e| match e {
+        let count = apply(&tx, op).map_err(|e| match e {
             Failure::Store(reason) => Failure::Store(StoreError::TransactionCancelled {
                 index,
                 key: op.key().clone(),
@@ -393,9 +403,10 @@ fn transact(conn: &mut Connection, ops: &[Op]) -> Result<(), Failure> {
             }),
             other @ Failure::Sql(_) => other,
         })?;
+        counts.extend(count);
     }
     tx.release()?;
-    Ok(())
+    Ok(counts)
 }
 
 /// The SQL condition and parameters for a sort-key range on `column`.
@@ -503,16 +514,18 @@ fn single(error: StoreError) -> StoreError {
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         check_key(key)?;
-        let key = key.clone();
-        let row = self.call(move |conn| Ok(read(conn, &key)?)).await?;
+        let row = self
+            .call(key.clone(), |conn, key| Ok(read(conn, key)?))
+            .await?;
         row.map(Row::parse).transpose()
     }
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
         item.check()?;
         let op = [Op::Put(Encoded::of(&item)?, mode)];
-        self.call(move |conn| transact(conn, &op))
+        self.call(op, |conn, op| transact(conn, op))
             .await
+            .map(drop)
             .map_err(single)
     }
 
@@ -525,7 +538,9 @@ impl Store for SqliteStore {
         let limit = query.limit.unwrap_or(DEFAULT_PAGE);
         let (sql, params, position_columns) = query_sql(query)?;
         let mut rows = self
-            .call(move |conn| Ok(query_rows(conn, &sql, &params, position_columns)?))
+            .call((sql, params), move |conn, (sql, params)| {
+                Ok(query_rows(conn, sql, params, position_columns)?)
+            })
             .await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
@@ -542,18 +557,21 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
+        self.transact_and_count(ops).await.map(drop)
+    }
+
+    async fn transact_and_count(&self, ops: Vec<TxOp>) -> Result<Vec<i64>, StoreError> {
         check_transaction(&ops)?;
         let ops = ops.iter().map(Op::of).collect::<Result<Vec<_>, _>>()?;
-        self.call(move |conn| transact(conn, &ops)).await
+        self.call(ops, |conn, ops| transact(conn, ops)).await
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         for key in keys {
             check_key(key)?;
         }
-        let keys = keys.to_vec();
         let rows = self
-            .call(move |conn| {
+            .call(keys.to_vec(), |conn, keys| {
                 // One savepoint, so the answers are consistent with each other.
                 let tx = Savepoint::begin(conn)?;
                 let rows = keys

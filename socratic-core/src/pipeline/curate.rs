@@ -46,7 +46,12 @@ pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
                 transition(ports, &record.run, RunStatus::Judged, None).await?;
             }
             RunStatus::Judged => {
-                let summary = summarize(ports, &record).await?;
+                let manifest = repo
+                    .get::<Manifest>(&keys::manifest(&manifest_id))
+                    .await?
+                    .ok_or_else(|| StageError::rejected("manifest does not exist"))?
+                    .value;
+                let summary = summarize(ports, &manifest, &record).await?;
                 repo.overwrite(&summary).await?;
                 let blob = BlobKey::new(format!("curated/runs/{id}.json"))?;
                 let document = json!({
@@ -56,9 +61,14 @@ pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
                     .blobs
                     .put_json(&blob, &document, BlobPutMode::Overwrite)
                     .await?;
-                if let Transition::Moved(_) =
+                if let Transition::Moved { finished, .. } =
                     transition(ports, &record.run, RunStatus::Curated, None).await?
                 {
+                    // Runs still to finish by this move's own count: the move that finishes
+                    // the last one sees the full count and summarises the manifest.
+                    if finished.is_some_and(|n| n < manifest.run_count) {
+                        return Ok(());
+                    }
                     return finish_manifest_if_complete(ports, &manifest_id).await;
                 }
             }
@@ -71,13 +81,12 @@ pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     }
 }
 
-async fn summarize(ports: &Ports, record: &RunRecord) -> Result<RunSummary, StageError> {
+async fn summarize(
+    ports: &Ports,
+    manifest: &Manifest,
+    record: &RunRecord,
+) -> Result<RunSummary, StageError> {
     let repo = &ports.repository;
-    let manifest = repo
-        .get::<Manifest>(&keys::manifest(&record.run.value.manifest))
-        .await?
-        .ok_or_else(|| StageError::rejected("manifest does not exist"))?
-        .value;
     let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
     let mut models = BTreeSet::new();
     for turn in &record.turns {

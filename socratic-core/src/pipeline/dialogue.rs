@@ -40,7 +40,7 @@ async fn start(
         match run.value.status {
             RunStatus::Running => return Ok(Some((run, record.turns))),
             RunStatus::Pending => {
-                if let Transition::Moved(run) =
+                if let Transition::Moved { run, .. } =
                     transition(ports, &run, RunStatus::Running, None).await?
                 {
                     return Ok(Some((run, record.turns)));
@@ -241,7 +241,7 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
 async fn complete(ports: &Ports, mut run: Versioned<Run>, id: &RunId) -> Result<(), StageError> {
     loop {
         match transition(ports, &run, RunStatus::DialogueComplete, None).await? {
-            Transition::Moved(_) => break,
+            Transition::Moved { .. } => break,
             Transition::Raced => {
                 run = ports
                     .repository

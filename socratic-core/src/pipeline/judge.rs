@@ -60,6 +60,8 @@ async fn judge_turn(ports: &Ports, id: &RunId, turn: u32) -> Result<(), StageErr
     let prompt: Prompt = repo.require_catalog(&manifest.request.judge_prompt).await?;
     let scenario: Scenario = repo.require_catalog(&record.run.value.scenario).await?;
 
+    // The run's count of judgments after this job's last write, when it wrote one.
+    let mut judged = None;
     for config in &manifest.request.judges {
         let done = record
             .judgments
@@ -78,7 +80,12 @@ async fn judge_turn(ports: &Ports, id: &RunId, turn: u32) -> Result<(), StageErr
             turns: &turns,
         };
         let judgment = judge_with(ports, &model, config, &case, id, turn).await?;
-        repo.store_judgment(&judgment).await?;
+        judged = repo.store_judgment(&judgment).await?;
+    }
+    // Judgments still missing by this job's own count: whoever stores the last one sees the
+    // full count and finishes the run, so there is nothing to read again.
+    if judged.is_some_and(|n| n < record.run.value.expected_judgments()) {
+        return Ok(());
     }
     finish_if_judged(ports, id).await
 }
@@ -215,7 +222,7 @@ pub(crate) async fn finish_if_judged(ports: &Ports, id: &RunId) -> Result<(), St
             .run_events
             .send(Job::Curate { run: *id }.message())
             .await?;
-        if let Transition::Moved(_) = transition(ports, &run, RunStatus::Judged, None).await? {
+        if let Transition::Moved { .. } = transition(ports, &run, RunStatus::Judged, None).await? {
             return Ok(());
         }
     }

@@ -322,8 +322,12 @@ pub(crate) async fn put_raw(
 
 /// What a transition attempt found.
 pub(crate) enum Transition {
-    /// The run moved; here is its new state.
-    Moved(Versioned<Run>),
+    /// The run moved; here is its new state and, when the move finished it, how many of its
+    /// manifest's runs have finished.
+    Moved {
+        run: Versioned<Run>,
+        finished: Option<u64>,
+    },
     /// Someone else changed the run first; reload and decide again.
     Raced,
 }
@@ -341,7 +345,10 @@ pub(crate) async fn transition(
     next.failure = failure;
     next.updated_at = ports.clock.now();
     Ok(match ports.repository.move_run(run, next).await? {
-        Some(moved) => Transition::Moved(moved),
+        Some(moved) => Transition::Moved {
+            run: moved.run,
+            finished: moved.finished,
+        },
         None => Transition::Raced,
     })
 }
@@ -366,7 +373,8 @@ pub(crate) async fn stop_run(
             stage,
             reason: reason.to_owned(),
         };
-        if let Transition::Moved(_) = transition(ports, &current, status, Some(failure)).await? {
+        if let Transition::Moved { .. } = transition(ports, &current, status, Some(failure)).await?
+        {
             ports
                 .run_events
                 .send(Job::Curate { run: *run }.message())

@@ -24,6 +24,7 @@ pub async fn run_all(store: &dyn Store) {
     transaction_is_all_or_nothing(store).await;
     transaction_applies_every_operation(store).await;
     concurrent_increments_add_up(store).await;
+    transactions_answer_with_counts(store).await;
     get_many_answers_every_key_in_order(store).await;
     invalid_requests_are_rejected(store).await;
 }
@@ -574,6 +575,104 @@ pub async fn concurrent_increments_add_up(store: &dyn Store) {
             .expect("item")
             .counter("n"),
         1600
+    );
+}
+
+/// `transact_and_count` answers with each incremented counter's value after the
+/// transaction, in order (a missing item counts from 0); under concurrent increments the
+/// writer of the last one sees the total.
+pub async fn transactions_answer_with_counts(store: &dyn Store) {
+    let pk = unique_prefix("counted");
+    let a = Key::new(&pk, "A");
+    let b = Key::new(&pk, "B");
+    store.increment(&a, "n", 10).await.expect("seed");
+    let counts = store
+        .transact_and_count(vec![
+            TxOp::Increment {
+                key: a.clone(),
+                attribute: "n".to_owned(),
+                by: 2,
+            },
+            TxOp::Put {
+                item: item(&pk, "C"),
+                mode: PutMode::Create,
+            },
+            TxOp::Increment {
+                key: b.clone(),
+                attribute: "m".to_owned(),
+                by: 5,
+            },
+        ])
+        .await
+        .expect("transact");
+    assert_eq!(counts, [12, 5]);
+    let none = store
+        .transact_and_count(vec![TxOp::Put {
+            item: item(&pk, "D"),
+            mode: PutMode::Create,
+        }])
+        .await
+        .expect("transact without counters");
+    assert!(none.is_empty());
+    let failed = store
+        .transact_and_count(vec![
+            TxOp::Increment {
+                key: a.clone(),
+                attribute: "n".to_owned(),
+                by: 1,
+            },
+            TxOp::Put {
+                item: item(&pk, "C"),
+                mode: PutMode::Create,
+            },
+        ])
+        .await;
+    assert!(
+        matches!(
+            failed,
+            Err(StoreError::TransactionCancelled { index: 1, .. })
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(
+        store
+            .get(&a)
+            .await
+            .expect("get")
+            .expect("item")
+            .counter("n"),
+        12,
+        "a cancelled transaction counts nothing"
+    );
+
+    let shared = Key::new(&pk, "SHARED");
+    let writers = (0..8).map(|_| {
+        let key = shared.clone();
+        async move {
+            let mut seen = Vec::new();
+            for _ in 0..10 {
+                let op = TxOp::Increment {
+                    key: key.clone(),
+                    attribute: "n".to_owned(),
+                    by: 1,
+                };
+                let counts = store.transact_and_count(vec![op]).await.expect("count");
+                seen.extend(counts);
+            }
+            seen
+        }
+    });
+    let seen: Vec<i64> = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(seen.len(), 80);
+    assert!(seen.iter().all(|n| (1..=80).contains(n)), "{seen:?}");
+    assert_eq!(
+        seen.iter().max(),
+        Some(&80),
+        "the last increment sees the total"
     );
 }
 
