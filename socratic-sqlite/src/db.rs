@@ -154,11 +154,46 @@ impl Default for OpenOptions {
     }
 }
 
-/// What a job does once its group is committed (or the commit failed).
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Work for the database thread: run in its group's transaction, answered after the commit.
+trait Task: Send {
+    /// Does the work.
+    fn run(&mut self, connection: &mut Connection);
+    /// Sends the outcome back to the caller, once the group's commit is known, with the task
+    /// itself: what the caller allocated is freed on the caller's thread. (Memory one thread
+    /// allocates and another frees makes the two wait for each other's allocator locks.)
+    fn answer(self: Box<Self>, committed: Result<(), String>);
+}
 
-/// Work for the database thread.
-type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+type Job = Box<dyn Task>;
+
+/// One call: its input, its work, and then its result.
+struct Call<I, R, F> {
+    input: I,
+    work: Option<F>,
+    result: Option<R>,
+    reply: Option<Answer<I, R, F>>,
+}
+
+type Answer<I, R, F> = tokio::sync::oneshot::Sender<(Result<(), String>, Box<Call<I, R, F>>)>;
+
+impl<I, R, F> Task for Call<I, R, F>
+where
+    I: Send,
+    R: Send,
+    F: FnOnce(&mut Connection, &I) -> R + Send,
+{
+    fn run(&mut self, connection: &mut Connection) {
+        if let Some(work) = self.work.take() {
+            self.result = Some(work(connection, &self.input));
+        }
+    }
+
+    fn answer(mut self: Box<Self>, committed: Result<(), String>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send((committed, self));
+        }
+    }
+}
 
 /// The most jobs committed together.
 const MAX_GROUP: usize = 256;
@@ -268,8 +303,7 @@ impl Database {
     }
 
     /// [`call`](Self::call) with `f`'s input passed separately: `input` comes back with the
-    /// answer and is freed on the caller's thread. Memory one thread allocates and another
-    /// frees makes them wait for each other's allocator locks.
+    /// answer and is freed on the caller's thread.
     pub(crate) async fn call_with<I, R, F>(&self, input: I, f: F) -> Result<R, String>
     where
         I: Send + 'static,
@@ -277,25 +311,22 @@ impl Database {
         R: Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.inner
-            .jobs
-            .send(Box::new(move |connection| {
-                let result = f(connection, &input);
-                Box::new(move |committed: Result<(), String>| {
-                    let _ = reply.send((committed.map(|()| result), input));
-                })
-            }))
-            .map_err(|_| {
-                format!(
-                    "{}: the database thread has stopped",
-                    self.inner.path.display()
-                )
-            })?;
-        let (result, input) = answer
-            .await
-            .map_err(|_| format!("{}: a database call failed", self.inner.path.display()))?;
-        drop(input);
-        result
+        let call = Call {
+            input,
+            work: Some(f),
+            result: None,
+            reply: Some(reply),
+        };
+        self.inner.jobs.send(Box::new(call)).map_err(|_| {
+            format!(
+                "{}: the database thread has stopped",
+                self.inner.path.display()
+            )
+        })?;
+        let failed = || format!("{}: a database call failed", self.inner.path.display());
+        let (committed, call) = answer.await.map_err(|_| failed())?;
+        committed?;
+        call.result.ok_or_else(failed)
     }
 
     /// What this process knows of queue `name`.
@@ -339,12 +370,12 @@ fn connect(path: &Path, options: OpenOptions) -> rusqlite::Result<Connection> {
 /// each job runs on its own, its savepoint then being its transaction.
 fn serve_group(connection: &mut Connection, group: Vec<Job>) {
     let grouped = run(connection, "BEGIN IMMEDIATE").is_ok();
-    let mut replies = Vec::with_capacity(group.len());
-    for job in group {
-        // A panicking job drops its reply channel, so its caller sees an error; its savepoint
+    let mut done = Vec::with_capacity(group.len());
+    for mut job in group {
+        // A panicking job is dropped unanswered, so its caller sees an error; its savepoint
         // rolls back as it unwinds. The thread goes on serving.
-        if let Ok(reply) = std::panic::catch_unwind(AssertUnwindSafe(|| job(connection))) {
-            replies.push(reply);
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job.run(connection))).is_ok() {
+            done.push(job);
         }
     }
     let committed = if grouped {
@@ -355,8 +386,8 @@ fn serve_group(connection: &mut Connection, group: Vec<Job>) {
     } else {
         Ok(())
     };
-    for reply in replies {
-        reply(committed.clone());
+    for job in done {
+        job.answer(committed.clone());
     }
 }
 
