@@ -140,13 +140,19 @@ async fn a_benchmark_killed_five_times_resumes_to_a_clean_runs_summary_without_r
         comparable(clean),
         "seed {seed}: the resumed summary differs from the clean run's"
     );
-    // Every call that finished was stored and never made again; only calls cut off by a kill
-    // were made twice.
-    assert_eq!(
-        calls.calls - calls.cut_off,
-        clean_calls.calls,
+    // Every call of the clean run was made; a call whose answer was recorded was never made
+    // again, so recorded calls are at most the clean run's. They can be fewer: a kill between
+    // an answer's caching and its ledger record leaves the call counted as cut off (charged at
+    // its worst case) while the resumed run reuses its cached answer.
+    assert!(
+        calls.calls >= clean_calls.calls,
         "seed {seed}: {calls:?} vs clean {clean_calls:?}"
     );
+    assert!(
+        calls.calls - calls.cut_off <= clean_calls.calls,
+        "seed {seed}: {calls:?} vs clean {clean_calls:?}"
+    );
+    // Only calls cut off by a kill were made twice.
     assert!(
         calls.calls <= clean_calls.calls + calls.cut_off,
         "seed {seed}: {calls:?}"
