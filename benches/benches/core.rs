@@ -35,6 +35,9 @@ fn validation(c: &mut Criterion) {
 
 fn statistics(c: &mut Criterion) {
     let scores: Vec<f64> = (0..30).map(|i| 1.0 + f64::from(i % 5)).collect();
+    c.bench_function("t_interval_mean(30 scenarios)", |b| {
+        b.iter(|| stats::t_interval_mean(&scores))
+    });
     c.bench_function("bootstrap_mean(30 scenarios, 2000 resamples)", |b| {
         b.iter(|| stats::bootstrap_mean(&scores, 2000, 7))
     });

@@ -3,7 +3,7 @@
 //!
 //! Scenarios are the independent units, as in the leaderboard: each model's repetitions are
 //! averaged per scenario, and the difference B − A is taken per scenario over the scenarios
-//! both manifests scored for that model. Each model gets a bootstrap interval of the mean
+//! both manifests scored for that model. Each model gets a Student-t interval of the mean
 //! difference and a sign-flip p-value; the p-values are Holm-adjusted across models.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use crate::entity::{Estimate, RunStatus, RunSummary};
 use crate::id::{ManifestId, ModelId, ScenarioId};
 use crate::keys;
 use crate::repository::{RepoError, Repository, RunFilter};
-use crate::stats::{self, BOOTSTRAP_RESAMPLES, PERMUTATION_RESAMPLES};
+use crate::stats::{self, PERMUTATION_RESAMPLES};
 
 /// Each model's mean overall score per scenario, over its scored repetitions.
 pub type ScenarioMeans = BTreeMap<ModelId, BTreeMap<ScenarioId, f64>>;
@@ -119,7 +119,7 @@ pub fn compare_means(
         }
         let diffs: Vec<f64> = shared.iter().map(|(x, y)| y - x).collect();
         let seed = seed(a_id, b_id, model);
-        let Some(difference) = stats::bootstrap_mean(&diffs, BOOTSTRAP_RESAMPLES, seed) else {
+        let Some(difference) = stats::t_interval_mean(&diffs) else {
             continue;
         };
         let p_value = stats::sign_flip_p_value(&diffs, PERMUTATION_RESAMPLES, seed);
@@ -223,8 +223,7 @@ mod tests {
             .expect("tutor compared");
         assert_eq!(tutor.difference.n, 8);
         assert!((tutor.difference.mean - 0.5).abs() < 1e-12);
-        assert!((tutor.difference.ci_low - 0.5).abs() < 1e-12);
-        assert!((tutor.difference.ci_high - 0.5).abs() < 1e-12);
+        assert_eq!(tutor.difference.interval(), Some((0.5, 0.5)));
         assert!((tutor.b_mean - tutor.a_mean - 0.5).abs() < 1e-12);
         // Exact sign-flip test: only the all-positive and all-negative assignments are as
         // extreme, 2 of 2^8.

@@ -3,7 +3,15 @@
 
 use std::fmt::Write;
 
-use crate::entity::{ManifestSummary, Rubric};
+use crate::entity::{Estimate, ManifestSummary, Rubric};
+
+/// An interval of a difference, with signs: `[-0.12, +0.40]`, or `n/a`.
+fn signed_interval(e: &Estimate) -> String {
+    e.interval().map_or_else(
+        || "n/a".to_owned(),
+        |(low, high)| format!("[{low:+.2}, {high:+.2}]"),
+    )
+}
 
 fn fmt_opt(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(String::new, |v| format!("{v:.digits$}"))
@@ -43,8 +51,8 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             row.rank_group,
             csv_field(row.model.as_str()),
             fmt_opt(o.map(|e| e.mean), 4),
-            fmt_opt(o.map(|e| e.ci_low), 4),
-            fmt_opt(o.map(|e| e.ci_high), 4),
+            fmt_opt(o.and_then(|e| e.ci_low), 4),
+            fmt_opt(o.and_then(|e| e.ci_high), 4),
             o.map_or(0, |e| e.n),
             row.runs,
             row.failed_runs,
@@ -83,10 +91,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
     );
     for row in &summary.leaderboard {
         let (mean, ci) = match row.overall {
-            Some(e) => (
-                format!("{:.2}", e.mean),
-                format!("[{:.2}, {:.2}]", e.ci_low, e.ci_high),
-            ),
+            Some(e) => (format!("{:.2}", e.mean), e.interval_text(2)),
             None => ("—".to_owned(), "no scores".to_owned()),
         };
         let _ = writeln!(
@@ -190,25 +195,31 @@ fn overall_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
         if let Some(e) = row.overall {
             let _ = write!(
                 svg,
-                r##"<rect x="{left}" y="{y:.1}" width="{:.1}" height="20" fill="{colour}" opacity="0.8"><title>{}: {:.2} [{:.2}, {:.2}]</title></rect><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                r##"<rect x="{left}" y="{y:.1}" width="{:.1}" height="20" fill="{colour}" opacity="0.8"><title>{}: {:.2} {}</title></rect>"##,
                 (x(e.mean) - left).max(0.0),
                 escape(row.model.as_str()),
                 e.mean,
-                e.ci_low,
-                e.ci_high,
-                x(e.ci_low),
-                y + 10.0,
-                x(e.ci_high),
-                y + 10.0,
-                x(e.ci_low),
-                y + 4.0,
-                x(e.ci_low),
-                y + 16.0,
-                x(e.ci_high),
-                y + 4.0,
-                x(e.ci_high),
-                y + 16.0,
+                e.interval_text(2),
             );
+            // Whiskers only where there is an interval: one scenario has none.
+            if let Some((low, high)) = e.interval() {
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                    x(low),
+                    y + 10.0,
+                    x(high),
+                    y + 10.0,
+                    x(low),
+                    y + 4.0,
+                    x(low),
+                    y + 16.0,
+                    x(high),
+                    y + 4.0,
+                    x(high),
+                    y + 16.0,
+                );
+            }
         }
     }
     svg.push_str("</svg>");
@@ -256,20 +267,25 @@ fn profile_chart(summary: &ManifestSummary, max: f64) -> String {
             let colour = COLOURS[m % COLOURS.len()];
             let _ = write!(
                 svg,
-                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{} — {}: {:.2} [{:.2}, {:.2}]</title></rect><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{} — {}: {:.2} {}</title></rect>"##,
                 y(e.mean),
                 bar - 3.0,
                 (y(0.0) - y(e.mean)).max(0.0),
                 escape(row.model.as_str()),
                 escape(dim),
                 e.mean,
-                e.ci_low,
-                e.ci_high,
-                x + (bar - 3.0) / 2.0,
-                y(e.ci_low),
-                x + (bar - 3.0) / 2.0,
-                y(e.ci_high),
+                e.interval_text(2),
             );
+            if let Some((low, high)) = e.interval() {
+                let _ = write!(
+                    svg,
+                    r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                    x + (bar - 3.0) / 2.0,
+                    y(low),
+                    x + (bar - 3.0) / 2.0,
+                    y(high),
+                );
+            }
         }
         // Dimension names go on two lines so neighbours do not overlap.
         let words: Vec<&str> = dim.split('_').collect();
@@ -336,16 +352,12 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
             ))
             .collect::<String>()
     );
-    html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% bootstrap interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
+    html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
     for row in &summary.leaderboard {
         let (mean, ci, n) = row
             .overall
             .map_or(("—".to_owned(), "—".to_owned(), 0), |e| {
-                (
-                    format!("{:.2}", e.mean),
-                    format!("[{:.2}, {:.2}]", e.ci_low, e.ci_high),
-                    e.n,
-                )
+                (format!("{:.2}", e.mean), e.interval_text(2), e.n)
             });
         let _ = writeln!(
             html,
@@ -371,12 +383,11 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
     for c in &summary.comparisons {
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{:+.2}</td><td>[{:+.2}, {:+.2}]</td><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td></tr>",
             escape(c.a.as_str()),
             escape(c.b.as_str()),
             c.difference.mean,
-            c.difference.ci_low,
-            c.difference.ci_high,
+            signed_interval(&c.difference),
             c.difference.n,
             c.p_value,
             c.p_adjusted

@@ -199,14 +199,10 @@ pub fn comparison_table(comparison: &ManifestComparison) -> String {
         "model", "A", "B", "B − A", "95% interval", "scenarios", "p (Holm)"
     );
     for m in &comparison.models {
-        let interval = if m.difference.n > 1 {
-            format!(
-                "[{:+.3}, {:+.3}]",
-                m.difference.ci_low, m.difference.ci_high
-            )
-        } else {
-            "n/a".to_owned()
-        };
+        let interval = m.difference.interval().map_or_else(
+            || "n/a".to_owned(),
+            |(low, high)| format!("[{low:+.3}, {high:+.3}]"),
+        );
         let verdict = if m.p_adjusted < socratic_core::pipeline::ALPHA {
             if m.difference.mean > 0.0 {
                 "  better"

@@ -14,12 +14,27 @@ use crate::llm::{Role, Usage};
 pub struct Estimate {
     /// Point estimate.
     pub mean: f64,
-    /// Lower bound of the 95% interval.
-    pub ci_low: f64,
-    /// Upper bound of the 95% interval.
-    pub ci_high: f64,
+    /// Lower bound of the 95% interval; `None` when there is none (a single scenario).
+    pub ci_low: Option<f64>,
+    /// Upper bound of the 95% interval; `None` when there is none (a single scenario).
+    pub ci_high: Option<f64>,
     /// Number of independent units (scenarios) behind it.
     pub n: u32,
+}
+
+impl Estimate {
+    /// The interval's bounds, when there is an interval.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        Some((self.ci_low?, self.ci_high?))
+    }
+
+    /// The interval as text: `[low, high]` with `decimals` places, or `n/a` without one.
+    pub fn interval_text(&self, decimals: usize) -> String {
+        self.interval().map_or_else(
+            || "n/a".to_owned(),
+            |(low, high)| format!("[{low:.decimals$}, {high:.decimals$}]"),
+        )
+    }
 }
 
 /// Calls, tokens and cost of one role.
@@ -90,9 +105,9 @@ pub struct ModelSummary {
     pub manifest: ManifestId,
     /// The model under test.
     pub model: ModelId,
-    /// Overall score, bootstrapped over scenarios.
+    /// Overall score over scenarios, with its t interval.
     pub overall: Option<Estimate>,
-    /// Per-dimension scores, bootstrapped over scenarios.
+    /// Per-dimension scores over scenarios, with their t intervals.
     pub dimensions: BTreeMap<String, Estimate>,
     /// Overall score per vector.
     pub by_vector: BTreeMap<Vector, Estimate>,

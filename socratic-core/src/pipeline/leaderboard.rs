@@ -1,4 +1,4 @@
-//! From run summaries to a leaderboard a user can trust: bootstrap intervals over scenarios,
+//! From run summaries to a leaderboard a user can trust: Student-t intervals over scenarios,
 //! paired comparisons with Holm's correction, tied rank groups, and judge agreement.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +10,7 @@ use crate::entity::{
 };
 use crate::id::{ModelId, ScenarioId};
 use crate::repository::RunRecord;
-use crate::stats::{self, BOOTSTRAP_RESAMPLES, PERMUTATION_RESAMPLES};
+use crate::stats::{self, PERMUTATION_RESAMPLES};
 
 /// The significance level for separating rank groups (after Holm's adjustment).
 pub const ALPHA: f64 = 0.05;
@@ -181,11 +181,7 @@ pub fn summarize_digests(
                     .filter_map(|s| s.dimensions.get(&dim.name))
                     .copied()
                     .collect();
-                if let Some(estimate) = stats::bootstrap_mean(
-                    &values,
-                    BOOTSTRAP_RESAMPLES,
-                    seed(manifest, &format!("{model}/{}", dim.name)),
-                ) {
+                if let Some(estimate) = stats::t_interval_mean(&values) {
                     dimensions.insert(dim.name.clone(), estimate);
                 }
             }
@@ -196,11 +192,7 @@ pub fn summarize_digests(
                     .filter(|s| s.vector == vector)
                     .map(|s| s.overall)
                     .collect();
-                if let Some(estimate) = stats::bootstrap_mean(
-                    &values,
-                    BOOTSTRAP_RESAMPLES,
-                    seed(manifest, &format!("{model}/{vector}")),
-                ) {
+                if let Some(estimate) = stats::t_interval_mean(&values) {
                     by_vector.insert(vector, estimate);
                 }
             }
@@ -231,11 +223,7 @@ pub fn summarize_digests(
             ModelSummary {
                 manifest: manifest.id,
                 model: model.clone(),
-                overall: stats::bootstrap_mean(
-                    &overall,
-                    BOOTSTRAP_RESAMPLES,
-                    seed(manifest, model.as_str()),
-                ),
+                overall: stats::t_interval_mean(&overall),
                 dimensions,
                 by_vector,
                 rank_group: 0,
@@ -306,7 +294,7 @@ pub fn summarize_digests(
 }
 
 /// Paired comparisons of every pair of models on the scenarios both have scores for:
-/// a bootstrap interval of the mean difference and a sign-flip p-value, Holm-adjusted together.
+/// a t interval of the mean difference and a sign-flip p-value, Holm-adjusted together.
 fn compare(
     manifest: &Manifest,
     rows: &[ModelSummary],
@@ -324,14 +312,12 @@ fn compare(
                 .map(|s| sa[*s].overall - sb[*s].overall)
                 .collect();
             let label = format!("{}-vs-{}", a.model, b.model);
-            let difference =
-                stats::bootstrap_mean(&diffs, BOOTSTRAP_RESAMPLES, seed(manifest, &label))
-                    .unwrap_or(Estimate {
-                        mean: 0.0,
-                        ci_low: 0.0,
-                        ci_high: 0.0,
-                        n: 0,
-                    });
+            let difference = stats::t_interval_mean(&diffs).unwrap_or(Estimate {
+                mean: 0.0,
+                ci_low: None,
+                ci_high: None,
+                n: 0,
+            });
             let p_value =
                 stats::sign_flip_p_value(&diffs, PERMUTATION_RESAMPLES, seed(manifest, &label));
             comparisons.push(PairwiseComparison {
