@@ -128,7 +128,21 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
     if let Some(note) = rejudge_note(summary) {
         let _ = writeln!(out, "{note}");
     }
+    if let Some(note) = self_judging_note(summary) {
+        let _ = writeln!(out, "{note}");
+    }
     out
+}
+
+/// What to say when tutors judged their own dialogues.
+pub fn self_judging_note(summary: &ManifestSummary) -> Option<String> {
+    (!summary.self_judging.is_empty()).then(|| {
+        let models: Vec<&str> = summary.self_judging.iter().map(|m| m.as_str()).collect();
+        format!(
+            "SELF-JUDGED: {} judged their own tutoring (allow_self_judging); their scores may favour them.",
+            models.join(", ")
+        )
+    })
 }
 
 /// What to say when a manifest re-judged another's dialogues.
@@ -343,14 +357,18 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
         summary.unscored_judgments,
         summary.cost_usd,
         summary.computed_at,
-        [budget_note(summary), rejudge_note(summary)]
-            .into_iter()
-            .flatten()
-            .map(|note| format!(
-                "<p class=\"note\" role=\"note\"><strong>{}</strong></p>\n",
-                escape(&note)
-            ))
-            .collect::<String>()
+        [
+            budget_note(summary),
+            rejudge_note(summary),
+            self_judging_note(summary)
+        ]
+        .into_iter()
+        .flatten()
+        .map(|note| format!(
+            "<p class=\"note\" role=\"note\"><strong>{}</strong></p>\n",
+            escape(&note)
+        ))
+        .collect::<String>()
     );
     html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
     for row in &summary.leaderboard {

@@ -143,5 +143,6 @@ pub fn simulated_manifest(defaults: &Defaults) -> ManifestRequest {
         max_tokens: 512,
         label: Some("Offline benchmark of the simulated tutors".to_owned()),
         rejudge_of: None,
+        allow_self_judging: false,
     }
 }

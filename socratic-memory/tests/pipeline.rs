@@ -336,6 +336,66 @@ async fn a_student_model_that_is_also_a_tutor_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn a_judge_that_is_also_a_tutor_is_refused_unless_allowed() {
+    let harness = Harness::new(Options::default()).await;
+    let mut request = default_request();
+    request.judges.push(ModelConfig {
+        model: model(LEAKY_TUTOR),
+        temperature: 0.0,
+    });
+    let PlanError::Invalid(problems) = plan(&harness.ports, &request).await.unwrap_err() else {
+        panic!()
+    };
+    let problem = problems
+        .0
+        .iter()
+        .find(|p| p.field == "judges[1]")
+        .unwrap_or_else(|| panic!("{problems}"));
+    assert!(
+        problem.message.contains(LEAKY_TUTOR) && problem.message.contains("allow_self_judging"),
+        "{problem:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_self_judging_tutor_is_flagged_and_no_judge_sees_a_tutors_name() {
+    let recording = Arc::new(Recording::default());
+    let harness = Harness::new(Options {
+        llm: Arc::clone(&recording) as Arc<dyn LlmClient>,
+        ..Options::default()
+    })
+    .await;
+    let mut request = default_request();
+    request.scenarios.truncate(2);
+    request.judges.push(ModelConfig {
+        model: model(LEAKY_TUTOR),
+        temperature: 0.0,
+    });
+    request.allow_self_judging = true;
+    let runner = harness.runner(4, fast_config());
+    let summary = runner.run_manifest(&request).await.unwrap();
+    assert_eq!(summary.self_judging, [model(LEAKY_TUTOR)]);
+    let text = socratic_core::report::leaderboard_text(&summary);
+    assert!(
+        text.contains("SELF-JUDGED") && text.contains(LEAKY_TUTOR),
+        "{text}"
+    );
+
+    let requests = recording.requests.lock().unwrap();
+    let judge_requests: Vec<_> = requests.iter().filter(|r| r.role == Role::Judge).collect();
+    assert!(!judge_requests.is_empty());
+    for request in judge_requests {
+        let text = serde_json::to_string(&(&request.system, &request.messages)).unwrap();
+        for tutor in [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR] {
+            assert!(
+                !text.contains(tutor),
+                "a judge's transcript names the tutor {tutor}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_students_need_no_student_model() {
     let harness = Harness::new(Options::default()).await;

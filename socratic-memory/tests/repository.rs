@@ -50,6 +50,7 @@ fn request(defaults: &Defaults) -> ManifestRequest {
         max_tokens: 512,
         label: None,
         rejudge_of: None,
+        allow_self_judging: false,
     }
 }
 

@@ -141,6 +141,10 @@ struct RunArgs {
     /// Judge models instead of the manifest's (repeat the flag).
     #[arg(long = "judge")]
     judges: Vec<String>,
+    /// Let a tutor also judge (refused by default: a model scoring its own dialogues favours
+    /// them); the report flags it.
+    #[arg(long)]
+    allow_self_judging: bool,
     /// Where to write results.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -349,6 +353,9 @@ fn manifest_request(args: &RunArgs, defaults: &Defaults) -> anyhow::Result<Manif
     }
     if !args.judges.is_empty() {
         request.judges = configs(&args.judges, 0.0)?;
+    }
+    if args.allow_self_judging {
+        request.allow_self_judging = true;
     }
     if let Some(student) = &args.student {
         request.student = Some(StudentConfig {
@@ -625,12 +632,14 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             "re-judging manifest {source}: {} of {} run(s) have a finished dialogue",
             imported.runs, imported.manifest.run_count
         );
+        let allow_self_judging = request.allow_self_judging;
         request = rejudge_request(
             &imported.manifest,
             request.judges.clone(),
             rubric.as_deref().map(RubricId::new).transpose()?,
             judge_prompt.as_deref().map(PromptId::new).transpose()?,
         );
+        request.allow_self_judging |= allow_self_judging;
     }
     let used = used_models(&request);
     real_models.retain(|(entry, _)| used.contains(&entry.id));

@@ -73,6 +73,10 @@ pub struct ManifestRequest {
     /// must be the source's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejudge_of: Option<ManifestId>,
+    /// Let a tutor also be a judge. Refused by default: a model scoring its own dialogues
+    /// favours them. When allowed, the reports flag it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_self_judging: bool,
 }
 
 fn default_turns() -> u32 {
@@ -135,6 +139,14 @@ impl Validate for ManifestRequest {
                 temperature_ok(judge.temperature),
                 format!("judges[{i}].temperature"),
                 format!("must lie in [0, 1], got {}", judge.temperature),
+            );
+            problems.check(
+                self.allow_self_judging || !self.tutors.iter().any(|t| t.model == judge.model),
+                format!("judges[{i}]"),
+                format!(
+                    "{} is also a tutor, and a model judging its own tutoring favours it: use another judge, or set allow_self_judging",
+                    judge.model
+                ),
             );
         }
         if let Some(student) = &self.student {

@@ -207,6 +207,9 @@ pub struct ManifestSummary {
     /// called again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejudge_of: Option<ManifestId>,
+    /// Tutors that also judged (the manifest allowed it): their scores may favour them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub self_judging: Vec<ModelId>,
     /// One row per tutor model, best first; `rank_group` marks statistically tied models.
     pub leaderboard: Vec<ModelSummary>,
     /// Per-vector scores.

@@ -282,6 +282,13 @@ pub fn summarize_digests(
         failed_runs: count_status(records.iter(), RunStatus::Failed),
         skipped_runs: count_status(records.iter(), RunStatus::Skipped),
         rejudge_of: manifest.request.rejudge_of,
+        self_judging: manifest
+            .request
+            .judges
+            .iter()
+            .filter(|j| manifest.request.tutors.iter().any(|t| t.model == j.model))
+            .map(|j| j.model.clone())
+            .collect(),
         stopped_by_budget: records.iter().any(|r| r.status == RunStatus::Skipped),
         unscored_judgments: rows.iter().map(|r| r.unscored_judgments).sum(),
         cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
