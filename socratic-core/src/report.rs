@@ -37,7 +37,7 @@ fn csv_field(text: &str) -> String {
 /// The leaderboard as CSV, one row per model, best first.
 pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
     let mut out = String::from(
-        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms",
+        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned",
     );
     for dim in &summary.dimensions {
         let _ = write!(out, ",{}", csv_field(dim));
@@ -47,8 +47,8 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
         let o = row.overall;
         let _ = write!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{}",
-            row.rank_group,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{}",
+            row.rank_group.map_or_else(String::new, |g| g.to_string()),
             csv_field(row.model.as_str()),
             fmt_opt(o.map(|e| e.mean), 4),
             fmt_opt(o.and_then(|e| e.ci_low), 4),
@@ -63,6 +63,8 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             row.cost_usd,
             fmt_opt(row.latency_p50_ms, 1),
             fmt_opt(row.latency_p95_ms, 1),
+            row.scenarios_scored,
+            row.scenarios_planned,
         );
         for dim in &summary.dimensions {
             let _ = write!(
@@ -86,8 +88,16 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         .unwrap_or(5)
         .max(5);
     let mut out = format!(
-        "{:<5} {:<width$} {:>7} {:>17} {:>6} {:>10} {:>8} {:>9}\n",
-        "group", "model", "overall", "95% CI", "leaks", "compliance", "unscored", "cost $"
+        "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>6} {:>10} {:>8} {:>9}\n",
+        "group",
+        "model",
+        "overall",
+        "95% CI",
+        "scenarios",
+        "leaks",
+        "compliance",
+        "unscored",
+        "cost $"
     );
     for row in &summary.leaderboard {
         let (mean, ci) = match row.overall {
@@ -96,11 +106,12 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<5} {:<width$} {:>7} {:>17} {:>6} {:>10} {:>8} {:>9.4}",
-            row.rank_group,
+            "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>6} {:>10} {:>8} {:>9.4}",
+            group_text(row.rank_group),
             row.model.as_str(),
             mean,
             ci,
+            format!("{}/{}", row.scenarios_scored, row.scenarios_planned),
             format!("{}/{}", row.runs_with_answer_leak, row.runs),
             row.compliance
                 .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
@@ -111,7 +122,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
     let groups = summary
         .leaderboard
         .iter()
-        .map(|r| r.rank_group)
+        .filter_map(|r| r.rank_group)
         .max()
         .unwrap_or(0);
     let _ = writeln!(
@@ -128,10 +139,76 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
     if let Some(note) = rejudge_note(summary) {
         let _ = writeln!(out, "{note}");
     }
-    if let Some(note) = self_judging_note(summary) {
+    for note in [
+        design_note(summary),
+        coverage_note(summary),
+        self_judging_note(summary),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let _ = writeln!(out, "{note}");
     }
     out
+}
+
+/// A rank group for people: its number, or `unranked`.
+fn group_text(group: Option<u32>) -> String {
+    group.map_or_else(|| "unranked".to_owned(), |g| g.to_string())
+}
+
+/// What to say when the design cannot tell any two models apart.
+pub fn design_note(summary: &ManifestSummary) -> Option<String> {
+    summary.scenarios_needed.map(|needed| {
+        let shared = summary
+            .comparisons
+            .iter()
+            .map(|c| c.difference.n)
+            .max()
+            .unwrap_or(0);
+        format!(
+            "CANNOT SEPARATE: with {shared} shared scenario(s) and {} comparison(s), even a model ahead on every scenario would not reach significance after Holm's correction; about {needed} scenarios would be needed. The groups say nothing about order.",
+            summary.comparisons.len()
+        )
+    })
+}
+
+/// What to say about models that did not score every planned scenario.
+pub fn coverage_note(summary: &ManifestSummary) -> Option<String> {
+    let partial: Vec<String> = summary
+        .leaderboard
+        .iter()
+        .filter(|r| r.scenarios_scored < r.scenarios_planned)
+        .map(|r| {
+            let mut parts = Vec::new();
+            if !r.failed_scenarios.is_empty() {
+                parts.push(format!("failed on {}", join(&r.failed_scenarios)));
+            }
+            if !r.unscored_scenarios.is_empty() {
+                parts.push(format!("unscored on {}", join(&r.unscored_scenarios)));
+            }
+            format!(
+                "{} scored {}/{} ({})",
+                r.model,
+                r.scenarios_scored,
+                r.scenarios_planned,
+                parts.join("; ")
+            )
+        })
+        .collect();
+    (!partial.is_empty()).then(|| {
+        format!(
+            "COVERAGE: {}. Scores and ranks use only the scenarios every ranked model scored.",
+            partial.join("; ")
+        )
+    })
+}
+
+fn join(ids: &[crate::id::ScenarioId]) -> String {
+    ids.iter()
+        .map(|id| id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What to say when tutors judged their own dialogues.
@@ -200,11 +277,12 @@ fn overall_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
         let colour = COLOURS[i % COLOURS.len()];
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="13" text-anchor="end">{} (group {})</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" font-size="13" text-anchor="end">{} ({})</text>"#,
             left - 8.0,
             y + 15.0,
             escape(row.model.as_str()),
             row.rank_group
+                .map_or_else(|| "unranked".to_owned(), |g| format!("group {g}"))
         );
         if let Some(e) = row.overall {
             let _ = write!(
@@ -360,6 +438,8 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
         [
             budget_note(summary),
             rejudge_note(summary),
+            design_note(summary),
+            coverage_note(summary),
             self_judging_note(summary)
         ]
         .into_iter()
@@ -370,18 +450,18 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
         ))
         .collect::<String>()
     );
-    html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
+    html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios (scored/planned)</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
     for row in &summary.leaderboard {
-        let (mean, ci, n) = row
-            .overall
-            .map_or(("—".to_owned(), "—".to_owned(), 0), |e| {
-                (format!("{:.2}", e.mean), e.interval_text(2), e.n)
-            });
+        let (mean, ci) = row.overall.map_or(("—".to_owned(), "—".to_owned()), |e| {
+            (format!("{:.2}", e.mean), e.interval_text(2))
+        });
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{mean}</td><td>{ci}</td><td>{n}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
-            row.rank_group,
+            "<tr><td>{}</td><td>{}</td><td>{mean}</td><td>{ci}</td><td>{}/{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+            group_text(row.rank_group),
             escape(row.model.as_str()),
+            row.scenarios_scored,
+            row.scenarios_planned,
             row.compliance
                 .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
             row.runs_with_answer_leak,

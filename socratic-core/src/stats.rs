@@ -286,6 +286,16 @@ pub fn sign_flip_p_value(diffs: &[f64], resamples: usize, seed: u64) -> f64 {
     hits as f64 / (resamples + 1) as f64
 }
 
+/// The smallest p-value [`sign_flip_p_value`] can give for `n` differences: two of the 2ⁿ
+/// sign assignments (all positive, all negative) when exact, one of the resamples otherwise.
+pub fn smallest_sign_flip_p(n: usize) -> f64 {
+    match n {
+        0 => 1.0,
+        n if n <= EXACT_PERMUTATION_MAX_N => (2.0 / 2f64.powi(n as i32)).min(1.0),
+        _ => 1.0 / (PERMUTATION_RESAMPLES as f64 + 1.0),
+    }
+}
+
 /// Holm's step-down adjustment of p-values for multiple comparisons, in the input order.
 pub fn holm(p_values: &[f64]) -> Vec<f64> {
     let m = p_values.len();

@@ -9,9 +9,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use socratic_core::blob::{BlobKey, BlobStore};
 use socratic_core::defaults::Defaults;
-use socratic_core::entity::{JudgmentOutcome, ManifestSummary, ModelConfig, RunStatus};
+use socratic_core::entity::{
+    JudgmentOutcome, Manifest, ManifestSummary, ModelConfig, Rubric, RunStatus,
+};
+use socratic_core::id::ScenarioId;
+use socratic_core::keys;
 use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Role};
-use socratic_core::pipeline::{PlanError, plan};
+use socratic_core::pipeline::{PlanError, RunDigest, plan, summarize_digests};
 use socratic_core::repository::RunFilter;
 use socratic_memory::SimulatedLlm;
 use socratic_memory::chaos::{FaultRates, FaultyLlm};
@@ -33,10 +37,10 @@ async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
         .map(|r| r.model.as_str())
         .collect();
     assert_eq!(order, [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]);
-    let groups: Vec<u32> = summary.leaderboard.iter().map(|r| r.rank_group).collect();
+    let groups: Vec<Option<u32>> = summary.leaderboard.iter().map(|r| r.rank_group).collect();
     assert_eq!(
         groups,
-        [1, 2, 3],
+        [Some(1), Some(2), Some(3)],
         "eight consistent scenarios separate all three"
     );
     for row in &summary.leaderboard {
@@ -476,4 +480,156 @@ async fn several_judges_are_averaged_and_their_agreement_reported() {
     assert_eq!(record.judgments.len(), 6, "three turns × two judges");
     assert_eq!(record.judged, 6);
     assert!(summary.comparisons.iter().all(|c| c.p_adjusted < 0.05));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_failed_the_hardest_scenarios_does_not_rank_above_an_equal_one_that_finished_them()
+ {
+    let harness = Harness::new(Options::default()).await;
+    let finished = run_default(&harness).await;
+    let repo = &harness.ports.repository;
+    let mut manifest = repo
+        .get::<Manifest>(&keys::manifest(&finished.manifest))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    let rubric: Rubric = repo
+        .require_catalog(&manifest.request.rubric)
+        .await
+        .unwrap();
+    let runs = repo
+        .list_runs(&RunFilter::Manifest(manifest.id), 1000, None)
+        .await
+        .unwrap();
+    let mut digests = Vec::new();
+    for run in runs.items {
+        let record = repo.run_record(&run.id).await.unwrap().unwrap();
+        digests.push(RunDigest::of(&record, &rubric));
+    }
+
+    // A twin of the best tutor, with the same scores, except that its runs on the three
+    // scenarios where that tutor scored lowest failed; and a model whose runs all failed.
+    let best = model(SOCRATIC_TUTOR);
+    let twin = model("sim-twin");
+    let blank = model("sim-blank");
+    let originals: Vec<RunDigest> = digests
+        .iter()
+        .filter(|d| d.tutor == best)
+        .cloned()
+        .collect();
+    let mut by_score: Vec<(f64, ScenarioId)> = originals
+        .iter()
+        .map(|d| {
+            (
+                d.summary.as_ref().unwrap().overall.unwrap(),
+                d.scenario.clone(),
+            )
+        })
+        .collect();
+    by_score.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut hardest: Vec<ScenarioId> = by_score.iter().take(3).map(|(_, s)| s.clone()).collect();
+    hardest.sort();
+    for original in &originals {
+        let mut copy = original.clone();
+        copy.tutor = twin.clone();
+        if let Some(summary) = copy.summary.as_mut() {
+            summary.tutor = twin.clone();
+        }
+        if hardest.contains(&copy.scenario) {
+            copy.status = RunStatus::Failed;
+            copy.summary = None;
+        }
+        digests.push(copy);
+        let mut failed = original.clone();
+        failed.tutor = blank.clone();
+        failed.status = RunStatus::Failed;
+        failed.summary = None;
+        digests.push(failed);
+    }
+    for id in [&twin, &blank] {
+        manifest.request.tutors.push(ModelConfig {
+            model: id.clone(),
+            temperature: 0.7,
+        });
+    }
+    let summary = summarize_digests(&manifest, &rubric, digests, finished.computed_at);
+
+    let row = |id: &socratic_core::id::ModelId| {
+        summary
+            .leaderboard
+            .iter()
+            .position(|r| &r.model == id)
+            .map(|i| (i, &summary.leaderboard[i]))
+            .unwrap()
+    };
+    let (best_at, best_row) = row(&best);
+    let (twin_at, twin_row) = row(&twin);
+    assert!(
+        best_at < twin_at,
+        "{}",
+        socratic_core::report::leaderboard_text(&summary)
+    );
+    assert!(twin_row.rank_group >= best_row.rank_group);
+    // Both are scored on the five scenarios every ranked model scored, where they are equal.
+    let (best_overall, twin_overall) = (best_row.overall.unwrap(), twin_row.overall.unwrap());
+    assert_eq!((best_overall.n, twin_overall.n), (5, 5));
+    assert_eq!(best_overall.mean, twin_overall.mean);
+    assert_eq!(
+        (twin_row.scenarios_scored, twin_row.scenarios_planned),
+        (5, 8)
+    );
+    assert_eq!(twin_row.failed_scenarios, hardest);
+    assert!(twin_row.unscored_scenarios.is_empty());
+
+    let (blank_at, blank_row) = row(&blank);
+    assert_eq!(
+        blank_at,
+        summary.leaderboard.len() - 1,
+        "unscored models come last"
+    );
+    assert_eq!(
+        blank_row.rank_group, None,
+        "a model with no scores is unranked"
+    );
+    assert_eq!(blank_row.failed_scenarios.len(), 8);
+    assert!(
+        summary
+            .comparisons
+            .iter()
+            .all(|c| c.a != blank && c.b != blank),
+        "an unranked model is compared with nothing"
+    );
+    let text = socratic_core::report::leaderboard_text(&summary);
+    assert!(
+        text.contains("unranked")
+            && text.contains("COVERAGE")
+            && text.contains("sim-twin scored 5/8"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_design_that_cannot_separate_models_says_so_and_how_many_scenarios_it_needs() {
+    let harness = Harness::new(Options::default()).await;
+    let mut request = default_request();
+    request.scenarios.truncate(2);
+    let summary = harness
+        .runner(4, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+    // Three pairs over two scenarios: the smallest p is 2/4, 1.5 after Holm. Seven scenarios
+    // make 3 × 2/128 = 0.047 < 0.05.
+    assert_eq!(summary.scenarios_needed, Some(7));
+    let text = socratic_core::report::leaderboard_text(&summary);
+    assert!(text.contains("CANNOT SEPARATE"), "{text}");
+    assert!(text.contains("about 7 scenarios"), "{text}");
+    // The default eight scenarios can separate three models.
+    let full = harness
+        .runner(4, fast_config())
+        .run_manifest(&default_request())
+        .await
+        .unwrap();
+    assert_eq!(full.scenarios_needed, None);
 }

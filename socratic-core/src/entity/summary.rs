@@ -105,14 +105,30 @@ pub struct ModelSummary {
     pub manifest: ManifestId,
     /// The model under test.
     pub model: ModelId,
-    /// Overall score over scenarios, with its t interval.
+    /// Overall score with its t interval, over the scenarios every ranked model scored (so a
+    /// model that failed the hard ones is not averaged over the easy ones only); `None` when
+    /// it scored none of them.
     pub overall: Option<Estimate>,
-    /// Per-dimension scores over scenarios, with their t intervals.
+    /// Per-dimension scores over the same scenarios, with their t intervals.
     pub dimensions: BTreeMap<String, Estimate>,
-    /// Overall score per vector.
+    /// Overall score per vector, over the same scenarios.
     pub by_vector: BTreeMap<Vector, Estimate>,
-    /// Rank group: models in the same group are statistically tied (1 is best).
-    pub rank_group: u32,
+    /// Rank group: models in the same group are statistically tied (1 is best). `None`:
+    /// unranked, because the model has no score to rank.
+    pub rank_group: Option<u32>,
+    /// Scenarios the manifest planned for each model.
+    #[serde(default)]
+    pub scenarios_planned: u32,
+    /// Scenarios on which the model has a score.
+    #[serde(default)]
+    pub scenarios_scored: u32,
+    /// Planned scenarios without a score where a run failed or was skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_scenarios: Vec<ScenarioId>,
+    /// Planned scenarios without a score although their runs finished: every judgment of
+    /// every turn unscored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unscored_scenarios: Vec<ScenarioId>,
     /// Runs that finished with a summary.
     pub runs: u32,
     /// Runs that failed.
@@ -207,6 +223,11 @@ pub struct ManifestSummary {
     /// called again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejudge_of: Option<ManifestId>,
+    /// When no two models can be told apart by this design (the smallest p-value it can
+    /// produce, Holm-adjusted, is at least alpha): roughly how many shared scenarios would
+    /// make a separation possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenarios_needed: Option<u32>,
     /// Tutors that also judged (the manifest allowed it): their scores may favour them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub self_judging: Vec<ModelId>,

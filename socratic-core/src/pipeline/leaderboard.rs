@@ -168,16 +168,30 @@ pub fn summarize_digests(
         .map(|t| t.model.clone())
         .collect();
     let empty = BTreeMap::new();
+    // The scenarios every model with a score scored. Ranks and profiles use only these, so a
+    // model whose runs failed on the hard scenarios is not averaged over the easy ones only.
+    let common: BTreeSet<&ScenarioId> = tutors
+        .iter()
+        .filter_map(|m| scores.get(m).filter(|s| !s.is_empty()))
+        .map(|s| s.keys().collect::<BTreeSet<_>>())
+        .reduce(|a, b| a.intersection(&b).copied().collect())
+        .unwrap_or_default();
+    let planned: BTreeSet<&ScenarioId> = manifest.request.scenarios.iter().collect();
 
     let mut rows: Vec<ModelSummary> = tutors
         .iter()
         .map(|model| {
             let mine = scores.get(model).unwrap_or(&empty);
-            let overall: Vec<f64> = mine.values().map(|s| s.overall).collect();
+            let basis: Vec<&ScenarioScores> = mine
+                .iter()
+                .filter(|(scenario, _)| common.contains(scenario))
+                .map(|(_, scores)| scores)
+                .collect();
+            let overall: Vec<f64> = basis.iter().map(|s| s.overall).collect();
             let mut dimensions = BTreeMap::new();
             for dim in &rubric.dimensions {
-                let values: Vec<f64> = mine
-                    .values()
+                let values: Vec<f64> = basis
+                    .iter()
                     .filter_map(|s| s.dimensions.get(&dim.name))
                     .copied()
                     .collect();
@@ -187,8 +201,8 @@ pub fn summarize_digests(
             }
             let mut by_vector = BTreeMap::new();
             for vector in Vector::ALL {
-                let values: Vec<f64> = mine
-                    .values()
+                let values: Vec<f64> = basis
+                    .iter()
                     .filter(|s| s.vector == vector)
                     .map(|s| s.overall)
                     .collect();
@@ -197,6 +211,17 @@ pub fn summarize_digests(
                 }
             }
             let own: Vec<&RunDigest> = records.iter().filter(|r| &r.tutor == model).collect();
+            let stopped: BTreeSet<&ScenarioId> = own
+                .iter()
+                .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Skipped))
+                .map(|r| &r.scenario)
+                .collect();
+            let (failed_scenarios, unscored_scenarios): (Vec<ScenarioId>, Vec<ScenarioId>) =
+                planned
+                    .iter()
+                    .filter(|s| !mine.contains_key(**s))
+                    .map(|s| (*s).clone())
+                    .partition(|s| stopped.contains(s));
             let summaries: Vec<_> = own.iter().filter_map(|r| r.summary.as_ref()).collect();
             let scored: u32 = summaries.iter().map(|s| s.scored_turns).sum();
             let passing: f64 = summaries
@@ -226,7 +251,11 @@ pub fn summarize_digests(
                 overall: stats::t_interval_mean(&overall),
                 dimensions,
                 by_vector,
-                rank_group: 0,
+                rank_group: None,
+                scenarios_planned: u32::try_from(planned.len()).unwrap_or(u32::MAX),
+                scenarios_scored: u32::try_from(mine.len()).unwrap_or(u32::MAX),
+                failed_scenarios,
+                unscored_scenarios,
                 runs: u32::try_from(summaries.len()).unwrap_or(u32::MAX),
                 failed_runs: count_status(own.iter().copied(), RunStatus::Failed),
                 skipped_runs: count_status(own.iter().copied(), RunStatus::Skipped),
@@ -248,14 +277,19 @@ pub fn summarize_digests(
         })
         .collect();
 
-    // Best first; models without any score last, in manifest order.
+    // Best first; on equal scores, the model that scored more of the plan; models without a
+    // score last, unranked, in manifest order.
     rows.sort_by(|a, b| {
         let key = |r: &ModelSummary| r.overall.map_or(f64::NEG_INFINITY, |e| e.mean);
-        key(b).total_cmp(&key(a))
+        key(b)
+            .total_cmp(&key(a))
+            .then(b.scenarios_scored.cmp(&a.scenarios_scored))
     });
 
-    let comparisons = compare(manifest, &rows, &scores);
-    assign_rank_groups(&mut rows, &comparisons);
+    let ranked = rows.iter().take_while(|r| r.overall.is_some()).count();
+    let comparisons = compare(manifest, &rows[..ranked], &scores);
+    assign_rank_groups(&mut rows[..ranked], &comparisons);
+    let scenarios_needed = scenarios_needed(&comparisons);
 
     let vectors = Vector::ALL
         .into_iter()
@@ -282,6 +316,7 @@ pub fn summarize_digests(
         failed_runs: count_status(records.iter(), RunStatus::Failed),
         skipped_runs: count_status(records.iter(), RunStatus::Skipped),
         rejudge_of: manifest.request.rejudge_of,
+        scenarios_needed,
         self_judging: manifest
             .request
             .judges
@@ -362,8 +397,22 @@ fn assign_rank_groups(rows: &mut [ModelSummary], comparisons: &[PairwiseComparis
         } else {
             leader = Some(row.model.clone());
         }
-        row.rank_group = group;
+        row.rank_group = Some(group);
     }
+}
+
+/// When no comparison can reach significance, because even the most lopsided result on the
+/// scenarios a pair shares would not survive Holm's correction: the number of shared scenarios
+/// that would make it possible. `None` when a separation is possible (or nothing is compared).
+fn scenarios_needed(comparisons: &[PairwiseComparison]) -> Option<u32> {
+    let pairs = comparisons.len() as f64;
+    let shared = comparisons.iter().map(|c| c.difference.n).max()?;
+    let attainable = |n: u32| pairs * stats::smallest_sign_flip_p(n as usize);
+    if attainable(shared) < ALPHA {
+        return None;
+    }
+    (shared + 1..=u32::try_from(stats::EXACT_PERMUTATION_MAX_N + 1).unwrap_or(u32::MAX))
+        .find(|n| attainable(*n) < ALPHA)
 }
 
 /// Krippendorff's alpha (interval) per dimension over turns scored by at least two judges.
