@@ -127,7 +127,16 @@ async fn a_second_process_on_a_busy_directory_is_refused_and_readers_still_read(
             && message.contains(path(&out)),
         "{message}"
     );
-    let listing = socratic(&["list", "--out", path(&out)]).await;
+    // The running process holds the lock before it has planned its benchmark; wait until it
+    // has, then the listing must show it unfinished.
+    let mut listing = socratic(&["list", "--out", path(&out)]).await;
+    for _ in 0..100 {
+        if listing.status.success() && stdout(&listing).contains("unfinished") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        listing = socratic(&["list", "--out", path(&out)]).await;
+    }
     assert!(listing.status.success(), "{}", stderr(&listing));
     assert!(
         stdout(&listing).contains("unfinished"),
