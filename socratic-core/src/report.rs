@@ -37,7 +37,7 @@ fn csv_field(text: &str) -> String {
 /// The leaderboard as CSV, one row per model, best first.
 pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
     let mut out = String::from(
-        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned",
+        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned,letters",
     );
     for dim in &summary.dimensions {
         let _ = write!(out, ",{}", csv_field(dim));
@@ -47,7 +47,7 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
         let o = row.overall;
         let _ = write!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{}",
             row.rank_group.map_or_else(String::new, |g| g.to_string()),
             csv_field(row.model.as_str()),
             fmt_opt(o.map(|e| e.mean), 4),
@@ -65,6 +65,7 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             fmt_opt(row.latency_p95_ms, 1),
             row.scenarios_scored,
             row.scenarios_planned,
+            row.letters,
         );
         for dim in &summary.dimensions {
             let _ = write!(
@@ -107,7 +108,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         let _ = writeln!(
             out,
             "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>6} {:>10} {:>8} {:>9.4}",
-            group_text(row.rank_group),
+            group_text(row),
             row.model.as_str(),
             mean,
             ci,
@@ -119,16 +120,16 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
             row.cost_usd,
         );
     }
-    let groups = summary
+    let groups: std::collections::BTreeSet<char> = summary
         .leaderboard
         .iter()
-        .filter_map(|r| r.rank_group)
-        .max()
-        .unwrap_or(0);
+        .flat_map(|r| r.letters.chars())
+        .collect();
     let _ = writeln!(
         out,
-        "{} model(s) in {groups} statistically distinct group(s) (paired sign-flip tests, Holm-adjusted, alpha 0.05); {} run(s), {} failed, {} unscored judgment(s).",
+        "{} model(s) in {} tie group(s): models sharing a letter are not told apart (paired sign-flip tests, Holm-adjusted, alpha 0.05); {} run(s), {} failed, {} unscored judgment(s).",
         summary.leaderboard.len(),
+        groups.len(),
         summary.runs,
         summary.failed_runs,
         summary.unscored_judgments
@@ -152,9 +153,13 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
     out
 }
 
-/// A rank group for people: its number, or `unranked`.
-fn group_text(group: Option<u32>) -> String {
-    group.map_or_else(|| "unranked".to_owned(), |g| g.to_string())
+/// A model's tie groups for people: its letters, or `unranked`.
+fn group_text(row: &crate::entity::ModelSummary) -> String {
+    if row.letters.is_empty() {
+        "unranked".to_owned()
+    } else {
+        row.letters.clone()
+    }
 }
 
 /// What to say when the design cannot tell any two models apart.
@@ -281,8 +286,11 @@ fn overall_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
             left - 8.0,
             y + 15.0,
             escape(row.model.as_str()),
-            row.rank_group
-                .map_or_else(|| "unranked".to_owned(), |g| format!("group {g}"))
+            if row.letters.is_empty() {
+                "unranked".to_owned()
+            } else {
+                format!("group {}", row.letters)
+            }
         );
         if let Some(e) = row.overall {
             let _ = write!(
@@ -458,7 +466,7 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
         let _ = writeln!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{mean}</td><td>{ci}</td><td>{}/{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
-            group_text(row.rank_group),
+            group_text(row),
             escape(row.model.as_str()),
             row.scenarios_scored,
             row.scenarios_planned,
@@ -472,7 +480,7 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
             fmt_opt(row.latency_p95_ms, 0),
         );
     }
-    html.push_str("</table>\n<p class=\"note\">Models share a group when no paired comparison separates them from the group's leader (sign-flip permutation test on per-scenario differences, Holm-adjusted, alpha 0.05).</p>\n");
+    html.push_str("</table>\n<p class=\"note\">Models sharing a letter are statistically tied: no paired comparison separates them (sign-flip permutation test on per-scenario differences, Holm-adjusted, alpha 0.05).</p>\n");
     html.push_str("<h2>Overall score</h2>\n");
     html.push_str(&overall_chart(summary, min, max));
     html.push_str("\n<h2>Dimension profiles</h2>\n");

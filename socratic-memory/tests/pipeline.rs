@@ -37,6 +37,12 @@ async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
         .map(|r| r.model.as_str())
         .collect();
     assert_eq!(order, [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]);
+    let letters: Vec<&str> = summary
+        .leaderboard
+        .iter()
+        .map(|r| r.letters.as_str())
+        .collect();
+    assert_eq!(letters, ["a", "b", "c"]);
     let groups: Vec<Option<u32>> = summary.leaderboard.iter().map(|r| r.rank_group).collect();
     assert_eq!(
         groups,

@@ -113,9 +113,13 @@ pub struct ModelSummary {
     pub dimensions: BTreeMap<String, Estimate>,
     /// Overall score per vector, over the same scenarios.
     pub by_vector: BTreeMap<Vector, Estimate>,
-    /// Rank group: models in the same group are statistically tied (1 is best). `None`:
-    /// unranked, because the model has no score to rank.
+    /// Rank group: the place of the model's first tie group (1 is best). `None`: unranked,
+    /// because the model has no score to rank.
     pub rank_group: Option<u32>,
+    /// Tie groups as a compact letter display: two models sharing a letter are not told apart
+    /// by any comparison (`a` holds the leader). Empty when unranked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub letters: String,
     /// Scenarios the manifest planned for each model.
     #[serde(default)]
     pub scenarios_planned: u32,

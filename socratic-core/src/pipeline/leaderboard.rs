@@ -252,6 +252,7 @@ pub fn summarize_digests(
                 dimensions,
                 by_vector,
                 rank_group: None,
+                letters: String::new(),
                 scenarios_planned: u32::try_from(planned.len()).unwrap_or(u32::MAX),
                 scenarios_scored: u32::try_from(mine.len()).unwrap_or(u32::MAX),
                 failed_scenarios,
@@ -378,26 +379,80 @@ fn compare(
     comparisons
 }
 
-/// Walks the leaderboard from the top: a model stays in the current group unless it is
-/// significantly worse (adjusted p < [`ALPHA`]) than the group's leader, in which case it
-/// starts the next group.
+/// Tie groups as a compact letter display: two models share a letter exactly when no
+/// comparison separates them (Holm-adjusted p < [`ALPHA`] on at least one shared scenario).
+/// Built by insertion and absorption (Piepho 2004): start from one group of every model, split
+/// each group that holds a separated pair into the group without one and the group without
+/// the other, and drop groups inside other groups. Letters go to groups in the order of their
+/// best member, so `a` holds the leader; a model's rank group is its first letter's place.
 fn assign_rank_groups(rows: &mut [ModelSummary], comparisons: &[PairwiseComparison]) {
-    let mut group = 1;
-    let mut leader: Option<ModelId> = None;
-    for row in rows.iter_mut() {
-        if let Some(top) = &leader {
-            let separated = comparisons
-                .iter()
-                .find(|c| (&c.a == top && c.b == row.model) || (c.a == row.model && &c.b == top))
-                .is_some_and(|c| c.p_adjusted < ALPHA && c.difference.n > 0);
-            if separated {
-                group += 1;
-                leader = Some(row.model.clone());
+    let index: BTreeMap<&ModelId, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (&r.model, i))
+        .collect();
+    let separated: Vec<(usize, usize)> = comparisons
+        .iter()
+        .filter(|c| c.p_adjusted < ALPHA && c.difference.n > 0)
+        .filter_map(|c| Some((*index.get(&c.a)?, *index.get(&c.b)?)))
+        .collect();
+    let groups = letter_groups(rows.len(), &separated);
+    for (i, row) in rows.iter_mut().enumerate() {
+        let mine: Vec<usize> = (0..groups.len())
+            .filter(|g| groups[*g].contains(&i))
+            .collect();
+        row.rank_group = mine
+            .first()
+            .map(|g| u32::try_from(g + 1).unwrap_or(u32::MAX));
+        row.letters = mine.iter().map(|g| letter(*g)).collect();
+    }
+}
+
+/// The tie groups of models `0..n` (in leaderboard order) given the separated pairs, each a
+/// set of model indices, ordered by their best member.
+fn letter_groups(n: usize, separated: &[(usize, usize)]) -> Vec<BTreeSet<usize>> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut groups: Vec<BTreeSet<usize>> = vec![(0..n).collect()];
+    for &(a, b) in separated {
+        let mut next = Vec::with_capacity(groups.len() + 1);
+        for group in groups {
+            if group.contains(&a) && group.contains(&b) {
+                let mut without_a = group.clone();
+                without_a.remove(&a);
+                let mut without_b = group;
+                without_b.remove(&b);
+                next.push(without_a);
+                next.push(without_b);
+            } else {
+                next.push(group);
             }
-        } else {
-            leader = Some(row.model.clone());
         }
-        row.rank_group = Some(group);
+        // Absorb: a group inside another says nothing more.
+        let mut kept: Vec<BTreeSet<usize>> = Vec::with_capacity(next.len());
+        for (i, group) in next.iter().enumerate() {
+            let inside_another = next
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && group.is_subset(other) && (group != other || j < i));
+            if !group.is_empty() && !inside_another {
+                kept.push(group.clone());
+            }
+        }
+        groups = kept;
+    }
+    groups.sort_by_key(|g| g.iter().copied().collect::<Vec<_>>());
+    groups
+}
+
+/// The letter of group `g`: `a` to `z`, then `aa`, `ab`, … (never reached in practice).
+fn letter(g: usize) -> String {
+    const LETTERS: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+    if g < 26 {
+        char::from(LETTERS[g]).to_string()
+    } else {
+        format!("{}{}", letter(g / 26 - 1), letter(g % 26))
     }
 }
 
@@ -441,4 +496,66 @@ fn judge_agreement(
             (dim.name.clone(), agreement)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn display(n: usize, separated: &[(usize, usize)]) -> Vec<String> {
+        let groups = letter_groups(n, separated);
+        (0..n)
+            .map(|i| {
+                (0..groups.len())
+                    .filter(|g| groups[*g].contains(&i))
+                    .map(letter)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn letters_share_exactly_the_unseparated_pairs() {
+        // Nothing separated: one group.
+        assert_eq!(display(3, &[]), ["a", "a", "a"]);
+        // Everything separated: one group each.
+        assert_eq!(display(3, &[(0, 1), (0, 2), (1, 2)]), ["a", "b", "c"]);
+        // Only the ends separated: the middle model ties with both.
+        assert_eq!(display(3, &[(0, 2)]), ["a", "ab", "b"]);
+        // The second separated from both neighbours, the first and third tied: a leader-based
+        // grouping would put the third in a group of its own.
+        assert_eq!(display(3, &[(0, 1), (1, 2)]), ["a", "b", "a"]);
+        // Four models, a chain of ties: 0–1, 1–2, 2–3 unseparated, everything else separated.
+        assert_eq!(
+            display(4, &[(0, 2), (0, 3), (1, 3)]),
+            ["a", "ab", "bc", "c"]
+        );
+    }
+
+    #[test]
+    fn every_pair_shares_a_letter_exactly_when_not_separated() {
+        let n = 6;
+        // Every subset of the 15 pairs of 6 models would be slow; take a fixed spread of them.
+        let pairs: Vec<(usize, usize)> = (0..n)
+            .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+            .collect();
+        for mask in (0u32..1 << pairs.len()).step_by(97) {
+            let separated: Vec<(usize, usize)> = pairs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, p)| *p)
+                .collect();
+            let letters = display(n, &separated);
+            for &(a, b) in &pairs {
+                let share = letters[a].chars().any(|c| letters[b].contains(c));
+                assert_eq!(
+                    share,
+                    !separated.contains(&(a, b)),
+                    "models {a} and {b}, separated {separated:?}: {letters:?}"
+                );
+            }
+            assert!(letters.iter().all(|l| !l.is_empty()));
+        }
+    }
 }
