@@ -158,6 +158,19 @@ struct Recording {
     inner: SimulatedLlm,
 }
 
+impl Recording {
+    /// A harness whose models are recorded.
+    async fn harness() -> (Arc<Self>, Harness) {
+        let recording = Arc::new(Self::default());
+        let harness = Harness::new(Options {
+            llm: Arc::clone(&recording) as Arc<dyn LlmClient>,
+            ..Options::default()
+        })
+        .await;
+        (recording, harness)
+    }
+}
+
 #[async_trait]
 impl LlmClient for Recording {
     async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
@@ -168,12 +181,7 @@ impl LlmClient for Recording {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_tutor_request_contains_the_answer_key() {
-    let recording = Arc::new(Recording::default());
-    let harness = Harness::new(Options {
-        llm: Arc::clone(&recording) as Arc<dyn LlmClient>,
-        ..Options::default()
-    })
-    .await;
+    let (recording, harness) = Recording::harness().await;
     run_default(&harness).await;
     let requests = recording.requests.lock().unwrap();
     let tutor_requests: Vec<_> = requests.iter().filter(|r| r.role == Role::Tutor).collect();
@@ -370,12 +378,7 @@ async fn a_judge_that_is_also_a_tutor_is_refused_unless_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allowed_self_judging_tutor_is_flagged_and_no_judge_sees_a_tutors_name() {
-    let recording = Arc::new(Recording::default());
-    let harness = Harness::new(Options {
-        llm: Arc::clone(&recording) as Arc<dyn LlmClient>,
-        ..Options::default()
-    })
-    .await;
+    let (recording, harness) = Recording::harness().await;
     let mut request = default_request();
     request.scenarios.truncate(2);
     request.judges.push(ModelConfig {
