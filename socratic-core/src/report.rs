@@ -501,13 +501,22 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
     }
     html.push_str("</table>\n");
     if !summary.judge_agreement.is_empty() {
-        html.push_str("<h2>Judge agreement</h2>\n<table><tr><th>dimension</th><th>Krippendorff's alpha (interval)</th><th>turns</th></tr>\n");
+        html.push_str("<h2>Judge agreement</h2>\n<table><caption>Per dimension, with 95% intervals from resampling scenarios; kappa with exactly two judges</caption><tr><th>dimension</th><th>Krippendorff's alpha (interval)</th><th>95% CI</th><th>weighted kappa (quadratic)</th><th>95% CI</th><th>turns</th></tr>\n");
+        let interval = |ci: Option<(f64, f64)>| {
+            ci.map_or_else(
+                || "n/a".to_owned(),
+                |(low, high)| format!("[{low:.3}, {high:.3}]"),
+            )
+        };
         for (dim, a) in &summary.judge_agreement {
             let _ = writeln!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(dim),
                 fmt_opt(a.krippendorff_alpha, 3),
+                interval(a.alpha_ci),
+                fmt_opt(a.weighted_kappa, 3),
+                interval(a.kappa_ci),
                 a.units
             );
         }

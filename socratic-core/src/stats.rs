@@ -349,6 +349,34 @@ pub fn krippendorff_alpha_interval(units: &[Vec<f64>]) -> Option<f64> {
     (expected > 0.0).then(|| 1.0 - observed / expected)
 }
 
+/// A 95% percentile interval of `statistic` by resampling whole clusters with replacement,
+/// `resamples` times: units within a cluster (turns of one scenario) are not independent,
+/// clusters are. `None` with fewer than two clusters, or when the statistic is undefined on
+/// more than a twentieth of the resamples.
+pub fn cluster_bootstrap<T>(
+    clusters: &[Vec<T>],
+    statistic: impl Fn(&[&T]) -> Option<f64>,
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    let n = clusters.len();
+    if n < 2 || resamples == 0 {
+        return None;
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut values = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        let units: Vec<&T> = (0..n).flat_map(|_| clusters[rng.below(n)].iter()).collect();
+        if let Some(value) = statistic(&units) {
+            values.push(value);
+        }
+    }
+    if values.len() * 20 < resamples * 19 {
+        return None;
+    }
+    Some((percentile(&values, 0.025)?, percentile(&values, 0.975)?))
+}
+
 /// Cohen's kappa with quadratic weights for two raters on an integer scale `min..=max`.
 /// `None` for empty or mismatched input, or when chance agreement is perfect.
 pub fn weighted_kappa_quadratic(a: &[u8], b: &[u8], min: u8, max: u8) -> Option<f64> {
@@ -618,6 +646,37 @@ mod tests {
         let (low, high) = two.interval().unwrap();
         assert!(close(low, 4.0 - 12.706_204_736_174_698, 1e-9));
         assert!(close(high, 4.0 + 12.706_204_736_174_698, 1e-9));
+    }
+
+    #[test]
+    fn cluster_bootstrap_resamples_whole_clusters() {
+        let average = |units: &[&f64]| {
+            let values: Vec<f64> = units.iter().map(|u| **u).collect();
+            mean(&values)
+        };
+        // Clusters that differ: an interval around the pooled mean, inside the clusters' range.
+        let clusters = vec![
+            vec![1.0, 1.0],
+            vec![2.0, 2.0],
+            vec![3.0, 3.0],
+            vec![4.0, 4.0],
+        ];
+        let (low, high) = cluster_bootstrap(&clusters, average, 2000, 7).unwrap();
+        assert!(
+            (1.0..2.5).contains(&low) && high > 2.5 && high <= 4.0,
+            "({low}, {high})"
+        );
+        assert_eq!(
+            cluster_bootstrap(&clusters, average, 2000, 7),
+            Some((low, high)),
+            "seeded"
+        );
+        // Alike clusters: nothing varies between them, so neither does the statistic.
+        let alike = vec![vec![1.0, 3.0], vec![1.0, 3.0], vec![3.0, 1.0]];
+        assert_eq!(cluster_bootstrap(&alike, average, 500, 7), Some((2.0, 2.0)));
+        // One cluster, or a statistic that is mostly undefined: no interval.
+        assert_eq!(cluster_bootstrap(&clusters[..1], average, 500, 7), None);
+        assert_eq!(cluster_bootstrap(&clusters, |_| None, 500, 7), None);
     }
 
     #[test]

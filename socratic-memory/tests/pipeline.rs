@@ -459,10 +459,19 @@ async fn several_judges_are_averaged_and_their_agreement_reported() {
     for (dimension, agreement) in &summary.judge_agreement {
         assert_eq!(agreement.units, 72, "{dimension}: every turn rated twice");
         let alpha = agreement.krippendorff_alpha.unwrap();
+        let kappa = agreement.weighted_kappa.expect("two judges give a kappa");
+        let (low, high) = agreement
+            .alpha_ci
+            .expect("eight scenarios give an interval");
+        assert!(low <= alpha && alpha <= high, "{dimension}: {agreement:?}");
+        let (low, high) = agreement
+            .kappa_ci
+            .expect("eight scenarios give an interval");
+        assert!(low <= kappa && kappa <= high, "{dimension}: {agreement:?}");
         if dimension == "persona_adaptation" {
             assert!(
-                alpha < 1.0,
-                "the strict judge disagrees on persona fit: {alpha}"
+                alpha < 1.0 && kappa < 1.0,
+                "the strict judge disagrees on persona fit: {agreement:?}"
             );
         } else {
             assert!(

@@ -192,6 +192,16 @@ pub struct PairwiseComparison {
 pub struct JudgeAgreement {
     /// Krippendorff's alpha with the interval metric; `None` when undefined (no variation).
     pub krippendorff_alpha: Option<f64>,
+    /// A 95% interval of alpha, resampling scenarios (the independent units); `None` with
+    /// fewer than two scenarios or too little variation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha_ci: Option<(f64, f64)>,
+    /// With exactly two judges: Cohen's kappa with quadratic weights between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighted_kappa: Option<f64>,
+    /// A 95% interval of that kappa, resampling scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kappa_ci: Option<(f64, f64)>,
     /// Turns rated by at least two judges.
     pub units: u32,
 }

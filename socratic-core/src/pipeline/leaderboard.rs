@@ -328,7 +328,7 @@ pub fn summarize_digests(
         stopped_by_budget: records.iter().any(|r| r.status == RunStatus::Skipped),
         unscored_judgments: rows.iter().map(|r| r.unscored_judgments).sum(),
         cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
-        judge_agreement: judge_agreement(rubric, records, manifest.request.judges.len()),
+        judge_agreement: judge_agreement(manifest, rubric, records, manifest.request.judges.len()),
         leaderboard: rows,
         vectors,
         comparisons,
@@ -470,8 +470,11 @@ fn scenarios_needed(comparisons: &[PairwiseComparison]) -> Option<u32> {
         .find(|n| attainable(*n) < ALPHA)
 }
 
-/// Krippendorff's alpha (interval) per dimension over turns scored by at least two judges.
+/// Krippendorff's alpha (interval) per dimension over turns scored by at least two judges, and
+/// with exactly two judges their quadratic-weighted kappa; each with a 95% interval from
+/// resampling scenarios.
 fn judge_agreement(
+    manifest: &Manifest,
     rubric: &Rubric,
     records: &[RunDigest],
     judges: usize,
@@ -483,20 +486,56 @@ fn judge_agreement(
         .dimensions
         .iter()
         .map(|dim| {
-            let units: Vec<Vec<f64>> = records
-                .iter()
-                .filter_map(|r| r.agreement_units.get(&dim.name))
-                .flatten()
-                .cloned()
-                .collect();
+            let mut by_scenario: BTreeMap<&ScenarioId, Vec<Vec<f64>>> = BTreeMap::new();
+            for record in records {
+                if let Some(units) = record.agreement_units.get(&dim.name) {
+                    by_scenario
+                        .entry(&record.scenario)
+                        .or_default()
+                        .extend(units.iter().cloned());
+                }
+            }
+            let clusters: Vec<Vec<Vec<f64>>> = by_scenario.into_values().collect();
+            let units: Vec<&Vec<f64>> = clusters.iter().flatten().collect();
+            let alpha = |units: &[&Vec<f64>]| {
+                let owned: Vec<Vec<f64>> = units.iter().map(|u| (*u).clone()).collect();
+                stats::krippendorff_alpha_interval(&owned)
+            };
+            // Ratings come in the judges' order, so with two judges each unit is a pair.
+            let kappa = |units: &[&Vec<f64>]| {
+                let score = |x: f64| (0.0..=255.0).contains(&x).then(|| x.round() as u8);
+                let (a, b): (Vec<u8>, Vec<u8>) = units
+                    .iter()
+                    .filter(|u| u.len() == 2)
+                    .filter_map(|u| Some((score(u[0])?, score(u[1])?)))
+                    .unzip();
+                stats::weighted_kappa_quadratic(&a, &b, dim.scale.min, dim.scale.max)
+            };
+            let seed = |what: &str| seed(manifest, &format!("agreement/{}/{what}", dim.name));
+            let two = judges == 2;
             let agreement = JudgeAgreement {
-                krippendorff_alpha: stats::krippendorff_alpha_interval(&units),
+                krippendorff_alpha: alpha(&units),
+                alpha_ci: stats::cluster_bootstrap(
+                    &clusters,
+                    alpha,
+                    AGREEMENT_RESAMPLES,
+                    seed("alpha"),
+                ),
+                weighted_kappa: if two { kappa(&units) } else { None },
+                kappa_ci: if two {
+                    stats::cluster_bootstrap(&clusters, kappa, AGREEMENT_RESAMPLES, seed("kappa"))
+                } else {
+                    None
+                },
                 units: u32::try_from(units.len()).unwrap_or(u32::MAX),
             };
             (dim.name.clone(), agreement)
         })
         .collect()
 }
+
+/// Resamples of scenarios behind each agreement interval.
+const AGREEMENT_RESAMPLES: usize = 1000;
 
 #[cfg(test)]
 mod tests {
