@@ -24,6 +24,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod answer_key;
 pub mod api;
 pub mod blob;
 pub mod canonical;

@@ -37,7 +37,7 @@ fn csv_field(text: &str) -> String {
 /// The leaderboard as CSV, one row per model, best first.
 pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
     let mut out = String::from(
-        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned,letters",
+        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned,letters,success_rate,telling_rate",
     );
     for dim in &summary.dimensions {
         let _ = write!(out, ",{}", csv_field(dim));
@@ -47,7 +47,7 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
         let o = row.overall;
         let _ = write!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{},{},{}",
             row.rank_group.map_or_else(String::new, |g| g.to_string()),
             csv_field(row.model.as_str()),
             fmt_opt(o.map(|e| e.mean), 4),
@@ -66,6 +66,8 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             row.scenarios_scored,
             row.scenarios_planned,
             row.letters,
+            fmt_opt(row.success_rate, 4),
+            fmt_opt(row.telling_rate, 4),
         );
         for dim in &summary.dimensions {
             let _ = write!(
@@ -89,12 +91,14 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         .unwrap_or(5)
         .max(5);
     let mut out = format!(
-        "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>6} {:>10} {:>8} {:>9}\n",
+        "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>7} {:>5} {:>6} {:>10} {:>8} {:>9}\n",
         "group",
         "model",
         "overall",
         "95% CI",
         "scenarios",
+        "reached",
+        "told",
         "leaks",
         "compliance",
         "unscored",
@@ -107,12 +111,14 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>6} {:>10} {:>8} {:>9.4}",
+            "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>7} {:>5} {:>6} {:>10} {:>8} {:>9.4}",
             group_text(row),
             row.model.as_str(),
             mean,
             ci,
             format!("{}/{}", row.scenarios_scored, row.scenarios_planned),
+            percent(row.success_rate),
+            percent(row.telling_rate),
             format!("{}/{}", row.runs_with_answer_leak, row.runs),
             row.compliance
                 .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
@@ -151,6 +157,11 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         let _ = writeln!(out, "{note}");
     }
     out
+}
+
+/// A share as a whole percentage, or `—`.
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "—".to_owned(), |s| format!("{:.0}%", s * 100.0))
 }
 
 /// A model's tie groups for people: its letters, or `unranked`.
@@ -458,18 +469,20 @@ pub fn report_html(summary: &ManifestSummary, rubric: &Rubric) -> String {
         ))
         .collect::<String>()
     );
-    html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios (scored/planned)</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
+    html.push_str("<h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios</caption><tr><th>group</th><th>model</th><th>overall</th><th>95% CI</th><th>scenarios (scored/planned)</th><th>student reached a goal</th><th>tutor told first</th><th>compliance</th><th>answer leaks</th><th>unscored</th><th>cost $</th><th>p50 ms</th><th>p95 ms</th></tr>\n");
     for row in &summary.leaderboard {
         let (mean, ci) = row.overall.map_or(("—".to_owned(), "—".to_owned()), |e| {
             (format!("{:.2}", e.mean), e.interval_text(2))
         });
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{mean}</td><td>{ci}</td><td>{}/{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{mean}</td><td>{ci}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
             group_text(row),
             escape(row.model.as_str()),
             row.scenarios_scored,
             row.scenarios_planned,
+            percent(row.success_rate),
+            percent(row.telling_rate),
             row.compliance
                 .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
             row.runs_with_answer_leak,

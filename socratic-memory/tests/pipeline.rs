@@ -651,3 +651,56 @@ async fn a_design_that_cannot_separate_models_says_so_and_how_many_scenarios_it_
         .unwrap();
     assert_eq!(full.scenarios_needed, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_five_turns_no_tutor_is_given_the_answer_key_and_success_and_telling_are_measured() {
+    use socratic_core::answer_key::states_answer_key;
+    let (recording, harness) = Recording::harness().await;
+    let mut request = default_request();
+    request.turns = 5;
+    let summary = harness
+        .runner(4, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+
+    // System-side leaks: none. Nothing the pipeline gives a tutor besides the dialogue itself
+    // states a goal or the key conflict, by six-word sequences of normalised text.
+    let scenarios = Defaults::load().unwrap().scenarios;
+    let requests = recording.requests.lock().unwrap();
+    let tutor_requests: Vec<_> = requests.iter().filter(|r| r.role == Role::Tutor).collect();
+    assert_eq!(tutor_requests.len(), 3 * 8 * 5);
+    for request in &tutor_requests {
+        let system: String = request.system.iter().map(|p| p.text.as_str()).collect();
+        let first = request.messages.first().map_or("", |m| m.text.as_str());
+        for scenario in &scenarios {
+            assert!(
+                !states_answer_key(&system, scenario) && !states_answer_key(first, scenario),
+                "a tutor request carries the answer key of {}",
+                scenario.id
+            );
+        }
+    }
+
+    // Goals stated in the dialogue: measured. The simulated student states a goal on its
+    // second probe, which only the Socratic tutor gives it; no simulated tutor quotes one.
+    let rate = |id: &str| {
+        let row = summary
+            .leaderboard
+            .iter()
+            .find(|r| r.model.as_str() == id)
+            .unwrap();
+        (row.success_rate, row.telling_rate)
+    };
+    assert_eq!(rate(SOCRATIC_TUTOR), (Some(1.0), Some(0.0)));
+    assert_eq!(rate(LEAKY_TUTOR), (Some(0.0), Some(0.0)));
+    assert_eq!(rate(LECTURER_TUTOR), (Some(0.0), Some(0.0)));
+    let csv = socratic_core::report::leaderboard_csv(&summary);
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .contains("success_rate,telling_rate"),
+        "{csv}"
+    );
+}

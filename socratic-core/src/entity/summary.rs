@@ -83,6 +83,13 @@ pub struct RunSummary {
     pub half_life: Option<u32>,
     /// First turn flagged as revealing the answer, if any.
     pub answer_leak_turn: Option<u32>,
+    /// The first turn whose student reply states one of the scenario's goals (success@k
+    /// holds for k at or above it); see [`crate::answer_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal_reached_turn: Option<u32>,
+    /// The first turn whose tutor message states one of the goals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal_told_turn: Option<u32>,
     /// Violations counted over every judgment.
     pub violations: BTreeMap<Violation, u32>,
     /// Turns with at least one scored judgment.
@@ -146,6 +153,14 @@ pub struct ModelSummary {
     pub unscored_judgments: u32,
     /// Runs in which a judge flagged the tutor revealing the answer.
     pub runs_with_answer_leak: u32,
+    /// success@k, k the manifest's turns: the share of its runs in which the student stated a
+    /// goal of the scenario; `None` without runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    /// telling@k: the share of its runs in which the tutor stated a goal before the student
+    /// did, or without the student ever stating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telling_rate: Option<f64>,
     /// Violations counted over all its judgments.
     pub violations: BTreeMap<Violation, u32>,
     /// Total cost of its runs in US dollars, every role included.

@@ -7,11 +7,12 @@ use serde_json::json;
 
 use super::leaderboard::{RunDigest, summarize_digests};
 use super::{Ports, StageError, Transition, transition};
+use crate::answer_key::GoalTimeline;
 use crate::blob::{BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
 use crate::entity::{
     Judgment, Manifest, Model, Prices, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus,
-    RunSummary, Turn,
+    RunSummary, Scenario, Turn,
 };
 use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys;
@@ -103,9 +104,11 @@ async fn summarize(
         let model: Model = repo.require_catalog(&id).await?;
         prices.insert(id, model.prices);
     }
+    let scenario: Scenario = repo.require_catalog(&record.run.value.scenario).await?;
     Ok(summarize_run(
         &record.run.value,
         &rubric,
+        &scenario,
         &record.turns,
         &record.judgments,
         &prices,
@@ -127,6 +130,7 @@ struct TurnScores {
 pub fn summarize_run(
     run: &Run,
     rubric: &Rubric,
+    scenario: &Scenario,
     turns: &[Turn],
     judgments: &[Judgment],
     prices: &BTreeMap<ModelId, Prices>,
@@ -220,6 +224,7 @@ pub fn summarize_run(
     }
     let mut ordered: Vec<&Turn> = turns.iter().collect();
     ordered.sort_by_key(|t| t.index);
+    let goals = GoalTimeline::of(scenario, turns);
 
     RunSummary {
         run: run.id,
@@ -243,6 +248,8 @@ pub fn summarize_run(
             .iter()
             .find(|t| t.reveals_answer)
             .map(|t| t.index),
+        goal_reached_turn: goals.reached,
+        goal_told_turn: goals.told,
         violations,
         scored_turns: u32::try_from(scored_turns.len()).unwrap_or(u32::MAX),
         unscored_judgments: unscored,

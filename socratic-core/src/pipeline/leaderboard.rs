@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::answer_key::GoalTimeline;
 use crate::clock::Timestamp;
 use crate::entity::{
     Estimate, JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison,
@@ -94,6 +95,12 @@ impl RunDigest {
             agreement_units,
         }
     }
+}
+
+/// The share of `summaries` for which `holds` does; `None` without summaries.
+fn share(summaries: &[&RunSummary], holds: impl Fn(&RunSummary) -> bool) -> Option<f64> {
+    (!summaries.is_empty())
+        .then(|| summaries.iter().filter(|s| holds(s)).count() as f64 / summaries.len() as f64)
 }
 
 /// How many of `records` are in `status`.
@@ -269,6 +276,14 @@ pub fn summarize_digests(
                         .count(),
                 )
                 .unwrap_or(u32::MAX),
+                success_rate: share(&summaries, |s| s.goal_reached_turn.is_some()),
+                telling_rate: share(&summaries, |s| {
+                    GoalTimeline {
+                        reached: s.goal_reached_turn,
+                        told: s.goal_told_turn,
+                    }
+                    .told_first()
+                }),
                 violations,
                 cost_usd: usage.values().map(|u| u.cost_usd).sum(),
                 usage,

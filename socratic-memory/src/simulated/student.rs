@@ -24,8 +24,11 @@ pub(crate) fn reply(request: &ConverseRequest) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     let opening = field(&system, "What you said first:").unwrap_or("I still think I'm right");
+    // The goals are the list after "Where a good tutor could lead you"; the prompt's own
+    // instructions are a list too.
     let goals: Vec<&str> = system
         .lines()
+        .skip_while(|l| !l.starts_with("Where a good tutor could lead you"))
         .filter_map(|l| l.strip_prefix("- "))
         .collect();
     let mut previous_student = opening.to_owned();

@@ -1,0 +1,137 @@
+//! Did the student get there, and who said it first?
+//!
+//! A scenario's goals and key conflict are its answer key. Whether a text states one is decided
+//! on normalised text: lower-case, punctuation stripped, and any run of [`SEQUENCE_WORDS`]
+//! consecutive words of the passage (the whole passage when it is shorter) found in the text.
+//! Six words are enough to be the passage's own wording rather than a chance overlap, and few
+//! enough to catch a paraphrase that keeps a clause of it.
+
+use crate::entity::{Scenario, Turn};
+
+/// How many consecutive words of a passage a text must contain to state it.
+pub const SEQUENCE_WORDS: usize = 6;
+
+/// The words of `text`: lower-case, with everything but letters and digits taken as a space.
+pub fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The runs of [`SEQUENCE_WORDS`] words of `passage` (one run of all of it when shorter).
+fn sequences(passage: &str) -> Vec<Vec<String>> {
+    let words = words(passage);
+    if words.is_empty() {
+        return Vec::new();
+    }
+    if words.len() <= SEQUENCE_WORDS {
+        return vec![words];
+    }
+    words
+        .windows(SEQUENCE_WORDS)
+        .map(<[String]>::to_vec)
+        .collect()
+}
+
+/// Whether `text` states `passage`: contains one of its runs of [`SEQUENCE_WORDS`] words.
+pub fn states(text: &str, passage: &str) -> bool {
+    let text = words(text);
+    let runs = sequences(passage);
+    runs.iter().any(|run| {
+        text.windows(run.len())
+            .any(|window| window == run.as_slice())
+    })
+}
+
+/// Whether `text` states any of a scenario's goals or its key conflict.
+pub fn states_answer_key(text: &str, scenario: &Scenario) -> bool {
+    answer_key(scenario)
+        .iter()
+        .any(|passage| states(text, passage))
+}
+
+fn answer_key(scenario: &Scenario) -> Vec<&str> {
+    let mut passages: Vec<&str> = scenario.goals.iter().map(String::as_str).collect();
+    passages.push(&scenario.key_conflict);
+    passages
+}
+
+/// Where a dialogue first stated a goal: `reached`, the turn whose student reply first states
+/// one (success@k holds for k ≥ it); `told`, the turn whose tutor message first states one
+/// (the tutor told before the student got there when `told ≤ reached`, or the student never
+/// did: telling@k, after the `MathDial` benchmark).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GoalTimeline {
+    /// The first turn whose student reply states a goal.
+    pub reached: Option<u32>,
+    /// The first turn whose tutor message states a goal.
+    pub told: Option<u32>,
+}
+
+impl GoalTimeline {
+    /// The timeline of `turns` against the scenario's goals.
+    pub fn of(scenario: &Scenario, turns: &[Turn]) -> Self {
+        let goals: Vec<&str> = scenario.goals.iter().map(String::as_str).collect();
+        let states_goal = |text: &str| goals.iter().any(|goal| states(text, goal));
+        let mut ordered: Vec<&Turn> = turns.iter().collect();
+        ordered.sort_by_key(|t| t.index);
+        Self {
+            reached: ordered
+                .iter()
+                .find(|t| t.student_text.as_deref().is_some_and(states_goal))
+                .map(|t| t.index),
+            told: ordered
+                .iter()
+                .find(|t| states_goal(&t.tutor_text))
+                .map(|t| t.index),
+        }
+    }
+
+    /// Whether the tutor stated a goal before the student did (in a turn, the tutor speaks
+    /// first), or without the student ever stating one.
+    pub fn told_first(&self) -> bool {
+        match (self.told, self.reached) {
+            (Some(told), Some(reached)) => told <= reached,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_words_of_a_passage_state_it_whatever_the_case_and_punctuation() {
+        let goal = "The student sees that 'always save the most' and rights cannot both hold.";
+        assert!(states(
+            "Oh! So ALWAYS save the most, and rights... they cannot both hold?",
+            goal
+        ));
+        // Five consecutive words of it are not enough.
+        assert!(!states("you always save the most people", goal));
+        // The same words out of order are not the passage.
+        assert!(!states(
+            "hold both cannot rights and most the save always",
+            goal
+        ));
+        // A passage shorter than six words must appear whole.
+        assert!(states(
+            "I think energy is conserved here",
+            "Energy is conserved."
+        ));
+        assert!(!states("energy matters", "Energy is conserved."));
+        assert!(!states("anything", ""));
+    }
+
+    #[test]
+    fn words_are_lower_case_and_split_on_anything_but_letters_and_digits() {
+        assert_eq!(
+            words("Heat≠temperature: it's 100°C!"),
+            ["heat", "temperature", "it", "s", "100", "c"]
+        );
+    }
+}
