@@ -6,9 +6,6 @@
 
 use crate::entity::Estimate;
 
-/// The number of bootstrap resamples used by the curator.
-pub const BOOTSTRAP_RESAMPLES: usize = 2000;
-
 /// The number of random sign flips used when exact enumeration is too large.
 pub const PERMUTATION_RESAMPLES: usize = 20_000;
 
