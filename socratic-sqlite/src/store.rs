@@ -236,11 +236,20 @@ fn insert(conn: &Connection, item: &Encoded) -> rusqlite::Result<()> {
         item.index_keys,
         item.attributes
     ])?;
+    add_entries(conn, &item.key, &item.entries)
+}
+
+/// Adds an item's entries to the indexes.
+fn add_entries<'a>(
+    conn: &Connection,
+    key: &Key,
+    entries: impl IntoIterator<Item = &'a (&'static str, IndexKey)>,
+) -> rusqlite::Result<()> {
     let mut entry = conn.prepare_cached(
         "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (index, ikey) in &item.entries {
-        entry.execute(params![index, ikey.pk, ikey.sk, item.key.pk, item.key.sk])?;
+    for (index, ikey) in entries {
+        entry.execute(params![index, ikey.pk, ikey.sk, key.pk, key.sk])?;
     }
     Ok(())
 }
@@ -296,12 +305,7 @@ fn replace(conn: &Connection, item: &Encoded, expected: Option<i64>) -> rusqlite
     for (idx, ipk, isk) in &stale {
         delete.execute(params![idx, ipk, isk, item.key.pk, item.key.sk])?;
     }
-    let mut entry = conn.prepare_cached(
-        "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for (index, ikey) in wanted {
-        entry.execute(params![index, ikey.pk, ikey.sk, item.key.pk, item.key.sk])?;
-    }
+    add_entries(conn, &item.key, wanted)?;
     Ok(true)
 }
 
