@@ -6,7 +6,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use socratic_core::canonical::content_hash;
-use socratic_core::defaults::Defaults;
+use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::Verdict;
 use socratic_core::stats;
 
@@ -16,7 +16,7 @@ fn hashing(c: &mut Criterion) {
         b.iter(|| content_hash(&defaults.rubric).unwrap())
     });
     c.bench_function("content_hash(8 scenarios)", |b| {
-        b.iter(|| content_hash(&defaults.scenarios).unwrap())
+        b.iter(|| content_hash(&defaults.scenario_set(ScenarioSet::Starter)).unwrap())
     });
 }
 

@@ -6,6 +6,8 @@
 //! | `POST /manifests` | plan a manifest (201, or 200 when the same content was posted before) |
 //! | `GET /manifests` | list manifests, newest first |
 //! | `GET /manifests/{id}` | the manifest, its progress, and its leaderboard once curated |
+//! | `POST /manifests/{id}/labels` | import human labels (CSV body) and answer with the calibration; 422 lists every bad row |
+//! | `GET /manifests/{id}/calibration` | each judge against the stored human labels, per dimension |
 //! | `GET /runs?manifest=&model=&status=&vector=` | list runs through an index (one filter required) |
 //! | `GET /runs/{id}` | the run, its turns, judgments and summary (one query) |
 //! | `POST /prompts`, `/rubrics`, `/scenarios`, `/models` | store a catalog entity (201, 200 if identical, 409 if different) |
@@ -33,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::calibration::{self, CalibrationError};
 use crate::entity::{
     ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric, RunStatus, Scenario,
     Validate, Vector,
@@ -394,6 +397,8 @@ impl AdminApi {
             (["manifests"], &Method::POST) => self.post_manifest(&body).await,
             (["manifests"], &Method::GET) => self.list_manifests(&params).await,
             (["manifests", id], &Method::GET) => self.get_manifest(id).await,
+            (["manifests", id, "labels"], &Method::POST) => self.post_labels(id, &body).await,
+            (["manifests", id, "calibration"], &Method::GET) => self.get_calibration(id).await,
             (["runs"], &Method::GET) => self.list_runs(&params).await,
             (["runs", id], &Method::GET) => self.get_run(id).await,
             (["prompts"], &Method::POST) => self.put_catalog::<Prompt>(&body).await,
@@ -421,6 +426,7 @@ impl AdminApi {
             }
             (
                 ["manifests" | "runs" | "prompts" | "rubrics" | "scenarios" | "models"]
+                | ["manifests", _, "labels" | "calibration"]
                 | [
                     "manifests" | "runs" | "prompts" | "rubrics" | "scenarios" | "models",
                     _,
@@ -526,6 +532,36 @@ impl AdminApi {
                 "summary": summary,
             }),
         ))
+    }
+
+    /// Imports human labels (CSV) for a manifest's turns and answers with the calibration.
+    async fn post_labels(&self, id: &str, body: &[u8]) -> Result<Response<Vec<u8>>, ApiError> {
+        let id: ManifestId = parse_id(id)?;
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("the labels are not UTF-8 text"))?;
+        let now = self.ports.clock.now();
+        match calibration::import_labels(&self.ports.repository, &id, text, now).await {
+            Ok(calibration) => Ok(json_response(StatusCode::OK, &calibration)),
+            Err(CalibrationError::Labels(problems)) => {
+                Err(ApiError::invalid("invalid_labels", problems))
+            }
+            Err(CalibrationError::Repo(e)) => Err(e.into()),
+        }
+    }
+
+    /// The calibration over a manifest's stored labels.
+    async fn get_calibration(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
+        let id: ManifestId = parse_id(id)?;
+        match calibration::stored_calibration(&self.ports.repository, &id).await {
+            Ok(Some(calibration)) => Ok(json_response(StatusCode::OK, &calibration)),
+            Ok(None) => Err(ApiError::not_found(format!(
+                "manifest {id} has no human labels; POST them to /manifests/{id}/labels"
+            ))),
+            Err(CalibrationError::Labels(problems)) => {
+                Err(ApiError::invalid("invalid_labels", problems))
+            }
+            Err(CalibrationError::Repo(e)) => Err(e.into()),
+        }
     }
 
     async fn list_runs(&self, params: &Params) -> Result<Response<Vec<u8>>, ApiError> {

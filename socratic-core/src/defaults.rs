@@ -1,11 +1,12 @@
 //! The default catalog shipped with the library: the ASE v1 rubric, the tutor, student and
-//! judge prompts, and the eight starter scenarios. They are data files embedded at compile time
-//! (`socratic-core/data/`), parsed and validated like any user-supplied entity.
+//! judge prompts, and the scenario bank (48 scenarios, 16 per vector, of which eight form the
+//! quick starter set). They are data files embedded at compile time (`socratic-core/data/`),
+//! parsed and validated like any user-supplied entity.
 
 use crate::entity::{
     EntityError, Model, Prompt, PromptKind, Rubric, Scenario, from_json, list_from_json,
 };
-use crate::id::{PromptId, RubricId};
+use crate::id::{PromptId, RubricId, ScenarioId};
 use crate::repository::{PutOutcome, RepoError, Repository};
 
 const RUBRIC_JSON: &str = include_str!("../data/rubric-ase-v1.json");
@@ -23,6 +24,60 @@ pub const STUDENT_PROMPT_ID: &str = "student-v1";
 /// Id of the default judge prompt.
 pub const JUDGE_PROMPT_ID: &str = "judge-v1";
 
+/// The scenarios of the starter set, the default offline benchmark: two per vector from the
+/// first version of the bank, and four aporia scenarios.
+pub const STARTER_SCENARIOS: [&str; 8] = [
+    "EL-ETH-UTIL-DEON-01",
+    "EL-CIV-FREE-HARM-01",
+    "MAI-BIO-CRISPR-01",
+    "MAI-ECO-INFL-01",
+    "APO-PHY-HEAT-TEMP-01",
+    "APO-BIO-GENE-DETERM-01",
+    "APO-BIO-EVOL-LAM-01",
+    "APO-PHY-QUANT-OBS-01",
+];
+
+/// A named set of the built-in scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ScenarioSet {
+    /// The eight starter scenarios: quick, and enough to see the pipeline work, but too few
+    /// to separate more than a few tutors (see docs/statistics.md).
+    #[default]
+    Starter,
+    /// The whole bank: 48 scenarios, 16 per vector, over 15 subjects and three levels.
+    Full,
+}
+
+impl ScenarioSet {
+    /// Every set.
+    pub const ALL: [ScenarioSet; 2] = [ScenarioSet::Starter, ScenarioSet::Full];
+
+    /// The set's name: `starter` or `full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScenarioSet::Starter => "starter",
+            ScenarioSet::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for ScenarioSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ScenarioSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|set| set.as_str() == s)
+            .ok_or_else(|| format!("unknown scenario set {s:?}; the sets are starter and full"))
+    }
+}
+
 /// The default catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Defaults {
@@ -34,7 +89,7 @@ pub struct Defaults {
     pub student_prompt: Prompt,
     /// The judge prompt.
     pub judge_prompt: Prompt,
-    /// The eight starter scenarios.
+    /// The whole scenario bank; [`Defaults::scenario_set`] picks a named subset.
     pub scenarios: Vec<Scenario>,
 }
 
@@ -82,6 +137,25 @@ impl Defaults {
         })
     }
 
+    /// The scenarios of a named set, in bank order.
+    pub fn scenario_set(&self, set: ScenarioSet) -> Vec<&Scenario> {
+        self.scenarios
+            .iter()
+            .filter(|s| match set {
+                ScenarioSet::Starter => STARTER_SCENARIOS.contains(&s.id.as_str()),
+                ScenarioSet::Full => true,
+            })
+            .collect()
+    }
+
+    /// The ids of a named set's scenarios, in bank order.
+    pub fn scenario_ids(&self, set: ScenarioSet) -> Vec<ScenarioId> {
+        self.scenario_set(set)
+            .into_iter()
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     /// The default rubric's id.
     pub fn rubric_id(&self) -> &RubricId {
         &self.rubric.id
@@ -121,7 +195,7 @@ pub async fn install_catalog(repository: &Repository, models: &[Model]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::{Validate, Vector};
+    use crate::entity::Validate;
 
     #[test]
     fn embedded_defaults_parse_and_validate() {
@@ -162,33 +236,8 @@ mod tests {
         ] {
             prompt.validate().expect("prompt validates");
         }
-        assert_eq!(defaults.scenarios.len(), 8);
-        let per_vector = |v: Vector| defaults.scenarios.iter().filter(|s| s.vector == v).count();
-        assert_eq!(
-            (
-                per_vector(Vector::Elenchus),
-                per_vector(Vector::Maieutics),
-                per_vector(Vector::Aporia)
-            ),
-            (2, 2, 4)
-        );
-        for scenario in &defaults.scenarios {
-            let prefix = match scenario.vector {
-                Vector::Elenchus => "EL-",
-                Vector::Maieutics => "MAI-",
-                Vector::Aporia => "APO-",
-            };
-            assert!(
-                scenario.id.as_str().starts_with(prefix),
-                "{} matches its vector",
-                scenario.id
-            );
-            assert!(
-                scenario.student_replies.len() >= 3,
-                "{} scripts three replies",
-                scenario.id
-            );
-        }
+        // The scenario bank has its own schema test: tests/scenario_bank.rs.
+        assert_eq!(defaults.scenario_set(ScenarioSet::Starter).len(), 8);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! | manifest | `MANIFEST#ulid` | `METADATA` |
 //! | manifest hash lock | `MANIFEST_HASH#sha256` | `METADATA` |
 //! | manifest summaries | `MANIFEST#ulid` | `SUMMARY`, `MODEL_SUMMARY#model`, `VECTOR_SUMMARY#vector` |
+//! | human labels | `MANIFEST#ulid` | `HUMAN_LABELS` |
 //! | run | `RUN#ulid` | `METADATA` |
 //! | turn / judgment / judged counter / run summary | `RUN#ulid` | `TURN#001`, `JUDGE#001#judge`, `JUDGED`, `SUMMARY` |
 //!
@@ -29,6 +30,8 @@ pub const METADATA: &str = "METADATA";
 pub const JUDGED: &str = "JUDGED";
 /// Sort key of a run's or a manifest's summary.
 pub const SUMMARY: &str = "SUMMARY";
+/// Sort key of a manifest's human labels.
+pub const HUMAN_LABELS: &str = "HUMAN_LABELS";
 /// Sort-key prefix of turns.
 pub const TURN_PREFIX: &str = "TURN#";
 /// Sort-key prefix of judgments.
@@ -67,6 +70,8 @@ pub enum EntityKind {
     ModelSummary,
     /// A vector summary.
     VectorSummary,
+    /// A manifest's human labels.
+    HumanLabels,
 }
 
 impl EntityKind {
@@ -86,6 +91,7 @@ impl EntityKind {
             EntityKind::ManifestSummary => "manifest_summary",
             EntityKind::ModelSummary => "model_summary",
             EntityKind::VectorSummary => "vector_summary",
+            EntityKind::HumanLabels => "human_labels",
         }
     }
 }
@@ -144,6 +150,11 @@ pub fn model_summary(id: &ManifestId, model: &ModelId) -> Key {
 /// `MANIFEST#ulid` / `VECTOR_SUMMARY#vector`.
 pub fn vector_summary(id: &ManifestId, vector: Vector) -> Key {
     Key::new(manifest_pk(id), format!("{VECTOR_SUMMARY_PREFIX}{vector}"))
+}
+
+/// `MANIFEST#ulid` / `HUMAN_LABELS`.
+pub fn human_labels(id: &ManifestId) -> Key {
+    Key::new(manifest_pk(id), HUMAN_LABELS)
 }
 
 /// `RUN#ulid`.

@@ -14,7 +14,8 @@
 //! - [`pipeline`], [`runner`], [`stats`], [`report`]: the stages, the worker pool, the
 //!   statistics and the report files;
 //! - [`api`]: the admin API as a framework-free `http` handler;
-//! - [`defaults`]: the ASE v1 rubric, the default prompts and the eight starter scenarios;
+//! - [`calibration`]: human labels of judged turns, and each judge's agreement with them;
+//! - [`defaults`]: the ASE v1 rubric, the default prompts and the 48-scenario bank;
 //! - `testkit` (feature `testkit`): one conformance suite per port;
 //! - `mocks` (feature `mocks`): mockall mocks of every port.
 //!
@@ -27,6 +28,7 @@
 pub mod answer_key;
 pub mod api;
 pub mod blob;
+pub mod calibration;
 pub mod canonical;
 pub mod clock;
 pub mod compare;

@@ -208,6 +208,13 @@ impl Validate for VectorSummary {
     }
 }
 
+impl Entity for crate::calibration::HumanLabels {
+    const KIND: EntityKind = EntityKind::HumanLabels;
+    fn key(&self) -> Key {
+        keys::human_labels(&self.manifest)
+    }
+}
+
 /// What went wrong in a repository operation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

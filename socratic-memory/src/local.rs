@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use socratic_core::blob::BlobStore;
 use socratic_core::clock::{SystemClock, UlidGenerator};
-use socratic_core::defaults::{Defaults, install_catalog};
+use socratic_core::defaults::{Defaults, ScenarioSet, install_catalog};
 use socratic_core::entity::{ManifestRequest, Model, ModelConfig, StudentConfig};
 use socratic_core::id::ModelId;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
@@ -121,7 +121,7 @@ pub fn simulated_manifest(defaults: &Defaults) -> ManifestRequest {
         tutor_prompt: defaults.tutor_prompt.id.clone(),
         judge_prompt: defaults.judge_prompt.id.clone(),
         rubric: defaults.rubric.id.clone(),
-        scenarios: defaults.scenarios.iter().map(|s| s.id.clone()).collect(),
+        scenarios: defaults.scenario_ids(ScenarioSet::Starter),
         tutors: [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]
             .iter()
             .map(|m| ModelConfig {

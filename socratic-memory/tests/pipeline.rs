@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use socratic_core::blob::{BlobKey, BlobStore};
-use socratic_core::defaults::Defaults;
+use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::{
     JudgmentOutcome, Manifest, ManifestSummary, ModelConfig, Rubric, RunStatus,
 };
@@ -186,7 +186,8 @@ async fn no_tutor_request_contains_the_answer_key() {
     let requests = recording.requests.lock().unwrap();
     let tutor_requests: Vec<_> = requests.iter().filter(|r| r.role == Role::Tutor).collect();
     assert_eq!(tutor_requests.len(), 72);
-    for scenario in Defaults::load().unwrap().scenarios {
+    let defaults = Defaults::load().unwrap();
+    for scenario in defaults.scenario_set(ScenarioSet::Starter) {
         let mut secrets = scenario.goals.clone();
         secrets.push(scenario.key_conflict.clone());
         for request in &tutor_requests {

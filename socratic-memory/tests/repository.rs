@@ -150,7 +150,11 @@ async fn invalid_entities_are_not_written() {
 async fn defaults_install_once_and_list_by_type_across_pages() {
     let (_, repo) = repo();
     let defaults = Defaults::load().unwrap();
-    assert_eq!(defaults.install(&repo).await.unwrap(), 12);
+    // The rubric, three prompts and the scenario bank.
+    assert_eq!(
+        defaults.install(&repo).await.unwrap(),
+        4 + defaults.scenarios.len()
+    );
     assert_eq!(
         defaults.install(&repo).await.unwrap(),
         0,

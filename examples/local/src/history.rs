@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use socratic_core::calibration::Calibration;
 use socratic_core::compare::ManifestComparison;
 use socratic_core::entity::{JudgmentOutcome, Manifest, ManifestSummary, RunStatus};
 use socratic_core::keys;
@@ -231,5 +232,61 @@ pub fn comparison_table(comparison: &ManifestComparison) -> String {
         let names: Vec<&str> = comparison.unmatched.iter().map(|m| m.as_str()).collect();
         let _ = writeln!(out, "not in both: {}", names.join(", "));
     }
+    out
+}
+
+/// The `calibrate` table: per judge and dimension, agreement with the human labels.
+pub fn calibration_table(calibration: &Calibration) -> String {
+    let mut out = format!(
+        "manifest {}: {} label(s) of {} turn(s) in {} run(s){}\n",
+        calibration.manifest,
+        calibration.labels,
+        calibration.turns,
+        calibration.runs,
+        if calibration.raters.is_empty() {
+            String::new()
+        } else {
+            format!("; raters: {}", calibration.raters.join(", "))
+        }
+    );
+    let value = |v: Option<f64>, ci: Option<(f64, f64)>| match (v, ci) {
+        (None, _) => "n/a".to_owned(),
+        (Some(v), None) => format!("{v:+.2}"),
+        (Some(v), Some((low, high))) => format!("{v:+.2} [{low:+.2}, {high:+.2}]"),
+    };
+    let width = calibration
+        .agreement
+        .iter()
+        .map(|a| a.judge.as_str().len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<22}  {:>5}  {:>5}  {:>20}  {:>20}  {:>20}",
+        "judge", "dimension", "turns", "pairs", "weighted kappa", "alpha", "bias (judge − human)"
+    );
+    for a in &calibration.agreement {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<22}  {:>5}  {:>5}  {:>20}  {:>20}  {:>20}{}",
+            a.judge.as_str(),
+            a.dimension,
+            a.turns,
+            a.pairs,
+            value(a.weighted_kappa, a.kappa_ci),
+            value(a.krippendorff_alpha, a.alpha_ci),
+            value(a.mean_bias, a.bias_ci),
+            if a.unscored_turns > 0 {
+                format!("  ({} labelled turn(s) unscored)", a.unscored_turns)
+            } else {
+                String::new()
+            }
+        );
+    }
+    out.push_str(
+        "95% intervals resample runs; kappa and alpha near 1 mean the judge scores as people \
+         do, bias above 0 means it scores higher\n",
+    );
     out
 }

@@ -15,8 +15,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use socratic_core::blob::BlobStore;
+use socratic_core::calibration::{CalibrationError, import_labels, stored_calibration};
+use socratic_core::clock::{Clock, SystemClock};
 use socratic_core::compare::compare_manifests;
-use socratic_core::defaults::Defaults;
+use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::{
     ManifestRequest, ModelConfig, Run, RunStatus, StudentConfig, from_json,
 };
@@ -96,6 +98,21 @@ enum Command {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Import human scores of judged turns and measure each judge against them, per
+    /// dimension: weighted kappa, alpha and mean bias with 95% intervals (docs/statistics.md).
+    Calibrate {
+        /// Labels as CSV with the columns `run_id` (a run id or `tutor/scenario/repetition`),
+        /// turn, dimension, score and optionally rater. Without it, the stored labels are
+        /// reported.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// The manifest the labels belong to; by default the newest finished one.
+        #[arg(long = "manifest-id")]
+        manifest_id: Option<String>,
+        /// The results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
     /// Write a starter benchmark to edit: rubric, prompts, scenarios, manifest, models file.
     Init {
         /// A new or empty directory.
@@ -132,6 +149,10 @@ struct RunArgs {
     /// --manifest or --models says otherwise.
     #[arg(long)]
     catalog: Option<PathBuf>,
+    /// Run a named set of the built-in scenarios instead of the manifest's: `starter` (eight
+    /// scenarios, the default benchmark) or `full` (the whole bank of 48, 16 per vector).
+    #[arg(long, value_name = "SET")]
+    scenario_set: Option<ScenarioSet>,
     /// Tutor models to benchmark instead of the manifest's (repeat the flag).
     #[arg(long = "tutor")]
     tutors: Vec<String>,
@@ -248,6 +269,11 @@ async fn main() -> ExitCode {
         Some(Command::List { out }) => list(&out).await,
         Some(Command::Show { run, out }) => show(&out, &run).await,
         Some(Command::Compare { a, b, out }) => compare(&out, &a, &b).await,
+        Some(Command::Calibrate {
+            labels,
+            manifest_id,
+            out,
+        }) => calibrate(&out, labels.as_deref(), manifest_id.as_deref()).await,
         Some(Command::Init { dir }) => init(&dir),
         Some(Command::Check { dir }) => check(&dir).await,
         Some(Command::Models { models, no_check }) => list_models(&models, no_check).await,
@@ -286,6 +312,62 @@ async fn show(out: &Path, run: &str) -> anyhow::Result<ExitCode> {
         .await?
         .with_context(|| format!("run {id} is not in {}", out.display()))?;
     print!("{}", history::transcript(&record));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn calibrate(
+    out: &Path,
+    labels: Option<&Path>,
+    manifest: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    // Importing writes, so it takes the directory's lock; reporting only reads.
+    let results = labels.map(|_| ResultsDir::acquire(out)).transpose()?;
+    let repository = match &results {
+        Some(results) => Repository::new(Arc::new(results.database().store())),
+        None => history(out)?,
+    };
+    let id: ManifestId = match manifest {
+        Some(text) => text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--manifest-id {text:?}: {e}"))?,
+        None => history::manifests(&repository)
+            .await?
+            .into_iter()
+            .find(|line| line.summary.is_some())
+            .map(|line| line.manifest.id)
+            .with_context(|| format!("{} holds no finished benchmark", out.display()))?,
+    };
+    let calibration = match labels {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match import_labels(&repository, &id, &text, SystemClock.now()).await {
+                Ok(c) => c,
+                Err(CalibrationError::Labels(problems)) => bail!(
+                    "{}",
+                    socratic_local::problem_list(
+                        &path.display().to_string(),
+                        &problems
+                            .0
+                            .iter()
+                            .map(|p| format!("{}: {}", p.field, p.message))
+                            .collect::<Vec<_>>()
+                    )
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => stored_calibration(&repository, &id)
+            .await?
+            .with_context(|| {
+                format!("manifest {id} has no human labels; import some with --labels")
+            })?,
+    };
+    print!("{}", history::calibration_table(&calibration));
+    let file = out.join("calibration.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&calibration)? + "\n")
+        .with_context(|| format!("writing {}", file.display()))?;
+    println!("written: {}", file.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -348,6 +430,9 @@ fn manifest_request(args: &RunArgs, defaults: &Defaults) -> anyhow::Result<Manif
             })
             .collect()
     };
+    if let Some(set) = args.scenario_set {
+        request.scenarios = defaults.scenario_ids(set);
+    }
     if !args.tutors.is_empty() {
         request.tutors = configs(&args.tutors, 0.7)?;
     }
@@ -513,6 +598,9 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         && args.judges.is_empty()
     {
         bail!("rejudge needs at least one --judge");
+    }
+    if let (Mode::Rejudge { .. }, Some(set)) = (&mode, args.scenario_set) {
+        bail!("rejudge judges the source manifest's scenarios; --scenario-set {set} cannot apply");
     }
     if let Some(cap) = args.max_cost
         && !(cap.is_finite() && cap >= 0.0)

@@ -25,7 +25,7 @@ pub use model::{Model, Prices};
 pub use prompt::{Prompt, PromptKind};
 pub use rubric::{Anchor, Dimension, FlagSpec, REVEALS_ANSWER_FLAG, Rubric, Scale, Violation};
 pub use run::{Run, RunFailure, RunStatus, Stage};
-pub use scenario::{Scenario, Vector};
+pub use scenario::{Level, Scenario, Vector};
 pub use summary::{
     Estimate, JudgeAgreement, ManifestSummary, ModelSummary, PairwiseComparison, RoleUsage,
     RunSummary, VectorSummary,

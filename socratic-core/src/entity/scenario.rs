@@ -57,6 +57,47 @@ impl fmt::Display for Vector {
     }
 }
 
+/// The student's level of study, so a bank can be checked to span more than one audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Grades 6 to 8, ages 11 to 14.
+    MiddleSchool,
+    /// Grades 9 to 12, ages 14 to 18.
+    HighSchool,
+    /// A university course.
+    Undergraduate,
+}
+
+impl Level {
+    /// Every level.
+    pub const ALL: [Level; 3] = [Level::MiddleSchool, Level::HighSchool, Level::Undergraduate];
+
+    /// The snake-case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::MiddleSchool => "middle_school",
+            Level::HighSchool => "high_school",
+            Level::Undergraduate => "undergraduate",
+        }
+    }
+
+    /// The name for people: `middle school`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::MiddleSchool => "middle school",
+            Level::HighSchool => "high school",
+            Level::Undergraduate => "undergraduate",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A benchmark scenario (the SEED entity). Immutable once stored.
 ///
 /// `key_conflict` and `goals` are the answer key: the judge and the student simulator see them,
@@ -68,6 +109,13 @@ pub struct Scenario {
     pub id: ScenarioId,
     /// The vector it exercises.
     pub vector: Vector,
+    /// The subject, in lower case: `physics`, `history`. Optional for scenarios of your own;
+    /// every built-in scenario has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The student's level. Optional for scenarios of your own; every built-in scenario has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
     /// Short title.
     pub title: String,
     /// Who the student is: age or grade, course, and a line of attitude.
@@ -87,6 +135,9 @@ impl Validate for Scenario {
     fn validate(&self) -> Result<(), Problems> {
         let mut problems = Problems::new();
         require_text(&mut problems, "title", &self.title);
+        if let Some(subject) = &self.subject {
+            require_text(&mut problems, "subject", subject);
+        }
         require_text(&mut problems, "persona", &self.persona);
         require_text(&mut problems, "opening_statement", &self.opening_statement);
         require_text(&mut problems, "key_conflict", &self.key_conflict);
