@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use socratic_core::calibration::Calibration;
 use socratic_core::compare::ManifestComparison;
 use socratic_core::entity::{JudgmentOutcome, Manifest, ManifestSummary, RunStatus};
+use socratic_core::id::ModelId;
 use socratic_core::keys;
 use socratic_core::repository::{RepoError, Repository, RunRecord};
 
@@ -187,13 +188,7 @@ pub fn comparison_table(comparison: &ManifestComparison) -> String {
         "B = {} compared with A = {}, per model over the scenarios both scored (B − A)\n",
         comparison.b, comparison.a
     );
-    let width = comparison
-        .models
-        .iter()
-        .map(|m| m.model.as_str().len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
+    let width = model_column(comparison.models.iter().map(|m| &m.model));
     let _ = writeln!(
         out,
         "{:<width$}  {:>6}  {:>6}  {:>7}  {:>17}  {:>9}  {:>10}",
@@ -235,6 +230,11 @@ pub fn comparison_table(comparison: &ManifestComparison) -> String {
     out
 }
 
+/// The width of a table's first column of model ids: the longest, and at least its header's.
+fn model_column<'a>(models: impl Iterator<Item = &'a ModelId>) -> usize {
+    models.map(|m| m.as_str().len()).max().unwrap_or(0).max(5)
+}
+
 /// The `calibrate` table: per judge and dimension, agreement with the human labels.
 pub fn calibration_table(calibration: &Calibration) -> String {
     let mut out = format!(
@@ -254,13 +254,7 @@ pub fn calibration_table(calibration: &Calibration) -> String {
         (Some(v), None) => format!("{v:+.2}"),
         (Some(v), Some((low, high))) => format!("{v:+.2} [{low:+.2}, {high:+.2}]"),
     };
-    let width = calibration
-        .agreement
-        .iter()
-        .map(|a| a.judge.as_str().len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
+    let width = model_column(calibration.agreement.iter().map(|a| &a.judge));
     let _ = writeln!(
         out,
         "{:<width$}  {:<22}  {:>5}  {:>5}  {:>20}  {:>20}  {:>20}",
