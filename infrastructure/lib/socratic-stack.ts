@@ -29,6 +29,20 @@ export interface SocraticStackProps extends cdk.StackProps {
 /** Index names and key attributes, as `socratic_core::store::Index` defines them. */
 const INDEXES = ['by_type', 'by_model', 'by_manifest', 'by_vector', 'by_status'];
 
+/**
+ * Deliveries of a job before its queue dead-letters it. The dialogue and judge functions are
+ * told it (SOCRATIC_MAX_RECEIVE_COUNT): on that delivery a failing job marks its run failed with
+ * the stage and reason, so the manifest still finishes.
+ */
+export const MAX_RECEIVE_COUNT = 5;
+
+/**
+ * Concurrent invocations each SQS event source may drive: bounds the load on the model
+ * providers' quotas and on the table, whatever the queue depth.
+ */
+export const DIALOGUE_MAX_CONCURRENCY = 20;
+export const JUDGE_MAX_CONCURRENCY = 10;
+
 /** Function timeouts; queue visibility is at least six times the consumer's timeout. */
 const DIALOGUE_TIMEOUT = cdk.Duration.minutes(10);
 const JUDGE_TIMEOUT = cdk.Duration.minutes(5);
@@ -75,7 +89,7 @@ export class SocraticStack extends cdk.Stack {
       const main = new sqs.Queue(this, name, {
         visibilityTimeout: cdk.Duration.seconds(consumerTimeout.toSeconds() * 6),
         encryption: sqs.QueueEncryption.SQS_MANAGED,
-        deadLetterQueue: { queue: deadLetters, maxReceiveCount: 5 },
+        deadLetterQueue: { queue: deadLetters, maxReceiveCount: MAX_RECEIVE_COUNT },
       });
       new cloudwatch.Alarm(this, `${name}DlqAlarm`, {
         metric: deadLetters.metricApproximateNumberOfMessagesVisible({ period: cdk.Duration.minutes(5) }),
@@ -125,8 +139,9 @@ export class SocraticStack extends cdk.Stack {
 
     const api = fn('Api', 256, cdk.Duration.seconds(29), { SOCRATIC_API_KEY: apiKeySecret.secretValue.unsafeUnwrap() });
     const planner = fn('Planner', 256, cdk.Duration.minutes(1));
-    const dialogue = fn('Dialogue', 256, DIALOGUE_TIMEOUT);
-    const judge = fn('Judge', 256, JUDGE_TIMEOUT);
+    const jobs = { SOCRATIC_MAX_RECEIVE_COUNT: String(MAX_RECEIVE_COUNT) };
+    const dialogue = fn('Dialogue', 256, DIALOGUE_TIMEOUT, jobs);
+    const judge = fn('Judge', 256, JUDGE_TIMEOUT, jobs);
     const curator = fn('Curator', 256, cdk.Duration.minutes(5));
 
     // Least privilege: each function gets what its stage does, nothing more.
@@ -165,8 +180,16 @@ export class SocraticStack extends cdk.Stack {
     invoke(dialogue, props.tutorModelArns);
     invoke(judge, props.judgeModelArns);
 
-    dialogue.addEventSource(new sources.SqsEventSource(dialogueJobs.main, { batchSize: 1, reportBatchItemFailures: true }));
-    judge.addEventSource(new sources.SqsEventSource(judgeJobs.main, { batchSize: 5, reportBatchItemFailures: true }));
+    dialogue.addEventSource(new sources.SqsEventSource(dialogueJobs.main, {
+      batchSize: 1,
+      reportBatchItemFailures: true,
+      maxConcurrency: DIALOGUE_MAX_CONCURRENCY,
+    }));
+    judge.addEventSource(new sources.SqsEventSource(judgeJobs.main, {
+      batchSize: 5,
+      reportBatchItemFailures: true,
+      maxConcurrency: JUDGE_MAX_CONCURRENCY,
+    }));
     new events.Rule(this, 'RunJudged', {
       eventBus: bus,
       eventPattern: { source: ['socratic.pipeline'], detailType: ['run-judged'] },

@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as cdk from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { SocraticStack } from '../lib/socratic-stack';
+import { MAX_RECEIVE_COUNT, SocraticStack } from '../lib/socratic-stack';
 
 const FUNCTIONS = ['api', 'planner', 'dialogue', 'judge', 'curator'];
 const TUTOR_ARN = 'arn:aws:bedrock:us-east-1::foundation-model/tutor-model';
@@ -75,7 +75,7 @@ test('a versioned, encrypted bucket with lifecycle rules', () => {
   });
 });
 
-test('job queues dead-letter after 5 receives, with visibility at least six times the consumer timeout', () => {
+test('job queues dead-letter after MAX_RECEIVE_COUNT receives, which their consumers are told, with bounded concurrency and visibility at least six times the consumer timeout', () => {
   const functions = resourcesOf('AWS::Lambda::Function');
   const timeoutOf = (name: string) => functions[functionLogicalId(name)].Properties.Timeout;
   const queues = resourcesOf('AWS::SQS::Queue');
@@ -88,7 +88,11 @@ test('job queues dead-letter after 5 receives, with visibility at least six time
     const queueId = mapping.Properties.EventSourceArn['Fn::GetAtt'][0];
     const queue = queues[queueId].Properties;
     assert.ok(queue.VisibilityTimeout >= 6 * timeoutOf(name), `${name}: ${queue.VisibilityTimeout} vs ${timeoutOf(name)}`);
-    assert.equal(queue.RedrivePolicy.maxReceiveCount, 5);
+    assert.equal(queue.RedrivePolicy.maxReceiveCount, MAX_RECEIVE_COUNT);
+    const env = functions[functionLogicalId(name)].Properties.Environment.Variables;
+    assert.equal(env.SOCRATIC_MAX_RECEIVE_COUNT, String(queue.RedrivePolicy.maxReceiveCount), `${name} knows its last attempt`);
+    const concurrency = mapping.Properties.ScalingConfig?.MaximumConcurrency;
+    assert.ok(concurrency >= 2 && concurrency <= 50, `${name}: maximum concurrency ${concurrency}`);
   }
 });
 

@@ -24,6 +24,7 @@ pub struct ConfigError {
 /// | `SOCRATIC_JUDGE_QUEUE_URL` | SQS queue of judge jobs |
 /// | `SOCRATIC_EVENTS_QUEUE_URL` | SQS queue of run-judged events (when not using EventBridge) |
 /// | `SOCRATIC_EVENT_BUS` | EventBridge bus for run-judged events |
+/// | `SOCRATIC_MAX_RECEIVE_COUNT` | the job queues' `maxReceiveCount`: on that delivery a failing job marks its run failed |
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsSettings {
     /// Region.
@@ -42,6 +43,9 @@ pub struct AwsSettings {
     pub events_queue_url: Option<String>,
     /// Event bus name.
     pub event_bus: Option<String>,
+    /// The job queues' redrive `maxReceiveCount`; `None` when they have no dead-letter queue
+    /// (or the deployment does not say), and a run whose job keeps failing is never failed.
+    pub max_receive_count: Option<u32>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -68,6 +72,9 @@ impl AwsSettings {
             judge_queue_url: env("SOCRATIC_JUDGE_QUEUE_URL"),
             events_queue_url: env("SOCRATIC_EVENTS_QUEUE_URL"),
             event_bus: env("SOCRATIC_EVENT_BUS"),
+            max_receive_count: env("SOCRATIC_MAX_RECEIVE_COUNT")
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n >= 1),
         }
     }
 

@@ -25,9 +25,9 @@ use socratic_core::api::AdminApi;
 use socratic_core::clock::{SystemClock, UlidGenerator};
 use socratic_core::entity::ManifestRequest;
 use socratic_core::pipeline::{
-    Job, PipelineConfig, PlanError, Ports, Providers, StageError, curate, plan,
+    Job, PipelineConfig, PlanError, Ports, Providers, StageError, curate, give_up, plan,
 };
-use socratic_core::queue::{QueueConsumer, QueueProducer};
+use socratic_core::queue::{QueueConsumer, QueueProducer, is_last_attempt};
 use socratic_core::repository::Repository;
 use socratic_core::runner::JobHandler;
 
@@ -75,7 +75,13 @@ pub fn sqs_consumers(
     sdk: &SdkConfig,
 ) -> Result<[Arc<dyn QueueConsumer>; 3], ConfigError> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let queue = |url: &str| -> Arc<dyn QueueConsumer> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+    let queue = |url: &str| -> Arc<dyn QueueConsumer> {
+        let queue = SqsQueue::new(sqs.clone(), url);
+        Arc::new(match settings.max_receive_count {
+            Some(max) => queue.with_max_attempts(max),
+            None => queue,
+        })
+    };
     Ok([
         queue(settings.dialogue_queue_url()?),
         queue(settings.judge_queue_url()?),
@@ -85,17 +91,42 @@ pub fn sqs_consumers(
 
 /// Runs every job of an SQS batch and reports the failed ones, so the event source deletes the
 /// rest and redelivers only those (`ReportBatchItemFailures` must be on).
+///
+/// `max_receive_count` is the queue's redrive `maxReceiveCount`. A job that fails retryably on
+/// that delivery (SQS's `ApproximateReceiveCount`) marks its run failed with the stage and
+/// reason and is deleted, so its manifest still finishes. Rejected jobs (whose runs are already
+/// failed) and jobs whose run cannot be marked go on to the dead-letter queue.
 pub async fn handle_sqs_event(
     ports: &Ports,
     handler: &dyn JobHandler,
     event: SqsEvent,
+    max_receive_count: Option<u32>,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
+        let attempt = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(1);
         let body = record.body.unwrap_or_default();
-        if let Err(error) = handler.handle(ports, &body).await {
-            tracing::warn!(message_id = %id, %error, retryable = error.is_retryable(), "job failed; returned to the queue");
+        let mut result = handler.handle(ports, &body).await;
+        if let Err(error @ StageError::Retryable { .. }) = &result
+            && is_last_attempt(attempt, max_receive_count)
+        {
+            match give_up(ports, &body, attempt, error).await {
+                Ok(()) => {
+                    tracing::warn!(message_id = %id, attempt, %error, "last attempt failed; run marked failed");
+                    result = Ok(());
+                }
+                Err(marking) => {
+                    tracing::error!(message_id = %id, %error, %marking, "last attempt failed and the run could not be marked failed");
+                }
+            }
+        }
+        if let Err(error) = result {
+            tracing::warn!(message_id = %id, attempt, %error, retryable = error.is_retryable(), "job failed; returned to the queue");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);

@@ -25,6 +25,7 @@ const BATCH: usize = 10;
 pub struct SqsQueue {
     client: Client,
     url: String,
+    max_attempts: Option<u32>,
 }
 
 impl SqsQueue {
@@ -33,7 +34,16 @@ impl SqsQueue {
         Self {
             client,
             url: url.into(),
+            max_attempts: None,
         }
+    }
+
+    /// Declares the queue's redrive policy's `maxReceiveCount`, so a consumer knows a
+    /// delivery is the last before the dead-letter queue
+    /// ([`QueueConsumer::max_attempts`]).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = Some(max_attempts);
+        self
     }
 
     /// The queue URL.
@@ -241,5 +251,9 @@ impl QueueConsumer for SqsQueue {
             .await
             .map_err(|e| failure(classify(&e)))?;
         Ok(())
+    }
+
+    fn max_attempts(&self) -> Option<u32> {
+        self.max_attempts
     }
 }

@@ -21,18 +21,25 @@ use socratic_aws::{
 };
 use socratic_core::api::{AdminApi, ApiConfig};
 use socratic_core::defaults::Defaults;
+use socratic_core::entity::Stage;
 use socratic_core::pipeline::{Job, PipelineConfig, Ports, Providers};
 use socratic_core::queue::{QueueConsumer, ReceiveOptions};
+use socratic_core::repository::RunFilter;
 use socratic_core::runner::StageHandler;
-use socratic_memory::simulated::PROVIDER;
+use socratic_memory::chaos::ThrottledModel;
+use socratic_memory::simulated::{LEAKY_TUTOR, PROVIDER};
 use socratic_memory::{SimulatedLlm, simulated_manifest};
 
 const KEY: &str = "lambda-test-key";
+/// The job queues' redrive `maxReceiveCount`, which the handlers are told as the deployment
+/// tells them (`SOCRATIC_MAX_RECEIVE_COUNT`).
+const MAX_RECEIVES: u32 = 3;
 
 struct Deployment {
     ports: Ports,
     api: AdminApi,
     dialogue: SqsQueue,
+    dialogue_dead_letters: SqsQueue,
     judge: SqsQueue,
     curator: SqsQueue,
 }
@@ -48,18 +55,22 @@ async fn deploy(endpoint: &str) -> Deployment {
     let s3 = support::s3(endpoint, None).await;
     let bucket = support::bucket(&s3).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (dialogue, _) = create_queue_with_dead_letter(
+    let (dialogue, dialogue_dead_letters) = create_queue_with_dead_letter(
         &sqs,
         &support::unique("dialogue"),
-        5,
+        MAX_RECEIVES,
         Duration::from_secs(60),
     )
     .await
     .unwrap();
-    let (judge, _) =
-        create_queue_with_dead_letter(&sqs, &support::unique("judge"), 5, Duration::from_secs(60))
-            .await
-            .unwrap();
+    let (judge, _) = create_queue_with_dead_letter(
+        &sqs,
+        &support::unique("judge"),
+        MAX_RECEIVES,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let (curator, _) = create_queue_with_dead_letter(
         &sqs,
         &support::unique("curator"),
@@ -116,6 +127,7 @@ async fn deploy(endpoint: &str) -> Deployment {
         judge_queue_url: Some(judge.clone()),
         events_queue_url: None,
         event_bus: Some(bus),
+        max_receive_count: Some(MAX_RECEIVES),
     };
     let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
     let ports = ports_from_settings(&settings, &sdk, providers, PipelineConfig::default()).unwrap();
@@ -131,6 +143,7 @@ async fn deploy(endpoint: &str) -> Deployment {
         api: AdminApi::new(ports.clone(), ApiConfig::new(KEY)),
         ports,
         dialogue: SqsQueue::new(sqs.clone(), dialogue),
+        dialogue_dead_letters: SqsQueue::new(sqs.clone(), dialogue_dead_letters),
         judge: SqsQueue::new(sqs.clone(), judge),
         curator: SqsQueue::new(sqs, curator),
     }
@@ -189,9 +202,9 @@ async fn sqs_event(queue: &SqsQueue) -> (SqsEvent, Vec<socratic_core::queue::Del
 }
 
 /// Runs one batch through a handler like the event source: failed records stay on the queue.
-async fn drain_once(deployment: &Deployment, queue: &SqsQueue) -> usize {
+async fn drain_once(ports: &Ports, queue: &SqsQueue) -> usize {
     let (event, deliveries) = sqs_event(queue).await;
-    let response = handle_sqs_event(&deployment.ports, &StageHandler, event).await;
+    let response = handle_sqs_event(ports, &StageHandler, event, Some(MAX_RECEIVES)).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -234,10 +247,25 @@ async fn a_benchmark_runs_through_the_lambda_handlers() {
     let id = body["manifest_id"].as_str().unwrap().to_owned();
     assert_eq!(body["jobs_queued"], 6);
 
+    let summary = drive(&deployment, &deployment.ports, &id).await;
+    let leaderboard = summary["leaderboard"]
+        .as_array()
+        .expect("the manifest was curated");
+    let order: Vec<&str> = leaderboard
+        .iter()
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["sim-socratic", "sim-leaky", "sim-lecturer"]);
+    assert_eq!(summary["runs"], 6);
+}
+
+/// Drives the handlers as the event sources would until manifest `id` is summarised, and
+/// returns its summary (`null` if it never is).
+async fn drive(deployment: &Deployment, ports: &Ports, id: &str) -> Value {
     let mut summary = Value::Null;
     for _ in 0..200 {
-        let mut moved = drain_once(&deployment, &deployment.dialogue).await;
-        moved += drain_once(&deployment, &deployment.judge).await;
+        let mut moved = drain_once(ports, &deployment.dialogue).await;
+        moved += drain_once(ports, &deployment.judge).await;
         // The curator receives EventBridge events through its rule's target.
         let options = ReceiveOptions {
             max_messages: 10,
@@ -247,7 +275,7 @@ async fn a_benchmark_runs_through_the_lambda_handlers() {
         for delivery in deployment.curator.receive(&options).await.unwrap() {
             let event: EventBridgeEvent<Value> = serde_json::from_str(&delivery.body).unwrap();
             assert_eq!(event.detail_type, RUN_JUDGED_DETAIL_TYPE);
-            handle_run_judged(&deployment.ports, event).await.unwrap();
+            handle_run_judged(ports, event).await.unwrap();
             deployment.curator.ack(&delivery.receipt).await.unwrap();
             moved += 1;
         }
@@ -269,15 +297,64 @@ async fn a_benchmark_runs_through_the_lambda_handlers() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let leaderboard = summary["leaderboard"]
-        .as_array()
-        .expect("the manifest was curated");
-    let order: Vec<&str> = leaderboard
-        .iter()
-        .map(|r| r["model"].as_str().unwrap())
-        .collect();
-    assert_eq!(order, ["sim-socratic", "sim-leaky", "sim-lecturer"]);
-    assert_eq!(summary["runs"], 6);
+    summary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tutor_throttled_for_good_fails_its_runs_through_the_lambda_handlers() {
+    let Some(endpoint) = support::endpoint() else {
+        return;
+    };
+    let deployment = deploy(&endpoint).await;
+    let throttled = Arc::new(ThrottledModel::new(SimulatedLlm::new(), LEAKY_TUTOR));
+    let mut ports = deployment.ports.clone();
+    ports.providers = Providers::new().with(
+        PROVIDER,
+        Arc::clone(&throttled) as Arc<dyn socratic_core::llm::LlmClient>,
+    );
+
+    let mut request = simulated_manifest(&Defaults::load().unwrap());
+    request.scenarios.truncate(2);
+    let planned = socratic_core::pipeline::plan(&ports, &request)
+        .await
+        .unwrap();
+    let id = planned.manifest.id.to_string();
+    let summary = drive(&deployment, &ports, &id).await;
+    assert_eq!(summary["runs"], 6, "the manifest finished: {summary}");
+    assert_eq!(summary["failed_runs"], 2);
+    assert_eq!(
+        throttled.refused(),
+        2 * u64::from(MAX_RECEIVES),
+        "each of the two jobs was delivered {MAX_RECEIVES} times, no more"
+    );
+    for run in deployment
+        .ports
+        .repository
+        .list_runs(&RunFilter::Manifest(planned.manifest.id), 10, None)
+        .await
+        .unwrap()
+        .items
+    {
+        if run.tutor.model.as_str() == LEAKY_TUTOR {
+            let failure = run.failure.expect("a failed run keeps its reason");
+            assert_eq!(failure.stage, Stage::Dialogue);
+            assert!(
+                failure
+                    .reason
+                    .starts_with(&format!("gave up after {MAX_RECEIVES} attempt(s)")),
+                "{}",
+                failure.reason
+            );
+        }
+    }
+    // Nothing reached the dead-letter queue: the failures are on the runs.
+    let options = ReceiveOptions {
+        max_messages: 10,
+        wait: Duration::from_millis(200),
+        visibility_timeout: None,
+    };
+    let dead = deployment.dialogue_dead_letters.receive(&options).await;
+    assert!(dead.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +374,7 @@ async fn handlers_report_failures_precisely() {
          "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:dialogue", "awsRegion": "us-east-1"}
     ]}))
     .unwrap();
-    let response = handle_sqs_event(&deployment.ports, &StageHandler, event).await;
+    let response = handle_sqs_event(&deployment.ports, &StageHandler, event, None).await;
     let ids: Vec<&str> = response
         .batch_item_failures
         .iter()

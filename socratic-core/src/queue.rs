@@ -196,6 +196,18 @@ pub trait QueueConsumer: Send + Sync {
 
     /// Returns a delivered message to the queue, visible again after `delay`.
     async fn nack(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError>;
+
+    /// The deliveries a message gets before it is dead-lettered (SQS's `maxReceiveCount`);
+    /// `None` when the queue retries forever or does not say. A consumer that fails a
+    /// message on this attempt is its last chance to record why.
+    fn max_attempts(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// Whether delivery `attempt` is the last a queue allowing `max_attempts` gives.
+pub fn is_last_attempt(attempt: u32, max_attempts: Option<u32>) -> bool {
+    max_attempts.is_some_and(|max| attempt >= max)
 }
 
 macro_rules! forward_queue {
@@ -223,6 +235,9 @@ macro_rules! forward_queue {
             }
             async fn nack(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
                 (**self).nack(receipt, delay).await
+            }
+            fn max_attempts(&self) -> Option<u32> {
+                (**self).max_attempts()
             }
         }
     };

@@ -30,8 +30,10 @@ use async_trait::async_trait;
 use crate::entity::{ManifestRequest, ManifestSummary};
 use crate::id::ManifestId;
 use crate::keys;
-use crate::pipeline::{Job, PlanError, Ports, StageError, curate, judge, plan, run_dialogue};
-use crate::queue::{Delivery, QueueConsumer, ReceiveOptions};
+use crate::pipeline::{
+    Job, PlanError, Ports, StageError, curate, give_up, judge, plan, run_dialogue,
+};
+use crate::queue::{Delivery, QueueConsumer, ReceiveOptions, is_last_attempt};
 use crate::repository::RepoError;
 
 /// Handles one message body.
@@ -117,6 +119,9 @@ pub struct LaneCounters {
     /// Handlers stopped before finishing; their messages come back after the visibility
     /// timeout.
     pub abandoned: AtomicU64,
+    /// Messages that failed their last delivery: their runs were marked failed and the
+    /// messages acknowledged.
+    pub gave_up: AtomicU64,
 }
 
 /// A snapshot of [`LaneCounters`].
@@ -130,6 +135,8 @@ pub struct LaneStats {
     pub rejected: u64,
     /// Handlers stopped before finishing.
     pub abandoned: u64,
+    /// Messages whose last delivery failed, their runs marked failed.
+    pub gave_up: u64,
 }
 
 /// Why [`Runner::run_manifest`] failed.
@@ -142,6 +149,21 @@ pub enum RunError {
     /// Reading results failed.
     #[error(transparent)]
     Repository(#[from] RepoError),
+    /// The manifest was not summarised before the deadline; its workers were stopped, and
+    /// running the same manifest again resumes it.
+    #[error(
+        "manifest {manifest} did not finish within {deadline:?}: {finished} of {planned} run(s) finished"
+    )]
+    DeadlinePassed {
+        /// The manifest.
+        manifest: ManifestId,
+        /// The deadline.
+        deadline: Duration,
+        /// Runs in a final status by then.
+        finished: u64,
+        /// Runs planned.
+        planned: u64,
+    },
 }
 
 /// Builds a [`Runner`].
@@ -251,6 +273,7 @@ impl Runner {
                     retried: c.retried.load(Ordering::Relaxed),
                     rejected: c.rejected.load(Ordering::Relaxed),
                     abandoned: c.abandoned.load(Ordering::Relaxed),
+                    gave_up: c.gave_up.load(Ordering::Relaxed),
                 };
                 (name.clone(), stats)
             })
@@ -258,8 +281,8 @@ impl Runner {
     }
 
     /// Runs every lane's workers until `stop` completes, then lets each finish the message in
-    /// hand and returns.
-    pub async fn run_until(&self, stop: impl Future<Output = ()>) {
+    /// hand and returns what `stop` gave.
+    pub async fn run_until<T>(&self, stop: impl Future<Output = T>) -> T {
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for lane in &self.lanes {
@@ -275,30 +298,55 @@ impl Runner {
                 tasks.push(tokio::spawn(worker.run()));
             }
         }
-        stop.await;
+        let stopped = stop.await;
         shutdown.store(true, Ordering::SeqCst);
         for task in tasks {
             // A worker that panicked has already left its message for redelivery.
             let _ = task.await;
         }
+        stopped
     }
 
     /// Plans `request`, runs workers until its summary is stored, and returns the summary.
-    /// Posting a manifest that was already run returns its stored summary.
+    /// Posting a manifest that was already run returns its stored summary. Waits as long as
+    /// it takes; see [`Runner::complete`] for a deadline.
     pub async fn run_manifest(
         &self,
         request: &ManifestRequest,
     ) -> Result<ManifestSummary, RunError> {
         let planned = plan(&self.ports, request).await?;
-        self.complete(&planned.manifest.id).await
+        self.complete(&planned.manifest.id, None).await
     }
 
     /// Runs workers until the summary of an already planned manifest is stored, and returns it.
-    pub async fn complete(&self, id: &ManifestId) -> Result<ManifestSummary, RunError> {
+    /// With a `deadline`, gives up after it with [`RunError::DeadlinePassed`] (the work done
+    /// is kept). A store error that retrying cannot fix is returned at once; transient ones
+    /// are retried at each poll.
+    pub async fn complete(
+        &self,
+        id: &ManifestId,
+        deadline: Option<Duration>,
+    ) -> Result<ManifestSummary, RunError> {
         if let Some(summary) = self.summary(id).await? {
             return Ok(summary);
         }
-        self.run_until(self.wait_for_summary(*id)).await;
+        let waited = async {
+            match deadline {
+                Some(limit) => tokio::time::timeout(limit, self.wait_for_summary(*id))
+                    .await
+                    .unwrap_or(Ok(false)),
+                None => self.wait_for_summary(*id).await,
+            }
+        };
+        if !self.run_until(waited).await? {
+            let (finished, planned) = self.progress(id).await?;
+            return Err(RunError::DeadlinePassed {
+                manifest: *id,
+                deadline: deadline.unwrap_or_default(),
+                finished,
+                planned,
+            });
+        }
         self.summary(id).await?.ok_or_else(|| {
             RepoError::NotFound {
                 entity: keys::EntityKind::ManifestSummary,
@@ -332,10 +380,17 @@ impl Runner {
         Ok((progress.finished, progress.manifest.run_count))
     }
 
-    async fn wait_for_summary(&self, id: ManifestId) {
+    /// Polls until the manifest's summary is stored: `Ok(true)`. Transient store errors are
+    /// logged and polled through; any other is returned.
+    async fn wait_for_summary(&self, id: ManifestId) -> Result<bool, RepoError> {
         loop {
-            if let Ok(Some(_)) = self.summary(&id).await {
-                return;
+            match self.summary(&id).await {
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) => {}
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(manifest = %id, %error, "reading the summary failed; retrying");
+                }
+                Err(error) => return Err(error),
             }
             tokio::time::sleep(self.config.poll_interval).await;
         }
@@ -386,6 +441,27 @@ impl Worker {
     async fn handle(&self, delivery: Delivery) {
         let lane = &self.lane.name;
         let result = self.lane.handler.handle(&self.ports, &delivery.body).await;
+        // The last delivery failed: record the failure on the run, or the manifest would wait
+        // for ever on a message the dead-letter queue holds.
+        if let Err(error @ StageError::Retryable { .. }) = &result
+            && is_last_attempt(delivery.attempt, self.lane.consumer.max_attempts())
+        {
+            match give_up(&self.ports, &delivery.body, delivery.attempt, error).await {
+                Ok(()) => {
+                    tracing::warn!(%lane, attempt = delivery.attempt, body = %delivery.body, %error, "last attempt failed; run marked failed");
+                    self.counters.gave_up.fetch_add(1, Ordering::Relaxed);
+                    if let Err(error) = self.lane.consumer.ack(&delivery.receipt).await {
+                        // Redelivered past its last attempt, it goes to the dead-letter queue;
+                        // the run is already failed, so nothing waits for it.
+                        tracing::debug!(%lane, %error, "could not acknowledge a given-up message");
+                    }
+                    return;
+                }
+                Err(marking) => {
+                    tracing::error!(%lane, body = %delivery.body, %error, %marking, "last attempt failed and the run could not be marked failed");
+                }
+            }
+        }
         let settled = match result {
             Ok(()) => {
                 self.counters.done.fetch_add(1, Ordering::Relaxed);

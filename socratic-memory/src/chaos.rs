@@ -1,5 +1,5 @@
-//! Fault injection for chaos tests: a flaky model, a queue that delivers duplicates, and a
-//! consumer that shuffles what it receives.
+//! Fault injection for chaos tests: a flaky model, a model that is always throttled, a queue
+//! that delivers duplicates, and a consumer that shuffles what it receives.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -12,6 +12,46 @@ use socratic_core::queue::{
     ReceiveOptions,
 };
 use socratic_core::stats::SplitMix64;
+
+/// An [`LlmClient`] decorator under which one model is always throttled and the others
+/// answer: a provider outage that outlasts every retry. It counts the calls it refused.
+#[derive(Debug)]
+pub struct ThrottledModel<C> {
+    inner: C,
+    model: String,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl<C: LlmClient> ThrottledModel<C> {
+    /// Wraps `inner`, refusing every call to the provider model id `model`.
+    pub fn new(inner: C, model: impl Into<String>) -> Self {
+        Self {
+            inner,
+            model: model.into(),
+            refused: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Calls refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl<C: LlmClient> LlmClient for ThrottledModel<C> {
+    async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
+        if request.model == self.model {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(LlmError::Throttled {
+                message: format!("{} is over its quota", self.model),
+                retry_after: None,
+            });
+        }
+        self.inner.converse(request).await
+    }
+}
 
 /// Shares of calls that fail, each in its own way.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -169,6 +209,10 @@ impl<Q: QueueConsumer> QueueConsumer for ShufflingConsumer<Q> {
 
     async fn ack(&self, receipt: &Receipt) -> Result<(), QueueError> {
         self.inner.ack(receipt).await
+    }
+
+    fn max_attempts(&self) -> Option<u32> {
+        self.inner.max_attempts()
     }
 
     async fn nack(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {

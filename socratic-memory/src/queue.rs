@@ -293,4 +293,12 @@ impl QueueConsumer for MemoryQueue {
         socratic_core::queue::check_nack_delay(delay)?;
         self.settle(receipt, Some(delay))
     }
+
+    fn max_attempts(&self) -> Option<u32> {
+        // Without a dead-letter queue, messages are retried for ever.
+        self.shared
+            .config
+            .max_attempts
+            .filter(|_| self.shared.dead_letter.is_some())
+    }
 }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use socratic_core::api::{AdminApi, ApiConfig};
@@ -103,7 +105,10 @@ async fn post_a_manifest_run_it_and_read_everything_back() {
     assert_eq!(before["summary"], Value::Null);
 
     let runner = harness.runner(4, fast_config());
-    runner.complete(&id.parse().unwrap()).await.unwrap();
+    runner
+        .complete(&id.parse().unwrap(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
 
     let (status, done) = client
         .call(Method::GET, &format!("/manifests/{id}"), None)

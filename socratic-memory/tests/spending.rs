@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -118,7 +120,10 @@ async fn a_spent_budget_skips_runs_and_says_so_without_failing_any() {
     .await;
     let planned = plan(&harness.ports, &default_request()).await.unwrap();
     let runner = harness.runner(4, fast_config());
-    let summary = runner.complete(&planned.manifest.id).await.unwrap();
+    let summary = runner
+        .complete(&planned.manifest.id, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
 
     assert!(summary.stopped_by_budget);
     assert!(summary.skipped_runs > 0, "{summary:?}");

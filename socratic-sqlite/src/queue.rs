@@ -446,4 +446,11 @@ impl QueueConsumer for SqliteQueue {
         check_nack_delay(delay)?;
         self.settle(receipt, Some(delay)).await
     }
+
+    fn max_attempts(&self) -> Option<u32> {
+        // Without a dead-letter queue, messages are retried for ever.
+        self.config
+            .max_attempts
+            .filter(|_| self.config.dead_letter.is_some())
+    }
 }

@@ -822,7 +822,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         })
     };
     let outcome = tokio::select! {
-        summary = runner.complete(&id) => Some(summary),
+        summary = runner.complete(&id, None) => Some(summary),
         _ = tokio::signal::ctrl_c() => None,
     };
     progress.abort();

@@ -384,6 +384,35 @@ pub(crate) async fn stop_run(
     }
 }
 
+/// The last delivery of a job failed with a retryable `error` (a rejection has already
+/// failed its run): marks the run failed with the job's stage and the reason, so the manifest
+/// still finishes, curates and reports it, instead of waiting for a run the dead-letter queue
+/// holds. `Ok` means the failure is recorded and the message can be acknowledged; an error (a
+/// malformed job, an unknown run, a store that is down too) leaves the message to the
+/// dead-letter queue. Idempotent: a run already final is left as it is.
+pub async fn give_up(
+    ports: &Ports,
+    body: &str,
+    attempts: u32,
+    error: &StageError,
+) -> Result<(), StageError> {
+    let (run, stage) = match Job::parse(body)? {
+        Job::Dialogue { run } => (run, Stage::Dialogue),
+        Job::Judge { run, .. } => (run, Stage::Judge),
+        Job::Curate { run } => (run, Stage::Curate),
+    };
+    if ports.repository.get_run(&run).await?.is_none() {
+        return Err(StageError::rejected(format!("run {run} does not exist")));
+    }
+    let reason = match error {
+        StageError::Retryable { message, .. } => {
+            format!("gave up after {attempts} attempt(s): {message}")
+        }
+        other => format!("gave up after {attempts} attempt(s): {other}"),
+    };
+    stop_run(ports, &run, RunStatus::Failed, stage, &reason).await
+}
+
 /// Runs `work`. A rejection marks the run failed with its reason before being returned; a
 /// skip marks the run skipped and completes the job.
 pub(crate) async fn failing_run_on_rejection(
