@@ -28,7 +28,22 @@ const THROTTLING_CODES: [&str; 8] = [
     "RequestThrottled",
 ];
 
-/// Classifies an SDK error: throttling and 5xx are transient, modeled errors keep their code.
+/// Codes that mean the deployment is wrong, not the request: a missing grant, table, bucket or
+/// queue. They are server faults, retried (an operator can fix them while the messages wait)
+/// and logged at error level for the alarms, never a permanent rejection of a run.
+const FAULT_CODES: [&str; 8] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+    "NoSuchBucket",
+    "QueueDoesNotExist",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+];
+
+/// Classifies an SDK error: throttling and 5xx are transient, deployment faults (see
+/// [`FAULT_CODES`]) are transient too, and other modeled errors keep their code.
 pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error>(
     error: &SdkError<E, HttpResponse>,
 ) -> Failure {
@@ -48,6 +63,9 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error>(
             };
             if THROTTLING_CODES.contains(&code.as_str()) || status == 429 {
                 Failure::Throttled(text)
+            } else if FAULT_CODES.contains(&code.as_str()) {
+                tracing::error!(%code, status, message = %text, "deployment fault: check the function's grants and that its table, bucket and queues exist");
+                Failure::Unavailable(format!("deployment fault: {text}"))
             } else if status >= 500 {
                 Failure::Unavailable(text)
             } else {

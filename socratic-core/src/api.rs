@@ -23,9 +23,12 @@
 //! full (within a bound of reads), so `?manifest=…&status=failed` finds failures beyond the
 //! first page. `GET /manifests/{id}` counts the runs by status and lists the failed and skipped
 //! ones with their stage and reason. Errors are JSON `{"error": {"code", "message"}}` (an invalid manifest also
-//! lists its `problems`): 400 malformed JSON or parameters, 404 unknown id or route, 405 wrong
-//! method, 409 conflicting immutable content, 413 body over the limit, 422 invalid entity or
-//! manifest, 429 throttled, 503 unavailable. Ids in paths are bare (`RUN#…` would be a fragment).
+//! lists its `problems`): 400 malformed or truncated JSON or parameters, 404 unknown id or
+//! route, 405 wrong method, 409 conflicting immutable content, 413 body over the limit, 422
+//! invalid entity or manifest, 429 throttled, 500 internal, 503 unavailable. A 429 or 5xx is
+//! the service's fault: its message is generic and names a `request_id`, under which the
+//! detail is logged; backend text (which can name accounts, ARNs and resources) never reaches
+//! the client. Ids in paths are bare (`RUN#…` would be a fragment).
 
 use std::collections::BTreeMap;
 
@@ -109,6 +112,8 @@ struct ApiError {
     code: &'static str,
     message: String,
     problems: Option<Problems>,
+    /// For server faults: the id under which the detail was logged.
+    request_id: Option<String>,
 }
 
 impl ApiError {
@@ -118,6 +123,31 @@ impl ApiError {
             code,
             message: message.into(),
             problems: None,
+            request_id: None,
+        }
+    }
+
+    /// A failure of the service, not of the request. Backend messages can name accounts,
+    /// ARNs and resources, so the client gets a generic message and a request id; the detail
+    /// goes to the log under that id.
+    fn fault(status: StatusCode, code: &'static str, detail: &dyn std::fmt::Display) -> Self {
+        let request_id = ulid::Ulid::new().to_string();
+        let message = match status {
+            StatusCode::TOO_MANY_REQUESTS => "the service is busy; retry after a short wait",
+            StatusCode::SERVICE_UNAVAILABLE => "a backend is unavailable; retry later",
+            _ => "internal error",
+        };
+        if status.is_server_error() {
+            tracing::error!(%request_id, code, %detail, "request failed");
+        } else {
+            tracing::warn!(%request_id, code, %detail, "request throttled");
+        }
+        Self {
+            status,
+            code,
+            message: format!("{message} (request {request_id})"),
+            problems: None,
+            request_id: Some(request_id),
         }
     }
 
@@ -135,25 +165,23 @@ impl ApiError {
             code,
             message: problems.to_string(),
             problems: Some(problems),
+            request_id: None,
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Throttled { message } => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
+        // Requests are checked before they reach the store, so whatever it refuses is the
+        // service's fault, not the client's.
+        match &error {
+            StoreError::Throttled { .. } => {
+                Self::fault(StatusCode::TOO_MANY_REQUESTS, "throttled", &error)
             }
-            StoreError::Unavailable { message } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            StoreError::Unavailable { .. } => {
+                Self::fault(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &error)
             }
-            StoreError::InvalidRequest { message } => Self::bad_request(message),
-            other => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
+            _ => Self::fault(StatusCode::INTERNAL_SERVER_ERROR, "internal", &error),
         }
     }
 }
@@ -167,26 +195,18 @@ impl From<RepoError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }
             RepoError::Invalid { problems, .. } => Self::invalid("invalid_entity", problems),
-            other => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
+            other => Self::fault(StatusCode::INTERNAL_SERVER_ERROR, "internal", &other),
         }
     }
 }
 
 impl From<StageError> for ApiError {
     fn from(error: StageError) -> Self {
-        match error {
-            StageError::Retryable { message, .. } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        match &error {
+            StageError::Retryable { .. } => {
+                Self::fault(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &error)
             }
-            other => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
+            _ => Self::fault(StatusCode::INTERNAL_SERVER_ERROR, "internal", &error),
         }
     }
 }
@@ -206,6 +226,9 @@ fn error_response(error: ApiError) -> Response<Vec<u8>> {
     let mut body = json!({"error": {"code": error.code, "message": error.message}});
     if let Some(problems) = error.problems {
         body["error"]["problems"] = serde_json::to_value(problems.0).unwrap_or(Value::Null);
+    }
+    if let Some(request_id) = error.request_id {
+        body["error"]["request_id"] = Value::from(request_id);
     }
     json_response(error.status, &body)
 }

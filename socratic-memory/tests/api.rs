@@ -301,6 +301,22 @@ async fn every_error_status_has_a_json_body() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("malformed_json"))
     );
+    // Truncated JSON is malformed too, not a request of the wrong shape.
+    for truncated in [
+        &b"{\"tutor_prompt\": \"socratic-tu"[..],
+        b"{\"scenarios\": [",
+        b"",
+    ] {
+        let (status, body) = client
+            .raw(Method::POST, "/manifests", truncated.to_vec(), Some(KEY))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("malformed_json")),
+            "{}",
+            String::from_utf8_lossy(truncated)
+        );
+    }
     assert_eq!(
         client.call(Method::GET, "/runs", None).await.0,
         StatusCode::BAD_REQUEST
