@@ -137,7 +137,10 @@ export class SocraticStack extends cdk.Stack {
         environment: { ...environment, ...extra },
       });
 
-    const api = fn('Api', 256, cdk.Duration.seconds(29), { SOCRATIC_API_KEY: apiKeySecret.secretValue.unsafeUnwrap() });
+    // The function reads the key from the secret at cold start (and again after a rotation);
+    // the key itself is never in its environment.
+    const api = fn('Api', 256, cdk.Duration.seconds(29), { SOCRATIC_API_KEY_SECRET: apiKeySecret.secretArn });
+    apiKeySecret.grantRead(api);
     const planner = fn('Planner', 256, cdk.Duration.minutes(1));
     const jobs = { SOCRATIC_MAX_RECEIVE_COUNT: String(MAX_RECEIVE_COUNT) };
     const dialogue = fn('Dialogue', 256, DIALOGUE_TIMEOUT, jobs);

@@ -140,6 +140,24 @@ test('Bedrock is invocable only on the configured models, by the functions that 
   }
 });
 
+test('the API key is read from Secrets Manager, never placed in a function environment', () => {
+  const functions = resourcesOf('AWS::Lambda::Function');
+  const secrets = Object.keys(resourcesOf('AWS::SecretsManager::Secret'));
+  assert.equal(secrets.length, 1);
+  for (const [id, f] of Object.entries(functions) as [string, any][]) {
+    const env = JSON.stringify(f.Properties.Environment ?? {});
+    assert.ok(!env.includes('resolve:secretsmanager'), `${id} has the secret's value in its environment`);
+    assert.ok(!env.includes('SOCRATIC_API_KEY"'), `${id} has SOCRATIC_API_KEY`);
+  }
+  const api = functions[functionLogicalId('Api')].Properties.Environment.Variables;
+  assert.deepEqual(api.SOCRATIC_API_KEY_SECRET, { Ref: secrets[0] });
+  const reads = policiesOf('Api').filter((s: any) => ([] as string[]).concat(s.Action).includes('secretsmanager:GetSecretValue'));
+  assert.deepEqual(reads.map((s: any) => s.Resource), [{ Ref: secrets[0] }]);
+  for (const name of ['Planner', 'Dialogue', 'Judge', 'Curator']) {
+    assert.ok(!actionsOf(name).some((a) => a.startsWith('secretsmanager:')), `${name} cannot read the key`);
+  }
+});
+
 test('an alarm on every dead-letter queue', () => {
   const alarms = Object.values(resourcesOf('AWS::CloudWatch::Alarm')) as any[];
   assert.equal(alarms.length, 3);

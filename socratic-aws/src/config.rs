@@ -24,6 +24,7 @@ pub struct ConfigError {
 /// | `SOCRATIC_JUDGE_QUEUE_URL` | SQS queue of judge jobs |
 /// | `SOCRATIC_EVENTS_QUEUE_URL` | SQS queue of run-judged events (when not using EventBridge) |
 /// | `SOCRATIC_EVENT_BUS` | EventBridge bus for run-judged events |
+/// | `SOCRATIC_API_KEY_SECRET` | Secrets Manager secret (name or ARN) holding the admin API's key |
 /// | `SOCRATIC_MAX_RECEIVE_COUNT` | the job queues' `maxReceiveCount`: on that delivery a failing job marks its run failed |
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsSettings {
@@ -43,6 +44,8 @@ pub struct AwsSettings {
     pub events_queue_url: Option<String>,
     /// Event bus name.
     pub event_bus: Option<String>,
+    /// The Secrets Manager secret holding the admin API's key.
+    pub api_key_secret: Option<String>,
     /// The job queues' redrive `maxReceiveCount`; `None` when they have no dead-letter queue
     /// (or the deployment does not say), and a run whose job keeps failing is never failed.
     pub max_receive_count: Option<u32>,
@@ -72,6 +75,7 @@ impl AwsSettings {
             judge_queue_url: env("SOCRATIC_JUDGE_QUEUE_URL"),
             events_queue_url: env("SOCRATIC_EVENTS_QUEUE_URL"),
             event_bus: env("SOCRATIC_EVENT_BUS"),
+            api_key_secret: env("SOCRATIC_API_KEY_SECRET"),
             max_receive_count: env("SOCRATIC_MAX_RECEIVE_COUNT")
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|n| *n >= 1),
@@ -112,6 +116,15 @@ impl AwsSettings {
             &self.events_queue_url,
             "SOCRATIC_EVENTS_QUEUE_URL",
             "the run-events queue",
+        )
+    }
+
+    /// The API key's secret, or which variable to set.
+    pub fn api_key_secret(&self) -> Result<&str, ConfigError> {
+        required(
+            &self.api_key_secret,
+            "SOCRATIC_API_KEY_SECRET",
+            "the Secrets Manager secret holding the admin API's key",
         )
     }
 

@@ -8,6 +8,8 @@
 //! | `QueueProducer` (run-judged events) | [`EventBridgePublisher`] | `eventbridge` |
 //! | `LlmClient` | [`BedrockLlm`] — the Converse API, any model family | `bedrock` |
 //!
+//! [`SecretApiKey`] (feature `secrets`) keeps the admin API's key in Secrets Manager.
+//!
 //! The [`lambda`] module (feature `lambda`) adapts Lambda events (SQS batches with partial
 //! failures, EventBridge events, API Gateway requests) to the pipeline and the admin API.
 //!
@@ -33,6 +35,8 @@ mod eventbridge;
 pub mod lambda;
 #[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "secrets")]
+mod secrets;
 #[cfg(feature = "sqs")]
 mod sqs;
 
@@ -52,6 +56,9 @@ pub use eventbridge::{EventBridgePublisher, RUN_JUDGED_DETAIL_TYPE, SOURCE};
 #[cfg(feature = "s3")]
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub use s3::S3BlobStore;
+#[cfg(feature = "secrets")]
+#[cfg_attr(docsrs, doc(cfg(feature = "secrets")))]
+pub use secrets::{DEFAULT_KEY_TTL, SecretApiKey, SecretError};
 #[cfg(feature = "sqs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{SqsQueue, create_queue_with_dead_letter};

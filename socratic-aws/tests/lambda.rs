@@ -127,6 +127,7 @@ async fn deploy(endpoint: &str) -> Deployment {
         judge_queue_url: Some(judge.clone()),
         events_queue_url: None,
         event_bus: Some(bus),
+        api_key_secret: None,
         max_receive_count: Some(MAX_RECEIVES),
     };
     let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));

@@ -31,6 +31,7 @@
 //! the client. Ids in paths are bare (`RUN#…` would be a fragment).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use http::{Method, Request, Response, StatusCode, header};
 use serde::Serialize;
@@ -103,7 +104,18 @@ pub struct AdminApi {
     ports: Ports,
     config: ApiConfig,
     cursors: CursorSeal,
+    /// The key requests must present; replaceable at run time (a rotated secret), shared by
+    /// every clone.
+    key: Arc<RwLock<String>>,
 }
+
+/// An API key that is empty or blank: it would let a request with an empty header in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the API key is empty; set a key of at least {MIN_API_KEY_LEN} characters")]
+pub struct EmptyApiKey;
+
+/// The shortest API key accepted.
+pub const MIN_API_KEY_LEN: usize = 1;
 
 /// An error response.
 #[derive(Debug)]
@@ -307,7 +319,8 @@ fn parse_entity<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiErr
 }
 
 impl AdminApi {
-    /// The API over `ports`.
+    /// The API over `ports`. With an empty key every request is refused; binaries check
+    /// [`ApiConfig::api_key`] with [`AdminApi::check_api_key`] and refuse to start.
     pub fn new(ports: Ports, config: ApiConfig) -> Self {
         let secret = config
             .cursor_secret
@@ -315,9 +328,33 @@ impl AdminApi {
             .unwrap_or_else(|| config.api_key.clone());
         Self {
             cursors: CursorSeal::from_secret(secret.as_bytes()),
+            key: Arc::new(RwLock::new(config.api_key.clone())),
             ports,
             config,
         }
+    }
+
+    /// Whether `key` can serve as the API key: not empty or blank.
+    pub fn check_api_key(key: &str) -> Result<(), EmptyApiKey> {
+        if key.trim().len() < MIN_API_KEY_LEN {
+            Err(EmptyApiKey)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Replaces the key requests must present (a rotated secret), for this API and its
+    /// clones. Pagination cursors stay sealed under the first key, so they keep working.
+    pub fn set_api_key(&self, key: impl Into<String>) -> Result<(), EmptyApiKey> {
+        let key = key.into();
+        Self::check_api_key(&key)?;
+        *self.key.write().unwrap_or_else(PoisonError::into_inner) = key;
+        Ok(())
+    }
+
+    /// Whether `headers` carry the current key.
+    pub fn accepts(&self, headers: &http::HeaderMap) -> bool {
+        self.authorize(headers).is_ok()
     }
 
     /// The store cursor inside the `cursor` parameter, which must have been issued for
@@ -396,7 +433,11 @@ impl AdminApi {
                 "the x-api-key header is required",
             ));
         };
-        if !same_secret(given.as_bytes(), self.config.api_key.as_bytes()) {
+        let expected = self.key.read().unwrap_or_else(PoisonError::into_inner);
+        // An empty expected key would let an empty header in.
+        if Self::check_api_key(&expected).is_err()
+            || !same_secret(given.as_bytes(), expected.as_bytes())
+        {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",

@@ -171,6 +171,8 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(%key, "no SOCRATIC_API_KEY set; generated an API key for this process");
         key
     });
+    // A key set but empty would let an empty header in: refuse to start instead.
+    AdminApi::check_api_key(&api_key).context("--api-key / SOCRATIC_API_KEY")?;
 
     // `_data` holds the data directory's lock until the server stops.
     let (ports, runner, _data) = assemble(&args).await?;

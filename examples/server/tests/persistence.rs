@@ -92,3 +92,16 @@ async fn a_finished_manifest_survives_a_kill_and_the_directory_takes_one_server(
     assert_eq!(again["manifest_id"], Value::from(id.as_str()));
     assert_eq!(again["jobs_queued"], 0);
 }
+
+#[tokio::test]
+async fn an_empty_api_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in ["", "   "] {
+        let mut command = server(&dir.path().join("data"), "127.0.0.1:0");
+        command.args(["--api-key", key]);
+        let output = command.output().await.unwrap();
+        assert!(!output.status.success(), "started with key {key:?}");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.contains("the API key is empty"), "{message}");
+    }
+}
