@@ -10,6 +10,6 @@ const list = (key: string): string[] => {
 };
 new SocraticStack(app, 'SocraticBenchmarks', {
   lambdaDir: app.node.tryGetContext('lambdaDir') ?? '../target/lambda',
-  tutorModelArns: list('tutorModelArns'),
-  judgeModelArns: list('judgeModelArns'),
+  tutorModels: list('tutorModels'),
+  judgeModels: list('judgeModels'),
 });

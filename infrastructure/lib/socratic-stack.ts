@@ -16,14 +16,46 @@ import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import permissions from '../permissions.json';
 
 export interface SocraticStackProps extends cdk.StackProps {
   /** Where the `bootstrap` binaries are: `<lambdaDir>/<function>/bootstrap` (cargo lambda's layout). */
   readonly lambdaDir: string;
-  /** Bedrock model (or inference profile) ARNs the dialogue function may invoke: tutors and students. */
-  readonly tutorModelArns: string[];
-  /** Bedrock model (or inference profile) ARNs the judge function may invoke. */
-  readonly judgeModelArns: string[];
+  /**
+   * Bedrock models the dialogue function may invoke (tutors and students), as the catalog's
+   * `provider_model_id`s: a foundation model id, a cross-region inference profile id (`us.…`,
+   * `eu.…`, `apac.…`), or a full ARN.
+   */
+  readonly tutorModels: string[];
+  /** Bedrock models the judge function may invoke, written the same way. */
+  readonly judgeModels: string[];
+}
+
+/**
+ * The regions each geography's cross-region inference profiles route requests to. Invoking a
+ * profile needs the profile's ARN and the foundation model's ARN in every region it may pick.
+ */
+export const PROFILE_REGIONS: Record<string, string[]> = {
+  us: ['us-east-1', 'us-east-2', 'us-west-2'],
+  eu: ['eu-central-1', 'eu-north-1', 'eu-south-1', 'eu-south-2', 'eu-west-1', 'eu-west-3'],
+  apac: ['ap-northeast-1', 'ap-northeast-2', 'ap-northeast-3', 'ap-south-1', 'ap-south-2', 'ap-southeast-1', 'ap-southeast-2', 'ap-southeast-4'],
+};
+
+/** The ARNs invoking `model` needs: a profile and its routed foundation models, or the model. */
+export function bedrockArns(model: string): string[] {
+  if (model.startsWith('arn:')) {
+    return [model];
+  }
+  const [geography, ...rest] = model.split('.');
+  const regions = PROFILE_REGIONS[geography];
+  if (regions && rest.length > 0) {
+    const base = rest.join('.');
+    return [
+      `arn:${cdk.Aws.PARTITION}:bedrock:${cdk.Aws.REGION}:${cdk.Aws.ACCOUNT_ID}:inference-profile/${model}`,
+      ...regions.map((region) => `arn:${cdk.Aws.PARTITION}:bedrock:${region}::foundation-model/${base}`),
+    ];
+  }
+  return [`arn:${cdk.Aws.PARTITION}:bedrock:${cdk.Aws.REGION}::foundation-model/${model}`];
 }
 
 /** Index names and key attributes, as `socratic_core::store::Index` defines them. */
@@ -138,50 +170,42 @@ export class SocraticStack extends cdk.Stack {
       });
 
     // The function reads the key from the secret at cold start (and again after a rotation);
-    // the key itself is never in its environment.
+    // the key itself is never in its environment. Its read grant is in permissions.json.
     const api = fn('Api', 256, cdk.Duration.seconds(29), { SOCRATIC_API_KEY_SECRET: apiKeySecret.secretArn });
-    apiKeySecret.grantRead(api);
     const planner = fn('Planner', 256, cdk.Duration.minutes(1));
     const jobs = { SOCRATIC_MAX_RECEIVE_COUNT: String(MAX_RECEIVE_COUNT) };
     const dialogue = fn('Dialogue', 256, DIALOGUE_TIMEOUT, jobs);
     const judge = fn('Judge', 256, JUDGE_TIMEOUT, jobs);
     const curator = fn('Curator', 256, cdk.Duration.minutes(5));
 
-    // Least privilege: each function gets what its stage does, nothing more.
-    const query = (f: lambda.Function) =>
-      f.addToRolePolicy(new iam.PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:Query'],
-        resources: [table.tableArn, `${table.tableArn}/index/*`],
-      }));
-    const write = (f: lambda.Function, actions: string[]) =>
-      f.addToRolePolicy(new iam.PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
-    for (const f of [api, planner, dialogue, judge, curator]) {
-      query(f);
+    // Least privilege from one table (permissions.json): what each function's code calls, on
+    // what. The emulator test records every call the handlers make and checks it against the
+    // same table, so a call the code starts making cannot go ungranted.
+    const resource = (symbol: string): string[] => {
+      if (symbol === 'table') return [table.tableArn];
+      if (symbol === 'table/index/*') return [`${table.tableArn}/index/*`];
+      if (symbol.startsWith('bucket/')) return [bucket.arnForObjects(symbol.slice('bucket/'.length))];
+      if (symbol === 'queue/dialogue') return [dialogueJobs.main.queueArn];
+      if (symbol === 'queue/judge') return [judgeJobs.main.queueArn];
+      if (symbol === 'bus') return [bus.eventBusArn];
+      if (symbol === 'secret/api-key') return [apiKeySecret.secretArn];
+      if (symbol === 'models/tutor') return props.tutorModels.flatMap(bedrockArns);
+      if (symbol === 'models/judge') return props.judgeModels.flatMap(bedrockArns);
+      throw new Error(`permissions.json: unknown resource ${symbol}`);
+    };
+    const functions: Record<string, lambda.Function> = { api, planner, dialogue, judge, curator };
+    for (const [name, statements] of Object.entries(permissions.functions)) {
+      const f = functions[name];
+      if (!f) {
+        throw new Error(`permissions.json: unknown function ${name}`);
+      }
+      for (const statement of statements) {
+        const resources = statement.resources.flatMap(resource);
+        if (resources.length > 0) {
+          f.addToRolePolicy(new iam.PolicyStatement({ actions: statement.actions, resources }));
+        }
+      }
     }
-    write(api, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
-    write(planner, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
-    write(dialogue, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
-    write(judge, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
-    write(curator, ['PutItem', 'UpdateItem', 'ConditionCheckItem']);
-    // TransactWriteItems is authorised per contained action; no separate permission exists.
-
-    bucket.grantPut(api, 'manifests/*');
-    bucket.grantPut(planner, 'manifests/*');
-    bucket.grantPut(dialogue, 'raw/*');
-    bucket.grantPut(judge, 'raw/*');
-    bucket.grantPut(curator, 'curated/*');
-    bucket.grantRead(api, 'curated/*');
-
-    dialogueJobs.main.grantSendMessages(api);
-    dialogueJobs.main.grantSendMessages(planner);
-    judgeJobs.main.grantSendMessages(dialogue);
-    bus.grantPutEventsTo(dialogue);
-    bus.grantPutEventsTo(judge);
-
-    const invoke = (f: lambda.Function, arns: string[]) =>
-      f.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: arns }));
-    invoke(dialogue, props.tutorModelArns);
-    invoke(judge, props.judgeModelArns);
 
     dialogue.addEventSource(new sources.SqsEventSource(dialogueJobs.main, {
       batchSize: 1,

@@ -6,11 +6,16 @@ import * as os from 'os';
 import * as path from 'path';
 import * as cdk from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { MAX_RECEIVE_COUNT, SocraticStack } from '../lib/socratic-stack';
+import { MAX_RECEIVE_COUNT, PROFILE_REGIONS, SocraticStack } from '../lib/socratic-stack';
+import permissions from '../permissions.json';
 
 const FUNCTIONS = ['api', 'planner', 'dialogue', 'judge', 'curator'];
-const TUTOR_ARN = 'arn:aws:bedrock:us-east-1::foundation-model/tutor-model';
-const JUDGE_ARN = 'arn:aws:bedrock:us-east-1::foundation-model/judge-model';
+/** The example catalog's Bedrock models: tutors and students for the dialogue, judges. */
+const CATALOG: { provider_model_id: string; tags: string[] }[] = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', '..', ...(__dirname.includes('dist') ? ['..'] : []), 'examples/aws-admin/models.example.json'), 'utf8'),
+);
+const TUTOR_MODELS = CATALOG.filter((m) => m.tags.some((t) => t === 'tutor' || t === 'student')).map((m) => m.provider_model_id);
+const JUDGE_MODELS = CATALOG.filter((m) => m.tags.includes('judge')).map((m) => m.provider_model_id);
 
 function synth(): Template {
   // Placeholder binaries: synthesis only needs the asset directories to exist.
@@ -20,7 +25,7 @@ function synth(): Template {
     fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\n');
   }
   const app = new cdk.App();
-  const stack = new SocraticStack(app, 'Test', { lambdaDir: dir, tutorModelArns: [TUTOR_ARN], judgeModelArns: [JUDGE_ARN] });
+  const stack = new SocraticStack(app, 'Test', { lambdaDir: dir, tutorModels: TUTOR_MODELS, judgeModels: JUDGE_MODELS });
   return Template.fromStack(stack);
 }
 
@@ -125,11 +130,21 @@ test('the API needs a key and has a usage plan', () => {
   template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
 });
 
-test('Bedrock is invocable only on the configured models, by the functions that call models', () => {
+test('Bedrock grants cover every catalog model: an inference profile and the foundation model in each region it routes to', () => {
   const invoke = (name: string) =>
-    policiesOf(name).filter((s: any) => [].concat(s.Action).some((a: string) => a.startsWith('bedrock:')));
-  assert.deepEqual(invoke('Dialogue').map((s: any) => s.Resource), [TUTOR_ARN]);
-  assert.deepEqual(invoke('Judge').map((s: any) => s.Resource), [JUDGE_ARN]);
+    policiesOf(name).filter((s: any) => ([] as string[]).concat(s.Action).some((a: string) => a.startsWith('bedrock:')));
+  assert.ok(TUTOR_MODELS.length >= 3 && JUDGE_MODELS.length >= 1, 'the example catalog is read');
+  for (const [name, models] of [['Dialogue', TUTOR_MODELS], ['Judge', JUDGE_MODELS]] as [string, string[]][]) {
+    const resources = JSON.stringify(invoke(name).map((s: any) => s.Resource));
+    for (const model of models) {
+      const [geography, ...rest] = model.split('.');
+      assert.ok(resources.includes(`:inference-profile/${model}"`), `${name}: the profile ${model}`);
+      for (const region of PROFILE_REGIONS[geography]) {
+        assert.ok(resources.includes(`:bedrock:${region}::foundation-model/${rest.join('.')}"`), `${name}: ${model} in ${region}`);
+      }
+    }
+  }
+  assert.ok(!JSON.stringify(invoke('Judge')).includes('llama3'), 'the judge cannot call tutor-only models');
   for (const name of ['Api', 'Planner', 'Curator']) {
     assert.equal(invoke(name).length, 0, `${name} cannot call models`);
   }
@@ -137,6 +152,20 @@ test('Bedrock is invocable only on the configured models, by the functions that 
     const actions = actionsOf(name);
     assert.ok(!actions.includes('*') && !actions.some((a) => a.endsWith(':*')), `${name}: no wildcard actions: ${actions}`);
     assert.ok(!actions.includes('dynamodb:Scan'), `${name} never scans`);
+  }
+});
+
+test('each role is permissions.json, plus what its SQS event source needs', () => {
+  const eventSource = ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'];
+  for (const name of FUNCTIONS) {
+    const table = new Set((permissions.functions as Record<string, { actions: string[] }[]>)[name].flatMap((s) => s.actions));
+    const role = new Set(actionsOf(name.charAt(0).toUpperCase() + name.slice(1)));
+    for (const action of table) {
+      assert.ok(role.has(action), `${name} lacks ${action}`);
+    }
+    for (const action of role) {
+      assert.ok(table.has(action) || eventSource.includes(action), `${name} has ${action}, which permissions.json does not list`);
+    }
   }
 });
 

@@ -5,9 +5,11 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
@@ -16,14 +18,16 @@ use socratic_aws::lambda::{
     handle_api_request, handle_plan, handle_run_judged, handle_sqs_event, ports_from_settings,
 };
 use socratic_aws::{
-    AwsSettings, RUN_JUDGED_DETAIL_TYPE, SOURCE, SqsQueue, create_queue_with_dead_letter,
-    create_table,
+    AwsSettings, DynamoStore, EventBridgePublisher, RUN_JUDGED_DETAIL_TYPE, S3BlobStore, SOURCE,
+    SqsQueue, create_queue_with_dead_letter, create_table,
 };
 use socratic_core::api::{AdminApi, ApiConfig};
+use socratic_core::clock::{SystemClock, UlidGenerator};
 use socratic_core::defaults::Defaults;
 use socratic_core::entity::Stage;
 use socratic_core::pipeline::{Job, PipelineConfig, Ports, Providers};
 use socratic_core::queue::{QueueConsumer, ReceiveOptions};
+use socratic_core::repository::Repository;
 use socratic_core::repository::RunFilter;
 use socratic_core::runner::StageHandler;
 use socratic_memory::chaos::ThrottledModel;
@@ -35,8 +39,15 @@ const KEY: &str = "lambda-test-key";
 /// tells them (`SOCRATIC_MAX_RECEIVE_COUNT`).
 const MAX_RECEIVES: u32 = 3;
 
+/// The functions of the deployment, as infrastructure/permissions.json names them.
+const FUNCTIONS: [&str; 5] = ["api", "planner", "dialogue", "judge", "curator"];
+
 struct Deployment {
+    /// Ports for the test's own set-up and checks: not recorded.
     ports: Ports,
+    /// Each function's ports, its clients recording what it calls.
+    functions: BTreeMap<&'static str, Ports>,
+    recorder: support::CallRecorder,
     api: AdminApi,
     dialogue: SqsQueue,
     dialogue_dead_letters: SqsQueue,
@@ -140,13 +151,71 @@ async fn deploy(endpoint: &str) -> Deployment {
     for model in SimulatedLlm::catalog() {
         ports.repository.put_catalog(&model).await.unwrap();
     }
+    let recorder = support::CallRecorder::default();
+    let functions: BTreeMap<&'static str, Ports> = FUNCTIONS
+        .into_iter()
+        .map(|name| {
+            let ports = function_ports(&sdk, &settings, &recorder.for_function(name));
+            (name, ports)
+        })
+        .collect();
     Deployment {
-        api: AdminApi::new(ports.clone(), ApiConfig::new(KEY)),
+        api: AdminApi::new(functions["api"].clone(), ApiConfig::new(KEY)),
+        functions,
+        recorder,
         ports,
         dialogue: SqsQueue::new(sqs.clone(), dialogue),
         dialogue_dead_letters: SqsQueue::new(sqs.clone(), dialogue_dead_letters),
         judge: SqsQueue::new(sqs.clone(), judge),
         curator: SqsQueue::new(sqs, curator),
+    }
+}
+
+/// What `ports_from_settings` builds for a function, with every client recording its calls.
+fn function_ports(
+    sdk: &SdkConfig,
+    settings: &AwsSettings,
+    recorder: &support::CallRecorder,
+) -> Ports {
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(sdk)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let queue =
+        |url: &str| Arc::new(SqsQueue::new(sqs.clone(), url).with_max_attempts(MAX_RECEIVES));
+    Ports {
+        repository: Repository::new(Arc::new(DynamoStore::new(
+            dynamo,
+            settings.table().unwrap(),
+        ))),
+        blobs: Arc::new(S3BlobStore::new(s3, settings.bucket().unwrap())),
+        dialogue_jobs: queue(settings.dialogue_queue_url().unwrap()),
+        judge_jobs: queue(settings.judge_queue_url().unwrap()),
+        run_events: Arc::new(EventBridgePublisher::new(
+            events,
+            settings.event_bus().unwrap(),
+        )),
+        providers: Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new())),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UlidGenerator::default()),
+        config: PipelineConfig::default(),
     }
 }
 
@@ -248,7 +317,7 @@ async fn a_benchmark_runs_through_the_lambda_handlers() {
     let id = body["manifest_id"].as_str().unwrap().to_owned();
     assert_eq!(body["jobs_queued"], 6);
 
-    let summary = drive(&deployment, &deployment.ports, &id).await;
+    let summary = drive(&deployment, &id, None).await;
     let leaderboard = summary["leaderboard"]
         .as_array()
         .expect("the manifest was curated");
@@ -258,15 +327,93 @@ async fn a_benchmark_runs_through_the_lambda_handlers() {
         .collect();
     assert_eq!(order, ["sim-socratic", "sim-leaky", "sim-lecturer"]);
     assert_eq!(summary["runs"], 6);
+
+    // The planner function plans one by direct invocation, and the functions run it too.
+    request.scenarios.truncate(1);
+    let planned = handle_plan(
+        &deployment.functions["planner"],
+        serde_json::to_value(&request).unwrap(),
+    )
+    .await
+    .unwrap();
+    let id = planned["manifest_id"].as_str().unwrap().to_owned();
+    let summary = drive(&deployment, &id, None).await;
+    assert_eq!(summary["runs"], 3);
+    // Reading results through the API function.
+    for path in [format!("/manifests/{id}"), format!("/runs?manifest={id}")] {
+        let got = handle_api_request(&deployment.api, api_event("GET", &path, "", None)).await;
+        assert_eq!(got.status_code, 200, "{path}");
+    }
+
+    check_permissions(&deployment.recorder.calls());
 }
 
-/// Drives the handlers as the event sources would until manifest `id` is summarised, and
-/// returns its summary (`null` if it never is).
-async fn drive(deployment: &Deployment, ports: &Ports, id: &str) -> Value {
+/// Every call a function made is granted to it by infrastructure/permissions.json, the table
+/// the stack builds its roles from; for S3, on the key prefix it wrote or read.
+fn check_permissions(calls: &std::collections::BTreeSet<support::Call>) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infrastructure/permissions.json"
+    );
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut denied = Vec::new();
+    for function in FUNCTIONS {
+        let made: Vec<&support::Call> = calls.iter().filter(|c| c.function == function).collect();
+        assert!(
+            !made.is_empty(),
+            "{function} made no call: the check would be empty"
+        );
+        let statements = table["functions"][function].as_array().unwrap();
+        for call in made {
+            let granted = statements.iter().any(|statement| {
+                let has = |field: &str, value: &str| {
+                    statement[field]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|v| v.as_str() == Some(value))
+                };
+                has("actions", &call.action)
+                    && call
+                        .prefix
+                        .as_ref()
+                        .is_none_or(|prefix| has("resources", &format!("bucket/{prefix}*")))
+            });
+            if !granted {
+                denied.push(format!(
+                    "{function}: {}{}",
+                    call.action,
+                    call.prefix
+                        .as_ref()
+                        .map(|p| format!(" on {p}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    assert!(
+        denied.is_empty(),
+        "calls not granted in infrastructure/permissions.json:\n{}",
+        denied.join("\n")
+    );
+}
+
+/// Drives the functions' handlers as the event sources would until manifest `id` is
+/// summarised, and returns its summary (`null` if it never is). `providers` replaces the
+/// models the dialogue and judge functions call.
+async fn drive(deployment: &Deployment, id: &str, providers: Option<Providers>) -> Value {
+    let function = |name: &str| {
+        let mut ports = deployment.functions[name].clone();
+        if let Some(providers) = &providers {
+            ports.providers = providers.clone();
+        }
+        ports
+    };
+    let (dialogue, judge, curator) = (function("dialogue"), function("judge"), function("curator"));
     let mut summary = Value::Null;
     for _ in 0..200 {
-        let mut moved = drain_once(ports, &deployment.dialogue).await;
-        moved += drain_once(ports, &deployment.judge).await;
+        let mut moved = drain_once(&dialogue, &deployment.dialogue).await;
+        moved += drain_once(&judge, &deployment.judge).await;
         // The curator receives EventBridge events through its rule's target.
         let options = ReceiveOptions {
             max_messages: 10,
@@ -276,7 +423,7 @@ async fn drive(deployment: &Deployment, ports: &Ports, id: &str) -> Value {
         for delivery in deployment.curator.receive(&options).await.unwrap() {
             let event: EventBridgeEvent<Value> = serde_json::from_str(&delivery.body).unwrap();
             assert_eq!(event.detail_type, RUN_JUDGED_DETAIL_TYPE);
-            handle_run_judged(ports, event).await.unwrap();
+            handle_run_judged(&curator, event).await.unwrap();
             deployment.curator.ack(&delivery.receipt).await.unwrap();
             moved += 1;
         }
@@ -308,19 +455,18 @@ async fn a_tutor_throttled_for_good_fails_its_runs_through_the_lambda_handlers()
     };
     let deployment = deploy(&endpoint).await;
     let throttled = Arc::new(ThrottledModel::new(SimulatedLlm::new(), LEAKY_TUTOR));
-    let mut ports = deployment.ports.clone();
-    ports.providers = Providers::new().with(
+    let providers = Providers::new().with(
         PROVIDER,
         Arc::clone(&throttled) as Arc<dyn socratic_core::llm::LlmClient>,
     );
 
     let mut request = simulated_manifest(&Defaults::load().unwrap());
     request.scenarios.truncate(2);
-    let planned = socratic_core::pipeline::plan(&ports, &request)
+    let planned = socratic_core::pipeline::plan(&deployment.ports, &request)
         .await
         .unwrap();
     let id = planned.manifest.id.to_string();
-    let summary = drive(&deployment, &ports, &id).await;
+    let summary = drive(&deployment, &id, Some(providers)).await;
     assert_eq!(summary["runs"], 6, "the manifest finished: {summary}");
     assert_eq!(summary["failed_runs"], 2);
     assert_eq!(

@@ -94,6 +94,124 @@ impl Intercept for RequestCounter {
     }
 }
 
+/// One AWS call a function made, as IAM sees it: the action, and for S3 the key's first path
+/// segment (the grants are per prefix).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Call {
+    pub function: &'static str,
+    pub action: String,
+    pub prefix: Option<String>,
+}
+
+/// Records every call of the clients it is given to, as IAM actions, per function.
+#[derive(Debug, Clone, Default)]
+pub struct CallRecorder {
+    function: &'static str,
+    calls: Arc<Mutex<std::collections::BTreeSet<Call>>>,
+}
+
+impl CallRecorder {
+    pub fn for_function(&self, function: &'static str) -> Self {
+        Self {
+            function,
+            calls: Arc::clone(&self.calls),
+        }
+    }
+
+    pub fn calls(&self) -> std::collections::BTreeSet<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+/// The IAM actions an SDK operation needs. A DynamoDB transaction needs the action of each
+/// operation inside it, read from the request body.
+fn iam_actions(service: &str, operation: &str, body: &[u8]) -> Vec<String> {
+    let service = service.to_lowercase().replace(' ', "");
+    let prefix = match service.as_str() {
+        "dynamodb" => "dynamodb",
+        "s3" => "s3",
+        "sqs" => "sqs",
+        "eventbridge" => "events",
+        "secretsmanager" => "secretsmanager",
+        "bedrockruntime" => "bedrock",
+        other => return vec![format!("{other}:{operation}")],
+    };
+    let actions: Vec<&str> = match (prefix, operation) {
+        ("dynamodb", "TransactWriteItems") => {
+            let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            let mut actions: Vec<&str> = request["TransactItems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item.as_object()?.keys().next().cloned())
+                .map(|kind| match kind.as_str() {
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    _ => "ConditionCheckItem",
+                })
+                .collect();
+            actions.sort_unstable();
+            actions.dedup();
+            actions
+        }
+        ("dynamodb", "TransactGetItems") => vec!["GetItem"],
+        ("s3", "HeadObject") => vec!["GetObject"],
+        ("s3", "ListObjectsV2") => vec!["ListBucket"],
+        ("sqs", "SendMessageBatch") => vec!["SendMessage"],
+        ("sqs", "DeleteMessageBatch") => vec!["DeleteMessage"],
+        ("sqs", "ChangeMessageVisibilityBatch") => vec!["ChangeMessageVisibility"],
+        ("bedrock", "Converse") => vec!["InvokeModel"],
+        ("bedrock", "ConverseStream") => vec!["InvokeModelWithResponseStream"],
+        (_, operation) => vec![operation],
+    };
+    actions
+        .into_iter()
+        .map(|a| format!("{prefix}:{a}"))
+        .collect()
+}
+
+impl Intercept for CallRecorder {
+    fn name(&self) -> &'static str {
+        "CallRecorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let metadata = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .expect("every operation has metadata");
+        let request = context.request();
+        let body = request.body().bytes().unwrap_or_default();
+        // Path-style S3: /bucket/key…; the key's first segment is the grant's prefix.
+        let prefix = (metadata.service().eq_ignore_ascii_case("s3"))
+            .then(|| {
+                let path = request
+                    .uri()
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let path = path.split("://").last().unwrap_or_default().to_owned();
+                path.split('/').nth(2).map(|p| format!("{p}/"))
+            })
+            .flatten();
+        let mut calls = self.calls.lock().unwrap();
+        for action in iam_actions(metadata.service(), metadata.name(), body) {
+            calls.insert(Call {
+                function: self.function,
+                action,
+                prefix: prefix.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
 pub async fn dynamo(endpoint: &str, counter: Option<&RequestCounter>) -> aws_sdk_dynamodb::Client {
     let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk(endpoint).await);
     if let Some(c) = counter {
