@@ -3,12 +3,12 @@
 //!
 //! | route | does |
 //! |---|---|
-//! | `POST /manifests` | plan a manifest (201, or 200 when the same content was posted before) |
+//! | `POST /manifests` | plan a manifest (201, or 200 when the same content was posted before); also takes the deployment guide's body (`prompt_id`, `judge_prompt_id`, `rubric_id`, `seed_ids`, `model_configs`, ids with or without their `PROMPT#`/`SEED#`/… prefix, plus `judge_model_configs`) |
 //! | `GET /manifests` | list manifests, newest first |
 //! | `GET /manifests/{id}` | the manifest, its progress, and its leaderboard once curated |
 //! | `POST /manifests/{id}/labels` | import human labels (CSV body) and answer with the calibration; 422 lists every bad row |
 //! | `GET /manifests/{id}/calibration` | each judge against the stored human labels, per dimension |
-//! | `GET /runs?manifest=&model=&status=&vector=` | list runs through an index (one filter required) |
+//! | `GET /runs?manifest=&model=&status=&vector=` | list runs through an index; without a filter, every run, newest first |
 //! | `GET /runs/{id}` | the run, its turns, judgments and summary (one query) |
 //! | `POST /prompts`, `/rubrics`, `/scenarios`, `/models` | store a catalog entity (201, 200 if identical, 409 if different) |
 //! | `GET /prompts`, `/rubrics`, `/scenarios`, `/models` | list the catalog |
@@ -51,6 +51,7 @@ use crate::repository::{CatalogEntity, PutOutcome, RepoError, RunFilter};
 use crate::store::{Cursor, StoreError};
 
 mod cursor;
+mod seed;
 use cursor::CursorSeal;
 
 /// The header carrying the API key.
@@ -508,7 +509,22 @@ impl AdminApi {
     async fn post_manifest(&self, body: &[u8]) -> Result<Response<Vec<u8>>, ApiError> {
         // The planner validates the request and its catalog references together, so every
         // problem comes back in one answer.
-        let request: ManifestRequest = parse_json(body, "invalid_manifest")?;
+        let value: Value = parse_json(body, "invalid_manifest")?;
+        // The deployment guide's body (prompt_id, seed_ids, model_configs) is accepted too.
+        let value = if seed::is_seed_body(&value) {
+            seed::to_request(value).map_err(|e| {
+                let mut problems = Problems::new();
+                problems.push("$", e.to_string());
+                ApiError::invalid("invalid_manifest", problems)
+            })?
+        } else {
+            value
+        };
+        let request: ManifestRequest = serde_json::from_value(value).map_err(|e| {
+            let mut problems = Problems::new();
+            problems.push("$", e.to_string());
+            ApiError::invalid("invalid_manifest", problems)
+        })?;
         let planned = plan(&self.ports, &request).await.map_err(|e| match e {
             PlanError::Invalid(problems) => ApiError::invalid("invalid_manifest", problems),
             PlanError::Backend(e) => e.into(),
@@ -656,11 +672,7 @@ impl AdminApi {
             (None, Some(m), ..) => RunFilter::Model(m.clone()),
             (None, None, Some(s), _) => RunFilter::Status(s),
             (None, None, None, Some(v)) => RunFilter::Vector(v),
-            (None, None, None, None) => {
-                return Err(ApiError::bad_request(
-                    "give a filter: manifest, model, status or vector",
-                ));
-            }
+            (None, None, None, None) => RunFilter::All,
         };
         // A cursor belongs to one index and one set of filters.
         let listing = format!(

@@ -10,7 +10,8 @@
 //! | run | `RUN#ulid` | `METADATA` |
 //! | turn / judgment / judged counter / run summary | `RUN#ulid` | `TURN#001`, `JUDGE#001#judge`, `JUDGED`, `SUMMARY` |
 //!
-//! Index keys: catalog entities and manifests in [`Index::ByType`] under `TYPE#<kind>`; runs in
+//! Index keys: catalog entities, manifests and runs in [`Index::ByType`] under `TYPE#<kind>`
+//! (manifests and runs sorted by creation); runs also in
 //! [`Index::ByModel`] (`MODEL#id`, `created#run`), [`Index::ByManifest`] (`MANIFEST#ulid`,
 //! `RUN#ulid`), [`Index::ByVector`] (`VECTOR#name`, `created#run`) and [`Index::ByStatus`]
 //! (`STATUS#name`, `updated#run`). Timestamps are fixed-width RFC 3339, so sort keys order by
@@ -284,6 +285,14 @@ pub fn run_index_keys(
                 sk: format!("{updated_at}#{id}"),
             },
         ),
+        // Every run, by creation: `GET /runs` without a filter, newest first.
+        (
+            Index::ByType,
+            IndexKey {
+                pk: type_partition(EntityKind::Run),
+                sk: format!("{created_at}#{id}"),
+            },
+        ),
     ]
 }
 
@@ -399,6 +408,7 @@ mod tests {
                 "by_manifest MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T",
                 "by_vector VECTOR#elenchus 1970-01-01T00:00:00.000Z#01JD8X4Z7Q3V9K2M5N6P7R8S9T",
                 "by_status STATUS#dialogue_complete 1970-01-01T00:00:00.000Z#01JD8X4Z7Q3V9K2M5N6P7R8S9T",
+                "by_type TYPE#run 1970-01-01T00:00:00.000Z#01JD8X4Z7Q3V9K2M5N6P7R8S9T",
             ]
         );
     }

@@ -313,6 +313,8 @@ pub enum RunFilter {
     Status(RunStatus),
     /// Runs of a vector, newest first.
     Vector(Vector),
+    /// Every run, newest first.
+    All,
 }
 
 /// One page of entities.
@@ -900,6 +902,11 @@ impl Repository {
             RunFilter::Vector(vector) => (
                 Index::ByVector,
                 keys::by_vector_partition(*vector),
+                Descending,
+            ),
+            RunFilter::All => (
+                Index::ByType,
+                keys::type_partition(EntityKind::Run),
                 Descending,
             ),
         };

@@ -164,6 +164,45 @@ async fn post_a_manifest_run_it_and_read_everything_back() {
         .await;
     assert_eq!(combined["runs"].as_array().unwrap().len(), 4);
 
+    // Without a filter: every run, newest first, page by page (a second manifest's runs come
+    // first).
+    let mut newer = default_request();
+    newer.repetitions = 2;
+    let (status, second) = client
+        .call(
+            Method::POST,
+            "/manifests",
+            Some(serde_json::to_value(&newer).unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let mut listed: Vec<Value> = Vec::new();
+    let mut uri = "/runs?limit=10".to_owned();
+    loop {
+        let (status, page) = client.call(Method::GET, &uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        listed.extend(page["runs"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/runs?limit=10&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), 24 + 48, "every run of both manifests");
+    let created: Vec<&str> = listed
+        .iter()
+        .map(|r| r["created_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        created.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {created:?}"
+    );
+    assert!(
+        listed[..48]
+            .iter()
+            .all(|r| r["manifest"] == second["manifest_id"]),
+        "the newer manifest's runs lead"
+    );
+
     let (status, run) = client
         .call(Method::GET, &format!("/runs/{}", seen[0]), None)
         .await;
@@ -293,7 +332,7 @@ async fn the_catalog_can_be_created_listed_and_read() {
 #[tokio::test]
 async fn every_error_status_has_a_json_body() {
     let (_, client) = client().await;
-    // 400: malformed JSON, bad parameters, bad ids, no filter.
+    // 400: malformed JSON, bad parameters, bad ids.
     let (status, body) = client
         .raw(Method::POST, "/manifests", b"{not json".to_vec(), Some(KEY))
         .await;
@@ -317,10 +356,6 @@ async fn every_error_status_has_a_json_body() {
             String::from_utf8_lossy(truncated)
         );
     }
-    assert_eq!(
-        client.call(Method::GET, "/runs", None).await.0,
-        StatusCode::BAD_REQUEST
-    );
     assert_eq!(
         client
             .call(Method::GET, "/runs?status=sleeping", None)
@@ -503,4 +538,57 @@ async fn failures_beyond_the_first_page_are_found() {
             .starts_with("model unavailable")
     );
     assert_eq!(body["failed_runs_truncated"], false);
+}
+
+#[tokio::test]
+async fn the_deployment_guides_manifest_body_is_accepted() {
+    let (_, client) = client().await;
+    let mut body = json!({
+        "prompt_id": "PROMPT#socratic-tutor-v1",
+        "judge_prompt_id": "PROMPT#judge-v1",
+        "rubric_id": "RUBRIC#ase-v1",
+        "seed_ids": ["SEED#EL-ETH-UTIL-DEON-01", "SEED#MAI-BIO-CRISPR-01"],
+        "model_configs": [{"model_id": "MODEL#sim-socratic", "temperature": 0.7}]
+    });
+    // The guide had no judge stage: its body alone names no judge, and that is the problem.
+    let (status, refused) = client
+        .call(Method::POST, "/manifests", Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let fields: Vec<&str> = refused["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["judges"], "{refused}");
+
+    body["judge_model_configs"] = json!([{"model_id": "MODEL#sim-judge"}]);
+    let (status, planned) = client.call(Method::POST, "/manifests", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{planned}");
+    assert_eq!(planned["runs"].as_array().unwrap().len(), 2);
+    let id = planned["manifest_id"].as_str().unwrap();
+    let (_, manifest) = client
+        .call(Method::GET, &format!("/manifests/{id}"), None)
+        .await;
+    let request = &manifest["manifest"]["request"];
+    assert_eq!(request["tutor_prompt"], "socratic-tutor-v1");
+    assert_eq!(request["rubric"], "ase-v1");
+    assert_eq!(request["scenarios"][1], "MAI-BIO-CRISPR-01");
+    assert_eq!(request["tutors"][0]["model"], "sim-socratic");
+    assert_eq!(request["judges"][0]["temperature"], 0.0);
+
+    // An unknown field of the guide's shape is named, not ignored.
+    let (status, unknown) = client
+        .call(
+            Method::POST,
+            "/manifests",
+            Some(
+                json!({"prompt_id": "x", "judge_prompt_id": "y", "rubric_id": "z",
+                        "seed_ids": [], "model_configs": [], "colour": "red"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.to_string().contains("colour"), "{unknown}");
 }
