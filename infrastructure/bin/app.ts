@@ -12,4 +12,5 @@ new SocraticStack(app, 'SocraticBenchmarks', {
   lambdaDir: app.node.tryGetContext('lambdaDir') ?? '../target/lambda',
   tutorModels: list('tutorModels'),
   judgeModels: list('judgeModels'),
+  tracing: String(app.node.tryGetContext('tracing') ?? 'false') === 'true',
 });

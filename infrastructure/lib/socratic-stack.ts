@@ -12,6 +12,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secrets from 'aws-cdk-lib/aws-secretsmanager';
@@ -29,7 +30,14 @@ export interface SocraticStackProps extends cdk.StackProps {
   readonly tutorModels: string[];
   /** Bedrock models the judge function may invoke, written the same way. */
   readonly judgeModels: string[];
+  /** X-Ray active tracing on the functions and the API stage; off unless asked for. */
+  readonly tracing?: boolean;
+  /** How long the functions' logs are kept; a month unless said. */
+  readonly logRetention?: logs.RetentionDays;
 }
+
+/** The CloudWatch namespace of the embedded metrics the functions write (socratic_aws::metrics). */
+export const METRICS_NAMESPACE = 'Socratic';
 
 /**
  * The regions each geography's cross-region inference profiles route requests to. Invoking a
@@ -167,6 +175,11 @@ export class SocraticStack extends cdk.Stack {
         memorySize,
         timeout,
         environment: { ...environment, ...extra },
+        logGroup: new logs.LogGroup(this, `${name}Logs`, {
+          retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+          removalPolicy: cdk.RemovalPolicy.DESTROY,
+        }),
+        tracing: props.tracing ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
       });
 
     // The function reads the key from the secret at cold start (and again after a rotation);
@@ -226,7 +239,7 @@ export class SocraticStack extends cdk.Stack {
     const rest = new apigateway.LambdaRestApi(this, 'AdminApi', {
       handler: api,
       proxy: true,
-      deployOptions: { stageName: 'v1', throttlingRateLimit: 10, throttlingBurstLimit: 20 },
+      deployOptions: { stageName: 'v1', throttlingRateLimit: 10, throttlingBurstLimit: 20, tracingEnabled: props.tracing ?? false },
       defaultMethodOptions: { apiKeyRequired: true },
     });
     const key = rest.addApiKey('AdminKey', { value: apiKeySecret.secretValue.unsafeUnwrap() });
@@ -236,6 +249,52 @@ export class SocraticStack extends cdk.Stack {
     });
     plan.addApiKey(key);
     plan.addApiStage({ stage: rest.deploymentStage });
+
+    // The seed guide's operations view: runs and manifests, the functions, the queues and the
+    // models' tokens and cost (the last from the functions' embedded metrics).
+    const period = cdk.Duration.minutes(5);
+    const search = (metric: string, dimensions: string, label: string) =>
+      new cloudwatch.MathExpression({
+        expression: `SEARCH('{${METRICS_NAMESPACE},${dimensions}} MetricName="${metric}"', 'Sum', 300)`,
+        label,
+        period,
+      });
+    const all = [api, planner, dialogue, judge, curator];
+    new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `${cdk.Aws.STACK_NAME}-operations`,
+      widgets: [
+        [
+          new cloudwatch.GraphWidget({ title: 'Runs finished, by status', left: [search('RunsFinished', 'Status', '')], width: 8 }),
+          new cloudwatch.GraphWidget({
+            title: 'Manifests summarised',
+            left: [new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName: 'ManifestsSummarised', statistic: 'Sum', period })],
+            width: 8,
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Queue depth',
+            left: [dialogueJobs, judgeJobs].map((q) => q.main.metricApproximateNumberOfMessagesVisible({ period })),
+            width: 8,
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({ title: 'Lambda errors', left: all.map((f) => f.metricErrors({ period })), width: 8 }),
+          new cloudwatch.GraphWidget({ title: 'Lambda duration (p90)', left: all.map((f) => f.metricDuration({ period, statistic: 'p90' })), width: 8 }),
+          new cloudwatch.GraphWidget({
+            title: 'Dead-letter queue depth',
+            left: [dialogueJobs.deadLetters, judgeJobs.deadLetters, curatorDlq].map((q) => q.metricApproximateNumberOfMessagesVisible({ period })),
+            width: 8,
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Model tokens, by model and role',
+            left: [search('InputTokens', 'Model,Role', 'input'), search('OutputTokens', 'Model,Role', 'output')],
+            width: 12,
+          }),
+          new cloudwatch.GraphWidget({ title: 'Model cost (USD), by model and role', left: [search('CostUsd', 'Model,Role', '')], width: 12 }),
+        ],
+      ],
+    });
 
     new cdk.CfnOutput(this, 'TableName', { value: table.tableName });
     new cdk.CfnOutput(this, 'BucketName', { value: bucket.bucketName });

@@ -187,6 +187,37 @@ test('the API key is read from Secrets Manager, never placed in a function envir
   }
 });
 
+test('an operations dashboard, log retention on every function, and X-Ray only when asked', () => {
+  const dashboards = Object.values(resourcesOf('AWS::CloudWatch::Dashboard')) as any[];
+  assert.equal(dashboards.length, 1);
+  const body = JSON.stringify(dashboards[0].Properties.DashboardBody);
+  for (const title of ['Runs finished, by status', 'Manifests summarised', 'Queue depth', 'Lambda errors', 'Lambda duration', 'Dead-letter queue depth', 'Model tokens', 'Model cost']) {
+    assert.ok(body.includes(title), `the dashboard shows ${title}`);
+  }
+  for (const metric of ['RunsFinished', 'InputTokens', 'CostUsd', 'ApproximateNumberOfMessagesVisible', 'Errors', 'Duration']) {
+    assert.ok(body.includes(metric), `the dashboard graphs ${metric}`);
+  }
+  const groups = resourcesOf('AWS::Logs::LogGroup');
+  const functions = resourcesOf('AWS::Lambda::Function');
+  for (const [id, f] of Object.entries(functions) as [string, any][]) {
+    const group = f.Properties.LoggingConfig?.LogGroup?.Ref;
+    assert.ok(group && groups[group], `${id} logs to a group of its own`);
+    assert.equal(groups[group].Properties.RetentionInDays, 30, `${id}: a month of logs`);
+    assert.equal(f.Properties.TracingConfig?.Mode ?? 'PassThrough', 'PassThrough', `${id}: no X-Ray unless asked`);
+  }
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socratic-lambda-'));
+  for (const name of FUNCTIONS) {
+    fs.mkdirSync(path.join(dir, name));
+    fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\n');
+  }
+  const traced = Template.fromStack(new SocraticStack(new cdk.App(), 'Traced', { lambdaDir: dir, tutorModels: TUTOR_MODELS, judgeModels: JUDGE_MODELS, tracing: true }));
+  for (const f of Object.values(traced.findResources('AWS::Lambda::Function')) as any[]) {
+    assert.equal(f.Properties.TracingConfig.Mode, 'Active');
+  }
+  traced.hasResourceProperties('AWS::ApiGateway::Stage', { TracingEnabled: true });
+});
+
 test('an alarm on every dead-letter queue', () => {
   const alarms = Object.values(resourcesOf('AWS::CloudWatch::Alarm')) as any[];
   assert.equal(alarms.length, 3);

@@ -10,6 +10,9 @@
 //!
 //! [`SecretApiKey`] (feature `secrets`) keeps the admin API's key in Secrets Manager.
 //!
+//! The [`metrics`] module (feature `lambda`) writes the pipeline's metric events as CloudWatch
+//! embedded metrics.
+//!
 //! The [`lambda`] module (feature `lambda`) adapts Lambda events (SQS batches with partial
 //! failures, EventBridge events, API Gateway requests) to the pipeline and the admin API.
 //!
@@ -33,6 +36,9 @@ mod eventbridge;
 #[cfg(feature = "lambda")]
 #[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
 pub mod lambda;
+#[cfg(feature = "lambda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
+pub mod metrics;
 #[cfg(feature = "s3")]
 mod s3;
 #[cfg(feature = "secrets")]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use socratic_aws::lambda::ports_from_settings;
+use socratic_aws::metrics::EmbeddedMetrics;
 use socratic_aws::{AwsSettings, BedrockLlm, ConfigError, sdk_config};
 use socratic_core::llm::{ConcurrencyLimitLlm, LlmClient, RetryLlm, RetryPolicy};
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
@@ -14,15 +15,21 @@ pub const BEDROCK_PROVIDER: &str = "bedrock";
 /// Calls to one model in flight at once per instance.
 const PER_MODEL_CONCURRENCY: usize = 4;
 
-/// JSON logs to stdout, which Lambda ships to CloudWatch; `RUST_LOG` sets the level.
+/// JSON logs to stdout, which Lambda ships to CloudWatch (`RUST_LOG` sets the level), and the
+/// pipeline's metric events as CloudWatch embedded metrics beside them, whatever the level.
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let logs = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
         .with_current_span(false)
         .without_time()
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(EmbeddedMetrics::new(std::io::stdout))
         .init();
 }
 

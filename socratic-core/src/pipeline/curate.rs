@@ -302,6 +302,14 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
         }
     }
     let summary = summarize_digests(&manifest, &rubric, digests, ports.clock.now());
+    // Curation may run more than once for a manifest; the metric counts summaries written.
+    tracing::info!(
+        target: super::METRICS_TARGET,
+        metric = "manifest_summarised",
+        runs = summary.runs,
+        failed_runs = summary.failed_runs,
+        cost_usd = summary.cost_usd,
+    );
     for model in &summary.leaderboard {
         repo.overwrite(model).await?;
     }

@@ -5,7 +5,8 @@ use serde_json::json;
 use super::judge::finish_if_judged;
 use super::prompts::{Sampling, student_request, tutor_request};
 use super::{
-    Job, Ports, StageError, Transition, failing_run_on_rejection, put_raw, run_id, transition,
+    Job, Ports, StageError, Transition, call_record, failing_run_on_rejection, put_raw, run_id,
+    transition,
 };
 use crate::entity::{CallRecord, Manifest, Model, Prompt, Run, RunStatus, Scenario, Stage, Turn};
 use crate::id::{ManifestId, RunId};
@@ -59,21 +60,6 @@ async fn start(
             }
             RunStatus::Judged | RunStatus::Curated | RunStatus::Skipped => return Ok(None),
         }
-    }
-}
-
-fn call_record(
-    model: &Model,
-    request: &ConverseRequest,
-    response: &ConverseResponse,
-) -> CallRecord {
-    CallRecord {
-        role: request.role,
-        model: model.id.clone(),
-        usage: response.usage,
-        latency_ms: u64::try_from(response.latency.as_millis()).unwrap_or(u64::MAX),
-        stop_reason: response.stop_reason.clone(),
-        cached: response.cached,
     }
 }
 

@@ -3,10 +3,12 @@
 use serde_json::{Value, json};
 
 use super::prompts::{Sampling, judge_request};
-use super::{Job, Ports, StageError, Transition, failing_run_on_rejection, put_raw, transition};
+use super::{
+    Job, Ports, StageError, Transition, call_record, failing_run_on_rejection, put_raw, transition,
+};
 use crate::entity::{
-    CallRecord, Judgment, JudgmentOutcome, Manifest, Model, ModelConfig, Prompt, Rubric, RunStatus,
-    Scenario, Stage, Turn, Verdict,
+    Judgment, JudgmentOutcome, Manifest, Model, ModelConfig, Prompt, Rubric, RunStatus, Scenario,
+    Stage, Turn, Verdict,
 };
 use crate::id::RunId;
 use crate::keys;
@@ -139,14 +141,7 @@ async fn judge_with(
     for _ in 0..attempts {
         let (raw, output) = match client.converse(&request).await {
             Ok(response) => {
-                calls.push(CallRecord {
-                    role: request.role,
-                    model: model.id.clone(),
-                    usage: response.usage,
-                    latency_ms: u64::try_from(response.latency.as_millis()).unwrap_or(u64::MAX),
-                    stop_reason: response.stop_reason.clone(),
-                    cached: response.cached,
-                });
+                calls.push(call_record(model, &request, &response));
                 let output = response
                     .structured
                     .clone()

@@ -320,6 +320,40 @@ pub(crate) async fn put_raw(
     }
 }
 
+/// The target of the pipeline's metric events: a tracing event per model call (`model`,
+/// `role`, tokens, `cost_usd`, `latency_ms`), per run reaching a final status (`status`) and
+/// per manifest summarised. A deployment turns them into metrics (on Lambda, CloudWatch
+/// embedded metrics: `socratic_aws::lambda::EmbeddedMetrics`).
+pub const METRICS_TARGET: &str = "socratic::metrics";
+
+/// The record of one model call, which is also reported as a metric event.
+pub(crate) fn call_record(
+    model: &Model,
+    request: &crate::llm::ConverseRequest,
+    response: &crate::llm::ConverseResponse,
+) -> crate::entity::CallRecord {
+    let latency_ms = u64::try_from(response.latency.as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        target: METRICS_TARGET,
+        metric = "model_call",
+        model = %model.id,
+        role = request.role.as_str(),
+        input_tokens = response.usage.input_tokens,
+        output_tokens = response.usage.output_tokens,
+        cost_usd = model.prices.cost(&response.usage),
+        latency_ms,
+        cached = response.cached,
+    );
+    crate::entity::CallRecord {
+        role: request.role,
+        model: model.id.clone(),
+        usage: response.usage,
+        latency_ms,
+        stop_reason: response.stop_reason.clone(),
+        cached: response.cached,
+    }
+}
+
 /// What a transition attempt found.
 pub(crate) enum Transition {
     /// The run moved; here is its new state and, when the move finished it, how many of its
@@ -345,10 +379,15 @@ pub(crate) async fn transition(
     next.failure = failure;
     next.updated_at = ports.clock.now();
     Ok(match ports.repository.move_run(run, next).await? {
-        Some(moved) => Transition::Moved {
-            run: moved.run,
-            finished: moved.finished,
-        },
+        Some(moved) => {
+            if to.is_final() {
+                tracing::info!(target: METRICS_TARGET, metric = "run_finished", status = to.as_str());
+            }
+            Transition::Moved {
+                run: moved.run,
+                finished: moved.finished,
+            }
+        }
         None => Transition::Raced,
     })
 }
