@@ -303,5 +303,8 @@ export class SocraticStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'PlannerFunction', { value: planner.functionName });
     new cdk.CfnOutput(this, 'DialogueQueueUrl', { value: dialogueJobs.main.queueUrl });
     new cdk.CfnOutput(this, 'JudgeQueueUrl', { value: judgeJobs.main.queueUrl });
+    new cdk.CfnOutput(this, 'DialogueDeadLetterQueueUrl', { value: dialogueJobs.deadLetters.queueUrl });
+    new cdk.CfnOutput(this, 'JudgeDeadLetterQueueUrl', { value: judgeJobs.deadLetters.queueUrl });
+    new cdk.CfnOutput(this, 'CuratorDeadLetterQueueUrl', { value: curatorDlq.queueUrl });
   }
 }

@@ -561,43 +561,33 @@ impl AdminApi {
     async fn get_manifest(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
         let id: ManifestId = parse_id(id)?;
         let repo = &self.ports.repository;
-        let Some(progress) = repo.manifest_progress(&id).await? else {
+        // Every run, page by page, for the counts and the failures an operator looks for.
+        let Some(status) = repo.manifest_status(&id, MAX_LISTED_FAILURES).await? else {
             return Err(ApiError::not_found(format!("manifest {id} not found")));
         };
-        let manifest = progress.manifest;
+        let (progress, manifest) = (&status.progress, &status.progress.manifest);
         let summary = repo
             .get::<ManifestSummary>(&keys::manifest_summary(&id))
             .await?
             .map(|v| v.value);
-        // Every run, page by page, for the counts and the failures an operator looks for.
-        let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
-        let mut stopped = Vec::new();
-        let mut stopped_count = 0_usize;
-        let mut cursor = None;
-        loop {
-            let page = repo
-                .list_runs(&RunFilter::Manifest(id), 1000, cursor)
-                .await?;
-            for run in page.items {
-                *by_status.entry(run.status.as_str()).or_default() += 1;
-                if !run.status.is_stopped() {
-                    continue;
-                }
-                stopped_count += 1;
-                if stopped.len() < MAX_LISTED_FAILURES {
-                    stopped.push(json!({
-                        "run": run.id, "status": run.status, "tutor": run.tutor.model,
-                        "scenario": run.scenario, "repetition": run.repetition,
-                        "stage": run.failure.as_ref().map(|f| f.stage),
-                        "reason": run.failure.as_ref().map(|f| f.reason.as_str()),
-                    }));
-                }
-            }
-            cursor = page.cursor;
-            if cursor.is_none() {
-                break;
-            }
-        }
+        let by_status: BTreeMap<&'static str, u64> = status
+            .by_status
+            .iter()
+            .map(|(s, n)| (s.as_str(), *n))
+            .collect();
+        let stopped: Vec<Value> = status
+            .stopped
+            .iter()
+            .map(|run| {
+                json!({
+                    "run": run.id, "status": run.status, "tutor": run.tutor.model,
+                    "scenario": run.scenario, "repetition": run.repetition,
+                    "stage": run.failure.as_ref().map(|f| f.stage),
+                    "reason": run.failure.as_ref().map(|f| f.reason.as_str()),
+                })
+            })
+            .collect();
+        let stopped_count = usize::try_from(status.stopped_count).unwrap_or(usize::MAX);
         Ok(json_response(
             StatusCode::OK,
             &json!({

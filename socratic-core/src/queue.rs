@@ -246,6 +246,35 @@ macro_rules! forward_queue {
 forward_queue!(Arc<T>);
 forward_queue!(Box<T>);
 
+/// Moves up to `max` messages from a dead-letter queue back to the queue it serves, once the
+/// cause is fixed: each message is sent to `to`, then deleted from `from`. At least once: a
+/// failure between the two leaves a copy in both, which idempotent handlers absorb. Stops when
+/// `from` answers a receive with nothing. Returns how many moved.
+pub async fn redrive(
+    from: &dyn QueueConsumer,
+    to: &dyn QueueProducer,
+    max: usize,
+) -> Result<usize, QueueError> {
+    let mut moved = 0;
+    while moved < max {
+        let options = ReceiveOptions {
+            max_messages: (max - moved).min(MAX_RECEIVE),
+            wait: Duration::from_secs(1),
+            visibility_timeout: Some(Duration::from_secs(60)),
+        };
+        let deliveries = from.receive(&options).await?;
+        if deliveries.is_empty() {
+            break;
+        }
+        for delivery in deliveries {
+            to.send(OutgoingMessage::new(delivery.body)).await?;
+            from.ack(&delivery.receipt).await?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
 /// Conveniences over [`QueueProducer`], implemented for every producer.
 #[async_trait]
 pub trait QueueProducerExt: QueueProducer {

@@ -5,6 +5,7 @@
 //! identical content again is a no-op and different content under the same id is a
 //! [`RepoError::Conflict`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -50,6 +51,20 @@ pub struct ManifestProgress {
     pub manifest: Manifest,
     /// Runs that reached a final status.
     pub finished: u64,
+}
+
+/// A manifest's runs counted by status, with its stopped (failed or skipped) runs: what an
+/// operator looks at (`GET /manifests/{id}`, the admin tool's `status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestStatus {
+    /// The manifest and its finished counter.
+    pub progress: ManifestProgress,
+    /// Runs per status.
+    pub by_status: BTreeMap<RunStatus, u64>,
+    /// Failed and skipped runs, up to the limit asked for, in run order.
+    pub stopped: Vec<Run>,
+    /// Failed and skipped runs in all.
+    pub stopped_count: u64,
 }
 
 impl ManifestProgress {
@@ -699,6 +714,43 @@ impl Repository {
             manifest: from_item::<Manifest>(&item)?,
             finished: u64::try_from(item.counter(FINISHED_COUNTER)).unwrap_or(0),
         }))
+    }
+
+    /// The manifest's runs counted by status, listing up to `max_stopped` failed or skipped
+    /// runs; reads every run of the manifest through its index, a page at a time.
+    pub async fn manifest_status(
+        &self,
+        id: &ManifestId,
+        max_stopped: usize,
+    ) -> Result<Option<ManifestStatus>, RepoError> {
+        let Some(progress) = self.manifest_progress(id).await? else {
+            return Ok(None);
+        };
+        let mut status = ManifestStatus {
+            progress,
+            by_status: BTreeMap::new(),
+            stopped: Vec::new(),
+            stopped_count: 0,
+        };
+        let mut cursor = None;
+        loop {
+            let page = self
+                .list_runs(&RunFilter::Manifest(*id), 1000, cursor)
+                .await?;
+            for run in page.items {
+                *status.by_status.entry(run.status).or_default() += 1;
+                if run.status.is_stopped() {
+                    status.stopped_count += 1;
+                    if status.stopped.len() < max_stopped {
+                        status.stopped.push(run);
+                    }
+                }
+            }
+            cursor = page.cursor;
+            if cursor.is_none() {
+                return Ok(Some(status));
+            }
+        }
     }
 
     /// Replaces `run` with `next`, conditional on the stored version. Reaching a final status

@@ -5,6 +5,8 @@
 //! socratic-aws-admin create-table --table SocraticBenchmarks
 //! socratic-aws-admin create-queues --prefix socratic --visibility-seconds 5400
 //! socratic-aws-admin install-catalog --table SocraticBenchmarks --models models.json
+//! socratic-aws-admin status 01J… --table SocraticBenchmarks
+//! socratic-aws-admin redrive --from "$DIALOGUE_DLQ_URL" --to "$DIALOGUE_QUEUE_URL"
 //! ```
 
 // Reporting what was created is what this binary is for.
@@ -17,11 +19,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use socratic_aws::{
-    AwsSettings, DynamoStore, create_queue_with_dead_letter, create_table, sdk_config,
+    AwsSettings, DynamoStore, SqsQueue, create_queue_with_dead_letter, create_table, sdk_config,
 };
 use socratic_core::defaults::Defaults;
 use socratic_core::entity::{Model, list_from_json};
-use socratic_core::repository::{PutOutcome, Repository};
+use socratic_core::id::ManifestId;
+use socratic_core::queue::redrive;
+use socratic_core::repository::{ManifestStatus, PutOutcome, Repository};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -49,6 +53,28 @@ enum Command {
         /// Visibility timeout; at least six times the consuming function's timeout.
         #[arg(long, default_value_t = 5400)]
         visibility_seconds: u64,
+    },
+    /// A manifest's progress: runs by status, and every failed or skipped run with its stage
+    /// and reason.
+    Status {
+        /// The manifest id.
+        manifest: String,
+        /// Table name.
+        #[arg(long)]
+        table: String,
+    },
+    /// Move messages from a dead-letter queue back to its queue, once their cause is fixed
+    /// (each is sent, then deleted: at least once).
+    Redrive {
+        /// The dead-letter queue's URL.
+        #[arg(long)]
+        from: String,
+        /// The queue it serves.
+        #[arg(long)]
+        to: String,
+        /// Move at most this many.
+        #[arg(long, default_value_t = 10_000)]
+        max: usize,
     },
     /// Store the default rubric, prompts and scenarios, and the models in a JSON file.
     InstallCatalog {
@@ -99,6 +125,29 @@ async fn main() -> anyhow::Result<()> {
                 println!("{variable}={url}    # dead letters: {dlq}");
             }
         }
+        Command::Status { manifest, table } => {
+            let id: ManifestId = manifest
+                .parse()
+                .map_err(|e| anyhow::anyhow!("manifest id {manifest:?}: {e}"))?;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let repository = Repository::new(Arc::new(DynamoStore::new(client, &table)));
+            let status = repository
+                .manifest_status(&id, usize::MAX)
+                .await?
+                .with_context(|| format!("manifest {id} is not in table {table}"))?;
+            print!("{}", status_report(&status));
+        }
+        Command::Redrive { from, to, max } => {
+            let client = aws_sdk_sqs::Client::new(&sdk);
+            let (dead, queue) = (
+                SqsQueue::new(client.clone(), &from),
+                SqsQueue::new(client, &to),
+            );
+            let moved = redrive(&dead, &queue, max)
+                .await
+                .with_context(|| format!("moving messages from {from} to {to}"))?;
+            println!("moved {moved} message(s) from {from} to {to}");
+        }
         Command::InstallCatalog { table, models } => {
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             let repository = Repository::new(Arc::new(DynamoStore::new(client, &table)));
@@ -126,4 +175,40 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `status` report: progress, runs by status, and the stopped runs with their reasons.
+fn status_report(status: &ManifestStatus) -> String {
+    let manifest = &status.progress.manifest;
+    let mut out = format!(
+        "manifest {}: {} of {} run(s) finished{}\n",
+        manifest.id,
+        status.progress.finished,
+        manifest.run_count,
+        if status.progress.is_complete() {
+            ""
+        } else {
+            " (still running)"
+        }
+    );
+    for (run_status, count) in &status.by_status {
+        out.push_str(&format!("  {:<18} {count}\n", run_status.as_str()));
+    }
+    for run in &status.stopped {
+        let (stage, reason) = run
+            .failure
+            .as_ref()
+            .map_or(("?", "no reason recorded"), |f| {
+                (f.stage.as_str(), f.reason.as_str())
+            });
+        out.push_str(&format!(
+            "  {} {} {} {}#{}: {stage}: {reason}\n",
+            run.id,
+            run.status.as_str(),
+            run.tutor.model,
+            run.scenario,
+            run.repetition
+        ));
+    }
+    out
 }

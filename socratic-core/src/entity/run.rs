@@ -110,6 +110,18 @@ pub enum Stage {
     Curate,
 }
 
+impl Stage {
+    /// The snake-case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Plan => "plan",
+            Stage::Dialogue => "dialogue",
+            Stage::Judge => "judge",
+            Stage::Curate => "curate",
+        }
+    }
+}
+
 /// Why a run failed or was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

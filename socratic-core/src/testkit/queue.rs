@@ -80,6 +80,7 @@ pub async fn run_with(fixture: &dyn QueueFixture, capabilities: QueueCapabilitie
     unacked_message_returns_after_visibility_timeout(fixture).await;
     nack_delay_is_respected(fixture).await;
     dead_letter_after_max_attempts(fixture).await;
+    redrive_returns_dead_letters(fixture).await;
     messages_through_concurrent_consumers(fixture, capabilities, 4).await;
 }
 
@@ -250,6 +251,49 @@ pub async fn dead_letter_after_max_attempts(fixture: &dyn QueueFixture) {
     assert_eq!(dead.len(), 1, "the message is in the dead-letter queue");
     assert_eq!(dead[0].body, "poison");
     let _ = id;
+}
+
+/// [`redrive`](crate::queue::redrive) moves dead letters back: each arrives again as a new
+/// message, and the dead-letter queue is left empty.
+pub async fn redrive_returns_dead_letters(fixture: &dyn QueueFixture) {
+    let q = fixture.queue(1).await;
+    for body in ["first", "second"] {
+        q.producer
+            .send(OutgoingMessage::new(body))
+            .await
+            .expect("send");
+    }
+    for got in receive_until(q.consumer.as_ref(), 2, Duration::from_secs(5), None).await {
+        q.consumer
+            .nack(&got.receipt, Duration::ZERO)
+            .await
+            .expect("nack");
+    }
+    // The receive after the last attempt moves them to the dead-letter queue.
+    let after = q
+        .consumer
+        .receive(&options(10, 1000, None))
+        .await
+        .expect("receive");
+    assert!(after.is_empty(), "{after:?}");
+
+    let moved = crate::queue::redrive(q.dead_letters.as_ref(), q.producer.as_ref(), 10)
+        .await
+        .expect("redrive");
+    assert_eq!(moved, 2);
+    let mut back: Vec<String> = receive_until(q.consumer.as_ref(), 2, Duration::from_secs(5), None)
+        .await
+        .into_iter()
+        .map(|d| d.body)
+        .collect();
+    back.sort();
+    assert_eq!(back, ["first", "second"]);
+    let left = q
+        .dead_letters
+        .receive(&options(10, 500, None))
+        .await
+        .expect("receive");
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
 }
 
 /// `messages` messages through `consumers` concurrent consumers: none lost, none handled twice.
