@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The CDK app: one stack, configured from cdk.json context (or `-c key=value`).
+import * as fs from 'fs';
 import * as cdk from 'aws-cdk-lib';
 import { SocraticStack } from '../lib/socratic-stack';
 
@@ -13,4 +14,13 @@ new SocraticStack(app, 'SocraticBenchmarks', {
   tutorModels: list('tutorModels'),
   judgeModels: list('judgeModels'),
   tracing: String(app.node.tryGetContext('tracing') ?? 'false') === 'true',
+  // -c schedule='cron(0 6 ? * MON *)' [-c scheduleRequest=path/to/manifest.json]
+  schedule: app.node.tryGetContext('schedule')
+    ? {
+        expression: String(app.node.tryGetContext('schedule')),
+        request: JSON.parse(
+          fs.readFileSync(app.node.tryGetContext('scheduleRequest') ?? '../examples/aws-admin/manifest.example.json', 'utf8'),
+        ),
+      }
+    : undefined,
 });

@@ -34,6 +34,12 @@ export interface SocraticStackProps extends cdk.StackProps {
   readonly tracing?: boolean;
   /** How long the functions' logs are kept; a month unless said. */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * A benchmark on a schedule: the planner is sent `request` (a manifest request) at each
+   * `expression` (`cron(0 6 ? * MON *)`, `rate(7 days)`). The firing time is appended to its
+   * label, so each firing is a new manifest rather than the same one found again.
+   */
+  readonly schedule?: { expression: string; request: Record<string, unknown> };
 }
 
 /** The CloudWatch namespace of the embedded metrics the functions write (socratic_aws::metrics). */
@@ -235,6 +241,23 @@ export class SocraticStack extends cdk.Stack {
       eventPattern: { source: ['socratic.pipeline'], detailType: ['run-judged'] },
       targets: [new targets.LambdaFunction(curator, { deadLetterQueue: curatorDlq, retryAttempts: 4 })],
     });
+
+    if (props.schedule) {
+      const { label, ...request } = props.schedule.request;
+      new events.Rule(this, 'ScheduledBenchmark', {
+        schedule: events.Schedule.expression(props.schedule.expression),
+        description: 'Sends the stored manifest request to the planner',
+        targets: [
+          new targets.LambdaFunction(planner, {
+            event: events.RuleTargetInput.fromObject({
+              ...request,
+              label: `${typeof label === 'string' ? label : 'Scheduled benchmark'} (${events.EventField.time})`,
+            }),
+            retryAttempts: 2,
+          }),
+        ],
+      });
+    }
 
     const rest = new apigateway.LambdaRestApi(this, 'AdminApi', {
       handler: api,

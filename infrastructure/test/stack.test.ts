@@ -218,6 +218,37 @@ test('an operations dashboard, log retention on every function, and X-Ray only w
   traced.hasResourceProperties('AWS::ApiGateway::Stage', { TracingEnabled: true });
 });
 
+test('a scheduled benchmark only when asked, sending the stored request with the firing time in its label', () => {
+  const scheduled = (t: Template) =>
+    Object.values(t.findResources('AWS::Events::Rule')).filter((r: any) => r.Properties.ScheduleExpression) as any[];
+  assert.equal(scheduled(template).length, 0);
+
+  const request = JSON.parse(
+    fs.readFileSync(path.join(__dirname, '..', '..', ...(__dirname.includes('dist') ? ['..'] : []), 'examples/aws-admin/manifest.example.json'), 'utf8'),
+  );
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socratic-lambda-'));
+  for (const name of FUNCTIONS) {
+    fs.mkdirSync(path.join(dir, name));
+    fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\n');
+  }
+  const stack = new SocraticStack(new cdk.App(), 'Scheduled', {
+    lambdaDir: dir, tutorModels: TUTOR_MODELS, judgeModels: JUDGE_MODELS,
+    schedule: { expression: 'cron(0 6 ? * MON *)', request },
+  });
+  const t = Template.fromStack(stack);
+  const [rule] = scheduled(t);
+  assert.equal(rule.Properties.ScheduleExpression, 'cron(0 6 ? * MON *)');
+  const target = rule.Properties.Targets[0];
+  const planner = Object.keys(t.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('Planner'));
+  assert.deepEqual(target.Arn, { 'Fn::GetAtt': [planner, 'Arn'] });
+  const input: string = target.InputTransformer.InputTemplate;
+  assert.deepEqual(target.InputTransformer.InputPathsMap, { time: '$.time' });
+  const sent = JSON.parse(input.replace('<time>', '2026-11-30T06:00:00Z'));
+  assert.equal(sent.label, `${request.label} (2026-11-30T06:00:00Z)`);
+  assert.deepEqual(sent.tutors, request.tutors);
+  assert.deepEqual(sent.scenarios, request.scenarios);
+});
+
 test('an alarm on every dead-letter queue', () => {
   const alarms = Object.values(resourcesOf('AWS::CloudWatch::Alarm')) as any[];
   assert.equal(alarms.length, 3);

@@ -212,3 +212,39 @@ fn status_report(status: &ManifestStatus) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use socratic_core::entity::{ManifestRequest, Model, from_json, list_from_json};
+
+    /// The example files the deployment guide and the scheduled benchmark use are valid, and
+    /// the manifest names only models of the example catalog, none judging its own tutoring.
+    #[test]
+    fn the_example_manifest_and_models_are_valid_together() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"));
+        let models: Vec<Model> = list_from_json(
+            "model",
+            &std::fs::read_to_string(format!("{dir}/models.example.json")).expect("read"),
+        )
+        .expect("models parse");
+        let request: ManifestRequest = from_json(
+            "manifest",
+            &std::fs::read_to_string(format!("{dir}/manifest.example.json")).expect("read"),
+        )
+        .expect("manifest parses");
+        let known = |id: &socratic_core::id::ModelId| models.iter().any(|m| &m.id == id);
+        let mut named = request.tutors.iter().map(|t| &t.model).collect::<Vec<_>>();
+        named.extend(request.judges.iter().map(|j| &j.model));
+        named.extend(request.student.iter().map(|s| &s.model));
+        for id in named {
+            assert!(known(id), "{id} is not in models.example.json");
+        }
+        for judge in &request.judges {
+            assert!(
+                request.tutors.iter().all(|t| t.model != judge.model),
+                "{} judges its own tutoring",
+                judge.model
+            );
+        }
+    }
+}
