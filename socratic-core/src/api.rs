@@ -14,7 +14,8 @@
 //! | `GET /prompts`, `/rubrics`, `/scenarios`, `/models` | list the catalog |
 //! | `GET /prompts/{id}` … | one catalog entity |
 //!
-//! Every route needs the `x-api-key` header, compared in constant time: 401 without it, 403
+//! `docs/openapi.json` documents these routes (`OpenAPI` 3.1); a test holds it to [`ROUTES`] and
+//! to the handler's answers. Every route needs the `x-api-key` header, compared in constant time: 401 without it, 403
 //! with a wrong one. Lists take `limit` (1–100, default 25) and `cursor`, and return
 //! `next_cursor`: an opaque token, sealed under a server-side key and bound to the listing
 //! (route and filters) that issued it, so it shows nothing of the key schema; a changed token,
@@ -53,6 +54,41 @@ use crate::store::{Cursor, StoreError};
 mod cursor;
 mod seed;
 use cursor::CursorSeal;
+
+/// Every route the API serves, as `(method, path template)`: the list `docs/openapi.json`
+/// documents (a test holds them equal, and probes each against the handler). A path that
+/// matches a template with another method answers 405.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/manifests"),
+    ("GET", "/manifests"),
+    ("GET", "/manifests/{id}"),
+    ("POST", "/manifests/{id}/labels"),
+    ("GET", "/manifests/{id}/calibration"),
+    ("GET", "/runs"),
+    ("GET", "/runs/{id}"),
+    ("POST", "/prompts"),
+    ("GET", "/prompts"),
+    ("GET", "/prompts/{id}"),
+    ("POST", "/rubrics"),
+    ("GET", "/rubrics"),
+    ("GET", "/rubrics/{id}"),
+    ("POST", "/scenarios"),
+    ("GET", "/scenarios"),
+    ("GET", "/scenarios/{id}"),
+    ("POST", "/models"),
+    ("GET", "/models"),
+    ("GET", "/models/{id}"),
+];
+
+/// Whether `segments` fit a path template of [`ROUTES`] (`{id}` fits any one segment).
+fn matches_template(template: &str, segments: &[&str]) -> bool {
+    let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    parts.len() == segments.len()
+        && parts
+            .iter()
+            .zip(segments)
+            .all(|(p, s)| *p == "{id}" || p == s)
+}
 
 /// The header carrying the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -489,19 +525,16 @@ impl AdminApi {
             (["models", id], &Method::GET) => {
                 self.get_catalog::<Model>(&parse_id::<ModelId>(id)?).await
             }
-            (
-                ["manifests" | "runs" | "prompts" | "rubrics" | "scenarios" | "models"]
-                | ["manifests", _, "labels" | "calibration"]
-                | [
-                    "manifests" | "runs" | "prompts" | "rubrics" | "scenarios" | "models",
-                    _,
-                ],
-                _,
-            ) => Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed on {path}"),
-            )),
+            _ if ROUTES
+                .iter()
+                .any(|(_, template)| matches_template(template, &segments)) =>
+            {
+                Err(ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{method} is not allowed on {path}"),
+                ))
+            }
             _ => Err(ApiError::not_found(format!("no route {method} {path}"))),
         }
     }
