@@ -16,8 +16,7 @@ async fn dynamo_store_passes_the_store_suite() {
         return;
     };
     let client = support::dynamo(&endpoint, None).await;
-    let table = support::unique("socratic");
-    create_table(&client, &table).await.unwrap();
+    let table = support::table(&client).await;
     let store = DynamoStore::new(client, &table);
     testkit::store::run_all(&store).await;
     // And through the forwarding impl.
@@ -32,8 +31,7 @@ async fn create_table_makes_every_index() {
         return;
     };
     let client = support::dynamo(&endpoint, None).await;
-    let table = support::unique("socratic");
-    create_table(&client, &table).await.unwrap();
+    let table = support::table(&client).await;
     let described = client
         .describe_table()
         .table_name(&table)

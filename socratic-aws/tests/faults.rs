@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::{Method, Request};
 use serde_json::Value;
 use socratic_aws::lambda::ports_from_settings;
-use socratic_aws::{AwsSettings, DynamoStore, create_table};
+use socratic_aws::{AwsSettings, DynamoStore};
 use socratic_core::api::{AdminApi, ApiConfig};
 use socratic_core::defaults::Defaults;
 use socratic_core::pipeline::{PipelineConfig, Providers};
@@ -95,10 +95,7 @@ async fn a_missing_queue_is_a_server_fault_without_aws_text() {
         return;
     };
     let sdk = support::sdk(&endpoint).await;
-    let table = support::unique("socratic");
-    create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-        .await
-        .unwrap();
+    let table = support::table(&aws_sdk_dynamodb::Client::new(&sdk)).await;
     let s3 = support::s3(&endpoint, None).await;
     let bucket = support::bucket(&s3).await;
     let settings = AwsSettings {
@@ -112,11 +109,8 @@ async fn a_missing_queue_is_a_server_fault_without_aws_text() {
     };
     let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
     let ports = ports_from_settings(&settings, &sdk, providers, PipelineConfig::default()).unwrap();
+    support::install_simulated_catalog(&ports.repository).await;
     let defaults = Defaults::load().unwrap();
-    defaults.install(&ports.repository).await.unwrap();
-    for model in SimulatedLlm::catalog() {
-        ports.repository.put_catalog(&model).await.unwrap();
-    }
     let api = AdminApi::new(ports, ApiConfig::new(KEY));
     let request = serde_json::to_string(&simulated_manifest(&defaults)).unwrap();
     let (status, body) = call(&api, Method::POST, "/manifests", &request).await;

@@ -19,7 +19,7 @@ use socratic_aws::lambda::{
 };
 use socratic_aws::{
     AwsSettings, DynamoStore, EventBridgePublisher, RUN_JUDGED_DETAIL_TYPE, S3BlobStore, SOURCE,
-    SqsQueue, create_queue_with_dead_letter, create_table,
+    SqsQueue,
 };
 use socratic_core::api::{AdminApi, ApiConfig};
 use socratic_core::clock::{SystemClock, UlidGenerator};
@@ -59,37 +59,13 @@ struct Deployment {
 /// curator queue, and the ports over them — what the infrastructure code creates on AWS.
 async fn deploy(endpoint: &str) -> Deployment {
     let sdk = support::sdk(endpoint).await;
-    let table = support::unique("socratic");
-    create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-        .await
-        .unwrap();
+    let table = support::table(&aws_sdk_dynamodb::Client::new(&sdk)).await;
     let s3 = support::s3(endpoint, None).await;
     let bucket = support::bucket(&s3).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (dialogue, dialogue_dead_letters) = create_queue_with_dead_letter(
-        &sqs,
-        &support::unique("dialogue"),
-        MAX_RECEIVES,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
-    let (judge, _) = create_queue_with_dead_letter(
-        &sqs,
-        &support::unique("judge"),
-        MAX_RECEIVES,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
-    let (curator, _) = create_queue_with_dead_letter(
-        &sqs,
-        &support::unique("curator"),
-        5,
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let (dialogue, dialogue_dead_letters) = support::queue(&sqs, "dialogue", MAX_RECEIVES).await;
+    let (judge, _) = support::queue(&sqs, "judge", MAX_RECEIVES).await;
+    let (curator, _) = support::queue(&sqs, "curator", 5).await;
     let curator_arn = sqs
         .get_queue_attributes()
         .queue_url(&curator)
@@ -143,14 +119,7 @@ async fn deploy(endpoint: &str) -> Deployment {
     };
     let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
     let ports = ports_from_settings(&settings, &sdk, providers, PipelineConfig::default()).unwrap();
-    Defaults::load()
-        .unwrap()
-        .install(&ports.repository)
-        .await
-        .unwrap();
-    for model in SimulatedLlm::catalog() {
-        ports.repository.put_catalog(&model).await.unwrap();
-    }
+    support::install_simulated_catalog(&ports.repository).await;
     let recorder = support::CallRecorder::default();
     let functions: BTreeMap<&'static str, Ports> = FUNCTIONS
         .into_iter()

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use socratic_aws::{
-    DynamoStore, S3BlobStore, SqsQueue, create_queue_with_dead_letter, create_table,
-};
+use socratic_aws::{DynamoStore, S3BlobStore, SqsQueue};
 use socratic_core::blob::{BlobKey, BlobStore};
 use socratic_core::clock::{SystemClock, UlidGenerator};
 use socratic_core::defaults::Defaults;
@@ -71,17 +69,13 @@ async fn the_pipeline_on_aws_backends_matches_the_memory_run() {
 
     let counter = support::RequestCounter::default();
     let dynamo = support::dynamo(&endpoint, Some(&counter)).await;
-    let table = support::unique("socratic");
-    create_table(&dynamo, &table).await.unwrap();
+    let table = support::table(&dynamo).await;
     let s3 = support::s3(&endpoint, Some(&counter)).await;
     let bucket = support::bucket(&s3).await;
     let sqs = support::sqs(&endpoint, Some(&counter)).await;
     let mut queues = Vec::new();
     for name in ["dialogue", "judge", "events"] {
-        let (url, dlq) =
-            create_queue_with_dead_letter(&sqs, &support::unique(name), 5, Duration::from_secs(60))
-                .await
-                .unwrap();
+        let (url, dlq) = support::queue(&sqs, name, 5).await;
         queues.push((
             SqsQueue::new(sqs.clone(), url),
             SqsQueue::new(sqs.clone(), dlq),
@@ -99,14 +93,7 @@ async fn the_pipeline_on_aws_backends_matches_the_memory_run() {
         ids: Arc::new(UlidGenerator::default()),
         config: PipelineConfig::default(),
     };
-    Defaults::load()
-        .unwrap()
-        .install(&ports.repository)
-        .await
-        .unwrap();
-    for model in SimulatedLlm::catalog() {
-        ports.repository.put_catalog(&model).await.unwrap();
-    }
+    support::install_simulated_catalog(&ports.repository).await;
     let before = counter.counts();
     let runner = Runner::builder(ports)
         .stage_lanes(

@@ -240,6 +240,42 @@ pub async fn eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
     aws_sdk_eventbridge::Client::new(&sdk(endpoint).await)
 }
 
+/// A fresh table with every index.
+pub async fn table(client: &aws_sdk_dynamodb::Client) -> String {
+    let name = unique("socratic");
+    socratic_aws::create_table(client, &name).await.unwrap();
+    name
+}
+
+/// A fresh queue and its dead-letter queue, dead-lettering after `max_attempts` deliveries:
+/// their URLs.
+pub async fn queue(
+    client: &aws_sdk_sqs::Client,
+    prefix: &str,
+    max_attempts: u32,
+) -> (String, String) {
+    socratic_aws::create_queue_with_dead_letter(
+        client,
+        &unique(prefix),
+        max_attempts,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap()
+}
+
+/// The default catalog and the simulated models, as every pipeline test starts.
+pub async fn install_simulated_catalog(repository: &socratic_core::repository::Repository) {
+    socratic_core::defaults::Defaults::load()
+        .unwrap()
+        .install(repository)
+        .await
+        .unwrap();
+    for model in socratic_memory::SimulatedLlm::catalog() {
+        repository.put_catalog(&model).await.unwrap();
+    }
+}
+
 /// A fresh bucket.
 pub async fn bucket(client: &aws_sdk_s3::Client) -> String {
     let name = unique("socratic");

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
 use serde_json::{Map, Value};
@@ -18,8 +16,11 @@ use socratic_core::store::{
 
 use crate::error::{Failure, classify};
 
-const PK: &str = "PK";
-const SK: &str = "SK";
+mod table;
+pub use table::create_table;
+
+pub(crate) const PK: &str = "PK";
+pub(crate) const SK: &str = "SK";
 const VERSION: &str = "version";
 /// `BatchGetItem`'s largest batch.
 const BATCH_GET: usize = 100;
@@ -55,80 +56,7 @@ impl DynamoStore {
     }
 }
 
-/// Creates the table and its indexes (on-demand billing) and waits until it is active.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    let string_attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| StoreError::InvalidRequest {
-                message: e.to_string(),
-            })
-    };
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(|e| StoreError::InvalidRequest {
-                message: e.to_string(),
-            })
-    };
-    let mut request = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(string_attr(PK)?)
-        .attribute_definitions(string_attr(SK)?)
-        .key_schema(key(PK, KeyType::Hash)?)
-        .key_schema(key(SK, KeyType::Range)?);
-    for index in Index::ALL {
-        request = request
-            .attribute_definitions(string_attr(index.pk_attribute())?)
-            .attribute_definitions(string_attr(index.sk_attribute())?)
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(index.name())
-                    .key_schema(key(index.pk_attribute(), KeyType::Hash)?)
-                    .key_schema(key(index.sk_attribute(), KeyType::Range)?)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(|e| StoreError::InvalidRequest {
-                        message: e.to_string(),
-                    })?,
-            );
-    }
-    request
-        .send()
-        .await
-        .map_err(|e| failure(&classify(&e), None))?;
-    for _ in 0..120 {
-        let described = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| failure(&classify(&e), None))?;
-        let active = described
-            .table()
-            .and_then(|t| t.table_status())
-            .is_some_and(|s| s.as_str() == "ACTIVE");
-        if active {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-    Err(StoreError::Unavailable {
-        message: format!("table {table} did not become active"),
-    })
-}
-
-fn failure(failure: &Failure, key: Option<&Key>) -> StoreError {
+pub(crate) fn failure(failure: &Failure, key: Option<&Key>) -> StoreError {
     match failure {
         Failure::Throttled(m) => StoreError::Throttled { message: m.clone() },
         Failure::Unavailable(m) => StoreError::Unavailable { message: m.clone() },
@@ -244,6 +172,32 @@ fn condition(condition: Option<Condition>) -> Expression {
     e
 }
 
+/// A builder that takes a condition expression: every one this store sends.
+trait Conditioned: Sized {
+    /// Sets the expression's text, names and values (names and values only when there are any,
+    /// as DynamoDB refuses empty maps).
+    fn with_condition(self, e: Expression) -> Self;
+}
+
+macro_rules! conditioned {
+    ($($builder:ty),+) => {
+        $(impl Conditioned for $builder {
+            fn with_condition(self, e: Expression) -> Self {
+                self.set_condition_expression(e.text)
+                    .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
+                    .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+            }
+        })+
+    };
+}
+
+conditioned!(
+    aws_sdk_dynamodb::types::builders::PutBuilder,
+    aws_sdk_dynamodb::types::builders::DeleteBuilder,
+    aws_sdk_dynamodb::types::builders::ConditionCheckBuilder,
+    aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder
+);
+
 fn put_condition(mode: PutMode) -> Option<Condition> {
     match mode {
         PutMode::Create => Some(Condition::NotExists),
@@ -287,37 +241,28 @@ fn tx_item(op: &TxOp, table: &str) -> Result<TransactWriteItem, StoreError> {
     };
     let item = match op {
         TxOp::Put { item, mode } => {
-            let e = condition(put_condition(*mode));
             let put = Put::builder()
                 .table_name(table)
                 .set_item(Some(to_dynamo(item)?))
-                .set_condition_expression(e.text)
-                .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
-                .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                .with_condition(condition(put_condition(*mode)))
                 .build()
                 .map_err(built)?;
             TransactWriteItem::builder().put(put).build()
         }
         TxOp::Delete { key, condition: c } => {
-            let e = condition(*c);
             let delete = Delete::builder()
                 .table_name(table)
                 .set_key(Some(key_attributes(key)))
-                .set_condition_expression(e.text)
-                .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
-                .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                .with_condition(condition(*c))
                 .build()
                 .map_err(built)?;
             TransactWriteItem::builder().delete(delete).build()
         }
         TxOp::Check { key, condition: c } => {
-            let e = condition(Some(*c));
             let check = ConditionCheck::builder()
                 .table_name(table)
                 .set_key(Some(key_attributes(key)))
-                .set_condition_expression(e.text)
-                .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
-                .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+                .with_condition(condition(Some(*c)))
                 .build()
                 .map_err(built)?;
             TransactWriteItem::builder().condition_check(check).build()
@@ -355,15 +300,12 @@ impl Store for DynamoStore {
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
         item.check()?;
-        let e = condition(put_condition(mode));
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_dynamo(&item)?))
-            .set_condition_expression(e.text)
-            .set_expression_attribute_names((!e.names.is_empty()).then_some(e.names))
-            .set_expression_attribute_values((!e.values.is_empty()).then_some(e.values))
+            .with_condition(condition(put_condition(mode)))
             .send()
             .await;
         match result {
