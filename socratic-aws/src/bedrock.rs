@@ -267,7 +267,17 @@ pub(crate) fn map_error(
                 message,
                 retryable: true,
             },
-            ConverseError::AccessDeniedException(_) => LlmError::AccessDenied { message },
+            // A missing grant or model access is the deployment's fault, which an operator can
+            // fix while the job waits: retried, and logged for the alarms, never a permanent
+            // rejection of the run.
+            ConverseError::AccessDeniedException(_) => {
+                tracing::error!(%model, %message, "deployment fault: Bedrock denied access to the model");
+                LlmError::Unavailable {
+                    message: format!(
+                        "deployment fault: access denied to {model}: {message} (grant bedrock:InvokeModel on it, and model access in every region its inference profile routes to)"
+                    ),
+                }
+            }
             ConverseError::ResourceNotFoundException(_) => LlmError::ModelNotFound {
                 model: model.to_owned(),
             },

@@ -279,8 +279,8 @@ async fn errors_are_classified_for_the_retry_layer() {
                     AccessDeniedException::builder().message("no").build(),
                 )
             },
-            |e| matches!(e, LlmError::AccessDenied { .. }),
-            false,
+            |e| matches!(e, LlmError::Unavailable { message } if message.contains("access denied")),
+            true,
         ),
         (
             || {
@@ -508,9 +508,13 @@ async fn end_to_end_through_the_sdk_against_a_stub() {
         .unwrap();
     assert_eq!(retried.text, "Second time lucky?");
 
+    // Access denied is a deployment fault: retryable, so the job waits for the fix.
     match llm.converse(&request("denied-model")).await {
-        Err(e @ LlmError::AccessDenied { .. }) => assert!(!e.is_retryable()),
-        other => panic!("expected AccessDenied, got {other:?}"),
+        Err(e @ LlmError::Unavailable { .. }) => {
+            assert!(e.is_retryable());
+            assert!(e.to_string().contains("access denied"), "{e}");
+        }
+        other => panic!("expected a retryable deployment fault, got {other:?}"),
     }
     let malformed = llm.converse(&request("malformed-model")).await.unwrap_err();
     assert!(
