@@ -27,7 +27,7 @@ use socratic_core::entity::ManifestRequest;
 use socratic_core::pipeline::{
     Job, PipelineConfig, PlanError, Ports, Providers, StageError, curate, give_up, plan,
 };
-use socratic_core::queue::{QueueConsumer, QueueProducer, is_last_attempt};
+use socratic_core::queue::{QueueConsumer, QueueProducer};
 use socratic_core::repository::Repository;
 use socratic_core::runner::JobHandler;
 
@@ -112,18 +112,10 @@ pub async fn handle_sqs_event(
             .unwrap_or(1);
         let body = record.body.unwrap_or_default();
         let mut result = handler.handle(ports, &body).await;
-        if let Err(error @ StageError::Retryable { .. }) = &result
-            && is_last_attempt(attempt, max_receive_count)
+        if let Err(error) = &result
+            && give_up(ports, &body, attempt, max_receive_count, error).await
         {
-            match give_up(ports, &body, attempt, error).await {
-                Ok(()) => {
-                    tracing::warn!(message_id = %id, attempt, %error, "last attempt failed; run marked failed");
-                    result = Ok(());
-                }
-                Err(marking) => {
-                    tracing::error!(message_id = %id, %error, %marking, "last attempt failed and the run could not be marked failed");
-                }
-            }
+            result = Ok(());
         }
         if let Err(error) = result {
             tracing::warn!(message_id = %id, attempt, %error, retryable = error.is_retryable(), "job failed; returned to the queue");

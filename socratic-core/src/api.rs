@@ -337,13 +337,18 @@ where
 fn parse_json<T: DeserializeOwned>(body: &[u8], invalid_code: &'static str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
-            let mut problems = Problems::new();
-            problems.push("$", e.to_string());
-            ApiError::invalid(invalid_code, problems)
+            wrong_shape(invalid_code, &e)
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
         }
     })
+}
+
+/// Well-formed JSON of the wrong shape (unknown or missing field, bad id): 422, one problem.
+fn wrong_shape(invalid_code: &'static str, error: &serde_json::Error) -> ApiError {
+    let mut problems = Problems::new();
+    problems.push("$", error.to_string());
+    ApiError::invalid(invalid_code, problems)
 }
 
 /// Parses and validates an entity body; a broken invariant is 422 with every problem.
@@ -545,19 +550,12 @@ impl AdminApi {
         let value: Value = parse_json(body, "invalid_manifest")?;
         // The deployment guide's body (prompt_id, seed_ids, model_configs) is accepted too.
         let value = if seed::is_seed_body(&value) {
-            seed::to_request(value).map_err(|e| {
-                let mut problems = Problems::new();
-                problems.push("$", e.to_string());
-                ApiError::invalid("invalid_manifest", problems)
-            })?
+            seed::to_request(value).map_err(|e| wrong_shape("invalid_manifest", &e))?
         } else {
             value
         };
-        let request: ManifestRequest = serde_json::from_value(value).map_err(|e| {
-            let mut problems = Problems::new();
-            problems.push("$", e.to_string());
-            ApiError::invalid("invalid_manifest", problems)
-        })?;
+        let request: ManifestRequest =
+            serde_json::from_value(value).map_err(|e| wrong_shape("invalid_manifest", &e))?;
         let planned = plan(&self.ports, &request).await.map_err(|e| match e {
             PlanError::Invalid(problems) => ApiError::invalid("invalid_manifest", problems),
             PlanError::Backend(e) => e.into(),

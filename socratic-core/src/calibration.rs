@@ -48,14 +48,17 @@ pub struct HumanLabel {
     pub rater: Option<String>,
 }
 
+/// Where a label goes: run, turn, dimension and rater. A later label for the same slot
+/// replaces the earlier one; a file may name each slot once.
+type Slot = (RunId, u32, String, Option<String>);
+
 impl HumanLabel {
-    /// What a later label replaces: the same run, turn, dimension and rater.
-    fn slot(&self) -> (RunId, u32, &str, Option<&str>) {
+    fn slot(&self) -> Slot {
         (
             self.run,
             self.turn,
-            self.dimension.as_str(),
-            self.rater.as_deref(),
+            self.dimension.clone(),
+            self.rater.clone(),
         )
     }
 }
@@ -362,20 +365,21 @@ pub fn parse_labels(text: &str) -> (Vec<LabelRow>, Problems) {
     (rows, problems)
 }
 
-/// Checks parsed rows against a manifest's runs (those the rows name that belong to it) and
-/// rubric; every problem is pushed onto `problems`.
+/// Checks parsed rows, and the labels they give in `manifest` (`labels[i]` from `rows[i]`),
+/// against the manifest's runs (those the rows name that belong to it) and rubric; every
+/// problem is pushed onto `problems`.
 pub fn check_labels(
     manifest: &Manifest,
     rubric: &Rubric,
     rows: &[LabelRow],
+    labels: &[HumanLabel],
     runs: &BTreeMap<RunId, RunRecord>,
     problems: &mut Problems,
 ) {
     let dimensions: Vec<&str> = rubric.dimensions.iter().map(|d| d.name.as_str()).collect();
-    let mut seen: BTreeMap<(RunId, u32, String, Option<String>), usize> = BTreeMap::new();
-    for row in rows {
+    let mut seen: BTreeMap<Slot, usize> = BTreeMap::new();
+    for (row, label) in rows.iter().zip(labels) {
         let at = format!("line {}", row.line);
-        let label = &row.label(&manifest.id);
         match runs.get(&label.run) {
             None => problems.push(
                 &at,
@@ -424,13 +428,7 @@ pub fn check_labels(
             ),
             Some(_) => {}
         }
-        let slot = (
-            label.run,
-            label.turn,
-            label.dimension.clone(),
-            label.rater.clone(),
-        );
-        if let Some(first) = seen.insert(slot, row.line) {
+        if let Some(first) = seen.insert(label.slot(), row.line) {
             problems.push(
                 &at,
                 format!("repeats line {first} (same run, turn, dimension and rater)"),
@@ -620,9 +618,10 @@ pub async fn import_labels(
 ) -> Result<Calibration, CalibrationError> {
     let (manifest, rubric) = manifest_and_rubric(repository, id).await?;
     let (rows, mut problems) = parse_labels(csv);
-    let named: BTreeSet<RunId> = rows.iter().map(|r| r.run.resolve(id)).collect();
-    let records = records_of(repository, id, named).await?;
-    check_labels(&manifest, &rubric, &rows, &records, &mut problems);
+    let new: Vec<HumanLabel> = rows.iter().map(|r| r.label(id)).collect();
+    let named: BTreeSet<RunId> = new.iter().map(|l| l.run).collect();
+    let mut records = records_of(repository, id, named).await?;
+    check_labels(&manifest, &rubric, &rows, &new, &records, &mut problems);
     // Problems come back in file order, parse and content problems together.
     problems.0.sort_by_key(|p| {
         p.field
@@ -638,21 +637,16 @@ pub async fn import_labels(
         let stored = repository
             .get::<HumanLabels>(&keys::human_labels(id))
             .await?;
-        let mut labels: Vec<HumanLabel> = stored
-            .as_ref()
-            .map(|s| s.value.labels.clone())
-            .unwrap_or_default();
-        for row in &rows {
-            let label = row.label(id);
-            match labels.iter_mut().find(|l| l.slot() == label.slot()) {
-                Some(existing) => *existing = label,
-                None => labels.push(label),
-            }
-        }
-        labels.sort_by(|a, b| a.slot().cmp(&b.slot()));
+        // Stored labels, then the file's, by slot: a new label replaces the old one.
+        let by_slot: BTreeMap<Slot, HumanLabel> = stored
+            .iter()
+            .flat_map(|s| s.value.labels.iter())
+            .chain(&new)
+            .map(|l| (l.slot(), l.clone()))
+            .collect();
         let merged = HumanLabels {
             manifest: *id,
-            labels,
+            labels: by_slot.into_values().collect(),
             updated_at: now,
         };
         let written = match &stored {
@@ -661,9 +655,15 @@ pub async fn import_labels(
         };
         match written {
             Ok(()) => {
-                let runs = merged.labels.iter().map(|l| l.run).collect();
-                let all = records_of(repository, id, runs).await?;
-                let all: Vec<RunRecord> = all.into_values().collect();
+                // The file's runs were read for the checks; read only the others.
+                let others = merged
+                    .labels
+                    .iter()
+                    .map(|l| l.run)
+                    .filter(|run| !records.contains_key(run))
+                    .collect();
+                records.extend(records_of(repository, id, others).await?);
+                let all: Vec<RunRecord> = records.into_values().collect();
                 return Ok(calibrate(&manifest, &rubric, &all, &merged.labels));
             }
             // Another import wrote first: merge into what it wrote.

@@ -33,7 +33,7 @@ use crate::keys;
 use crate::pipeline::{
     Job, PlanError, Ports, StageError, curate, give_up, judge, plan, run_dialogue,
 };
-use crate::queue::{Delivery, QueueConsumer, ReceiveOptions, is_last_attempt};
+use crate::queue::{Delivery, QueueConsumer, ReceiveOptions};
 use crate::repository::RepoError;
 
 /// Handles one message body.
@@ -443,24 +443,23 @@ impl Worker {
         let result = self.lane.handler.handle(&self.ports, &delivery.body).await;
         // The last delivery failed: record the failure on the run, or the manifest would wait
         // for ever on a message the dead-letter queue holds.
-        if let Err(error @ StageError::Retryable { .. }) = &result
-            && is_last_attempt(delivery.attempt, self.lane.consumer.max_attempts())
+        if let Err(error) = &result
+            && give_up(
+                &self.ports,
+                &delivery.body,
+                delivery.attempt,
+                self.lane.consumer.max_attempts(),
+                error,
+            )
+            .await
         {
-            match give_up(&self.ports, &delivery.body, delivery.attempt, error).await {
-                Ok(()) => {
-                    tracing::warn!(%lane, attempt = delivery.attempt, body = %delivery.body, %error, "last attempt failed; run marked failed");
-                    self.counters.gave_up.fetch_add(1, Ordering::Relaxed);
-                    if let Err(error) = self.lane.consumer.ack(&delivery.receipt).await {
-                        // Redelivered past its last attempt, it goes to the dead-letter queue;
-                        // the run is already failed, so nothing waits for it.
-                        tracing::debug!(%lane, %error, "could not acknowledge a given-up message");
-                    }
-                    return;
-                }
-                Err(marking) => {
-                    tracing::error!(%lane, body = %delivery.body, %error, %marking, "last attempt failed and the run could not be marked failed");
-                }
+            self.counters.gave_up.fetch_add(1, Ordering::Relaxed);
+            if let Err(error) = self.lane.consumer.ack(&delivery.receipt).await {
+                // Redelivered past its last attempt, it goes to the dead-letter queue; the run
+                // is already failed, so nothing waits for it.
+                tracing::debug!(%lane, %error, "could not acknowledge a given-up message");
             }
+            return;
         }
         let settled = match result {
             Ok(()) => {

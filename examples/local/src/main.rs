@@ -350,7 +350,7 @@ async fn calibrate(
                         &problems
                             .0
                             .iter()
-                            .map(|p| format!("{}: {}", p.field, p.message))
+                            .map(ToString::to_string)
                             .collect::<Vec<_>>()
                     )
                 ),

@@ -423,13 +423,39 @@ pub(crate) async fn stop_run(
     }
 }
 
-/// The last delivery of a job failed with a retryable `error` (a rejection has already
-/// failed its run): marks the run failed with the job's stage and the reason, so the manifest
-/// still finishes, curates and reports it, instead of waiting for a run the dead-letter queue
-/// holds. `Ok` means the failure is recorded and the message can be acknowledged; an error (a
-/// malformed job, an unknown run, a store that is down too) leaves the message to the
-/// dead-letter queue. Idempotent: a run already final is left as it is.
+/// A job failed with `error` on delivery `attempt` of a queue allowing `max_attempts`. When
+/// that was the last delivery and the error retryable (a rejection has already failed its
+/// run), marks the run failed with the job's stage and the reason, so the manifest still
+/// finishes, curates and reports it, instead of waiting for a run the dead-letter queue holds.
+/// Returns whether it did: the message can then be acknowledged. Otherwise (not the last
+/// delivery, a malformed job, an unknown run, a store that is down too) the message is left
+/// to its queue and, in the end, the dead-letter queue. Idempotent: a run already final is
+/// left as it is.
 pub async fn give_up(
+    ports: &Ports,
+    body: &str,
+    attempt: u32,
+    max_attempts: Option<u32>,
+    error: &StageError,
+) -> bool {
+    if !matches!(error, StageError::Retryable { .. })
+        || !crate::queue::is_last_attempt(attempt, max_attempts)
+    {
+        return false;
+    }
+    match fail_exhausted(ports, body, attempt, error).await {
+        Ok(()) => {
+            tracing::warn!(attempt, %body, %error, "last attempt failed; run marked failed");
+            true
+        }
+        Err(marking) => {
+            tracing::error!(%body, %error, %marking, "last attempt failed and the run could not be marked failed");
+            false
+        }
+    }
+}
+
+async fn fail_exhausted(
     ports: &Ports,
     body: &str,
     attempts: u32,
