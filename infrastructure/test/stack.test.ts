@@ -6,18 +6,23 @@ import * as os from 'os';
 import * as path from 'path';
 import * as cdk from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { MAX_RECEIVE_COUNT, PROFILE_REGIONS, SocraticStack } from '../lib/socratic-stack';
+import { MAX_RECEIVE_COUNT, PROFILE_REGIONS, SocraticStack, SocraticStackProps } from '../lib/socratic-stack';
 import permissions from '../permissions.json';
 
 const FUNCTIONS = ['api', 'planner', 'dialogue', 'judge', 'curator'];
+/** An example file of `examples/aws-admin/`, from `test/` as TypeScript or from `dist/test/`. */
+function example(name: string): any {
+  const root = path.join(__dirname, '..', '..', ...(__dirname.includes('dist') ? ['..'] : []));
+  return JSON.parse(fs.readFileSync(path.join(root, 'examples/aws-admin', name), 'utf8'));
+}
+
 /** The example catalog's Bedrock models: tutors and students for the dialogue, judges. */
-const CATALOG: { provider_model_id: string; tags: string[] }[] = JSON.parse(
-  fs.readFileSync(path.join(__dirname, '..', '..', ...(__dirname.includes('dist') ? ['..'] : []), 'examples/aws-admin/models.example.json'), 'utf8'),
-);
+const CATALOG: { provider_model_id: string; tags: string[] }[] = example('models.example.json');
 const TUTOR_MODELS = CATALOG.filter((m) => m.tags.some((t) => t === 'tutor' || t === 'student')).map((m) => m.provider_model_id);
 const JUDGE_MODELS = CATALOG.filter((m) => m.tags.includes('judge')).map((m) => m.provider_model_id);
 
-function synth(): Template {
+/** The stack over the example catalog, with `extra` props. */
+function synth(name = 'Test', extra: Partial<SocraticStackProps> = {}): Template {
   // Placeholder binaries: synthesis only needs the asset directories to exist.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socratic-lambda-'));
   for (const name of FUNCTIONS) {
@@ -25,7 +30,7 @@ function synth(): Template {
     fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\n');
   }
   const app = new cdk.App();
-  const stack = new SocraticStack(app, 'Test', { lambdaDir: dir, tutorModels: TUTOR_MODELS, judgeModels: JUDGE_MODELS });
+  const stack = new SocraticStack(app, name, { lambdaDir: dir, tutorModels: TUTOR_MODELS, judgeModels: JUDGE_MODELS, ...extra });
   return Template.fromStack(stack);
 }
 
@@ -206,12 +211,7 @@ test('an operations dashboard, log retention on every function, and X-Ray only w
     assert.equal(f.Properties.TracingConfig?.Mode ?? 'PassThrough', 'PassThrough', `${id}: no X-Ray unless asked`);
   }
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socratic-lambda-'));
-  for (const name of FUNCTIONS) {
-    fs.mkdirSync(path.join(dir, name));
-    fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\n');
-  }
-  const traced = Template.fromStack(new SocraticStack(new cdk.App(), 'Traced', { lambdaDir: dir, tutorModels: TUTOR_MODELS, judgeModels: JUDGE_MODELS, tracing: true }));
+  const traced = synth('Traced', { tracing: true });
   for (const f of Object.values(traced.findResources('AWS::Lambda::Function')) as any[]) {
     assert.equal(f.Properties.TracingConfig.Mode, 'Active');
   }
@@ -223,19 +223,8 @@ test('a scheduled benchmark only when asked, sending the stored request with the
     Object.values(t.findResources('AWS::Events::Rule')).filter((r: any) => r.Properties.ScheduleExpression) as any[];
   assert.equal(scheduled(template).length, 0);
 
-  const request = JSON.parse(
-    fs.readFileSync(path.join(__dirname, '..', '..', ...(__dirname.includes('dist') ? ['..'] : []), 'examples/aws-admin/manifest.example.json'), 'utf8'),
-  );
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socratic-lambda-'));
-  for (const name of FUNCTIONS) {
-    fs.mkdirSync(path.join(dir, name));
-    fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\n');
-  }
-  const stack = new SocraticStack(new cdk.App(), 'Scheduled', {
-    lambdaDir: dir, tutorModels: TUTOR_MODELS, judgeModels: JUDGE_MODELS,
-    schedule: { expression: 'cron(0 6 ? * MON *)', request },
-  });
-  const t = Template.fromStack(stack);
+  const request = example('manifest.example.json');
+  const t = synth('Scheduled', { schedule: { expression: 'cron(0 6 ? * MON *)', request } });
   const [rule] = scheduled(t);
   assert.equal(rule.Properties.ScheduleExpression, 'cron(0 6 ? * MON *)');
   const target = rule.Properties.Targets[0];

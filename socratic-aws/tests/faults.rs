@@ -13,7 +13,7 @@ use socratic_aws::lambda::ports_from_settings;
 use socratic_aws::{AwsSettings, DynamoStore};
 use socratic_core::api::{AdminApi, ApiConfig};
 use socratic_core::defaults::Defaults;
-use socratic_core::pipeline::{PipelineConfig, Providers};
+use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::store::{Key, Store};
 use socratic_memory::simulated::PROVIDER;
 use socratic_memory::{SimulatedLlm, simulated_manifest};
@@ -57,23 +57,39 @@ fn assert_fault(status: u16, body: &Value) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_table_is_a_server_fault_without_aws_text() {
-    let Some(endpoint) = support::endpoint() else {
-        return;
-    };
-    let sdk = support::sdk(&endpoint).await;
+/// The ports of a deployment on `table` and `bucket` whose job queues do not exist.
+fn ports_without_queues(
+    endpoint: &str,
+    sdk: &aws_config::SdkConfig,
+    table: String,
+    bucket: String,
+) -> Ports {
     let settings = AwsSettings {
-        endpoint_url: Some(endpoint.clone()),
-        table: Some(support::unique("no-such-table")),
-        bucket: Some(support::unique("no-such-bucket")),
+        endpoint_url: Some(endpoint.to_owned()),
+        table: Some(table),
+        bucket: Some(bucket),
         dialogue_queue_url: Some(format!("{endpoint}/123456789012/no-such-queue")),
         judge_queue_url: Some(format!("{endpoint}/123456789012/no-such-queue")),
         event_bus: Some("default".to_owned()),
         ..AwsSettings::default()
     };
     let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
-    let ports = ports_from_settings(&settings, &sdk, providers, PipelineConfig::default()).unwrap();
+    ports_from_settings(&settings, sdk, providers, PipelineConfig::default()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_is_a_server_fault_without_aws_text() {
+    let Some(endpoint) = support::endpoint() else {
+        return;
+    };
+    let sdk = support::sdk(&endpoint).await;
+    let table = support::unique("no-such-table");
+    let ports = ports_without_queues(
+        &endpoint,
+        &sdk,
+        table.clone(),
+        support::unique("no-such-bucket"),
+    );
     let api = AdminApi::new(ports, ApiConfig::new(KEY));
     for uri in ["/manifests", "/scenarios", "/runs?status=running"] {
         let (status, body) = call(&api, Method::GET, uri, "").await;
@@ -81,10 +97,7 @@ async fn a_missing_table_is_a_server_fault_without_aws_text() {
     }
 
     // The store calls it retryable: an operator can create the table while jobs wait.
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        settings.table.clone().unwrap(),
-    );
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let error = store.get(&Key::new("RUN#x", "METADATA")).await.unwrap_err();
     assert!(error.is_retryable(), "{error}");
 }
@@ -98,17 +111,7 @@ async fn a_missing_queue_is_a_server_fault_without_aws_text() {
     let table = support::table(&aws_sdk_dynamodb::Client::new(&sdk)).await;
     let s3 = support::s3(&endpoint, None).await;
     let bucket = support::bucket(&s3).await;
-    let settings = AwsSettings {
-        endpoint_url: Some(endpoint.clone()),
-        table: Some(table),
-        bucket: Some(bucket),
-        dialogue_queue_url: Some(format!("{endpoint}/123456789012/no-such-queue")),
-        judge_queue_url: Some(format!("{endpoint}/123456789012/no-such-queue")),
-        event_bus: Some("default".to_owned()),
-        ..AwsSettings::default()
-    };
-    let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));
-    let ports = ports_from_settings(&settings, &sdk, providers, PipelineConfig::default()).unwrap();
+    let ports = ports_without_queues(&endpoint, &sdk, table, bucket);
     support::install_simulated_catalog(&ports.repository).await;
     let defaults = Defaults::load().unwrap();
     let api = AdminApi::new(ports, ApiConfig::new(KEY));
