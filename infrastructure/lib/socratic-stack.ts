@@ -89,9 +89,13 @@ export const MAX_RECEIVE_COUNT = 5;
 export const DIALOGUE_MAX_CONCURRENCY = 20;
 export const JUDGE_MAX_CONCURRENCY = 10;
 
-/** Function timeouts; queue visibility is at least six times the consumer's timeout. */
+/**
+ * Function timeouts; queue visibility is at least six times the consumer's timeout. A judge job
+ * judges a whole run, a few calls at a time; one that times out has stored the judgments it
+ * made, and its redelivery makes only the rest.
+ */
 const DIALOGUE_TIMEOUT = cdk.Duration.minutes(10);
-const JUDGE_TIMEOUT = cdk.Duration.minutes(5);
+const JUDGE_TIMEOUT = cdk.Duration.minutes(10);
 
 export class SocraticStack extends cdk.Stack {
   constructor(scope: Construct, id: string, props: SocraticStackProps) {

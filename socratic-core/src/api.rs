@@ -745,7 +745,7 @@ impl AdminApi {
             StatusCode::OK,
             &json!({
                 "run": record.run.value,
-                "judged": record.judged,
+                "judged": record.judgments.len(),
                 "turns": record.turns,
                 "judgments": record.judgments,
                 "summary": record.summary,

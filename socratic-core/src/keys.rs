@@ -8,7 +8,7 @@
 //! | manifest summaries | `MANIFEST#ulid` | `SUMMARY`, `MODEL_SUMMARY#model`, `VECTOR_SUMMARY#vector` |
 //! | human labels | `MANIFEST#ulid` | `HUMAN_LABELS` |
 //! | run | `RUN#ulid` | `METADATA` |
-//! | turn / judgment / judged counter / run summary | `RUN#ulid` | `TURN#001`, `JUDGE#001#judge`, `JUDGED`, `SUMMARY` |
+//! | turn / judgment / run summary | `RUN#ulid` | `TURN#001`, `JUDGE#001#judge`, `SUMMARY` |
 //!
 //! Index keys: catalog entities, manifests and runs in [`Index::ByType`] under `TYPE#<kind>`
 //! (manifests and runs sorted by creation); runs also in
@@ -27,8 +27,6 @@ use crate::store::{Index, IndexKey, Key};
 
 /// Sort key of an entity's main item.
 pub const METADATA: &str = "METADATA";
-/// Sort key of a run's judged counter.
-pub const JUDGED: &str = "JUDGED";
 /// Sort key of a run's or a manifest's summary.
 pub const SUMMARY: &str = "SUMMARY";
 /// Sort key of a manifest's human labels.
@@ -186,12 +184,6 @@ pub fn judgment_prefix(turn: u32) -> String {
 /// `RUN#ulid` / `JUDGE#001#judge`.
 pub fn judgment(run: &RunId, turn: u32, judge: &ModelId) -> Key {
     Key::new(run_pk(run), format!("{}{judge}", judgment_prefix(turn)))
-}
-
-/// `RUN#ulid` / `JUDGED`: the counter of stored judgments, in an item of its own so that
-/// run status updates never overwrite it.
-pub fn run_judged_counter(run: &RunId) -> Key {
-    Key::new(run_pk(run), JUDGED)
 }
 
 /// `RUN#ulid` / `SUMMARY`.
@@ -375,10 +367,6 @@ mod tests {
             "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T JUDGE#012#judge-a"
         );
         assert_eq!(k(run_summary(&r)), "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T SUMMARY");
-        assert_eq!(
-            k(run_judged_counter(&r)),
-            "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T JUDGED"
-        );
         assert_eq!(
             catalog_type_index(EntityKind::Scenario, "EL-1").1.pk,
             "TYPE#seed"

@@ -29,8 +29,6 @@ pub const DATA_ATTRIBUTE: &str = "data";
 pub const ENTITY_ATTRIBUTE: &str = "entity";
 /// Attribute holding a catalog entity's content hash.
 pub const HASH_ATTRIBUTE: &str = "sha256";
-/// Counter attribute of a run's `JUDGED` item: judgments stored so far.
-pub const JUDGED_COUNTER: &str = "judged";
 /// Counter attribute of a manifest: runs that reached a final status.
 pub const FINISHED_COUNTER: &str = "finished";
 
@@ -307,8 +305,6 @@ pub struct Versioned<E> {
 pub struct RunRecord {
     /// The run.
     pub run: Versioned<Run>,
-    /// Judgments stored so far (the run's counter).
-    pub judged: i64,
     /// Its turns, in order.
     pub turns: Vec<Turn>,
     /// Its judgments, by turn then judge.
@@ -382,6 +378,26 @@ pub fn from_item<E: Entity>(item: &Item) -> Result<E, RepoError> {
     let entity: E = E::deserialize(data).map_err(|e| corrupt(e.to_string()))?;
     entity.validate().map_err(|p| corrupt(p.to_string()))?;
     Ok(entity)
+}
+
+/// A transaction operation creating `entity` (write-once), for
+/// [`Repository::move_run_with`].
+pub fn create_op<E: Entity>(entity: &E) -> Result<TxOp, RepoError> {
+    validated(entity)?;
+    Ok(TxOp::Put {
+        item: to_item(entity, 1)?,
+        mode: PutMode::Create,
+    })
+}
+
+/// A transaction operation writing `entity` whatever is there (a recomputed summary), for
+/// [`Repository::move_run_with`].
+pub fn overwrite_op<E: Entity>(entity: &E) -> Result<TxOp, RepoError> {
+    validated(entity)?;
+    Ok(TxOp::Put {
+        item: to_item(entity, 1)?,
+        mode: PutMode::Overwrite,
+    })
 }
 
 fn validated<E: Entity>(entity: &E) -> Result<(), RepoError> {
@@ -761,12 +777,42 @@ impl Repository {
         run: &Versioned<Run>,
         next: Run,
     ) -> Result<Option<MovedRun>, RepoError> {
+        self.move_run_with(run, next, Vec::new()).await
+    }
+
+    /// [`Repository::move_run`] together with other writes (from [`create_op`] or
+    /// [`overwrite_op`]: the turn or judgment that completes a stage, a run's summary), all
+    /// or nothing. `None` when any of them failed its condition: another writer changed the
+    /// run or stored the item first, and the caller reads again to see what it did.
+    ///
+    /// A move with nothing to count and nothing else to write is one conditional put.
+    pub async fn move_run_with(
+        &self,
+        run: &Versioned<Run>,
+        next: Run,
+        also: Vec<TxOp>,
+    ) -> Result<Option<MovedRun>, RepoError> {
         let version = run.version + 1;
-        let mut ops = vec![TxOp::Put {
-            item: to_item(&next, version)?,
-            mode: PutMode::UpdateVersion(run.version),
-        }];
-        if next.status.is_final() && !run.value.status.is_final() {
+        let item = to_item(&next, version)?;
+        let mode = PutMode::UpdateVersion(run.version);
+        let finishes = next.status.is_final() && !run.value.status.is_final();
+        let moved = |finished| MovedRun {
+            run: Versioned {
+                value: next.clone(),
+                version,
+            },
+            finished,
+        };
+        if !finishes && also.is_empty() {
+            return match self.store.put(item, mode).await {
+                Ok(()) => Ok(Some(moved(None))),
+                Err(StoreError::ConditionFailed { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let mut ops = vec![TxOp::Put { item, mode }];
+        ops.extend(also);
+        if finishes {
             ops.push(TxOp::Increment {
                 key: keys::manifest(&run.value.manifest),
                 attribute: FINISHED_COUNTER.to_owned(),
@@ -774,38 +820,21 @@ impl Repository {
             });
         }
         match self.store.transact_and_count(ops).await {
-            Ok(counts) => Ok(Some(MovedRun {
-                run: Versioned {
-                    value: next,
-                    version,
-                },
-                finished: counts.first().map(|&n| u64::try_from(n).unwrap_or(0)),
-            })),
-            Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(None),
+            Ok(counts) => Ok(Some(moved(
+                counts.first().map(|&n| u64::try_from(n).unwrap_or(0)),
+            ))),
+            Err(StoreError::TransactionCancelled { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Stores a judgment and counts it on its run's `JUDGED` item, once: a judgment already
-    /// stored (by a racing or redelivered worker) is neither written nor counted again.
-    /// Answers with the run's count of judgments after this one, or `None` when it was
-    /// already stored.
-    pub async fn store_judgment(&self, judgment: &Judgment) -> Result<Option<u64>, RepoError> {
-        let ops = vec![
-            TxOp::Put {
-                item: to_item(judgment, 1)?,
-                mode: PutMode::Create,
-            },
-            TxOp::Increment {
-                key: keys::run_judged_counter(&judgment.run),
-                attribute: JUDGED_COUNTER.to_owned(),
-                by: 1,
-            },
-        ];
-        match self.store.transact_and_count(ops).await {
-            Ok(counts) => Ok(counts.first().map(|&n| u64::try_from(n).unwrap_or(0))),
-            Err(StoreError::TransactionCancelled { index: 0, .. }) => Ok(None),
-            Err(e) => Err(e.into()),
+    /// Stores a judgment once: `false` when it was already stored (by a racing or
+    /// redelivered worker), which then wins.
+    pub async fn store_judgment(&self, judgment: &Judgment) -> Result<bool, RepoError> {
+        match self.create(judgment).await {
+            Ok(()) => Ok(true),
+            Err(RepoError::Store(StoreError::AlreadyExists { .. })) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -863,13 +892,10 @@ impl Repository {
             .query_all(&Query::partition(keys::run_pk(id)))
             .await?;
         let mut run = None;
-        let mut judged = 0;
         let (mut turns, mut judgments, mut summary) = (Vec::new(), Vec::new(), None);
         for item in &items {
             let sk = item.key.sk.as_str();
-            if sk == keys::JUDGED {
-                judged = item.counter(JUDGED_COUNTER);
-            } else if sk == keys::METADATA {
+            if sk == keys::METADATA {
                 run = Some(Versioned {
                     value: from_item::<Run>(item)?,
                     version: item.version,
@@ -884,7 +910,6 @@ impl Repository {
         }
         Ok(run.map(|run| RunRecord {
             run,
-            judged,
             turns,
             judgments,
             summary,
@@ -900,35 +925,6 @@ impl Repository {
             .iter()
             .map(|item| item.as_ref().map(from_item::<RunSummary>).transpose())
             .collect()
-    }
-
-    /// Reads a run and its judged counter with one query (`JUDGED` and `METADATA` sort next to
-    /// each other).
-    pub async fn run_with_judged(
-        &self,
-        id: &RunId,
-    ) -> Result<Option<(Versioned<Run>, i64)>, RepoError> {
-        let range = crate::store::SortKeyRange::Between {
-            from: keys::JUDGED.to_owned(),
-            to: keys::METADATA.to_owned(),
-        };
-        let items = self
-            .store
-            .query_all(&Query::partition(keys::run_pk(id)).range(range))
-            .await?;
-        let mut run = None;
-        let mut judged = 0;
-        for item in &items {
-            if item.key.sk == keys::JUDGED {
-                judged = item.counter(JUDGED_COUNTER);
-            } else if item.key.sk == keys::METADATA {
-                run = Some(Versioned {
-                    value: from_item::<Run>(item)?,
-                    version: item.version,
-                });
-            }
-        }
-        Ok(run.map(|run| (run, judged)))
     }
 
     /// Lists runs through an index, a page at a time. Never scans.

@@ -52,7 +52,7 @@ impl JobHandler for StageHandler {
     async fn handle(&self, ports: &Ports, body: &str) -> Result<(), StageError> {
         match Job::parse(body)? {
             Job::Dialogue { run } => run_dialogue(ports, &run).await,
-            Job::Judge { run, turn } => judge(ports, &run, turn).await,
+            Job::Judge { run } => judge(ports, &run).await,
             Job::Curate { run } => curate(ports, &run).await,
         }
     }

@@ -91,7 +91,6 @@ async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
             .unwrap();
         assert_eq!(record.turns.len(), 3);
         assert_eq!(record.judgments.len(), 3, "each turn judged exactly once");
-        assert_eq!(record.judged, 3);
         let s = record.summary.unwrap();
         let expected_leak = if run.tutor.model.as_str() == LEAKY_TUTOR {
             Some(2)
@@ -497,7 +496,6 @@ async fn several_judges_are_averaged_and_their_agreement_reported() {
         .unwrap()
         .unwrap();
     assert_eq!(record.judgments.len(), 6, "three turns × two judges");
-    assert_eq!(record.judged, 6);
     assert!(summary.comparisons.iter().all(|c| c.p_adjusted < 0.05));
 }
 

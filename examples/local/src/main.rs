@@ -676,6 +676,8 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     }
     let config = PipelineConfig {
         max_runs_per_manifest: args.max_runs,
+        // More would only wait for a model's slot, counted as started in the ledger.
+        judge_calls_at_once: args.concurrency.max(1),
         ..PipelineConfig::default()
     };
     let pipeline = match results {

@@ -62,7 +62,7 @@ pub fn unique(prefix: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     service: &'static str,
-    counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl RequestCounter {
@@ -73,7 +73,8 @@ impl RequestCounter {
         }
     }
 
-    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+    /// Requests per service (`dynamodb`) and per operation (`dynamodb Query`).
+    pub fn counts(&self) -> BTreeMap<String, u64> {
         self.counts.lock().unwrap().clone()
     }
 }
@@ -87,9 +88,16 @@ impl Intercept for RequestCounter {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        *self.counts.lock().unwrap().entry(self.service).or_default() += 1;
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("unknown", |m| m.name());
+        let mut counts = self.counts.lock().unwrap();
+        *counts.entry(self.service.to_owned()).or_default() += 1;
+        *counts
+            .entry(format!("{} {operation}", self.service))
+            .or_default() += 1;
         Ok(())
     }
 }

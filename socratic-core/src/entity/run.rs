@@ -10,15 +10,16 @@ use crate::id::{ManifestId, RunId, ScenarioId};
 
 /// Where a run is in the pipeline.
 ///
-/// `pending → running → dialogue_complete → judged → curated`, or `failed` or `skipped` from
-/// any non-final state. Transitions are checked by [`RunStatus::can_become`], and stores apply them
+/// `pending → running → dialogue_complete → curated` (a one-turn dialogue skips `running`), or
+/// `failed` or `skipped` from any non-final state. `judged` is where earlier releases left a
+/// run for the curator, which still finishes such runs. Transitions are checked by [`RunStatus::can_become`], and stores apply them
 /// conditionally on the run's version so a duplicate delivery never moves a run backwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// Planned, no dialogue yet.
+    /// Planned, no turn stored yet.
     Pending,
-    /// The dialogue is under way.
+    /// The dialogue is under way: its first turn is stored.
     Running,
     /// Every turn is stored; judging is under way.
     DialogueComplete,
@@ -80,7 +81,7 @@ impl RunStatus {
     pub fn can_become(self, next: RunStatus) -> bool {
         use RunStatus as S;
         match (self, next) {
-            (S::Pending, S::Running)
+            (S::Pending, S::Running | S::DialogueComplete)
             | (S::Running, S::DialogueComplete)
             | (S::DialogueComplete, S::Judged)
             | (S::Judged, S::Curated) => true,
@@ -211,5 +212,9 @@ mod tests {
             assert_eq!(S::parse(s.as_str()), Some(s));
         }
         assert!(!S::Pending.can_become(S::Judged));
+        assert!(
+            S::Pending.can_become(S::DialogueComplete),
+            "a one-turn dialogue"
+        );
     }
 }

@@ -1,12 +1,13 @@
-//! Stage 4: summarise a judged run; when a manifest's last run finishes, summarise the
-//! manifest and write its report files.
+//! Stage 4: when a manifest's last run finishes, summarise the manifest and write its report
+//! files. A run is summarised where it is judged ([`curate_run`], called by the judge), so the
+//! curator reads a run only for runs stored by earlier releases, which stopped at `judged`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
 use super::leaderboard::{RunDigest, summarize_digests};
-use super::{Ports, StageError, Transition, transition};
+use super::{Ports, StageError, Transition, transition_with};
 use crate::answer_key::GoalTimeline;
 use crate::blob::{BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
@@ -18,68 +19,76 @@ use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys;
 use crate::llm::Role;
 use crate::report;
-use crate::repository::{RunFilter, RunRecord};
+use crate::repository::{RunFilter, RunRecord, overwrite_op};
 use crate::stats;
+use crate::store::TxOp;
 
-/// Curates a run: computes and stores its summary, marks it `curated`, and when it is the
-/// last of its manifest to finish, computes the manifest's summaries and report files.
-/// Recomputing is idempotent. An event for a failed or skipped run only checks the manifest.
+/// Handles a `run-judged` event: the run's manifest may be complete. When every run of the
+/// manifest is final, computes the manifest's summaries and report files (idempotently). A
+/// `judged` run, left by an earlier release, is curated first.
 pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     let repo = &ports.repository;
-    let mut record = repo
-        .run_record(id)
-        .await?
-        .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
-    let manifest_id = record.run.value.manifest;
     loop {
+        let record = repo
+            .run_record(id)
+            .await?
+            .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+        let manifest_id = record.run.value.manifest;
         match record.run.value.status {
-            RunStatus::Failed | RunStatus::Skipped => {
+            RunStatus::Curated | RunStatus::Failed | RunStatus::Skipped => {
                 return finish_manifest_if_complete(ports, &manifest_id).await;
             }
-            // Premature: the event is re-sent when judging completes.
-            RunStatus::Pending | RunStatus::Running => return Ok(()),
-            RunStatus::DialogueComplete => {
-                if u64::try_from(record.judged).unwrap_or(0) < record.run.value.expected_judgments()
-                {
-                    return Ok(());
-                }
-                // The judge sends the event just before marking the run judged.
-                transition(ports, &record.run, RunStatus::Judged, None).await?;
-            }
+            // Premature: the judge sends the event again once the run is curated.
+            RunStatus::Pending | RunStatus::Running | RunStatus::DialogueComplete => return Ok(()),
             RunStatus::Judged => {
                 let manifest = repo
                     .get::<Manifest>(&keys::manifest(&manifest_id))
                     .await?
                     .ok_or_else(|| StageError::rejected("manifest does not exist"))?
                     .value;
-                let summary = summarize(ports, &manifest, &record).await?;
-                repo.overwrite(&summary).await?;
-                let blob = BlobKey::new(format!("curated/runs/{id}.json"))?;
-                let document = json!({
-                    "run": record.run.value, "turns": record.turns, "judgments": record.judgments, "summary": summary,
-                });
-                ports
-                    .blobs
-                    .put_json(&blob, &document, BlobPutMode::Overwrite)
-                    .await?;
-                if let Transition::Moved { finished, .. } =
-                    transition(ports, &record.run, RunStatus::Curated, None).await?
-                {
-                    // Runs still to finish by this move's own count: the move that finishes
-                    // the last one sees the full count and summarises the manifest.
-                    if finished.is_some_and(|n| n < manifest.run_count) {
+                if let Some(finished) = curate_run(ports, &manifest, &record, Vec::new()).await? {
+                    if finished < manifest.run_count {
                         return Ok(());
                     }
                     return finish_manifest_if_complete(ports, &manifest_id).await;
                 }
             }
-            RunStatus::Curated => return finish_manifest_if_complete(ports, &manifest_id).await,
         }
-        record = repo
-            .run_record(id)
-            .await?
-            .ok_or_else(|| StageError::rejected(format!("run {id} vanished")))?;
     }
+}
+
+/// Curates a run whose judgments are all in `record`: writes its curated document, then, in
+/// one transaction with `also` (the judgment that completes it, when the judge calls this),
+/// its summary and its move to `curated`, counted on the manifest. Answers with the count of
+/// the manifest's finished runs, this one included, or `None` when another writer moved the
+/// run first.
+pub(crate) async fn curate_run(
+    ports: &Ports,
+    manifest: &Manifest,
+    record: &RunRecord,
+    mut also: Vec<TxOp>,
+) -> Result<Option<u64>, StageError> {
+    let summary = summarize(ports, manifest, record).await?;
+    let id = record.run.value.id;
+    let blob = BlobKey::new(format!("curated/runs/{id}.json"))?;
+    let mut run = record.run.value.clone();
+    run.status = RunStatus::Curated;
+    let document = json!({
+        "run": run, "turns": record.turns, "judgments": record.judgments, "summary": summary,
+    });
+    ports
+        .blobs
+        .put_json(&blob, &document, BlobPutMode::Overwrite)
+        .await?;
+    // The summary is written with the move, so a curated run always has one.
+    also.push(overwrite_op(&summary)?);
+    Ok(
+        match transition_with(ports, &record.run, RunStatus::Curated, None, also).await? {
+            // A final move is always counted; without a count, check the manifest.
+            Transition::Moved { finished, .. } => Some(finished.unwrap_or(u64::MAX)),
+            Transition::Raced => None,
+        },
+    )
 }
 
 async fn summarize(

@@ -2,65 +2,62 @@
 
 use serde_json::json;
 
-use super::judge::finish_if_judged;
 use super::prompts::{Sampling, student_request, tutor_request};
 use super::{
     Job, Ports, StageError, Transition, call_record, failing_run_on_rejection, put_raw, run_id,
-    transition,
+    transition, transition_with,
 };
 use crate::entity::{CallRecord, Manifest, Model, Prompt, Run, RunStatus, Scenario, Stage, Turn};
 use crate::id::{ManifestId, RunId};
 use crate::keys;
 use crate::llm::{ConverseRequest, ConverseResponse, LlmClient};
-use crate::queue::QueueProducerExt;
-use crate::repository::Versioned;
+use crate::repository::{Versioned, create_op};
 
 /// Runs (or resumes) the dialogue of a run.
 ///
 /// Resumes after the last stored turn; per turn calls the tutor, then the student (except after
-/// the last turn), stores the turn write-once and sends its judge job; finally marks the run
-/// `dialogue_complete`. A retryable error leaves the job for redelivery; a permanent one marks
-/// the run failed with the reason.
+/// the last turn) and stores the turn write-once. The first stored turn moves the run to
+/// `running` and the last to `dialogue_complete`, each in the same transaction, and then the
+/// run's judge job is sent. A retryable error leaves the job for redelivery; a permanent one
+/// marks the run failed with the reason.
 pub async fn run_dialogue(ports: &Ports, run: &RunId) -> Result<(), StageError> {
     failing_run_on_rejection(ports, run, Stage::Dialogue, dialogue(ports, run)).await
 }
 
-/// Loads a run with its stored turns and moves it from `pending` to `running`. `None` when
-/// there is nothing to do.
+/// Loads a run with its stored turns. `None` when there is nothing to do.
 async fn start(
     ports: &Ports,
     id: &RunId,
 ) -> Result<Option<(Versioned<Run>, Vec<Turn>)>, StageError> {
-    loop {
-        let record = ports
-            .repository
-            .run_record(id)
-            .await?
-            .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
-        let run = record.run;
-        match run.value.status {
-            RunStatus::Running => return Ok(Some((run, record.turns))),
-            RunStatus::Pending => {
-                if let Transition::Moved { run, .. } =
-                    transition(ports, &run, RunStatus::Running, None).await?
-                {
-                    return Ok(Some((run, record.turns)));
-                }
-            }
-            RunStatus::Failed => {
-                let reason = run.value.failure.map(|f| f.reason).unwrap_or_default();
-                return Err(StageError::rejected(format!(
-                    "run {id} has failed: {reason}"
-                )));
-            }
-            RunStatus::DialogueComplete => {
-                // A crash after marking the dialogue complete may have skipped this.
-                finish_if_judged(ports, id).await?;
-                return Ok(None);
-            }
-            RunStatus::Judged | RunStatus::Curated | RunStatus::Skipped => return Ok(None),
+    let record = ports
+        .repository
+        .run_record(id)
+        .await?
+        .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+    let run = record.run;
+    match run.value.status {
+        RunStatus::Pending | RunStatus::Running => Ok(Some((run, record.turns))),
+        RunStatus::Failed => {
+            let reason = run.value.failure.map(|f| f.reason).unwrap_or_default();
+            Err(StageError::rejected(format!(
+                "run {id} has failed: {reason}"
+            )))
         }
+        RunStatus::DialogueComplete => {
+            // A crash after completing the dialogue may have lost the judge job.
+            send_judge_job(ports, id).await?;
+            Ok(None)
+        }
+        RunStatus::Judged | RunStatus::Curated | RunStatus::Skipped => Ok(None),
     }
+}
+
+async fn send_judge_job(ports: &Ports, id: &RunId) -> Result<(), StageError> {
+    ports
+        .judge_jobs
+        .send(Job::Judge { run: *id }.message())
+        .await?;
+    Ok(())
 }
 
 async fn call(
@@ -81,8 +78,20 @@ async fn call(
 }
 
 async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
-    let Some((run, mut turns)) = start(ports, id).await? else {
-        return Ok(());
+    // Another worker storing a turn or moving the run first makes this one read again.
+    while let Step::Raced = dialogue_step(ports, id).await? {}
+    Ok(())
+}
+
+/// How a pass over a run's dialogue ended.
+enum Step {
+    Done,
+    Raced,
+}
+
+async fn dialogue_step(ports: &Ports, id: &RunId) -> Result<Step, StageError> {
+    let Some((mut run, mut turns)) = start(ports, id).await? else {
+        return Ok(Step::Done);
     };
     let repo = &ports.repository;
     let manifest = repo
@@ -113,21 +122,6 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     };
 
     turns.sort_by_key(|t| t.index);
-    // Judge jobs of stored turns may have been lost in a crash; duplicates are harmless.
-    if !turns.is_empty() {
-        let jobs = turns
-            .iter()
-            .map(|t| {
-                Job::Judge {
-                    run: *id,
-                    turn: t.index,
-                }
-                .message()
-            })
-            .collect();
-        ports.judge_jobs.send_all(jobs).await?;
-    }
-
     let next = u32::try_from(turns.len()).unwrap_or(u32::MAX) + 1;
     for index in next..=run.value.turns {
         let mut tutor_req = tutor_request(
@@ -198,8 +192,28 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
             student_call,
             created_at: ports.clock.now(),
         };
-        // Write-once: if a racing worker stored this turn first, its version wins.
-        let stored = repo.put_once(turn).await?;
+        // Write-once: if a racing worker stored this turn first, its version wins. The first
+        // and the last turn move the run in the same write.
+        let last = index == run.value.turns;
+        let stored = if last || run.value.status == RunStatus::Pending {
+            let to = if last {
+                RunStatus::DialogueComplete
+            } else {
+                RunStatus::Running
+            };
+            let also = vec![create_op(&turn)?];
+            match transition_with(ports, &run, to, None, also).await? {
+                Transition::Moved { run: moved, .. } => run = moved,
+                Transition::Raced => {
+                    // Keep what was paid for unless the racing worker stored the turn.
+                    repo.put_once(turn).await?;
+                    return Ok(Step::Raced);
+                }
+            }
+            turn
+        } else {
+            repo.put_once(turn).await?
+        };
         let document = json!({"tutor": {"request": tutor_req, "response": tutor_resp}, "student": student_exchange});
         put_raw(
             ports,
@@ -207,45 +221,37 @@ async fn dialogue(ports: &Ports, id: &RunId) -> Result<(), StageError> {
             &document,
         )
         .await?;
-        ports
-            .judge_jobs
-            .send(
-                Job::Judge {
-                    run: *id,
-                    turn: index,
-                }
-                .message(),
-            )
-            .await?;
         turns.push(stored);
     }
     complete(ports, run, id).await
 }
 
-/// Marks the dialogue complete (unless a racing worker did) and finishes the run if every
-/// judgment is already in.
-async fn complete(ports: &Ports, mut run: Versioned<Run>, id: &RunId) -> Result<(), StageError> {
-    loop {
-        match transition(ports, &run, RunStatus::DialogueComplete, None).await? {
-            Transition::Moved { .. } => break,
-            Transition::Raced => {
-                run = ports
-                    .repository
-                    .get_run(id)
-                    .await?
-                    .ok_or_else(|| StageError::rejected(format!("run {id} vanished")))?;
-                if run.value.status != RunStatus::Running {
-                    break;
-                }
-            }
+/// Marks the dialogue complete (unless that is done, or a racing worker did it) and sends
+/// the run's judge job.
+async fn complete(ports: &Ports, mut run: Versioned<Run>, id: &RunId) -> Result<Step, StageError> {
+    while matches!(run.value.status, RunStatus::Pending | RunStatus::Running) {
+        if let Transition::Moved { .. } =
+            transition(ports, &run, RunStatus::DialogueComplete, None).await?
+        {
+            break;
         }
+        run = ports
+            .repository
+            .get_run(id)
+            .await?
+            .ok_or_else(|| StageError::rejected(format!("run {id} vanished")))?;
     }
-    finish_if_judged(ports, id).await
+    if run.value.status.is_final() {
+        // Read again: a failed run is reported, any other final one needs nothing.
+        return Ok(Step::Raced);
+    }
+    send_judge_job(ports, id).await?;
+    Ok(Step::Done)
 }
 
 /// A re-judge's dialogue: the turns of the source manifest's run with the same tutor,
-/// scenario and repetition, copied write-once with their calls marked as reused (`cached`),
-/// each followed by its judge job. No model is called.
+/// scenario and repetition, copied write-once with their calls marked as reused (`cached`).
+/// No model is called.
 async fn reuse_dialogue(
     ports: &Ports,
     run: &Versioned<Run>,
@@ -304,16 +310,6 @@ async fn reuse_dialogue(
             )
             .await?;
         }
-        ports
-            .judge_jobs
-            .send(
-                Job::Judge {
-                    run: id,
-                    turn: index,
-                }
-                .message(),
-            )
-            .await?;
     }
     Ok(())
 }

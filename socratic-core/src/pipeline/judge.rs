@@ -1,11 +1,11 @@
-//! Stage 3: judge one stored turn with every judge of the manifest.
+//! Stage 3: judge every turn of a run with every judge of the manifest.
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::curate::curate_run;
 use super::prompts::{Sampling, judge_request};
-use super::{
-    Job, Ports, StageError, Transition, call_record, failing_run_on_rejection, put_raw, transition,
-};
+use super::{Job, Ports, StageError, call_record, failing_run_on_rejection, put_raw};
 use crate::entity::{
     Judgment, JudgmentOutcome, Manifest, Model, ModelConfig, Prompt, Rubric, RunStatus, Scenario,
     Stage, Turn, Verdict,
@@ -13,83 +13,170 @@ use crate::entity::{
 use crate::id::RunId;
 use crate::keys;
 use crate::llm::{LlmError, Message};
+use crate::repository::{RunRecord, create_op};
 
-/// Judges turn `turn` of a run with each judge that has not judged it yet.
+/// Judges every turn of a run whose dialogue is complete, with each judge that has not
+/// judged it yet, then curates the run: its summary and its move to `curated`.
 ///
 /// A judge's output is validated against the rubric; invalid output is retried with the
 /// problems fed back, up to `judge_attempts` calls, and then stored **unscored with the
-/// reason** — never as a silent score. Each judgment is written once, in the same transaction
-/// as the increment of the run's judged counter, so a duplicate job cannot count twice. When
-/// the counter reaches turns × judges the `run-judged` event is sent.
-pub async fn judge(ports: &Ports, run: &RunId, turn: u32) -> Result<(), StageError> {
-    failing_run_on_rejection(ports, run, Stage::Judge, judge_turn(ports, run, turn)).await
+/// reason**, never as a silent score. Each judgment is written once as soon as it is made,
+/// so a redelivered job calls no judge twice; the last one is written in the same
+/// transaction as the run's summary and its move. The move that finishes a manifest's last
+/// run sends the `run-judged` event, and the curator summarises the manifest. A job for a
+/// run still in dialogue does nothing: the dialogue sends it again when it completes.
+pub async fn judge(ports: &Ports, run: &RunId) -> Result<(), StageError> {
+    failing_run_on_rejection(ports, run, Stage::Judge, judge_run(ports, run)).await
 }
 
-async fn judge_turn(ports: &Ports, id: &RunId, turn: u32) -> Result<(), StageError> {
+async fn judge_run(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     let repo = &ports.repository;
-    let record = repo
-        .run_record(id)
-        .await?
-        .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
-    match record.run.value.status {
-        RunStatus::Failed => {
-            let reason = record
-                .run
-                .value
-                .failure
-                .map(|f| f.reason)
-                .unwrap_or_default();
-            return Err(StageError::rejected(format!(
-                "run {id} has failed: {reason}"
-            )));
+    loop {
+        let mut record = repo
+            .run_record(id)
+            .await?
+            .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+        match record.run.value.status {
+            RunStatus::Failed => {
+                let reason = record
+                    .run
+                    .value
+                    .failure
+                    .map(|f| f.reason)
+                    .unwrap_or_default();
+                return Err(StageError::rejected(format!(
+                    "run {id} has failed: {reason}"
+                )));
+            }
+            RunStatus::Pending | RunStatus::Running | RunStatus::Skipped => return Ok(()),
+            // A crash after the run was curated may have lost the event; the curator checks.
+            RunStatus::Judged | RunStatus::Curated => return send_judged(ports, id).await,
+            RunStatus::DialogueComplete => {}
         }
-        RunStatus::Judged | RunStatus::Curated | RunStatus::Skipped => return Ok(()),
-        RunStatus::Pending | RunStatus::Running | RunStatus::DialogueComplete => {}
+        let manifest = repo
+            .get::<Manifest>(&keys::manifest(&record.run.value.manifest))
+            .await?
+            .ok_or_else(|| StageError::rejected(format!("manifest of run {id} does not exist")))?
+            .value;
+        let Some(made) = judge_missing(ports, &manifest, &record).await? else {
+            continue; // another worker stored a judgment first: read again
+        };
+        record.judgments.extend(made.stored);
+        record.judgments.extend(made.held.iter().cloned());
+        // In the store's order, so the summary's sums match one computed from a reread.
+        record
+            .judgments
+            .sort_by(|a, b| (a.turn, a.judge.as_str()).cmp(&(b.turn, b.judge.as_str())));
+        let also = made.held.as_ref().map(create_op).transpose()?;
+        match curate_run(ports, &manifest, &record, also.into_iter().collect()).await? {
+            Some(finished) if finished < manifest.run_count => return Ok(()),
+            Some(_) => return send_judged(ports, id).await,
+            None => {
+                // Another writer moved the run or stored this judgment: keep what was paid
+                // for, then read again to see what it did.
+                if let Some(judgment) = made.held {
+                    repo.store_judgment(&judgment).await?;
+                }
+            }
+        }
     }
-    let mut turns = record.turns;
+}
+
+async fn send_judged(ports: &Ports, id: &RunId) -> Result<(), StageError> {
+    ports
+        .run_events
+        .send(Job::Curate { run: *id }.message())
+        .await?;
+    Ok(())
+}
+
+/// The judgments one job made.
+struct Made {
+    /// Stored as they arrived.
+    stored: Vec<Judgment>,
+    /// The last, left for the transaction that curates the run.
+    held: Option<Judgment>,
+}
+
+/// Makes the run's missing judgments, a few calls at a time, storing each as it arrives
+/// except the last. `None` when a racing worker had stored one of them first: its judgment
+/// wins, and the caller reads the run again.
+async fn judge_missing(
+    ports: &Ports,
+    manifest: &Manifest,
+    record: &RunRecord,
+) -> Result<Option<Made>, StageError> {
+    let repo = &ports.repository;
+    let run = &record.run.value;
+    let mut turns = record.turns.clone();
     turns.sort_by_key(|t| t.index);
-    if !turns.iter().any(|t| t.index == turn) {
+    if let Some(missing) = (1..=run.turns).find(|i| !turns.iter().any(|t| t.index == *i)) {
         return Err(StageError::rejected(format!(
-            "turn {turn} of run {id} is not stored"
+            "turn {missing} of run {} is not stored",
+            run.id
         )));
     }
-    let manifest = repo
-        .get::<Manifest>(&keys::manifest(&record.run.value.manifest))
-        .await?
-        .ok_or_else(|| StageError::rejected(format!("manifest of run {id} does not exist")))?
-        .value;
     let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
     let prompt: Prompt = repo.require_catalog(&manifest.request.judge_prompt).await?;
-    let scenario: Scenario = repo.require_catalog(&record.run.value.scenario).await?;
-
-    // The run's count of judgments after this job's last write, when it wrote one.
-    let mut judged = None;
+    let scenario: Scenario = repo.require_catalog(&run.scenario).await?;
+    let mut judges = Vec::new();
     for config in &manifest.request.judges {
-        let done = record
-            .judgments
-            .iter()
-            .any(|j| j.turn == turn && j.judge == config.model);
-        if done {
-            continue;
-        }
         let model: Model = repo.require_catalog(&config.model).await?;
-        let case = Case {
-            max_tokens: manifest.request.max_tokens,
-            sample: record.run.value.repetition,
-            prompt: &prompt,
-            rubric: &rubric,
-            scenario: &scenario,
-            turns: &turns,
-        };
-        let judgment = judge_with(ports, &model, config, &case, id, turn).await?;
-        judged = repo.store_judgment(&judgment).await?;
+        judges.push((model, config));
     }
-    // Judgments still missing by this job's own count: whoever stores the last one sees the
-    // full count and finishes the run, so there is nothing to read again.
-    if judged.is_some_and(|n| n < record.run.value.expected_judgments()) {
-        return Ok(());
+    let case = Case {
+        max_tokens: manifest.request.max_tokens,
+        sample: run.repetition,
+        prompt: &prompt,
+        rubric: &rubric,
+        scenario: &scenario,
+        turns: &turns,
+    };
+    let missing: Vec<_> = turns
+        .iter()
+        .flat_map(|turn| judges.iter().map(move |judge| (turn.index, judge)))
+        .filter(|(turn, (model, _))| {
+            !record
+                .judgments
+                .iter()
+                .any(|j| j.turn == *turn && j.judge == model.id)
+        })
+        .collect();
+    let total = missing.len();
+    // Built eagerly: a stream mapping a closure to futures borrowing `case` is not `Send`.
+    let calls: Vec<_> = missing
+        .into_iter()
+        .map(|(turn, (model, config))| judge_with(ports, model, config, &case, &run.id, turn))
+        .collect();
+    let mut results =
+        futures::stream::iter(calls).buffer_unordered(ports.config.judge_calls_at_once.max(1));
+    let mut made = Made {
+        stored: Vec::new(),
+        held: None,
+    };
+    let (mut done, mut failed, mut raced) = (0, None, false);
+    while let Some(result) = results.next().await {
+        done += 1;
+        match result {
+            Ok(judgment) if done == total && failed.is_none() && !raced => {
+                made.held = Some(judgment);
+            }
+            Ok(judgment) => {
+                if repo.store_judgment(&judgment).await? {
+                    made.stored.push(judgment);
+                } else {
+                    raced = true;
+                }
+            }
+            Err(error) => {
+                failed.get_or_insert(error);
+            }
+        }
     }
-    finish_if_judged(ports, id).await
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    Ok((!raced).then_some(made))
 }
 
 /// What every judge of a turn is shown.
@@ -198,27 +285,4 @@ async fn judge_with(
         calls,
         created_at: ports.clock.now(),
     })
-}
-
-/// When every judgment of a complete dialogue is stored: send `run-judged`, then mark the run
-/// `judged`. Sending first means a crash in between re-sends (harmless) instead of losing the
-/// event; the curator accepts a `dialogue_complete` run whose counter is complete.
-pub(crate) async fn finish_if_judged(ports: &Ports, id: &RunId) -> Result<(), StageError> {
-    loop {
-        let Some((run, judged)) = ports.repository.run_with_judged(id).await? else {
-            return Ok(());
-        };
-        if run.value.status != RunStatus::DialogueComplete
-            || u64::try_from(judged).unwrap_or(0) < run.value.expected_judgments()
-        {
-            return Ok(());
-        }
-        ports
-            .run_events
-            .send(Job::Curate { run: *id }.message())
-            .await?;
-        if let Transition::Moved { .. } = transition(ports, &run, RunStatus::Judged, None).await? {
-            return Ok(());
-        }
-    }
 }

@@ -59,12 +59,11 @@ pub enum Job {
         /// The run.
         run: RunId,
     },
-    /// Judge one stored turn with every judge. Sent by the dialogue stage to the judge queue.
+    /// Judge every turn of a run with every judge. Sent by the dialogue stage to the judge
+    /// queue when the dialogue is complete.
     Judge {
         /// The run.
         run: RunId,
-        /// The turn, from 1.
-        turn: u32,
     },
     /// A run is judged (or failed): summarise it. The `run-judged` event, sent to the curator.
     Curate {
@@ -73,12 +72,29 @@ pub enum Job {
     },
 }
 
+/// Jobs in the shape of earlier releases, still in queues during an upgrade.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum LegacyJob {
+    /// A judge job per turn: judging the whole run covers it.
+    Judge {
+        run: RunId,
+        #[serde(rename = "turn")]
+        _turn: u32,
+    },
+}
+
 impl Job {
     /// Parses a message body.
     pub fn parse(body: &str) -> Result<Job, StageError> {
-        serde_json::from_str(body).map_err(|e| StageError::Rejected {
-            reason: format!("malformed job {body:?}: {e}"),
-        })
+        serde_json::from_str(body)
+            .or_else(|e| match serde_json::from_str(body) {
+                Ok(LegacyJob::Judge { run, .. }) => Ok(Job::Judge { run }),
+                Err(_) => Err(e),
+            })
+            .map_err(|e| StageError::Rejected {
+                reason: format!("malformed job {body:?}: {e}"),
+            })
     }
 
     /// The message for this job.
@@ -156,6 +172,10 @@ pub struct PipelineConfig {
     pub max_runs_per_manifest: u64,
     /// Judge calls per judgment before it is stored unscored.
     pub judge_attempts: u32,
+    /// Judgments one judge job makes at once (at least 1). A job judges a whole run, so on
+    /// Lambda this keeps a long run within the function's timeout; locally, set it to the
+    /// calls a model may take at once, so that no call waits for a slot.
+    pub judge_calls_at_once: usize,
 }
 
 impl Default for PipelineConfig {
@@ -163,6 +183,7 @@ impl Default for PipelineConfig {
         Self {
             max_runs_per_manifest: 10_000,
             judge_attempts: 3,
+            judge_calls_at_once: 4,
         }
     }
 }
@@ -374,22 +395,36 @@ pub(crate) async fn transition(
     to: RunStatus,
     failure: Option<RunFailure>,
 ) -> Result<Transition, StageError> {
+    transition_with(ports, run, to, failure, Vec::new()).await
+}
+
+/// [`transition`] together with other writes, all or nothing (see
+/// [`Repository::move_run_with`]).
+pub(crate) async fn transition_with(
+    ports: &Ports,
+    run: &Versioned<Run>,
+    to: RunStatus,
+    failure: Option<RunFailure>,
+    also: Vec<crate::store::TxOp>,
+) -> Result<Transition, StageError> {
     let mut next = run.value.clone();
     next.status = to;
     next.failure = failure;
     next.updated_at = ports.clock.now();
-    Ok(match ports.repository.move_run(run, next).await? {
-        Some(moved) => {
-            if to.is_final() {
-                tracing::info!(target: METRICS_TARGET, metric = "run_finished", status = to.as_str());
+    Ok(
+        match ports.repository.move_run_with(run, next, also).await? {
+            Some(moved) => {
+                if to.is_final() {
+                    tracing::info!(target: METRICS_TARGET, metric = "run_finished", status = to.as_str());
+                }
+                Transition::Moved {
+                    run: moved.run,
+                    finished: moved.finished,
+                }
             }
-            Transition::Moved {
-                run: moved.run,
-                finished: moved.finished,
-            }
-        }
-        None => Transition::Raced,
-    })
+            None => Transition::Raced,
+        },
+    )
 }
 
 /// Stops a run for good (`failed` or `skipped`) with the stage and reason, unless it is

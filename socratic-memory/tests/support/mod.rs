@@ -209,7 +209,7 @@ pub async fn outcome(ports: &Ports, summary: &ManifestSummary) -> Outcome {
         out.insert(
             (run.tutor.model.to_string(), run.scenario.to_string(), run.repetition),
             serde_json::json!({
-                "status": run.status, "judged": record.judged, "turns": turns, "judgments": judgments, "summary": summary_json,
+                "status": run.status, "turns": turns, "judgments": judgments, "summary": summary_json,
             }),
         );
     }
