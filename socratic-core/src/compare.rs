@@ -48,6 +48,29 @@ pub struct ManifestComparison {
     pub models: Vec<ModelDifference>,
     /// Models scored in only one of the two.
     pub unmatched: Vec<ModelId>,
+    /// Every shared (model, scenario) with its change, largest change first.
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioChange>,
+}
+
+/// One model's change on one scenario: the means of its repetitions in A and in B.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioChange {
+    /// The model.
+    pub model: ModelId,
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// Mean overall score in A.
+    pub a: f64,
+    /// Mean overall score in B.
+    pub b: f64,
+}
+
+impl ScenarioChange {
+    /// B − A.
+    pub fn change(&self) -> f64 {
+        self.b - self.a
+    }
 }
 
 /// Reads each model's per-scenario means of a manifest from its curated runs, a page at a
@@ -101,6 +124,7 @@ pub fn compare_means(
     let (b_id, b_scores) = b;
     let mut models = Vec::new();
     let mut unmatched = Vec::new();
+    let mut scenarios = Vec::new();
     for model in a_scores
         .keys()
         .chain(b_scores.keys().filter(|m| !a_scores.contains_key(*m)))
@@ -111,7 +135,16 @@ pub fn compare_means(
         };
         let shared: Vec<(f64, f64)> = sa
             .iter()
-            .filter_map(|(scenario, x)| sb.get(scenario).map(|y| (*x, *y)))
+            .filter_map(|(scenario, x)| {
+                let y = sb.get(scenario)?;
+                scenarios.push(ScenarioChange {
+                    model: model.clone(),
+                    scenario: scenario.clone(),
+                    a: *x,
+                    b: *y,
+                });
+                Some((*x, *y))
+            })
             .collect();
         if shared.is_empty() {
             unmatched.push(model.clone());
@@ -138,11 +171,19 @@ pub fn compare_means(
     for (model, p) in models.iter_mut().zip(adjusted) {
         model.p_adjusted = p;
     }
+    // Largest change first; ties in a stable order.
+    scenarios.sort_by(|x, y| {
+        y.change()
+            .abs()
+            .total_cmp(&x.change().abs())
+            .then_with(|| (&x.model, &x.scenario).cmp(&(&y.model, &y.scenario)))
+    });
     ManifestComparison {
         a: *a_id,
         b: *b_id,
         models,
         unmatched,
+        scenarios,
     }
 }
 

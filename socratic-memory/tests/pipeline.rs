@@ -142,12 +142,18 @@ async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
             .unwrap(),
     )
     .unwrap();
-    assert!(
-        html.contains("<svg")
-            && html.contains("sim-lecturer")
-            && !html.contains("http://cdn")
-            && !html.contains("<script")
-    );
+    // Self-contained: charts inline, scripts embedded, nothing loaded from elsewhere.
+    assert!(html.contains("<svg") && html.contains("sim-lecturer"));
+    for external in [
+        "<script src",
+        "src=\"http",
+        "href=\"http",
+        "url(",
+        "@import",
+    ] {
+        assert!(!html.contains(external), "{external}");
+    }
+    assert!(html.contains(r#"<script type="application/json" id="socratic-data">"#));
 }
 
 /// Records every request, then answers with the simulated models.

@@ -20,7 +20,7 @@ use socratic_core::clock::{Clock, SystemClock};
 use socratic_core::compare::compare_manifests;
 use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::{
-    ManifestRequest, ModelConfig, Run, RunStatus, StudentConfig, from_json,
+    Manifest, ManifestRequest, ModelConfig, Run, RunStatus, StudentConfig, from_json,
 };
 use socratic_core::estimate::{PlanEstimate, estimate};
 use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId, RunId};
@@ -385,6 +385,12 @@ async fn compare(out: &Path, a: &str, b: &str) -> anyhow::Result<ExitCode> {
     }
     let comparison = compare_manifests(&repository, &ids[0], &ids[1]).await?;
     print!("{}", history::comparison_table(&comparison));
+    let dir = out.join("comparisons");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{}-vs-{}.html", ids[1], ids[0]));
+    let html = report::comparison_html(&comparison, socratic_core::pipeline::ALPHA);
+    std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
+    println!("comparison: {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -941,7 +947,8 @@ fn used_models(request: &ManifestRequest) -> Vec<String> {
 }
 
 /// Renders `report.html` and `leaderboard.csv` of a finished manifest again from its
-/// `summary.json`, and prints the leaderboard.
+/// `summary.json`, with its settings and runs from the results directory's database when it
+/// has them, and prints the leaderboard.
 async fn rerender(out: &Path, manifest_id: Option<&str>) -> anyhow::Result<ExitCode> {
     let manifests = out.join("curated").join("manifests");
     let id = match manifest_id {
@@ -971,7 +978,13 @@ async fn rerender(out: &Path, manifest_id: Option<&str>) -> anyhow::Result<ExitC
             summary.rubric
         );
     }
-    let html = report::report_html(&summary, &defaults.rubric);
+    let html = match rerender_details(out, &summary).await? {
+        Some((manifest, runs)) => report::HtmlReport::new(&summary, &defaults.rubric)
+            .manifest(&manifest)
+            .runs(&runs)
+            .render(),
+        None => report::report_html(&summary, &defaults.rubric),
+    };
     let csv = report::leaderboard_csv(&summary);
     for target in [&dir, &out.to_path_buf()] {
         std::fs::write(target.join("report.html"), &html)
@@ -983,6 +996,26 @@ async fn rerender(out: &Path, manifest_id: Option<&str>) -> anyhow::Result<ExitC
     println!("{}", report::leaderboard_text(&summary));
     println!("report: {}", out.join("report.html").display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The manifest and its runs, for the report, from the results directory's database and
+/// files; `None` when the directory has no database (the report then shows the summary only).
+async fn rerender_details(
+    out: &Path,
+    summary: &socratic_core::entity::ManifestSummary,
+) -> anyhow::Result<Option<(Manifest, report::ReportRuns)>> {
+    if !out.join(socratic_sqlite::DATABASE_FILE).is_file() {
+        return Ok(None);
+    }
+    let repository = history(out)?;
+    let manifest = repository
+        .get::<Manifest>(&socratic_core::keys::manifest(&summary.manifest))
+        .await?
+        .with_context(|| format!("manifest {} is not in {}", summary.manifest, out.display()))?
+        .value;
+    let blobs = FsBlobStore::new(out).with_context(|| format!("opening {}", out.display()))?;
+    let runs = socratic_core::pipeline::report_runs(&repository, &blobs, &manifest).await?;
+    Ok(Some((manifest, runs)))
 }
 
 /// A manifest's runs in `status`.

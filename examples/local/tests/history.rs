@@ -61,6 +61,27 @@ async fn list_show_and_compare_read_every_benchmark_of_the_directory() {
         assert!(row.contains("+0.000") && row.contains(" 8 "), "{row}");
         assert!(row.trim_end().ends_with("1.0000"), "{row}");
     }
+    // The same comparison as a page, named B-vs-A: every model, no difference shown, the
+    // scenarios listed.
+    let page = out
+        .join("comparisons")
+        .join(format!("{}-vs-{}.html", ids[0], ids[1]));
+    assert!(
+        table.contains(&format!("comparison: {}", page.display())),
+        "{table}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    for model in ["sim-socratic", "sim-leaky", "sim-lecturer"] {
+        assert!(
+            html.contains(&format!("<td>no difference shown</td><td>{model}</td>")),
+            "{model}"
+        );
+    }
+    assert!(html.contains("Scenarios that changed most"));
+    assert!(
+        html.contains("of 24</caption>"),
+        "3 models × 8 shared scenarios"
+    );
 
     let run = std::fs::read_dir(out.join("curated").join("runs"))
         .unwrap()

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt;
 use serde_json::json;
 
 use super::leaderboard::{RunDigest, summarize_digests};
@@ -18,8 +19,8 @@ use crate::entity::{
 use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys;
 use crate::llm::Role;
-use crate::report;
-use crate::repository::{RunFilter, RunRecord, overwrite_op};
+use crate::report::{self, ReportRuns};
+use crate::repository::{Repository, RunFilter, RunRecord, overwrite_op};
 use crate::stats;
 use crate::store::TxOp;
 
@@ -325,16 +326,96 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     for vector in &summary.vectors {
         repo.overwrite(vector).await?;
     }
-    write_report(ports.blobs.as_ref(), &summary, &rubric).await?;
+    let shown = report_runs(repo, ports.blobs.as_ref(), &manifest).await?;
+    let html = report::HtmlReport::new(&summary, &rubric)
+        .manifest(&manifest)
+        .runs(&shown)
+        .render();
+    write_report(ports.blobs.as_ref(), &summary, html).await?;
     // The summary item last: its presence means every file above is written.
     repo.overwrite(&summary).await?;
+    Ok(())
+}
+
+/// A run as the judge curated it: `curated/runs/<run>.json`.
+#[derive(serde::Deserialize)]
+struct CuratedRun {
+    run: Run,
+    turns: Vec<Turn>,
+    judgments: Vec<Judgment>,
+    summary: Option<RunSummary>,
+}
+
+/// How many curated runs the report reads at once.
+const REPORT_READS_AT_ONCE: usize = 16;
+
+/// Reads what the HTML report shows of a manifest's runs: its scenarios, and every run, a page
+/// at a time: curated runs from their curated documents (`curated/runs/<run>.json`, a few
+/// reads at a time), stopped ones from the store, with what they stored before stopping.
+pub async fn report_runs(
+    repository: &Repository,
+    blobs: &dyn BlobStore,
+    manifest: &Manifest,
+) -> Result<ReportRuns, StageError> {
+    let mut shown = ReportRuns::new();
+    for scenario in &manifest.request.scenarios {
+        if let Some(scenario) = repository.get_catalog::<Scenario>(scenario).await? {
+            shown.scenario(&scenario);
+        }
+    }
+    let mut cursor = None;
+    loop {
+        let page = repository
+            .list_runs(&RunFilter::Manifest(manifest.id), 100, cursor)
+            .await?;
+        add_to_report(repository, blobs, &page.items, &mut shown).await?;
+        cursor = page.cursor;
+        if cursor.is_none() {
+            return Ok(shown);
+        }
+    }
+}
+
+async fn add_to_report(
+    repository: &Repository,
+    blobs: &dyn BlobStore,
+    runs: &[Run],
+    shown: &mut ReportRuns,
+) -> Result<(), StageError> {
+    let reads: Vec<_> = runs
+        .iter()
+        .map(|run| async move {
+            if run.status != RunStatus::Curated {
+                return Ok(None);
+            }
+            let key = BlobKey::new(format!("curated/runs/{}.json", run.id))?;
+            match blobs.get(&key).await {
+                Ok(bytes) => Ok(serde_json::from_slice::<CuratedRun>(&bytes).ok()),
+                Err(crate::blob::BlobError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(StageError::from(e)),
+            }
+        })
+        .collect();
+    let curated: Vec<Result<Option<CuratedRun>, StageError>> = futures::stream::iter(reads)
+        .buffered(REPORT_READS_AT_ONCE)
+        .collect()
+        .await;
+    for (run, curated) in runs.iter().zip(curated) {
+        match curated? {
+            Some(c) => shown.run(&c.run, &c.turns, &c.judgments, c.summary.as_ref()),
+            None => match repository.run_record(&run.id).await? {
+                Some(r) => shown.run(&r.run.value, &r.turns, &r.judgments, r.summary.as_ref()),
+                None => shown.run(run, &[], &[], None),
+            },
+        }
+    }
     Ok(())
 }
 
 async fn write_report(
     blobs: &dyn BlobStore,
     summary: &crate::entity::ManifestSummary,
-    rubric: &Rubric,
+    html: String,
 ) -> Result<(), StageError> {
     let dir = format!("curated/manifests/{}", summary.manifest);
     let files = [
@@ -346,10 +427,7 @@ async fn write_report(
             "leaderboard.csv",
             report::leaderboard_csv(summary).into_bytes(),
         ),
-        (
-            "report.html",
-            report::report_html(summary, rubric).into_bytes(),
-        ),
+        ("report.html", html.into_bytes()),
     ];
     for (name, bytes) in files {
         blobs

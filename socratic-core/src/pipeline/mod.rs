@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use curate::curate;
 pub use curate::summarize_run;
+pub use curate::{curate, report_runs};
 pub use dialogue::run_dialogue;
 pub use judge::judge;
 pub use leaderboard::{ALPHA, RunDigest, summarize_digests, summarize_manifest};
