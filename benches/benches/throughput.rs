@@ -90,6 +90,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `SOCRATIC_BENCH_PROFILE=N`: only the in-memory instant-model case, N times, for a
+    // profiler (docs/performance.md, "Where the time goes").
+    if let Some(times) = std::env::var("SOCRATIC_BENCH_PROFILE")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        runtime.block_on(async {
+            for round in 1..=times {
+                scenario(
+                    &format!("instant models, 64 workers (profile round {round} of {times})"),
+                    Duration::ZERO,
+                    64,
+                )
+                .await;
+            }
+        });
+        return;
+    }
     runtime.block_on(async {
         // Both instant-model cases, alternately, a few rounds: on a shared two-core machine one
         // run of either varies by ±15%, so the ratio is taken between medians.
