@@ -709,3 +709,37 @@ async fn at_five_turns_no_tutor_is_given_the_answer_key_and_success_and_telling_
         "{csv}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_an_earlier_release_left_judged_is_curated_by_the_curator() {
+    use socratic_core::store::StoreExt;
+    let harness = Harness::new(Options::default()).await;
+    let summary = run_default(&harness).await;
+    let repo = &harness.ports.repository;
+    let run = repo
+        .list_runs(&RunFilter::Manifest(summary.manifest), 1, None)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let curated = repo.run_record(&run.id).await.unwrap().unwrap();
+    let expected = curated.summary.clone().unwrap();
+    // As an earlier release left it: judged, without a summary.
+    let mut judged = curated.run.value.clone();
+    judged.status = RunStatus::Judged;
+    repo.update(&judged, curated.run.version).await.unwrap();
+    harness
+        .store
+        .delete(&keys::run_summary(&run.id))
+        .await
+        .unwrap();
+
+    socratic_core::pipeline::curate(&harness.ports, &run.id)
+        .await
+        .unwrap();
+    let record = repo.run_record(&run.id).await.unwrap().unwrap();
+    assert_eq!(record.run.value.status, RunStatus::Curated);
+    let mut again = record.summary.unwrap();
+    again.computed_at = expected.computed_at;
+    assert_eq!(again, expected);
+}

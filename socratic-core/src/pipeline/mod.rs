@@ -532,3 +532,43 @@ pub(crate) async fn failing_run_on_rejection(
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUN: &str = "01JD8X4Z7Q3V9K2M5N6P7R8S9T";
+
+    #[test]
+    fn jobs_round_trip_and_judge_jobs_of_earlier_releases_judge_the_run() {
+        let run: RunId = RUN.parse().expect("id");
+        for job in [
+            Job::Dialogue { run },
+            Job::Judge { run },
+            Job::Curate { run },
+        ] {
+            let body = job.message().body;
+            assert_eq!(Job::parse(&body).expect("parses"), job, "{body}");
+        }
+        let legacy = format!(r#"{{"type":"judge","run":"{RUN}","turn":2}}"#);
+        assert_eq!(Job::parse(&legacy).expect("parses"), Job::Judge { run });
+    }
+
+    #[test]
+    fn malformed_jobs_are_rejected_with_the_body() {
+        for body in [
+            format!(r#"{{"type":"dialogue","run":"{RUN}","turn":2}}"#),
+            format!(r#"{{"type":"judge","run":"{RUN}","turn":"two"}}"#),
+            format!(r#"{{"type":"judge","run":"{RUN}","extra":1}}"#),
+            r#"{"type":"judge"}"#.to_owned(),
+            "not json".to_owned(),
+        ] {
+            match Job::parse(&body) {
+                Err(StageError::Rejected { reason }) => {
+                    assert!(reason.contains(&format!("{body:?}")), "{reason}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+}
