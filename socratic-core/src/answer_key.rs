@@ -6,6 +6,8 @@
 //! Six words are enough to be the passage's own wording rather than a chance overlap, and few
 //! enough to catch a paraphrase that keeps a clause of it.
 
+use std::collections::HashSet;
+
 use crate::entity::{Scenario, Turn};
 
 /// How many consecutive words of a passage a text must contain to state it.
@@ -20,42 +22,53 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The runs of [`SEQUENCE_WORDS`] words of `passage` (one run of all of it when shorter).
-fn sequences(passage: &str) -> Vec<Vec<String>> {
-    let words = words(passage);
-    if words.is_empty() {
-        return Vec::new();
+/// Passages made ready to be looked for in many texts: each passage's runs of
+/// [`SEQUENCE_WORDS`] words (one run of all of it when shorter), in a set, so a text is read
+/// once and each of its windows looked up.
+#[derive(Debug, Clone, Default)]
+pub struct Passages {
+    /// Per passage: its run length and its runs.
+    runs: Vec<(usize, HashSet<Vec<String>>)>,
+}
+
+impl Passages {
+    /// The passages' runs. An empty passage has none, so no text states it.
+    pub fn new<'a>(passages: impl IntoIterator<Item = &'a str>) -> Self {
+        let runs = passages
+            .into_iter()
+            .filter_map(|passage| {
+                let words = words(passage);
+                if words.is_empty() {
+                    return None;
+                }
+                let length = words.len().min(SEQUENCE_WORDS);
+                Some((
+                    length,
+                    words.windows(length).map(<[String]>::to_vec).collect(),
+                ))
+            })
+            .collect();
+        Self { runs }
     }
-    if words.len() <= SEQUENCE_WORDS {
-        return vec![words];
+
+    /// Whether `text` states one of the passages: contains one of its runs.
+    pub fn stated_in(&self, text: &str) -> bool {
+        let text = words(text);
+        self.runs
+            .iter()
+            .any(|(length, runs)| text.windows(*length).any(|window| runs.contains(window)))
     }
-    words
-        .windows(SEQUENCE_WORDS)
-        .map(<[String]>::to_vec)
-        .collect()
 }
 
 /// Whether `text` states `passage`: contains one of its runs of [`SEQUENCE_WORDS`] words.
 pub fn states(text: &str, passage: &str) -> bool {
-    let text = words(text);
-    let runs = sequences(passage);
-    runs.iter().any(|run| {
-        text.windows(run.len())
-            .any(|window| window == run.as_slice())
-    })
+    Passages::new([passage]).stated_in(text)
 }
 
 /// Whether `text` states any of a scenario's goals or its key conflict.
 pub fn states_answer_key(text: &str, scenario: &Scenario) -> bool {
-    answer_key(scenario)
-        .iter()
-        .any(|passage| states(text, passage))
-}
-
-fn answer_key(scenario: &Scenario) -> Vec<&str> {
-    let mut passages: Vec<&str> = scenario.goals.iter().map(String::as_str).collect();
-    passages.push(&scenario.key_conflict);
-    passages
+    let goals = scenario.goals.iter().map(String::as_str);
+    Passages::new(goals.chain([scenario.key_conflict.as_str()])).stated_in(text)
 }
 
 /// Where a dialogue first stated a goal: `reached`, the turn whose student reply first states
@@ -73,8 +86,8 @@ pub struct GoalTimeline {
 impl GoalTimeline {
     /// The timeline of `turns` against the scenario's goals.
     pub fn of(scenario: &Scenario, turns: &[Turn]) -> Self {
-        let goals: Vec<&str> = scenario.goals.iter().map(String::as_str).collect();
-        let states_goal = |text: &str| goals.iter().any(|goal| states(text, goal));
+        let goals = Passages::new(scenario.goals.iter().map(String::as_str));
+        let states_goal = |text: &str| goals.stated_in(text);
         let mut ordered: Vec<&Turn> = turns.iter().collect();
         ordered.sort_by_key(|t| t.index);
         Self {

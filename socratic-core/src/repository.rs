@@ -73,7 +73,7 @@ impl ManifestProgress {
 }
 
 /// Something the repository can store.
-pub trait Entity: Serialize + DeserializeOwned + Validate + Send + Sync {
+pub trait Entity: Serialize + DeserializeOwned + Validate + Clone + Send + Sync + 'static {
     /// Its kind.
     const KIND: EntityKind;
 
@@ -420,13 +420,18 @@ const IMMUTABLE_CACHE_LIMIT: usize = 10_000;
 /// The typed repository. Cloning shares the store and the cache.
 ///
 /// Catalog entities and manifests never change once stored, so the repository keeps the items
-/// it has read in memory and serves later reads of them without a store request. Everything
-/// mutable (runs, counters, turns, judgments, summaries) is always read from the store.
+/// it has read in memory, and the entities parsed from them, and serves later reads of them
+/// without a store request or parsing them again. Everything mutable (runs, counters, turns,
+/// judgments, summaries) is always read from the store.
 #[derive(Clone)]
 pub struct Repository {
     store: Arc<dyn Store>,
     immutable: Arc<std::sync::RwLock<std::collections::HashMap<Key, Item>>>,
+    parsed: Arc<std::sync::RwLock<std::collections::HashMap<Key, Parsed>>>,
 }
+
+/// An immutable entity as parsed and validated from its item, shared by every later read.
+type Parsed = Arc<dyn std::any::Any + Send + Sync>;
 
 fn is_immutable(key: &Key) -> bool {
     key.sk == keys::METADATA
@@ -447,6 +452,7 @@ impl Repository {
         Self {
             store,
             immutable: Arc::default(),
+            parsed: Arc::default(),
         }
     }
 
@@ -547,10 +553,7 @@ impl Repository {
         }
         let mut entities = Vec::with_capacity(keys.len());
         for key in &keys {
-            entities.push(match self.read(key).await? {
-                Some(item) => Some(from_item::<E>(&item)?),
-                None => None,
-            });
+            entities.push(self.get::<E>(key).await?.map(|v| v.value));
         }
         Ok(entities)
     }
@@ -600,13 +603,37 @@ impl Repository {
 
     /// Reads any entity by key.
     pub async fn get<E: Entity>(&self, key: &Key) -> Result<Option<Versioned<E>>, RepoError> {
-        match self.read(key).await? {
-            None => Ok(None),
-            Some(item) => Ok(Some(Versioned {
-                value: from_item(&item)?,
-                version: item.version,
-            })),
+        let immutable = is_immutable(key);
+        if immutable {
+            let parsed = self
+                .parsed
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(entity) = parsed
+                .get(key)
+                .and_then(|p| p.downcast_ref::<Versioned<E>>())
+            {
+                return Ok(Some(entity.clone()));
+            }
         }
+        let Some(item) = self.read(key).await? else {
+            return Ok(None);
+        };
+        let entity = Versioned {
+            value: from_item::<E>(&item)?,
+            version: item.version,
+        };
+        if immutable {
+            let mut parsed = self
+                .parsed
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if parsed.len() >= IMMUTABLE_CACHE_LIMIT {
+                parsed.clear();
+            }
+            parsed.insert(key.clone(), Arc::new(entity.clone()));
+        }
+        Ok(Some(entity))
     }
 
     /// Creates an entity; fails with [`StoreError::AlreadyExists`] if its key exists.

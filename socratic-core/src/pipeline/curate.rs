@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
-use serde_json::json;
 
 use super::leaderboard::{RunDigest, summarize_digests};
 use super::{Ports, StageError, Transition, transition_with};
@@ -74,9 +73,12 @@ pub(crate) async fn curate_run(
     let blob = BlobKey::new(format!("curated/runs/{id}.json"))?;
     let mut run = record.run.value.clone();
     run.status = RunStatus::Curated;
-    let document = json!({
-        "run": run, "turns": record.turns, "judgments": record.judgments, "summary": summary,
-    });
+    let document = CuratedDocument {
+        run: &run,
+        turns: &record.turns,
+        judgments: &record.judgments,
+        summary: &summary,
+    };
     ports
         .blobs
         .put_json(&blob, &document, BlobPutMode::Overwrite)
@@ -337,7 +339,16 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     Ok(())
 }
 
-/// A run as the judge curated it: `curated/runs/<run>.json`.
+/// `curated/runs/<run>.json`, as written.
+#[derive(serde::Serialize)]
+struct CuratedDocument<'a> {
+    run: &'a Run,
+    turns: &'a [Turn],
+    judgments: &'a [Judgment],
+    summary: &'a RunSummary,
+}
+
+/// `curated/runs/<run>.json`, as read back.
 #[derive(serde::Deserialize)]
 struct CuratedRun {
     run: Run,

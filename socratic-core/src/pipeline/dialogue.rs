@@ -1,8 +1,7 @@
 //! Stage 2: run a dialogue, tutor ⇄ student, one stored turn at a time.
 
-use serde_json::json;
-
 use super::prompts::{Sampling, student_request, tutor_request};
+use super::raw;
 use super::{
     Job, Ports, StageError, Transition, call_record, failing_run_on_rejection, put_raw, run_id,
     transition, transition_with,
@@ -165,11 +164,7 @@ async fn dialogue_step(ports: &Ports, id: &RunId) -> Result<Step, StageError> {
                 )));
             }
             let record = call_record(model, &req, &resp);
-            (
-                Some(resp.text.clone()),
-                Some(record),
-                Some(json!({"request": req, "response": resp})),
-            )
+            (Some(resp.text.clone()), Some(record), Some((req, resp)))
         } else {
             let reply = scenario
                 .student_replies
@@ -214,7 +209,15 @@ async fn dialogue_step(ports: &Ports, id: &RunId) -> Result<Step, StageError> {
         } else {
             repo.put_once(turn).await?
         };
-        let document = json!({"tutor": {"request": tutor_req, "response": tutor_resp}, "student": student_exchange});
+        let document = raw::Turn {
+            tutor: raw::Exchange {
+                request: &tutor_req,
+                response: &tutor_resp,
+            },
+            student: student_exchange
+                .as_ref()
+                .map(|(request, response)| raw::Exchange { request, response }),
+        };
         put_raw(
             ports,
             format!("raw/runs/{id}/turn-{index:03}.json"),
@@ -301,8 +304,13 @@ async fn reuse_dialogue(
                 ..turn
             };
             ports.repository.put_once(copy).await?;
-            let document =
-                json!({"reused": {"manifest": source, "run": source_run, "turn": index}});
+            let document = raw::ReusedTurn {
+                reused: raw::Source {
+                    manifest: source,
+                    run: &source_run,
+                    turn: index,
+                },
+            };
             put_raw(
                 ports,
                 format!("raw/runs/{id}/turn-{index:03}.json"),

@@ -1,10 +1,11 @@
 //! Stage 3: judge every turn of a run with every judge of the manifest.
 
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::curate::curate_run;
 use super::prompts::{Sampling, judge_request};
+use super::raw;
 use super::{Job, Ports, StageError, call_record, failing_run_on_rejection, put_raw};
 use crate::entity::{
     Judgment, JudgmentOutcome, Manifest, Model, ModelConfig, Prompt, Rubric, RunStatus, Scenario,
@@ -236,11 +237,14 @@ async fn judge_with(
                 let raw = output
                     .as_ref()
                     .map_or_else(|| response.text.clone(), Value::to_string);
-                exchanges.push(json!({"response": response}));
+                exchanges.push(raw::JudgeAttempt::Answered { response });
                 (raw, output)
             }
             Err(LlmError::InvalidOutput { message, raw }) => {
-                exchanges.push(json!({"invalid_output": message, "raw": raw}));
+                exchanges.push(raw::JudgeAttempt::Unreadable {
+                    invalid_output: message,
+                    raw: raw.clone(),
+                });
                 (raw, None)
             }
             Err(e) => return Err(StageError::from_call(&e)),
@@ -269,7 +273,10 @@ async fn judge_with(
     let outcome = outcome.unwrap_or_else(|| JudgmentOutcome::Unscored {
         reason: format!("invalid judge output after {attempts_made} attempts: {problems}"),
     });
-    let document = json!({"request": request, "exchanges": exchanges});
+    let document = raw::Judging {
+        request: &request,
+        exchanges: &exchanges,
+    };
     put_raw(
         ports,
         format!("raw/runs/{run}/judge-{turn:03}-{}.json", model.id),

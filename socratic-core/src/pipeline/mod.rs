@@ -17,6 +17,7 @@ mod judge;
 mod leaderboard;
 mod plan;
 mod prompts;
+mod raw;
 mod rejudge;
 
 use std::collections::HashMap;
@@ -328,7 +329,7 @@ impl From<LlmError> for StageError {
 pub(crate) async fn put_raw(
     ports: &Ports,
     key: String,
-    document: &serde_json::Value,
+    document: &(impl Serialize + Sync),
 ) -> Result<(), StageError> {
     let key = BlobKey::new(key)?;
     match ports
