@@ -96,17 +96,74 @@ fn overall_chart(summary: &ManifestSummary, min: f64, max: f64) -> String {
     svg
 }
 
-/// Per-dimension profiles: one group of bars per dimension, one bar per model, with intervals
-/// and a legend. Bars start at zero so the lowest score still shows.
+/// Per-dimension profiles: one group of bars per dimension, one bar per model.
 fn profile_chart(summary: &ManifestSummary, max: f64) -> String {
+    let groups = summary
+        .dimensions
+        .iter()
+        .map(|dim| {
+            let bars = summary
+                .leaderboard
+                .iter()
+                .map(|row| row.dimensions.get(dim).copied())
+                .collect();
+            (dim.clone(), bars)
+        })
+        .collect();
+    grouped_chart(summary, groups, max, "Mean score per dimension and model")
+}
+
+/// Per vector, one bar per model.
+fn vector_chart(summary: &ManifestSummary, max: f64) -> String {
+    let groups = summary
+        .vectors
+        .iter()
+        .map(|vector| {
+            let bars = summary
+                .leaderboard
+                .iter()
+                .map(|row| vector.models.get(&row.model).copied())
+                .collect();
+            (vector.vector.to_string(), bars)
+        })
+        .collect();
+    grouped_chart(
+        summary,
+        groups,
+        max,
+        "Mean overall score per vector and model",
+    )
+}
+
+/// Groups of bars, one bar per model of the leaderboard (in its order) with its interval, a
+/// legend, and the figures in the text alternative. Bars start at zero so the lowest score
+/// still shows.
+fn grouped_chart(
+    summary: &ManifestSummary,
+    groups: Vec<(String, Vec<Option<crate::entity::Estimate>>)>,
+    max: f64,
+    title: &str,
+) -> String {
     let models = summary.leaderboard.len().max(1) as f64;
     let (bar, gap, top, plot) = (24.0, 48.0, 34.0, 220.0);
     let group_width = bar * models + gap;
-    let width = 60.0 + group_width * summary.dimensions.len() as f64;
+    // Wide enough for the legend too.
+    let width = (60.0 + group_width * groups.len() as f64).max(50.0 + 160.0 * models);
     let y = |v: f64| top + plot - v / max * plot;
+    let mut label = format!("{title}: ");
+    for (name, bars) in &groups {
+        let scores: Vec<String> = summary
+            .leaderboard
+            .iter()
+            .zip(bars)
+            .filter_map(|(row, e)| e.map(|e| format!("{} {:.2}", row.model, e.mean)))
+            .collect();
+        let _ = write!(label, "{name}: {}. ", scores.join(", "));
+    }
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" role="img" aria-label="Mean score per dimension and model">"#,
-        top + plot + 50.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" role="img" aria-label="{}">"#,
+        top + plot + 50.0,
+        escape(label.trim())
     );
     for (m, row) in summary.leaderboard.iter().enumerate() {
         let x = 50.0 + m as f64 * 160.0;
@@ -127,38 +184,37 @@ fn profile_chart(summary: &ManifestSummary, max: f64) -> String {
             y(v) + 4.0
         );
     }
-    for (d, dim) in summary.dimensions.iter().enumerate() {
-        let x0 = 50.0 + d as f64 * group_width;
-        for (m, row) in summary.leaderboard.iter().enumerate() {
-            let Some(e) = row.dimensions.get(dim) else {
+    for (g, (name, bars)) in groups.iter().enumerate() {
+        let x0 = 50.0 + g as f64 * group_width;
+        for (m, (row, e)) in summary.leaderboard.iter().zip(bars).enumerate() {
+            let Some(e) = e else {
                 continue;
             };
             let x = x0 + m as f64 * bar;
-            let colour = COLOURS[m % COLOURS.len()];
             let _ = write!(
                 svg,
-                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{} — {}: {:.2} {}</title></rect>"##,
+                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} — {}: {:.2} {}</title></rect>"##,
                 y(e.mean),
                 bar - 3.0,
                 (y(0.0) - y(e.mean)).max(0.0),
+                COLOURS[m % COLOURS.len()],
                 escape(row.model.as_str()),
-                escape(dim),
+                escape(name),
                 e.mean,
                 e.interval_text(2),
             );
             if let Some((low, high)) = e.interval() {
                 let _ = write!(
                     svg,
-                    r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#222"/>"##,
+                    r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#222"/>"##,
                     x + (bar - 3.0) / 2.0,
                     y(low),
-                    x + (bar - 3.0) / 2.0,
                     y(high),
                 );
             }
         }
-        // Dimension names go on two lines so neighbours do not overlap.
-        let words: Vec<&str> = dim.split('_').collect();
+        // Names go on two lines so neighbours do not overlap.
+        let words: Vec<&str> = name.split('_').collect();
         let half = words.len().div_ceil(2);
         let centre = x0 + (bar * models - 3.0) / 2.0;
         let _ = write!(
@@ -672,89 +728,8 @@ fn fragment(id: &str) -> String {
         .collect()
 }
 
-/// Per vector, one bar per model with its interval.
-fn vector_chart(summary: &ManifestSummary, max: f64) -> String {
-    let models = summary.leaderboard.len().max(1) as f64;
-    let (bar, gap, top, plot) = (24.0, 48.0, 34.0, 200.0);
-    let group_width = bar * models + gap;
-    // Wide enough for the legend too.
-    let width = (60.0 + group_width * summary.vectors.len() as f64).max(50.0 + 160.0 * models);
-    let y = |v: f64| top + plot - v / max * plot;
-    let mut label = String::from("Mean overall score per vector and model: ");
-    for v in &summary.vectors {
-        let scores: Vec<String> = v
-            .models
-            .iter()
-            .map(|(m, e)| format!("{m} {:.2}", e.mean))
-            .collect();
-        let _ = write!(label, "{}: {}. ", v.vector, scores.join(", "));
-    }
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" role="img" aria-label="{}">"#,
-        top + plot + 36.0,
-        escape(label.trim())
-    );
-    for (m, row) in summary.leaderboard.iter().enumerate() {
-        let x = 50.0 + m as f64 * 160.0;
-        let _ = write!(
-            svg,
-            r#"<rect x="{x:.1}" y="6" width="12" height="12" fill="{}"/><text x="{:.1}" y="16" font-size="12">{}</text>"#,
-            COLOURS[m % COLOURS.len()],
-            x + 16.0,
-            escape(row.model.as_str())
-        );
-    }
-    for tick in 0..=(max as usize) {
-        let v = tick as f64;
-        let _ = write!(
-            svg,
-            r##"<line x1="40" y1="{0:.1}" x2="{width:.0}" y2="{0:.1}" stroke="#eee"/><text x="32" y="{1:.1}" font-size="11" text-anchor="end">{v}</text>"##,
-            y(v),
-            y(v) + 4.0
-        );
-    }
-    for (g, vector) in summary.vectors.iter().enumerate() {
-        let x0 = 50.0 + g as f64 * group_width;
-        for (m, row) in summary.leaderboard.iter().enumerate() {
-            let Some(e) = vector.models.get(&row.model) else {
-                continue;
-            };
-            let x = x0 + m as f64 * bar;
-            let _ = write!(
-                svg,
-                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} — {}: {:.2} {}</title></rect>"##,
-                y(e.mean),
-                bar - 3.0,
-                (y(0.0) - y(e.mean)).max(0.0),
-                COLOURS[m % COLOURS.len()],
-                escape(row.model.as_str()),
-                vector.vector,
-                e.mean,
-                e.interval_text(2),
-            );
-            if let Some((low, high)) = e.interval() {
-                let _ = write!(
-                    svg,
-                    r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#222"/>"##,
-                    x + (bar - 3.0) / 2.0,
-                    y(low),
-                    y(high),
-                );
-            }
-        }
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}</text>"#,
-            x0 + (bar * models - 3.0) / 2.0,
-            top + plot + 18.0,
-            vector.vector
-        );
-    }
-    svg.push_str("</svg>");
-    svg
-}
-
-/// Cost and tutor latency per model: two bar charts with a table as their text.
+/// Cost and tutor latency per model: three bar charts, each with its figures as its text
+/// alternative.
 fn cost_section(html: &mut String, summary: &ManifestSummary) {
     html.push_str("<section id=\"cost\"><h2>Cost and latency</h2>\n");
     let rows = &summary.leaderboard;
