@@ -426,12 +426,57 @@ const IMMUTABLE_CACHE_LIMIT: usize = 10_000;
 #[derive(Clone)]
 pub struct Repository {
     store: Arc<dyn Store>,
-    immutable: Arc<std::sync::RwLock<std::collections::HashMap<Key, Item>>>,
-    parsed: Arc<std::sync::RwLock<std::collections::HashMap<Key, Parsed>>>,
+    immutable: ImmutableCache<Item>,
+    parsed: ImmutableCache<Parsed>,
 }
 
 /// An immutable entity as parsed and validated from its item, shared by every later read.
 type Parsed = Arc<dyn std::any::Any + Send + Sync>;
+
+/// Values of immutable items by key, shared by the repository's clones. It holds at most
+/// [`IMMUTABLE_CACHE_LIMIT`] values, and starts afresh when full.
+struct ImmutableCache<V>(Arc<std::sync::RwLock<std::collections::HashMap<Key, V>>>);
+
+impl<V> Clone for ImmutableCache<V> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<V: Clone> ImmutableCache<V> {
+    fn new() -> Self {
+        Self(Arc::default())
+    }
+
+    fn get(&self, key: &Key) -> Option<V> {
+        let map = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key).cloned()
+    }
+
+    fn contains(&self, key: &Key) -> bool {
+        let map = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.contains_key(key)
+    }
+
+    /// Adds values; when they would fill it, the cache is emptied first, so every value just
+    /// added stays.
+    fn insert_all(&self, entries: Vec<(Key, V)>) {
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() + entries.len() >= IMMUTABLE_CACHE_LIMIT {
+            map.clear();
+        }
+        map.extend(entries);
+    }
+}
 
 fn is_immutable(key: &Key) -> bool {
     key.sk == keys::METADATA
@@ -451,33 +496,20 @@ impl Repository {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            immutable: Arc::default(),
-            parsed: Arc::default(),
+            immutable: ImmutableCache::new(),
+            parsed: ImmutableCache::new(),
         }
     }
 
     /// Reads an item, from memory when it is immutable and was read before.
     async fn read(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let cacheable = is_immutable(key);
-        if cacheable {
-            let cache = self
-                .immutable
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(item) = cache.get(key) {
-                return Ok(Some(item.clone()));
-            }
+        if cacheable && let Some(item) = self.immutable.get(key) {
+            return Ok(Some(item));
         }
         let item = self.store.get(key).await?;
         if cacheable && let Some(item) = &item {
-            let mut cache = self
-                .immutable
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.len() >= IMMUTABLE_CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(key.clone(), item.clone());
+            self.immutable.insert_all(vec![(key.clone(), item.clone())]);
         }
         Ok(item)
     }
@@ -528,28 +560,20 @@ impl Repository {
         ids: &[E::Id],
     ) -> Result<Vec<Option<E>>, RepoError> {
         let keys: Vec<Key> = ids.iter().map(E::key_of).collect();
-        let missing: Vec<Key> = {
-            let cache = self
-                .immutable
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            keys.iter()
-                .filter(|k| !cache.contains_key(k))
-                .cloned()
-                .collect()
-        };
+        let missing: Vec<Key> = keys
+            .iter()
+            .filter(|k| !self.immutable.contains(k))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             let fetched = self.store.get_many(&missing).await?;
-            let mut cache = self
-                .immutable
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.len() + fetched.len() >= IMMUTABLE_CACHE_LIMIT {
-                cache.clear();
-            }
-            for item in fetched.into_iter().flatten() {
-                cache.insert(item.key.clone(), item);
-            }
+            self.immutable.insert_all(
+                fetched
+                    .into_iter()
+                    .flatten()
+                    .map(|item| (item.key.clone(), item))
+                    .collect(),
+            );
         }
         let mut entities = Vec::with_capacity(keys.len());
         for key in &keys {
@@ -604,17 +628,11 @@ impl Repository {
     /// Reads any entity by key.
     pub async fn get<E: Entity>(&self, key: &Key) -> Result<Option<Versioned<E>>, RepoError> {
         let immutable = is_immutable(key);
-        if immutable {
-            let parsed = self
-                .parsed
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(entity) = parsed
-                .get(key)
-                .and_then(|p| p.downcast_ref::<Versioned<E>>())
-            {
-                return Ok(Some(entity.clone()));
-            }
+        if immutable
+            && let Some(parsed) = self.parsed.get(key)
+            && let Some(entity) = parsed.downcast_ref::<Versioned<E>>()
+        {
+            return Ok(Some(entity.clone()));
         }
         let Some(item) = self.read(key).await? else {
             return Ok(None);
@@ -624,14 +642,8 @@ impl Repository {
             version: item.version,
         };
         if immutable {
-            let mut parsed = self
-                .parsed
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if parsed.len() >= IMMUTABLE_CACHE_LIMIT {
-                parsed.clear();
-            }
-            parsed.insert(key.clone(), Arc::new(entity.clone()));
+            let parsed: Parsed = Arc::new(entity.clone());
+            self.parsed.insert_all(vec![(key.clone(), parsed)]);
         }
         Ok(Some(entity))
     }
