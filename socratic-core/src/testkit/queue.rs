@@ -93,6 +93,15 @@ fn options(max: usize, wait_ms: u64, visibility: Option<Duration>) -> ReceiveOpt
 }
 
 /// Receives until `want` messages arrived or `patience` passes.
+/// Fails with `what` if a receive waiting `wait_ms` gets anything.
+async fn assert_nothing_delivered(consumer: &dyn QueueConsumer, wait_ms: u64, what: &str) {
+    let got = consumer
+        .receive(&options(10, wait_ms, None))
+        .await
+        .expect("receive");
+    assert!(got.is_empty(), "{what}: {got:?}");
+}
+
 async fn receive_until(
     consumer: &dyn QueueConsumer,
     want: usize,
@@ -126,12 +135,7 @@ pub async fn send_receive_ack(fixture: &dyn QueueFixture) {
     assert_eq!(got[0].body, r#"{"run":"A"}"#);
     assert_eq!(got[0].attempt, 1);
     q.consumer.ack(&got[0].receipt).await.expect("ack");
-    let again = q
-        .consumer
-        .receive(&options(10, 500, None))
-        .await
-        .expect("receive");
-    assert!(again.is_empty(), "an acked message is gone: {again:?}");
+    assert_nothing_delivered(q.consumer.as_ref(), 500, "an acked message is gone").await;
 }
 
 /// A batch send returns one result per entry, in order; an invalid entry fails alone.
@@ -207,15 +211,12 @@ pub async fn nack_delay_is_respected(fixture: &dyn QueueFixture) {
         .nack(&first[0].receipt, Duration::from_secs(2))
         .await
         .expect("nack");
-    let early = q
-        .consumer
-        .receive(&options(10, 500, None))
-        .await
-        .expect("receive");
-    assert!(
-        early.is_empty(),
-        "a nacked message stays hidden for its delay"
-    );
+    assert_nothing_delivered(
+        q.consumer.as_ref(),
+        500,
+        "a nacked message stays hidden for its delay",
+    )
+    .await;
     let later = receive_until(q.consumer.as_ref(), 1, Duration::from_secs(10), None).await;
     assert_eq!(later.len(), 1, "the nacked message comes back");
     assert_eq!(later[0].attempt, 2);
@@ -238,15 +239,12 @@ pub async fn dead_letter_after_max_attempts(fixture: &dyn QueueFixture) {
             .await
             .expect("nack");
     }
-    let after = q
-        .consumer
-        .receive(&options(10, 1000, None))
-        .await
-        .expect("receive");
-    assert!(
-        after.is_empty(),
-        "no delivery after the last attempt: {after:?}"
-    );
+    assert_nothing_delivered(
+        q.consumer.as_ref(),
+        1000,
+        "no delivery after the last attempt",
+    )
+    .await;
     let dead = receive_until(q.dead_letters.as_ref(), 1, Duration::from_secs(5), None).await;
     assert_eq!(dead.len(), 1, "the message is in the dead-letter queue");
     assert_eq!(dead[0].body, "poison");
@@ -270,12 +268,12 @@ pub async fn redrive_returns_dead_letters(fixture: &dyn QueueFixture) {
             .expect("nack");
     }
     // The receive after the last attempt moves them to the dead-letter queue.
-    let after = q
-        .consumer
-        .receive(&options(10, 1000, None))
-        .await
-        .expect("receive");
-    assert!(after.is_empty(), "{after:?}");
+    assert_nothing_delivered(
+        q.consumer.as_ref(),
+        1000,
+        "no delivery after the last attempt",
+    )
+    .await;
 
     let moved = crate::queue::redrive(q.dead_letters.as_ref(), q.producer.as_ref(), 10)
         .await
@@ -288,12 +286,7 @@ pub async fn redrive_returns_dead_letters(fixture: &dyn QueueFixture) {
         .collect();
     back.sort();
     assert_eq!(back, ["first", "second"]);
-    let left = q
-        .dead_letters
-        .receive(&options(10, 500, None))
-        .await
-        .expect("receive");
-    assert!(left.is_empty(), "nothing left behind: {left:?}");
+    assert_nothing_delivered(q.dead_letters.as_ref(), 500, "nothing left behind").await;
 }
 
 /// `messages` messages through `consumers` concurrent consumers: none lost, none handled twice.
