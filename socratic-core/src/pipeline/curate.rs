@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::StreamExt;
 
 use super::leaderboard::{RunDigest, summarize_digests};
-use super::{Ports, StageError, Transition, transition_with};
+use super::{Ports, StageError, Transition, run_record, transition_with};
 use crate::answer_key::GoalTimeline;
 use crate::blob::{BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
@@ -29,13 +29,14 @@ use crate::store::TxOp;
 pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     let repo = &ports.repository;
     loop {
-        let record = repo
-            .run_record(id)
-            .await?
-            .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+        let record = run_record(ports, id).await?;
         let manifest_id = record.run.value.manifest;
         match record.run.value.status {
-            RunStatus::Curated | RunStatus::Failed | RunStatus::Skipped => {
+            RunStatus::Curated => {
+                rewrite_curated(ports, &record).await?;
+                return finish_manifest_if_complete(ports, &manifest_id).await;
+            }
+            RunStatus::Failed | RunStatus::Skipped => {
                 return finish_manifest_if_complete(ports, &manifest_id).await;
             }
             // Premature: the judge sends the event again once the run is curated.
@@ -57,9 +58,9 @@ pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     }
 }
 
-/// Curates a run whose judgments are all in `record`: writes its curated document, then, in
-/// one transaction with `also` (the judgment that completes it, when the judge calls this),
-/// its summary and its move to `curated`, counted on the manifest. Answers with the count of
+/// Curates a run whose judgments are all in `record`: in one transaction with `also` (the
+/// judgment that completes it, when the judge calls this), its summary and its move to
+/// `curated`, counted on the manifest; then its curated document. Answers with the count of
 /// the manifest's finished runs, this one included, or `None` when another writer moved the
 /// run first.
 pub(crate) async fn curate_run(
@@ -69,29 +70,64 @@ pub(crate) async fn curate_run(
     mut also: Vec<TxOp>,
 ) -> Result<Option<u64>, StageError> {
     let summary = summarize(ports, manifest, record).await?;
-    let id = record.run.value.id;
-    let blob = BlobKey::new(format!("curated/runs/{id}.json"))?;
-    let mut run = record.run.value.clone();
-    run.status = RunStatus::Curated;
+    // The summary is written with the move, so a curated run always has one.
+    also.push(overwrite_op(&summary)?);
+    match transition_with(ports, &record.run, RunStatus::Curated, None, also).await? {
+        Transition::Moved { run, finished } => {
+            write_curated(
+                ports,
+                &run.value,
+                &record.turns,
+                &record.judgments,
+                &summary,
+            )
+            .await?;
+            // A final move is always counted; without a count, check the manifest.
+            Ok(Some(finished.unwrap_or(u64::MAX)))
+        }
+        Transition::Raced => Ok(None),
+    }
+}
+
+/// Writes a curated run's document, `curated/runs/<run>.json`, again from what is stored: a
+/// crash may have come between its move and its document.
+pub(crate) async fn rewrite_curated(ports: &Ports, record: &RunRecord) -> Result<(), StageError> {
+    match &record.summary {
+        Some(summary) => {
+            write_curated(
+                ports,
+                &record.run.value,
+                &record.turns,
+                &record.judgments,
+                summary,
+            )
+            .await
+        }
+        None => Ok(()),
+    }
+}
+
+/// `curated/runs/<run>.json`. Only the writer whose move curated the run, or a later job that
+/// reads the stored run, writes it, so it never shows a judgment that lost a race.
+async fn write_curated(
+    ports: &Ports,
+    run: &Run,
+    turns: &[Turn],
+    judgments: &[Judgment],
+    summary: &RunSummary,
+) -> Result<(), StageError> {
+    let blob = BlobKey::new(format!("curated/runs/{}.json", run.id))?;
     let document = CuratedDocument {
-        run: &run,
-        turns: &record.turns,
-        judgments: &record.judgments,
-        summary: &summary,
+        run,
+        turns,
+        judgments,
+        summary,
     };
     ports
         .blobs
         .put_json(&blob, &document, BlobPutMode::Overwrite)
         .await?;
-    // The summary is written with the move, so a curated run always has one.
-    also.push(overwrite_op(&summary)?);
-    Ok(
-        match transition_with(ports, &record.run, RunStatus::Curated, None, also).await? {
-            // A final move is always counted; without a count, check the manifest.
-            Transition::Moved { finished, .. } => Some(finished.unwrap_or(u64::MAX)),
-            Transition::Raced => None,
-        },
-    )
+    Ok(())
 }
 
 async fn summarize(

@@ -3,8 +3,8 @@
 use super::prompts::{Sampling, student_request, tutor_request};
 use super::raw;
 use super::{
-    Job, Ports, StageError, Transition, call_record, failing_run_on_rejection, put_raw, run_id,
-    transition, transition_with,
+    Job, Ports, StageError, Transition, call_record, failed_run, failing_run_on_rejection, put_raw,
+    run_id, run_record, transition, transition_with,
 };
 use crate::entity::{CallRecord, Manifest, Model, Prompt, Run, RunStatus, Scenario, Stage, Turn};
 use crate::id::{ManifestId, RunId};
@@ -28,20 +28,11 @@ async fn start(
     ports: &Ports,
     id: &RunId,
 ) -> Result<Option<(Versioned<Run>, Vec<Turn>)>, StageError> {
-    let record = ports
-        .repository
-        .run_record(id)
-        .await?
-        .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+    let record = run_record(ports, id).await?;
     let run = record.run;
     match run.value.status {
         RunStatus::Pending | RunStatus::Running => Ok(Some((run, record.turns))),
-        RunStatus::Failed => {
-            let reason = run.value.failure.map(|f| f.reason).unwrap_or_default();
-            Err(StageError::rejected(format!(
-                "run {id} has failed: {reason}"
-            )))
-        }
+        RunStatus::Failed => Err(failed_run(&run.value)),
         RunStatus::DialogueComplete => {
             // A crash after completing the dialogue may have lost the judge job.
             send_judge_job(ports, id).await?;

@@ -3,10 +3,12 @@
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::curate::curate_run;
+use super::curate::{curate_run, rewrite_curated};
 use super::prompts::{Sampling, judge_request};
 use super::raw;
-use super::{Job, Ports, StageError, call_record, failing_run_on_rejection, put_raw};
+use super::{
+    Job, Ports, StageError, call_record, failed_run, failing_run_on_rejection, put_raw, run_record,
+};
 use crate::entity::{
     Judgment, JudgmentOutcome, Manifest, Model, ModelConfig, Prompt, Rubric, RunStatus, Scenario,
     Stage, Turn, Verdict,
@@ -33,25 +35,17 @@ pub async fn judge(ports: &Ports, run: &RunId) -> Result<(), StageError> {
 async fn judge_run(ports: &Ports, id: &RunId) -> Result<(), StageError> {
     let repo = &ports.repository;
     loop {
-        let mut record = repo
-            .run_record(id)
-            .await?
-            .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))?;
+        let mut record = run_record(ports, id).await?;
         match record.run.value.status {
-            RunStatus::Failed => {
-                let reason = record
-                    .run
-                    .value
-                    .failure
-                    .map(|f| f.reason)
-                    .unwrap_or_default();
-                return Err(StageError::rejected(format!(
-                    "run {id} has failed: {reason}"
-                )));
-            }
+            RunStatus::Failed => return Err(failed_run(&record.run.value)),
             RunStatus::Pending | RunStatus::Running | RunStatus::Skipped => return Ok(()),
-            // A crash after the run was curated may have lost the event; the curator checks.
-            RunStatus::Judged | RunStatus::Curated => return send_judged(ports, id).await,
+            // A crash after the run was curated may have lost its document and the event; the
+            // curator checks the manifest.
+            RunStatus::Curated => {
+                rewrite_curated(ports, &record).await?;
+                return send_judged(ports, id).await;
+            }
+            RunStatus::Judged => return send_judged(ports, id).await,
             RunStatus::DialogueComplete => {}
         }
         let manifest = repo

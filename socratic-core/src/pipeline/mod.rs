@@ -325,6 +325,25 @@ impl From<LlmError> for StageError {
     }
 }
 
+/// A run's record (run, turns, judgments, summary); a job for a run that does not exist is
+/// rejected.
+pub(crate) async fn run_record(
+    ports: &Ports,
+    id: &RunId,
+) -> Result<crate::repository::RunRecord, StageError> {
+    ports
+        .repository
+        .run_record(id)
+        .await?
+        .ok_or_else(|| StageError::rejected(format!("run {id} does not exist")))
+}
+
+/// The rejection of a job for a run that has failed, naming the run's reason.
+pub(crate) fn failed_run(run: &Run) -> StageError {
+    let reason = run.failure.as_ref().map_or("", |f| f.reason.as_str());
+    StageError::rejected(format!("run {} has failed: {reason}", run.id))
+}
+
 /// Writes a raw artifact once: a retried stage finds the first write and keeps it.
 pub(crate) async fn put_raw(
     ports: &Ports,
