@@ -79,6 +79,9 @@ impl BlobStore for MemoryBlobStore {
         bytes: Vec<u8>,
         mode: BlobPutMode,
     ) -> Result<BlobMeta, BlobError> {
+        // A serialiser's buffer grows by doubling: keep only what was written.
+        let mut bytes = bytes;
+        bytes.shrink_to_fit();
         let mut blobs = self.lock();
         if mode == BlobPutMode::Create && blobs.contains_key(key.as_str()) {
             return Err(BlobError::AlreadyExists {

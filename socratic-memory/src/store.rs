@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use serde_json::Value;
 use socratic_core::store::{
-    Condition, Index, Item, Key, Order, Page, PutMode, Query, Store, StoreError, TxOp,
+    Condition, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, Store, StoreError, TxOp,
     check_transaction,
 };
 
@@ -12,7 +12,9 @@ use crate::cursor;
 
 /// An in-memory [`Store`]: ordered maps, one per index, transactions under one lock.
 ///
-/// Cloning shares the data. Reads see every completed write.
+/// Cloning shares the data. Reads see every completed write. Attributes are kept as JSON
+/// text, as the other stores keep them: a tree of JSON values takes several times the memory,
+/// and a read then parses a fresh copy where it would otherwise clone the tree.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     tables: Arc<Mutex<Tables>>,
@@ -24,12 +26,86 @@ type IndexEntries = BTreeMap<String, BTreeSet<(String, String, String)>>;
 
 #[derive(Debug, Default)]
 struct Tables {
-    items: BTreeMap<String, BTreeMap<String, Item>>,
+    items: BTreeMap<String, BTreeMap<String, Stored>>,
     indexes: BTreeMap<Index, IndexEntries>,
 }
 
+/// An item as kept, under its key: its attributes as JSON text.
+#[derive(Debug)]
+struct Stored {
+    version: u64,
+    index_keys: BTreeMap<Index, IndexKey>,
+    attributes: Box<str>,
+}
+
+impl Stored {
+    /// Serialises `item`'s attributes; done before the lock is taken.
+    fn new(item: Item) -> Result<(Key, Self), StoreError> {
+        let attributes = serde_json::to_string(&item.attributes)
+            .map_err(|e| StoreError::InvalidRequest {
+                message: format!("{}: attributes cannot be serialised: {e}", item.key),
+            })?
+            .into_boxed_str();
+        let stored = Self {
+            version: item.version,
+            index_keys: item.index_keys,
+            attributes,
+        };
+        Ok((item.key, stored))
+    }
+
+    fn attributes(&self, key: impl FnOnce() -> Key) -> Result<BTreeMap<String, Value>, StoreError> {
+        serde_json::from_str(&self.attributes).map_err(|e| StoreError::InvalidData {
+            key: key(),
+            message: e.to_string(),
+        })
+    }
+
+    /// A fresh copy of the item stored under `pk` and `sk`.
+    fn item(&self, pk: &str, sk: &str) -> Result<Item, StoreError> {
+        let key = || Key::new(pk, sk);
+        Ok(Item {
+            version: self.version,
+            index_keys: self.index_keys.clone(),
+            attributes: self.attributes(key)?,
+            key: key(),
+        })
+    }
+}
+
+/// A write with its item serialised, checked and applied under the lock.
+enum Write {
+    Put(Key, Stored, PutMode),
+    Delete(Key, Option<Condition>),
+    Check(Key, Condition),
+    Increment(Key, String, i64),
+}
+
+impl Write {
+    fn new(op: TxOp) -> Result<Self, StoreError> {
+        Ok(match op {
+            TxOp::Put { item, mode } => {
+                let (key, stored) = Stored::new(item)?;
+                Self::Put(key, stored, mode)
+            }
+            TxOp::Delete { key, condition } => Self::Delete(key, condition),
+            TxOp::Check { key, condition } => Self::Check(key, condition),
+            TxOp::Increment { key, attribute, by } => Self::Increment(key, attribute, by),
+        })
+    }
+
+    fn key(&self) -> &Key {
+        match self {
+            Self::Put(key, ..)
+            | Self::Delete(key, _)
+            | Self::Check(key, _)
+            | Self::Increment(key, _, _) => key,
+        }
+    }
+}
+
 impl Tables {
-    fn get(&self, key: &Key) -> Option<&Item> {
+    fn get(&self, key: &Key) -> Option<&Stored> {
         self.items.get(&key.pk)?.get(&key.sk)
     }
 
@@ -56,71 +132,65 @@ impl Tables {
         }
     }
 
-    fn insert(&mut self, item: Item) {
-        self.remove(&item.key);
+    fn insert(&mut self, key: Key, item: Stored) {
+        self.remove(&key);
         for (index, ikey) in &item.index_keys {
             self.indexes
                 .entry(*index)
                 .or_default()
                 .entry(ikey.pk.clone())
                 .or_default()
-                .insert((ikey.sk.clone(), item.key.pk.clone(), item.key.sk.clone()));
+                .insert((ikey.sk.clone(), key.pk.clone(), key.sk.clone()));
         }
-        self.items
-            .entry(item.key.pk.clone())
-            .or_default()
-            .insert(item.key.sk.clone(), item);
+        self.items.entry(key.pk).or_default().insert(key.sk, item);
     }
 
-    /// Checks an operation against the current state, without applying it.
-    fn check(&self, op: &TxOp) -> Result<(), StoreError> {
-        let key = op.key();
+    /// Checks a write against the current state, without applying it.
+    fn check(&self, write: &Write) -> Result<(), StoreError> {
+        let key = write.key();
         let current = self.get(key);
         let failed = || StoreError::ConditionFailed { key: key.clone() };
-        match op {
-            TxOp::Put {
-                mode: PutMode::Create,
-                ..
-            } => match current {
+        match write {
+            Write::Put(_, _, PutMode::Create) => match current {
                 Some(_) => Err(StoreError::AlreadyExists { key: key.clone() }),
                 None => Ok(()),
             },
-            TxOp::Put {
-                mode: PutMode::Overwrite,
-                ..
-            }
-            | TxOp::Delete {
-                condition: None, ..
-            } => Ok(()),
-            TxOp::Put {
-                mode: PutMode::UpdateVersion(v),
-                ..
-            } => holds(current, Condition::VersionIs(*v))
+            Write::Put(_, _, PutMode::Overwrite) | Write::Delete(_, None) => Ok(()),
+            Write::Put(_, _, PutMode::UpdateVersion(v)) => holds(current, Condition::VersionIs(*v))
                 .then_some(())
                 .ok_or_else(failed),
-            TxOp::Delete {
-                condition: Some(c), ..
-            }
-            | TxOp::Check { condition: c, .. } => {
+            Write::Delete(_, Some(c)) | Write::Check(_, c) => {
                 holds(current, *c).then_some(()).ok_or_else(failed)
             }
-            TxOp::Increment { .. } => Ok(()),
+            // The counter's item must be readable, so that applying cannot fail.
+            Write::Increment(..) => {
+                current.map_or(Ok(()), |item| item.attributes(|| key.clone()).map(drop))
+            }
         }
     }
 
-    /// Applies `op`; an increment answers with the counter's new value.
-    fn apply(&mut self, op: TxOp) -> Option<i64> {
-        match op {
-            TxOp::Put { item, .. } => self.insert(item),
-            TxOp::Delete { key, .. } => self.remove(&key),
-            TxOp::Check { .. } => {}
-            TxOp::Increment { key, attribute, by } => {
-                let partition = self.items.entry(key.pk.clone()).or_default();
-                let item = partition
-                    .entry(key.sk.clone())
-                    .or_insert_with(|| Item::new(key));
-                let next = item.counter(&attribute) + by;
-                item.attributes.insert(attribute, Value::from(next));
+    /// Applies a checked write; an increment answers with the counter's new value.
+    fn apply(&mut self, write: Write) -> Option<i64> {
+        match write {
+            Write::Put(key, item, _) => self.insert(key, item),
+            Write::Delete(key, _) => self.remove(&key),
+            Write::Check(..) => {}
+            Write::Increment(key, attribute, by) => {
+                let partition = self.items.entry(key.pk).or_default();
+                let stored = partition.entry(key.sk).or_insert_with(|| Stored {
+                    version: 1,
+                    index_keys: BTreeMap::new(),
+                    attributes: "{}".into(),
+                });
+                // Checked readable under this lock.
+                let mut attributes: BTreeMap<String, Value> =
+                    serde_json::from_str(&stored.attributes).unwrap_or_default();
+                let current = attributes.get(&attribute).and_then(Value::as_i64);
+                let next = current.unwrap_or(0) + by;
+                attributes.insert(attribute, Value::from(next));
+                stored.attributes = serde_json::to_string(&attributes)
+                    .unwrap_or_default()
+                    .into_boxed_str();
                 return Some(next);
             }
         }
@@ -128,7 +198,7 @@ impl Tables {
     }
 }
 
-fn holds(current: Option<&Item>, condition: Condition) -> bool {
+fn holds(current: Option<&Stored>, condition: Condition) -> bool {
     match condition {
         Condition::Exists => current.is_some(),
         Condition::NotExists => current.is_none(),
@@ -162,8 +232,8 @@ impl MemoryStore {
     pub fn snapshot(&self) -> Vec<Item> {
         self.lock()
             .items
-            .values()
-            .flat_map(|p| p.values().cloned())
+            .iter()
+            .flat_map(|(pk, p)| p.iter().filter_map(|(sk, s)| s.item(pk, sk).ok()))
             .collect()
     }
 
@@ -184,9 +254,9 @@ impl MemoryStore {
         let Some(partition) = tables.items.get(&query.partition) else {
             return Ok((Vec::new(), None));
         };
-        let mut matching: Vec<&Item> = partition
-            .values()
-            .filter(|i| query.range.contains(&i.key.sk))
+        let mut matching: Vec<(&String, &Stored)> = partition
+            .iter()
+            .filter(|(sk, _)| query.range.contains(sk))
             .collect();
         if query.order == Order::Descending {
             matching.reverse();
@@ -195,15 +265,18 @@ impl MemoryStore {
             let last = &a[0];
             matching
                 .iter()
-                .position(|i| match query.order {
-                    Order::Ascending => i.key.sk.as_str() > last.as_str(),
-                    Order::Descending => i.key.sk.as_str() < last.as_str(),
+                .position(|(sk, _)| match query.order {
+                    Order::Ascending => sk.as_str() > last.as_str(),
+                    Order::Descending => sk.as_str() < last.as_str(),
                 })
                 .unwrap_or(matching.len())
         });
         let rest = &matching[start..];
         let take = query.limit.unwrap_or(usize::MAX).min(rest.len());
-        let page: Vec<Item> = rest[..take].iter().map(|i| (*i).clone()).collect();
+        let page = rest[..take]
+            .iter()
+            .map(|(sk, s)| s.item(&query.partition, sk))
+            .collect::<Result<Vec<Item>, _>>()?;
         let next = (take < rest.len()).then(|| vec![page[take - 1].key.sk.clone()]);
         Ok((page, next))
     }
@@ -245,10 +318,13 @@ impl MemoryStore {
         });
         let rest = &matching[start..];
         let take = query.limit.unwrap_or(usize::MAX).min(rest.len());
-        let page: Vec<Item> = rest[..take]
+        let page = rest[..take]
             .iter()
-            .filter_map(|(_, pk, sk)| tables.get(&Key::new(pk.clone(), sk.clone())).cloned())
-            .collect();
+            .filter_map(|(_, pk, sk)| {
+                let stored = tables.items.get(pk)?.get(sk)?;
+                Some(stored.item(pk, sk))
+            })
+            .collect::<Result<Vec<Item>, _>>()?;
         let next = (take < rest.len()).then(|| {
             let (isk, pk, sk) = rest[take - 1];
             vec![isk.clone(), pk.clone(), sk.clone()]
@@ -261,15 +337,19 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         socratic_core::store::check_key(key)?;
-        Ok(self.lock().get(key).cloned())
+        self.lock()
+            .get(key)
+            .map(|stored| stored.item(&key.pk, &key.sk))
+            .transpose()
     }
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
         item.check()?;
+        let (key, stored) = Stored::new(item)?;
+        let write = Write::Put(key, stored, mode);
         let mut tables = self.lock();
-        let op = TxOp::Put { item, mode };
-        tables.check(&op)?;
-        tables.apply(op);
+        tables.check(&write)?;
+        tables.apply(write);
         Ok(())
     }
 
@@ -295,16 +375,23 @@ impl Store for MemoryStore {
 
     async fn transact_and_count(&self, ops: Vec<TxOp>) -> Result<Vec<i64>, StoreError> {
         check_transaction(&ops)?;
+        let writes = ops
+            .into_iter()
+            .map(Write::new)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut tables = self.lock();
-        for (index, op) in ops.iter().enumerate() {
+        for (index, write) in writes.iter().enumerate() {
             tables
-                .check(op)
+                .check(write)
                 .map_err(|reason| StoreError::TransactionCancelled {
                     index,
-                    key: op.key().clone(),
+                    key: write.key().clone(),
                     reason: Box::new(reason),
                 })?;
         }
-        Ok(ops.into_iter().filter_map(|op| tables.apply(op)).collect())
+        Ok(writes
+            .into_iter()
+            .filter_map(|write| tables.apply(write))
+            .collect())
     }
 }

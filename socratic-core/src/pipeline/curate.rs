@@ -9,7 +9,7 @@ use futures::StreamExt;
 use super::leaderboard::{RunDigest, summarize_digests};
 use super::{Ports, StageError, Transition, run_record, transition_with};
 use crate::answer_key::GoalTimeline;
-use crate::blob::{BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
+use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore};
 use crate::clock::Timestamp;
 use crate::entity::{
     Judgment, Manifest, Model, Prices, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus,
@@ -123,9 +123,13 @@ async fn write_curated(
         judgments,
         summary,
     };
+    // Compact, like the raw artifacts: one is written per run.
+    let bytes = serde_json::to_vec(&document).map_err(|e| BlobError::InvalidRequest {
+        message: format!("{blob}: cannot serialise: {e}"),
+    })?;
     ports
         .blobs
-        .put_json(&blob, &document, BlobPutMode::Overwrite)
+        .put(&blob, bytes, BlobPutMode::Overwrite)
         .await?;
     Ok(())
 }
@@ -438,7 +442,7 @@ async fn add_to_report(
             let key = BlobKey::new(format!("curated/runs/{}.json", run.id))?;
             match blobs.get(&key).await {
                 Ok(bytes) => Ok(serde_json::from_slice::<CuratedRun>(&bytes).ok()),
-                Err(crate::blob::BlobError::NotFound { .. }) => Ok(None),
+                Err(BlobError::NotFound { .. }) => Ok(None),
                 Err(e) => Err(StageError::from(e)),
             }
         })

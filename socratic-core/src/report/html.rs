@@ -256,7 +256,7 @@ pub struct HtmlReport<'a> {
 #[derive(Debug, Default)]
 pub struct ReportRuns {
     scenarios: BTreeMap<ScenarioId, Value>,
-    /// Each added run's JSON, comma-separated.
+    /// Each added run's JSON, comma-separated, `<` already escaped ([`script_json`]).
     runs: String,
     /// Sum and count of run overall scores per (scenario, model), for the heatmap.
     cells: BTreeMap<(ScenarioId, ModelId), (f64, u32)>,
@@ -360,7 +360,20 @@ impl ReportRuns {
         if !self.runs.is_empty() {
             self.runs.push(',');
         }
-        self.runs.push_str(&value.to_string());
+        script_json(&mut self.runs, &value.to_string());
+    }
+}
+
+/// Appends JSON to the page's data element. `<` only occurs inside JSON strings, where
+/// `\u003c` means the same: the data can never close its script element.
+fn script_json(out: &mut String, json: &str) {
+    let mut parts = json.split('<');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for part in parts {
+        out.push_str("\\u003c");
+        out.push_str(part);
     }
 }
 
@@ -427,11 +440,15 @@ impl HtmlReport<'_> {
         let scenarios = serde_json::to_string(&self.runs.map(|r| &r.scenarios))
             .unwrap_or_else(|_| "null".into());
         let dimensions = serde_json::to_string(&summary.dimensions).unwrap_or_else(|_| "[]".into());
-        // `<` only occurs inside JSON strings, where `\u003c` means the same: the data can
-        // never close its script element.
-        let data =
-            format!(r#"{{"dimensions":{dimensions},"scenarios":{scenarios},"runs":[{runs}]}}"#);
-        html.push_str(&data.replace('<', "\\u003c"));
+        // The runs are most of the page: reserve once and copy them once.
+        html.reserve(runs.len() + scenarios.len() + dimensions.len() + SCRIPT.len() + 128);
+        html.push_str("{\"dimensions\":");
+        script_json(&mut html, &dimensions);
+        html.push_str(",\"scenarios\":");
+        script_json(&mut html, &scenarios);
+        html.push_str(",\"runs\":[");
+        html.push_str(runs);
+        html.push_str("]}");
         let _ = write!(
             html,
             "</script>\n<script>{SCRIPT}</script>\n</body></html>\n"
