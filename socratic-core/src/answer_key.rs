@@ -7,6 +7,7 @@
 //! enough to catch a paraphrase that keeps a clause of it.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::entity::{Scenario, Turn};
 
@@ -27,8 +28,8 @@ pub fn words(text: &str) -> Vec<String> {
 /// once and each of its windows looked up.
 #[derive(Debug, Clone, Default)]
 pub struct Passages {
-    /// Per passage: its run length and its runs.
-    runs: Vec<(usize, HashSet<Vec<String>>)>,
+    /// Per passage: its run length and its runs, each as its words joined by one space.
+    runs: Vec<(usize, HashSet<String, BuildHasherDefault<WordHasher>>)>,
 }
 
 impl Passages {
@@ -37,15 +38,12 @@ impl Passages {
         let runs = passages
             .into_iter()
             .filter_map(|passage| {
-                let words = words(passage);
-                if words.is_empty() {
+                let words = Normalised::of(passage);
+                if words.len() == 0 {
                     return None;
                 }
                 let length = words.len().min(SEQUENCE_WORDS);
-                Some((
-                    length,
-                    words.windows(length).map(<[String]>::to_vec).collect(),
-                ))
+                Some((length, words.windows(length).map(str::to_owned).collect()))
             })
             .collect();
         Self { runs }
@@ -53,10 +51,74 @@ impl Passages {
 
     /// Whether `text` states one of the passages: contains one of its runs.
     pub fn stated_in(&self, text: &str) -> bool {
-        let text = words(text);
+        let text = Normalised::of(text);
         self.runs
             .iter()
             .any(|(length, runs)| text.windows(*length).any(|window| runs.contains(window)))
+    }
+}
+
+/// A text's [`words`] joined by single spaces, with where each word starts and ends, so a run
+/// of consecutive words is a slice of one string: no allocation per word or window.
+struct Normalised {
+    text: String,
+    /// Byte range of each word in `text`.
+    bounds: Vec<(usize, usize)>,
+}
+
+impl Normalised {
+    fn of(text: &str) -> Self {
+        let lower = text.to_lowercase();
+        let mut normalised = Self {
+            text: String::with_capacity(lower.len()),
+            bounds: Vec::new(),
+        };
+        for word in lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            if !normalised.text.is_empty() {
+                normalised.text.push(' ');
+            }
+            let start = normalised.text.len();
+            normalised.text.push_str(word);
+            normalised.bounds.push((start, normalised.text.len()));
+        }
+        normalised
+    }
+
+    fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    /// Every run of `length` consecutive words.
+    fn windows(&self, length: usize) -> impl Iterator<Item = &str> {
+        self.bounds
+            .windows(length)
+            .map(move |w| &self.text[w[0].0..w[length - 1].1])
+    }
+}
+
+/// FNV-1a over the bytes: the runs are short, trusted text, where the default hasher's
+/// resistance to chosen collisions costs several times as much per lookup.
+struct WordHasher(u64);
+
+impl Default for WordHasher {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }
 
@@ -138,6 +200,18 @@ mod tests {
         ));
         assert!(!states("energy matters", "Energy is conserved."));
         assert!(!states("anything", ""));
+    }
+
+    #[test]
+    fn a_normalised_text_s_windows_are_its_words_runs() {
+        let text = "Heat≠temperature: it's 100°C! ÉTÉ, déjà-vu; and   SO on.";
+        let normalised = Normalised::of(text);
+        let words = words(text);
+        assert_eq!(normalised.len(), words.len());
+        for length in 1..=words.len() {
+            let expected: Vec<String> = words.windows(length).map(|w| w.join(" ")).collect();
+            assert_eq!(normalised.windows(length).collect::<Vec<_>>(), expected);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use crate::entity::{
@@ -317,18 +318,6 @@ impl ReportRuns {
     ) {
         let mut ordered: Vec<&Turn> = turns.iter().collect();
         ordered.sort_by_key(|t| t.index);
-        let judgments: Vec<Value> = judgments
-            .iter()
-            .map(|j| match &j.outcome {
-                JudgmentOutcome::Scored(v) => json!({
-                    "turn": j.turn, "judge": j.judge, "scores": v.scores, "flags": v.flags,
-                    "violations": v.violations, "rationale": v.rationale,
-                }),
-                JudgmentOutcome::Unscored { reason } => json!({
-                    "turn": j.turn, "judge": j.judge, "unscored": reason,
-                }),
-            })
-            .collect();
         let overall = summary.and_then(|s| s.overall);
         if let Some(score) = overall {
             let cell = self
@@ -338,29 +327,93 @@ impl ReportRuns {
             cell.0 += score;
             cell.1 += 1;
         }
-        let value = json!({
-            "id": run.id,
-            "tutor": run.tutor.model,
-            "scenario": run.scenario,
-            "vector": run.vector,
-            "rep": run.repetition,
-            "status": run.status,
-            "failure": run.failure.as_ref().map(|f| format!("{}: {}", f.stage.as_str(), f.reason)),
-            "overall": overall,
-            "leak": summary.and_then(|s| s.answer_leak_turn),
-            "reached": summary.and_then(|s| s.goal_reached_turn),
-            "told": summary.and_then(|s| s.goal_told_turn),
-            "cost": summary.map(|s| s.usage.values().map(|u| u.cost_usd).sum::<f64>()),
-            "turns": ordered
+        let data = RunData {
+            id: run,
+            failure: run
+                .failure
+                .as_ref()
+                .map(|f| format!("{}: {}", f.stage.as_str(), f.reason)),
+            overall,
+            leak: summary.and_then(|s| s.answer_leak_turn),
+            reached: summary.and_then(|s| s.goal_reached_turn),
+            told: summary.and_then(|s| s.goal_told_turn),
+            cost: summary.map(|s| s.usage.values().map(|u| u.cost_usd).sum::<f64>()),
+            turns: ordered
                 .iter()
-                .map(|t| json!([t.tutor_text, t.student_text, t.tutor_call.latency_ms]))
-                .collect::<Vec<_>>(),
-            "judgments": judgments,
-        });
+                .map(|t| {
+                    (
+                        &*t.tutor_text,
+                        t.student_text.as_deref(),
+                        t.tutor_call.latency_ms,
+                    )
+                })
+                .collect(),
+            judgments: judgments.iter().map(JudgmentData).collect(),
+        };
         if !self.runs.is_empty() {
             self.runs.push(',');
         }
-        script_json(&mut self.runs, &value.to_string());
+        // Serialising typed data cannot fail.
+        let json = serde_json::to_string(&data).unwrap_or_default();
+        script_json(&mut self.runs, &json);
+    }
+}
+
+/// A run as the page's script reads it.
+struct RunData<'a> {
+    id: &'a Run,
+    failure: Option<String>,
+    overall: Option<f64>,
+    leak: Option<u32>,
+    reached: Option<u32>,
+    told: Option<u32>,
+    cost: Option<f64>,
+    /// Per turn: tutor text, student text, tutor latency in ms.
+    turns: Vec<(&'a str, Option<&'a str>, u64)>,
+    judgments: Vec<JudgmentData<'a>>,
+}
+
+impl Serialize for RunData<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let run = self.id;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &run.id)?;
+        map.serialize_entry("tutor", &run.tutor.model)?;
+        map.serialize_entry("scenario", &run.scenario)?;
+        map.serialize_entry("vector", &run.vector)?;
+        map.serialize_entry("rep", &run.repetition)?;
+        map.serialize_entry("status", &run.status)?;
+        map.serialize_entry("failure", &self.failure)?;
+        map.serialize_entry("overall", &self.overall)?;
+        map.serialize_entry("leak", &self.leak)?;
+        map.serialize_entry("reached", &self.reached)?;
+        map.serialize_entry("told", &self.told)?;
+        map.serialize_entry("cost", &self.cost)?;
+        map.serialize_entry("turns", &self.turns)?;
+        map.serialize_entry("judgments", &self.judgments)?;
+        map.end()
+    }
+}
+
+/// A judgment as the page's script reads it: scores, or the reason there are none.
+struct JudgmentData<'a>(&'a Judgment);
+
+impl Serialize for JudgmentData<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let j = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("turn", &j.turn)?;
+        map.serialize_entry("judge", &j.judge)?;
+        match &j.outcome {
+            JudgmentOutcome::Scored(v) => {
+                map.serialize_entry("scores", &v.scores)?;
+                map.serialize_entry("flags", &v.flags)?;
+                map.serialize_entry("violations", &v.violations)?;
+                map.serialize_entry("rationale", &v.rationale)?;
+            }
+            JudgmentOutcome::Unscored { reason } => map.serialize_entry("unscored", reason)?,
+        }
+        map.end()
     }
 }
 

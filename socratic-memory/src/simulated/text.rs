@@ -47,9 +47,13 @@ const STOPWORDS: [&str; 40] = [
 pub(crate) fn content_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-')) {
-        let word = raw
-            .trim_matches(|c: char| c == '\'' || c == '-')
-            .to_lowercase();
+        let raw = raw.trim_matches(|c: char| c == '\'' || c == '-');
+        // Most words are short: skip them before lower-casing (which keeps an ASCII word's
+        // length).
+        if raw.is_ascii() && raw.len() < 5 {
+            continue;
+        }
+        let word = raw.to_lowercase();
         if word.chars().count() >= 5
             && !STOPWORDS.contains(&word.as_str())
             && !words.contains(&word)
