@@ -1,14 +1,25 @@
-//! Micro-benchmarks of the hot pure functions: content hashing, judge-output validation and
-//! the statistics behind a leaderboard.
+//! Micro-benchmarks of the hot functions: content hashing, judge-output validation and the
+//! statistics behind a leaderboard, and what the throughput profile found hot in the pipeline
+//! (docs/performance.md, "Micro-benchmarks").
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::json;
+use socratic_core::answer_key::GoalTimeline;
 use socratic_core::canonical::content_hash;
 use socratic_core::defaults::{Defaults, ScenarioSet};
-use socratic_core::entity::Verdict;
+use socratic_core::entity::{Model, Prompt, Rubric, Scenario, Verdict};
+use socratic_core::llm::LlmClient;
+use socratic_core::pipeline::{JudgeBrief, Sampling, judge_request};
+use socratic_core::report::ReportRuns;
+use socratic_core::repository::{RunFilter, RunRecord};
+use socratic_core::runner::RunnerConfig;
 use socratic_core::stats;
+use socratic_core::store::{Item, PutMode, Store};
+use socratic_memory::{MemoryStore, SimulatedLlm};
 
 fn hashing(c: &mut Criterion) {
     let defaults = Defaults::load().unwrap();
@@ -51,5 +62,126 @@ fn statistics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hashing, validation, statistics);
+/// A stored run of the simulated models, and the store and catalog it came from.
+struct Sample {
+    record: RunRecord,
+    scenario: Scenario,
+    rubric: Rubric,
+    prompt: Prompt,
+    judge: Model,
+    turn_item: Item,
+}
+
+fn sample(runtime: &tokio::runtime::Runtime) -> Sample {
+    runtime.block_on(async {
+        let local = socratic_benches::pipeline(Duration::ZERO, 8).await;
+        let runner = local.runner(8, RunnerConfig::default());
+        let summary = runner
+            .run_manifest(&socratic_benches::manifest(8))
+            .await
+            .unwrap();
+        let repo = &local.ports.repository;
+        let runs = repo
+            .list_runs(&RunFilter::Manifest(summary.manifest), 1, None)
+            .await
+            .unwrap();
+        let record = repo.run_record(&runs.items[0].id).await.unwrap().unwrap();
+        let defaults = Defaults::load().unwrap();
+        let scenario = defaults
+            .scenarios
+            .iter()
+            .find(|s| s.id == record.run.value.scenario)
+            .unwrap()
+            .clone();
+        let turn_item = local
+            .store
+            .snapshot()
+            .into_iter()
+            .find(|i| i.key.sk.starts_with("TURN#"))
+            .unwrap();
+        let judge = SimulatedLlm::catalog()
+            .into_iter()
+            .find(|m| m.id.as_str() == socratic_memory::simulated::JUDGE)
+            .unwrap();
+        Sample {
+            record,
+            scenario,
+            rubric: defaults.rubric,
+            prompt: defaults.judge_prompt,
+            judge,
+            turn_item,
+        }
+    })
+}
+
+fn pipeline_functions(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = sample(&runtime);
+    let turns = &s.record.turns;
+    c.bench_function("GoalTimeline::of(3 turns)", |b| {
+        b.iter(|| GoalTimeline::of(&s.scenario, turns))
+    });
+    let at = s.record.run.value.created_at;
+    c.bench_function("Timestamp to_string", |b| b.iter(|| at.to_string()));
+    let sampling = Sampling {
+        temperature: 0.0,
+        max_tokens: 512,
+    };
+    let request = || {
+        judge_request(
+            &s.judge,
+            sampling,
+            &s.prompt,
+            &s.rubric,
+            &s.scenario,
+            turns,
+            3,
+        )
+    };
+    c.bench_function("judge_request(turn 3 of 3)", |b| b.iter(request));
+    let brief = JudgeBrief::new(&s.prompt, &s.rubric, &s.scenario);
+    c.bench_function("JudgeBrief::request(turn 3 of 3)", |b| {
+        b.iter(|| brief.request(&s.judge, sampling, &s.scenario, turns, 3))
+    });
+    let judge_request = request();
+    c.bench_function("raw judge request as JSON", |b| {
+        b.iter(|| serde_json::to_vec(&judge_request).unwrap())
+    });
+    let llm = SimulatedLlm::new();
+    c.bench_function("simulated judge call", |b| {
+        b.iter(|| runtime.block_on(llm.converse(&judge_request)).unwrap())
+    });
+    c.bench_function("ReportRuns::run", |b| {
+        b.iter_batched(
+            ReportRuns::new,
+            |mut runs| {
+                runs.run(
+                    &s.record.run.value,
+                    turns,
+                    &s.record.judgments,
+                    s.record.summary.as_ref(),
+                );
+                runs
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let store = MemoryStore::new();
+    let key = s.turn_item.key.clone();
+    c.bench_function("MemoryStore put(turn item)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(store.put(s.turn_item.clone(), PutMode::Overwrite))
+                .unwrap()
+        })
+    });
+    c.bench_function("MemoryStore get(turn item)", |b| {
+        b.iter(|| runtime.block_on(store.get(&key)).unwrap())
+    });
+}
+
+criterion_group!(benches, hashing, validation, statistics, pipeline_functions);
 criterion_main!(benches);

@@ -1,21 +1,30 @@
-//! End-to-end throughput: 1,000 runs × 3 turns through the whole pipeline, on memory backends
-//! with instant simulated models and with 100 ms per call at concurrency 64, and on the SQLite
-//! store and queues with instant models. Prints wall time, model calls per second, peak RSS
-//! and efficiency against the bound set by latency and concurrency, and the SQLite case's time
-//! against the in-memory case's (medians of three alternating rounds).
+//! End-to-end throughput: runs of 3 turns through the whole pipeline with the simulated
+//! models, on memory backends and on the SQLite store and queues, at 1,000 and 10,000 runs,
+//! with instant models and with 100 ms per call at concurrency 64. Prints wall time, model
+//! calls per second, peak RSS, the time to curate a finished manifest again (summary,
+//! leaderboard and report), efficiency against the bounds that latency and concurrency set,
+//! and each target of docs/performance.md beside its figure.
+//!
+//! Each case runs in a process of its own, so that its peak RSS is its own.
 //! Run: `cargo bench -p socratic-benches --bench throughput`.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use socratic_benches::{manifest, peak_rss_kib, pipeline, sqlite_pipeline};
+use socratic_benches::{Artifacts, manifest, peak_rss_kib, pipeline, sqlite_pipeline};
+use socratic_core::pipeline::{PipelineConfig, Ports, curate};
+use socratic_core::repository::RunFilter;
 use socratic_core::runner::{Runner, RunnerConfig};
 
-const RUNS: u32 = 1000;
 const TURNS: u64 = 3;
-/// Rounds of the two instant-model cases.
+/// Rounds of the two 1,000-run instant-model cases.
 const ROUNDS: usize = 3;
+/// Workers per lane and concurrent calls per model.
+const CONCURRENCY: usize = 64;
+/// The child process's case: `<backend>:<runs>:<latency ms>`.
+const CASE: &str = "SOCRATIC_BENCH_CASE";
 
 fn runner_config() -> RunnerConfig {
     RunnerConfig {
@@ -24,61 +33,167 @@ fn runner_config() -> RunnerConfig {
     }
 }
 
-async fn scenario(name: &str, latency: Duration, concurrency: usize) -> Duration {
-    let local = pipeline(latency, concurrency).await;
-    let runner = local.runner(concurrency, runner_config());
-    measure(name, &runner, latency, concurrency).await
+/// What a case measured.
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    wall: Duration,
+    runs: u64,
+    peak_rss_kib: u64,
+    curation: Duration,
 }
 
-async fn sqlite_scenario(name: &str, latency: Duration, concurrency: usize) -> Duration {
+/// Runs one case in this process and prints its figures, then a `result` line for the parent.
+async fn run_case(case: &str) {
+    let mut parts = case.split(':');
+    let (backend, runs, latency) = (
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<u32>().unwrap(),
+        Duration::from_millis(parts.next().unwrap().parse().unwrap()),
+    );
     let dir = tempfile::tempdir().unwrap();
-    let (_results, runner) = sqlite_pipeline(
-        dir.path(),
-        latency,
-        concurrency,
-        concurrency,
-        runner_config(),
-    )
-    .await;
-    measure(name, &runner, latency, concurrency).await
+    let (ports, runner, _results) = match backend {
+        "memory" => {
+            let local = pipeline(latency, CONCURRENCY).await;
+            let runner = local.runner(CONCURRENCY, runner_config());
+            (local.ports, runner, None)
+        }
+        "sqlite" | "sqlite-files" => {
+            let artifacts = if backend == "sqlite" {
+                Artifacts::Memory
+            } else {
+                Artifacts::Files
+            };
+            let (results, ports, runner) = sqlite_pipeline(
+                dir.path(),
+                artifacts,
+                latency,
+                CONCURRENCY,
+                CONCURRENCY,
+                runner_config(),
+            )
+            .await;
+            (ports, runner, Some(results))
+        }
+        other => panic!("unknown backend {other}"),
+    };
+    let outcome = measure(&ports, &runner, runs, latency).await;
+    println!(
+        "result {} {} {} {}",
+        outcome.wall.as_secs_f64(),
+        outcome.runs,
+        outcome.peak_rss_kib,
+        outcome.curation.as_secs_f64()
+    );
 }
 
-async fn measure(name: &str, runner: &Runner, latency: Duration, concurrency: usize) -> Duration {
+async fn measure(ports: &Ports, runner: &Runner, runs: u32, latency: Duration) -> Outcome {
     let started = Instant::now();
-    let summary = runner.run_manifest(&manifest(RUNS)).await.unwrap();
+    let summary = runner.run_manifest(&manifest(runs)).await.unwrap();
     let wall = started.elapsed();
+    assert_eq!(summary.failed_runs, 0);
+    let peak_rss_kib = peak_rss_kib().unwrap_or(0);
     let runs = u64::from(summary.runs);
-    let tutor = runs * TURNS;
-    let student = runs * (TURNS - 1);
-    let judge = runs * TURNS;
+    let (tutor, student, judge) = (runs * TURNS, runs * (TURNS - 1), runs * TURNS);
     let calls = tutor + student + judge;
-    println!("{name}");
-    println!("  runs {runs}, turns {}, model calls {calls}", runs * TURNS);
     println!(
-        "  wall time {:.2} s, {:.0} model calls/s, {:.0} runs/s",
+        "  runs {runs}, turns {}, model calls {calls}: wall time {:.2} s, {:.0} model calls/s, {:.0} runs/s, peak RSS {:.1} MiB",
+        runs * TURNS,
         wall.as_secs_f64(),
         calls as f64 / wall.as_secs_f64(),
-        runs as f64 / wall.as_secs_f64()
+        runs as f64 / wall.as_secs_f64(),
+        peak_rss_kib as f64 / 1024.0
     );
     if !latency.is_zero() {
-        // Each dialogue worker makes its run's tutor and student calls one after another, so
-        // the dialogue lane needs at least (tutor + student calls) × latency / workers; the
-        // judge lane works alongside it.
-        let bound = (tutor + student) as f64 * latency.as_secs_f64() / concurrency as f64;
-        println!(
-            "  bound {bound:.2} s (dialogue lane: {} sequential calls × {latency:?} / {concurrency} workers), efficiency {:.0}%",
-            tutor + student,
-            100.0 * bound / wall.as_secs_f64()
-        );
+        bounds(runs, latency, wall);
     }
-    if let Some(kib) = peak_rss_kib() {
-        println!(
-            "  peak RSS {:.1} MiB (whole process so far)",
-            kib as f64 / 1024.0
-        );
+    // Curating the finished manifest again, as a redelivered event would: its summary,
+    // leaderboard and report, from the stored runs.
+    let first = ports
+        .repository
+        .list_runs(&RunFilter::Manifest(summary.manifest), 1, None)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    curate(ports, &first.items[0].id).await.unwrap();
+    let curation = started.elapsed();
+    println!(
+        "  curating the finished manifest again (summary, leaderboard, report): {:.0} ms",
+        curation.as_secs_f64() * 1000.0
+    );
+    Outcome {
+        wall,
+        runs,
+        peak_rss_kib,
+        curation,
     }
-    assert_eq!(summary.failed_runs, 0);
-    wall
+}
+
+/// Prints the efficiency against two bounds. The ideal one divides the dialogue lane's
+/// sequential calls evenly among its workers. A worker takes a whole run, though, so the
+/// lane needs as many rounds of runs as the busiest worker gets, and the last run's judging
+/// (its turns at once) follows its dialogue: no schedule of this configuration can finish
+/// sooner than that.
+fn bounds(runs: u64, latency: Duration, wall: Duration) {
+    let chain = 2 * TURNS - 1;
+    let workers = CONCURRENCY as u64;
+    let ideal = (runs * chain) as f64 * latency.as_secs_f64() / workers as f64;
+    let judge_rounds = TURNS.div_ceil(PipelineConfig::default().judge_calls_at_once as u64);
+    let rounds = runs.div_ceil(workers);
+    let schedule = (rounds * chain + judge_rounds) as f64 * latency.as_secs_f64();
+    let wall = wall.as_secs_f64();
+    println!(
+        "  ideal bound {ideal:.2} s ({} sequential dialogue calls × {latency:?} / {workers} workers): efficiency {:.1}%",
+        runs * chain,
+        100.0 * ideal / wall
+    );
+    println!(
+        "  schedule bound {schedule:.2} s ({rounds} rounds of whole runs × {chain} calls, then {judge_rounds} judge call): efficiency {:.1}% (target: at least 97%); the ideal bound is at most {:.1}% of it",
+        100.0 * schedule / wall,
+        100.0 * ideal / schedule
+    );
+}
+
+/// Runs `case` in a child process, echoing its figures.
+fn child(title: &str, case: &str) -> Outcome {
+    println!("{title}");
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new(exe)
+        .arg("--bench")
+        .env(CASE, case)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "case {case} failed");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut outcome = None;
+    for line in stdout.lines() {
+        match line.strip_prefix("result ") {
+            Some(result) => {
+                let f: Vec<f64> = result.split(' ').map(|x| x.parse().unwrap()).collect();
+                outcome = Some(Outcome {
+                    wall: Duration::from_secs_f64(f[0]),
+                    runs: f[1] as u64,
+                    peak_rss_kib: f[2] as u64,
+                    curation: Duration::from_secs_f64(f[3]),
+                });
+            }
+            None => println!("{line}"),
+        }
+    }
+    outcome.unwrap()
+}
+
+fn median(mut outcomes: Vec<Outcome>) -> Outcome {
+    outcomes.sort_by_key(|o| o.wall);
+    outcomes[outcomes.len() / 2]
+}
+
+fn per_run(o: &Outcome, d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6 / o.runs as f64
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 fn main() {
@@ -86,69 +201,103 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // `SOCRATIC_BENCH_PROFILE=N`: only the in-memory instant-model case, N times, for a
-    // profiler (docs/performance.md, "Where the time goes").
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    if let Ok(case) = std::env::var(CASE) {
+        runtime().block_on(run_case(&case));
+        return;
+    }
+    // `SOCRATIC_BENCH_PROFILE=N`: only the in-memory instant-model case, N times in this
+    // process, for a profiler (docs/performance.md, "Where the time goes").
     if let Some(times) = std::env::var("SOCRATIC_BENCH_PROFILE")
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
     {
-        runtime.block_on(async {
+        runtime().block_on(async {
             for round in 1..=times {
-                scenario(
-                    &format!("instant models, 64 workers (profile round {round} of {times})"),
-                    Duration::ZERO,
-                    64,
-                )
-                .await;
+                println!("instant models, memory (profile round {round} of {times})");
+                let local = pipeline(Duration::ZERO, CONCURRENCY).await;
+                let runner = local.runner(CONCURRENCY, runner_config());
+                measure(&local.ports, &runner, 1000, Duration::ZERO).await;
             }
         });
         return;
     }
-    runtime.block_on(async {
-        // Both instant-model cases, alternately, a few rounds: on a shared two-core machine one
-        // run of either varies by ±15%, so the ratio is taken between medians.
-        let (mut memory, mut sqlite) = (Vec::new(), Vec::new());
-        for round in 1..=ROUNDS {
-            memory.push(
-                scenario(
-                    &format!("instant models, 64 workers (round {round} of {ROUNDS})"),
-                    Duration::ZERO,
-                    64,
-                )
-                .await,
-            );
-            sqlite.push(
-                sqlite_scenario(
-                    &format!(
-                        "instant models, 64 workers, SQLite store and queues (round {round} of {ROUNDS})"
-                    ),
-                    Duration::ZERO,
-                    64,
-                )
-                .await,
-            );
-        }
-        scenario(
-            "100 ms per call, concurrency 64",
-            Duration::from_millis(100),
-            64,
-        )
-        .await;
-        let (memory, sqlite) = (median(memory), median(sqlite));
-        println!(
-            "SQLite / memory wall time, medians of {ROUNDS} rounds: {:.2} s / {:.2} s = {:.2}× (target: within 3×)",
-            sqlite.as_secs_f64(),
-            memory.as_secs_f64(),
-            sqlite.as_secs_f64() / memory.as_secs_f64()
-        );
-    });
-}
+    // The two 1,000-run instant-model cases alternately, a few rounds: on a shared two-core
+    // machine one run of either varies by ±15%, so their ratio is taken between medians.
+    let (mut memory, mut sqlite) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        memory.push(child(
+            &format!("1,000 runs, instant models, memory (round {round} of {ROUNDS})"),
+            "memory:1000:0",
+        ));
+        sqlite.push(child(
+            &format!(
+                "1,000 runs, instant models, SQLite store and queues, artifacts in memory (round {round} of {ROUNDS})"
+            ),
+            "sqlite:1000:0",
+        ));
+    }
+    let memory_10k = child("10,000 runs, instant models, memory", "memory:10000:0");
+    let files_1k = child(
+        "1,000 runs, instant models, SQLite store and queues, artifact files (the command line's defaults)",
+        "sqlite-files:1000:0",
+    );
+    let files_10k = child(
+        "10,000 runs, instant models, SQLite store and queues, artifact files",
+        "sqlite-files:10000:0",
+    );
+    child(
+        "1,000 runs, 100 ms per call, 64 workers per lane, 64 concurrent calls per model, memory",
+        "memory:1000:100",
+    );
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
+    let peak = memory.iter().map(|o| o.peak_rss_kib).max().unwrap_or(0);
+    let (memory, sqlite) = (median(memory), median(sqlite));
+    println!("Targets");
+    println!(
+        "  1,000 runs, memory: median wall {:.3} s of {ROUNDS} (target: at most 0.3 s); highest peak RSS {:.1} MiB (target: at most 60 MiB)",
+        memory.wall.as_secs_f64(),
+        mib(peak)
+    );
+    println!(
+        "  SQLite / memory wall time, medians: {:.2} s / {:.2} s = {:.2}× (target: within 3×)",
+        sqlite.wall.as_secs_f64(),
+        memory.wall.as_secs_f64(),
+        sqlite.wall.as_secs_f64() / memory.wall.as_secs_f64()
+    );
+    let (small, large) = (
+        per_run(&memory, memory.wall),
+        per_run(&memory_10k, memory_10k.wall),
+    );
+    println!(
+        "  time per run, memory: {small:.0} µs at 1,000 runs, {large:.0} µs at 10,000 = {:.2}× (target: within 1.5×)",
+        large / small
+    );
+    let (small, large) = (
+        per_run(&memory, memory.curation),
+        per_run(&memory_10k, memory_10k.curation),
+    );
+    println!(
+        "  curation, leaderboard and report per run, memory: {small:.0} µs at 1,000 runs, {large:.0} µs at 10,000 = {:.2}× (linear or better: at most about 1×)",
+        large / small
+    );
+    let (small, large) = (
+        per_run(&files_1k, files_1k.curation),
+        per_run(&files_10k, files_10k.curation),
+    );
+    println!(
+        "  curation, leaderboard and report per run, SQLite and files: {small:.0} µs at 1,000 runs, {large:.0} µs at 10,000 = {:.2}×",
+        large / small
+    );
+    println!(
+        "  peak RSS, SQLite and files: {:.1} MiB at 1,000 runs, {:.1} MiB at 10,000 = {:.2}× (target: within 1.5×)",
+        mib(files_1k.peak_rss_kib),
+        mib(files_10k.peak_rss_kib),
+        files_10k.peak_rss_kib as f64 / files_1k.peak_rss_kib as f64
+    );
 }

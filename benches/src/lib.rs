@@ -8,10 +8,12 @@ use socratic_core::defaults::{Defaults, install_catalog};
 use socratic_core::entity::{ManifestRequest, ModelConfig};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{ConcurrencyLimitLlm, LlmClient};
-use socratic_core::pipeline::{PipelineConfig, Providers};
+use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_memory::simulated::{PROVIDER, SOCRATIC_TUTOR};
-use socratic_memory::{LocalPipeline, MemoryBlobStore, SimulatedLlm, simulated_manifest};
+use socratic_memory::{
+    FsBlobStore, LocalPipeline, MemoryBlobStore, SimulatedLlm, simulated_manifest,
+};
 use socratic_sqlite::ResultsDir;
 
 fn providers(latency: Duration, per_model: usize) -> Providers {
@@ -40,24 +42,37 @@ pub async fn pipeline(latency: Duration, per_model: usize) -> LocalPipeline {
     local
 }
 
+/// Where a SQLite pipeline keeps its artifacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifacts {
+    /// In memory, so that only the database differs from the memory pipeline.
+    Memory,
+    /// As files in the results directory, as the command line keeps them.
+    Files,
+}
+
 /// The same pipeline with its store and queues in the SQLite database of the results
-/// directory `dir` (artifacts stay in memory, so the difference is the database's), and a
-/// runner with `workers` workers.
+/// directory `dir`, and a runner with `workers` workers. Also returns the ports, for a
+/// benchmark that calls a stage itself.
 pub async fn sqlite_pipeline(
     dir: &std::path::Path,
+    artifacts: Artifacts,
     latency: Duration,
     per_model: usize,
     workers: usize,
     runner: RunnerConfig,
-) -> (ResultsDir, Runner) {
+) -> (ResultsDir, Ports, Runner) {
     let results = ResultsDir::acquire(dir).unwrap_or_else(|e| panic!("{e}"));
-    let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    let blobs: Arc<dyn BlobStore> = match artifacts {
+        Artifacts::Memory => Arc::new(MemoryBlobStore::new()),
+        Artifacts::Files => Arc::new(FsBlobStore::new(dir).unwrap_or_else(|e| panic!("{e}"))),
+    };
     let ports = results.ports(blobs, providers(latency, per_model), config());
     install_catalog(&ports.repository, &SimulatedLlm::catalog())
         .await
         .unwrap_or_else(|e| panic!("catalog: {e}"));
-    let runner = results.runner(ports, workers, runner);
-    (results, runner)
+    let runner = results.runner(ports.clone(), workers, runner);
+    (results, ports, runner)
 }
 
 /// `runs` runs of the Socratic simulated tutor: the eight scenarios × `runs / 8` repetitions,

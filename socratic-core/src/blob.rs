@@ -191,6 +191,54 @@ pub trait BlobStore: Send + Sync {
 
     /// Deletes a blob; succeeds if it is absent.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
+
+    /// Starts a blob written a part at a time. By default the parts are held in memory and
+    /// stored by one [`put`](Self::put) at the end; a store that can write as it goes (a
+    /// directory) overrides this, so that a large document is never held whole.
+    async fn writer<'a>(
+        &'a self,
+        key: &BlobKey,
+        mode: BlobPutMode,
+    ) -> Result<Box<dyn BlobWriter + 'a>, BlobError> {
+        Ok(Box::new(BufferedWriter {
+            store: self,
+            key: key.clone(),
+            mode,
+            bytes: Vec::new(),
+        }))
+    }
+}
+
+/// A blob being written a part at a time (see [`BlobStore::writer`]). It is stored by
+/// [`finish`](Self::finish), as a put with the writer's mode would store it; dropped
+/// unfinished, it stores nothing.
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Appends `bytes`.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError>;
+
+    /// Stores the blob.
+    async fn finish(self: Box<Self>) -> Result<BlobMeta, BlobError>;
+}
+
+/// The default writer: the parts in memory, one put at the end.
+struct BufferedWriter<'a, S: ?Sized> {
+    store: &'a S,
+    key: BlobKey,
+    mode: BlobPutMode,
+    bytes: Vec<u8>,
+}
+
+#[async_trait]
+impl<S: BlobStore + ?Sized> BlobWriter for BufferedWriter<'_, S> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<BlobMeta, BlobError> {
+        self.store.put(&self.key, self.bytes, self.mode).await
+    }
 }
 
 macro_rules! forward_blob {
@@ -216,6 +264,13 @@ macro_rules! forward_blob {
             }
             async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
                 (**self).delete(key).await
+            }
+            async fn writer<'a>(
+                &'a self,
+                key: &BlobKey,
+                mode: BlobPutMode,
+            ) -> Result<Box<dyn BlobWriter + 'a>, BlobError> {
+                (**self).writer(key, mode).await
             }
         }
     };

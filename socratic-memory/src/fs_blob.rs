@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use socratic_core::blob::{
-    BlobError, BlobKey, BlobMeta, BlobPage, BlobPutMode, BlobStore, ListOptions,
+    BlobError, BlobKey, BlobMeta, BlobPage, BlobPutMode, BlobStore, BlobWriter, ListOptions,
 };
 
 use crate::blob::page_keys;
@@ -74,11 +74,114 @@ fn io_error(key: &str, error: &std::io::Error) -> BlobError {
 }
 
 fn write_temp(root: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let temp = root.join(TEMP_DIR).join(ulid::Ulid::new().to_string());
+    let temp = temp_path(root);
     let mut file = std::fs::File::create_new(&temp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(temp)
+}
+
+fn temp_path(root: &Path) -> PathBuf {
+    root.join(TEMP_DIR).join(ulid::Ulid::new().to_string())
+}
+
+/// Moves a written temporary file to `path`: a rename (overwrite) or a hard link that fails if
+/// the target exists (create-only).
+fn place(temp: &Path, path: &Path, mode: BlobPutMode, name: &str) -> Result<(), BlobError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io_error(name, &e))?;
+    }
+    let placed = match mode {
+        BlobPutMode::Overwrite => std::fs::rename(temp, path),
+        BlobPutMode::Create => std::fs::hard_link(temp, path),
+    };
+    // The temp file is left over after a link, or after a failed rename.
+    let _ = std::fs::remove_file(temp);
+    placed.map_err(|e| io_error(name, &e))
+}
+
+/// How much a [`FsWriter`] gathers before writing it to its file.
+const WRITE_AT: usize = 1 << 20;
+
+/// A blob written to a temporary file as it comes, placed like a put on `finish`.
+struct FsWriter {
+    store: FsBlobStore,
+    key: BlobKey,
+    path: PathBuf,
+    mode: BlobPutMode,
+    temp: PathBuf,
+    /// The open temporary file; `None` only while a write is under way.
+    file: Option<std::fs::File>,
+    pending: Vec<u8>,
+    size: u64,
+    finished: bool,
+}
+
+impl FsWriter {
+    /// Writes what is pending to the file, off the async threads.
+    async fn flush(&mut self) -> Result<(), BlobError> {
+        let mut file = self.file.take().ok_or_else(|| BlobError::Unavailable {
+            message: format!("{}: an earlier write failed", self.key),
+        })?;
+        let pending = std::mem::take(&mut self.pending);
+        let name = self.key.to_string();
+        let (file, mut pending) = self
+            .store
+            .blocking(move |_| {
+                file.write_all(&pending).map_err(|e| io_error(&name, &e))?;
+                Ok((file, pending))
+            })
+            .await?;
+        pending.clear();
+        self.pending = pending;
+        self.file = Some(file);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobWriter for FsWriter {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.pending.extend_from_slice(bytes);
+        self.size += bytes.len() as u64;
+        if self.pending.len() >= WRITE_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<BlobMeta, BlobError> {
+        self.flush().await?;
+        let file = self.file.take();
+        let (temp, path, mode, name) = (
+            self.temp.clone(),
+            self.path.clone(),
+            self.mode,
+            self.key.to_string(),
+        );
+        self.store
+            .blocking(move |_| {
+                if let Some(file) = file {
+                    file.sync_all().map_err(|e| io_error(&name, &e))?;
+                }
+                place(&temp, &path, mode, &name)
+            })
+            .await?;
+        self.finished = true;
+        Ok(BlobMeta {
+            key: self.key.clone(),
+            size: self.size,
+        })
+    }
+}
+
+impl Drop for FsWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Unfinished: nothing is stored.
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>) -> std::io::Result<()> {
@@ -114,17 +217,8 @@ impl BlobStore for FsBlobStore {
         let name = key.to_string();
         let size = bytes.len() as u64;
         self.blocking(move |root| {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io_error(&name, &e))?;
-            }
             let temp = write_temp(&root, &bytes).map_err(|e| io_error(&name, &e))?;
-            let placed = match mode {
-                BlobPutMode::Overwrite => std::fs::rename(&temp, &path),
-                BlobPutMode::Create => std::fs::hard_link(&temp, &path),
-            };
-            // The temp file is left over after a link, or after a failed rename.
-            let _ = std::fs::remove_file(&temp);
-            placed.map_err(|e| io_error(&name, &e))
+            place(&temp, &path, mode, &name)
         })
         .await?;
         Ok(BlobMeta {
@@ -176,5 +270,32 @@ impl BlobStore for FsBlobStore {
             Err(e) => Err(io_error(&name, &e)),
         })
         .await
+    }
+
+    async fn writer<'a>(
+        &'a self,
+        key: &BlobKey,
+        mode: BlobPutMode,
+    ) -> Result<Box<dyn BlobWriter + 'a>, BlobError> {
+        let path = self.path(key)?;
+        let name = key.to_string();
+        let (temp, file) = self
+            .blocking(move |root| {
+                let temp = temp_path(&root);
+                let file = std::fs::File::create_new(&temp).map_err(|e| io_error(&name, &e))?;
+                Ok((temp, file))
+            })
+            .await?;
+        Ok(Box::new(FsWriter {
+            store: self.clone(),
+            key: key.clone(),
+            path,
+            mode,
+            temp,
+            file: Some(file),
+            pending: Vec::new(),
+            size: 0,
+            finished: false,
+        }))
     }
 }

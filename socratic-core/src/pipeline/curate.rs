@@ -329,7 +329,8 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     // many runs the manifest has. With one judge there is no agreement to measure, so the
     // runs' summaries are all that is read.
     let single_judge = manifest.request.judges.len() < 2;
-    let mut digests = Vec::new();
+    // Sized once: a vector grown by doubling would hold up to twice what it needs.
+    let mut digests = Vec::with_capacity(usize::try_from(manifest.run_count).unwrap_or(0));
     let mut cursor = None;
     loop {
         let page = repo
@@ -353,6 +354,12 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
             break;
         }
     }
+    // The heatmap's cells come from the digests; the runs' data is streamed into the page.
+    let mut shown = report_scenarios(repo, &manifest).await?;
+    for digest in &digests {
+        let overall = digest.summary.as_ref().and_then(|s| s.overall);
+        shown.cell(&digest.scenario, &digest.tutor, overall);
+    }
     let summary = summarize_digests(&manifest, &rubric, digests, ports.clock.now());
     // Curation may run more than once for a manifest; the metric counts summaries written.
     tracing::info!(
@@ -368,12 +375,10 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     for vector in &summary.vectors {
         repo.overwrite(vector).await?;
     }
-    let shown = report_runs(repo, ports.blobs.as_ref(), &manifest).await?;
-    let html = report::HtmlReport::new(&summary, &rubric)
+    let page = report::HtmlReport::new(&summary, &rubric)
         .manifest(&manifest)
-        .runs(&shown)
-        .render();
-    write_report(ports.blobs.as_ref(), &summary, html).await?;
+        .runs(&shown);
+    write_report(repo, ports.blobs.as_ref(), &summary, &manifest, &page).await?;
     // The summary item last: its presence means every file above is written.
     repo.overwrite(&summary).await?;
     Ok(())
@@ -408,12 +413,7 @@ pub async fn report_runs(
     blobs: &dyn BlobStore,
     manifest: &Manifest,
 ) -> Result<ReportRuns, StageError> {
-    let mut shown = ReportRuns::new();
-    for scenario in &manifest.request.scenarios {
-        if let Some(scenario) = repository.get_catalog::<Scenario>(scenario).await? {
-            shown.scenario(&scenario);
-        }
-    }
+    let mut shown = report_scenarios(repository, manifest).await?;
     let mut cursor = None;
     loop {
         let page = repository
@@ -425,6 +425,20 @@ pub async fn report_runs(
             return Ok(shown);
         }
     }
+}
+
+/// A report's runs with the manifest's scenarios and no run yet.
+async fn report_scenarios(
+    repository: &Repository,
+    manifest: &Manifest,
+) -> Result<ReportRuns, StageError> {
+    let mut shown = ReportRuns::new();
+    for scenario in &manifest.request.scenarios {
+        if let Some(scenario) = repository.get_catalog::<Scenario>(scenario).await? {
+            shown.scenario(&scenario);
+        }
+    }
+    Ok(shown)
 }
 
 async fn add_to_report(
@@ -463,10 +477,15 @@ async fn add_to_report(
     Ok(())
 }
 
+/// The manifest's files. The report embeds every run, so it is written a page of runs at a
+/// time ([`BlobStore::writer`]): a store that writes as it goes never holds it whole, and
+/// memory stays flat however many runs the manifest has.
 async fn write_report(
+    repository: &Repository,
     blobs: &dyn BlobStore,
     summary: &crate::entity::ManifestSummary,
-    html: String,
+    manifest: &Manifest,
+    page: &report::HtmlReport<'_>,
 ) -> Result<(), StageError> {
     let dir = format!("curated/manifests/{}", summary.manifest);
     let files = [
@@ -478,7 +497,6 @@ async fn write_report(
             "leaderboard.csv",
             report::leaderboard_csv(summary).into_bytes(),
         ),
-        ("report.html", html.into_bytes()),
     ];
     for (name, bytes) in files {
         blobs
@@ -489,5 +507,32 @@ async fn write_report(
             )
             .await?;
     }
+    let key = BlobKey::new(format!("{dir}/report.html"))?;
+    let mut writer = blobs.writer(&key, BlobPutMode::Overwrite).await?;
+    writer.write(page.page_start().as_bytes()).await?;
+    let (mut cursor, mut first) = (None, true);
+    loop {
+        let runs = repository
+            .list_runs(&RunFilter::Manifest(manifest.id), 100, cursor)
+            .await?;
+        let mut shown = ReportRuns::new();
+        add_to_report(repository, blobs, &runs.items, &mut shown).await?;
+        let data = shown.take_data();
+        if !data.is_empty() {
+            if !first {
+                writer.write(b",").await?;
+            }
+            writer.write(data.as_bytes()).await?;
+            first = false;
+        }
+        cursor = runs.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    writer
+        .write(report::HtmlReport::page_end().as_bytes())
+        .await?;
+    writer.finish().await?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::curate::{curate_run, rewrite_curated};
-use super::prompts::{Sampling, judge_request};
+use super::prompts::{JudgeBrief, Sampling};
 use super::raw;
 use super::{
     Job, Ports, StageError, call_record, failed_run, failing_run_on_rejection, put_raw, run_record,
@@ -119,10 +119,11 @@ async fn judge_missing(
         let model: Model = repo.require_catalog(&config.model).await?;
         judges.push((model, config));
     }
+    let brief = JudgeBrief::new(&prompt, &rubric, &scenario);
     let case = Case {
         max_tokens: manifest.request.max_tokens,
         sample: run.repetition,
-        prompt: &prompt,
+        brief: &brief,
         rubric: &rubric,
         scenario: &scenario,
         turns: &turns,
@@ -180,7 +181,7 @@ struct Case<'a> {
     max_tokens: u32,
     /// The run's repetition, which keeps identical dialogues' judgments distinct samples.
     sample: u32,
-    prompt: &'a Prompt,
+    brief: &'a JudgeBrief,
     rubric: &'a Rubric,
     scenario: &'a Scenario,
     turns: &'a [Turn],
@@ -198,7 +199,7 @@ async fn judge_with(
     let Case {
         max_tokens,
         sample: _,
-        prompt,
+        brief,
         rubric,
         scenario,
         turns,
@@ -213,7 +214,7 @@ async fn judge_with(
         temperature: config.temperature,
         max_tokens,
     };
-    let mut request = judge_request(model, sampling, prompt, rubric, scenario, turns, turn);
+    let mut request = brief.request(model, sampling, scenario, turns, turn);
     request.sample = case.sample;
     let mut calls = Vec::new();
     let mut exchanges = Vec::new();

@@ -33,8 +33,8 @@ pub use judge::judge;
 pub use leaderboard::{ALPHA, RunDigest, summarize_digests, summarize_manifest};
 pub use plan::{Plan, PlanError, plan, run_id};
 pub use prompts::{
-    JUDGE_TURN_MARKER, JUDGMENT_TOOL, Sampling, judge_request, student_request, transcript,
-    tutor_request,
+    JUDGE_TURN_MARKER, JUDGMENT_TOOL, JudgeBrief, Sampling, judge_request, student_request,
+    transcript, tutor_request,
 };
 pub use rejudge::{
     ImportError, Imported, import_manifest, latest_dialogue_manifest, rejudge_request,

@@ -129,40 +129,71 @@ pub fn judge_request(
     turns: &[Turn],
     turn: u32,
 ) -> ConverseRequest {
-    let mut answer_key = format!(
-        "SCENARIO {} ({}): {}\nVector: {} — {}\nStudent: {}\nKey conflict: {}\nGoals:\n",
-        scenario.id,
-        scenario.vector,
-        scenario.title,
-        scenario.vector,
-        scenario.vector.objective(),
-        scenario.persona,
-        scenario.key_conflict
-    );
-    for goal in &scenario.goals {
-        let _ = writeln!(answer_key, "- {goal}");
+    JudgeBrief::new(prompt, rubric, scenario).request(model, sampling, scenario, turns, turn)
+}
+
+/// What every judge request of a run shares: the system parts and the output schema. The
+/// judge stage builds it once per run rather than once per call.
+#[derive(Debug, Clone)]
+pub struct JudgeBrief {
+    system: Vec<SystemPart>,
+    output: StructuredOutput,
+}
+
+impl JudgeBrief {
+    /// The judge prompt and the rubric (both cached), the scenario with its answer key, and
+    /// the rubric's output schema.
+    pub fn new(prompt: &Prompt, rubric: &Rubric, scenario: &Scenario) -> Self {
+        let mut answer_key = format!(
+            "SCENARIO {} ({}): {}\nVector: {} — {}\nStudent: {}\nKey conflict: {}\nGoals:\n",
+            scenario.id,
+            scenario.vector,
+            scenario.title,
+            scenario.vector,
+            scenario.vector.objective(),
+            scenario.persona,
+            scenario.key_conflict
+        );
+        for goal in &scenario.goals {
+            let _ = writeln!(answer_key, "- {goal}");
+        }
+        Self {
+            system: vec![
+                SystemPart::cached(&prompt.body),
+                SystemPart::cached(rubric.render()),
+                SystemPart::text(answer_key),
+            ],
+            output: StructuredOutput {
+                name: JUDGMENT_TOOL.to_owned(),
+                description: "Record the judgment of one tutor turn.".to_owned(),
+                schema: rubric.output_schema(),
+            },
+        }
     }
-    let task = format!(
-        "{}\nScore tutor turn {turn} against the rubric and record your judgment.",
-        transcript(scenario, turns, turn)
-    );
-    ConverseRequest {
-        model: model.provider_model_id.clone(),
-        role: Role::Judge,
-        system: vec![
-            SystemPart::cached(&prompt.body),
-            SystemPart::cached(rubric.render()),
-            SystemPart::text(answer_key),
-        ],
-        messages: vec![Message::user(task)],
-        structured_output: Some(StructuredOutput {
-            name: JUDGMENT_TOOL.to_owned(),
-            description: "Record the judgment of one tutor turn.".to_owned(),
-            schema: rubric.output_schema(),
-        }),
-        temperature: Some(sampling.temperature),
-        max_tokens: sampling.max_tokens,
-        stop: Vec::new(),
-        sample: 0,
+
+    /// The request for turn `turn` of `turns`, a dialogue of `scenario`.
+    pub fn request(
+        &self,
+        model: &Model,
+        sampling: Sampling,
+        scenario: &Scenario,
+        turns: &[Turn],
+        turn: u32,
+    ) -> ConverseRequest {
+        let task = format!(
+            "{}\nScore tutor turn {turn} against the rubric and record your judgment.",
+            transcript(scenario, turns, turn)
+        );
+        ConverseRequest {
+            model: model.provider_model_id.clone(),
+            role: Role::Judge,
+            system: self.system.clone(),
+            messages: vec![Message::user(task)],
+            structured_output: Some(self.output.clone()),
+            temperature: Some(sampling.temperature),
+            max_tokens: sampling.max_tokens,
+            stop: Vec::new(),
+            sample: 0,
+        }
     }
 }

@@ -307,6 +307,27 @@ impl ReportRuns {
         );
     }
 
+    /// Counts a run's overall score in the heatmap's (scenario, model) cell; a run without
+    /// one is not counted. [`run`](Self::run) does this too; a caller that streams the runs'
+    /// data ([`HtmlReport::page_start`]) counts them with this alone.
+    pub fn cell(&mut self, scenario: &ScenarioId, model: &ModelId, overall: Option<f64>) {
+        if let Some(score) = overall {
+            let cell = self
+                .cells
+                .entry((scenario.clone(), model.clone()))
+                .or_insert((0.0, 0));
+            cell.0 += score;
+            cell.1 += 1;
+        }
+    }
+
+    /// Takes the data of the runs added so far (comma-separated JSON, escaped for the page),
+    /// leaving none: a page of runs to stream between [`HtmlReport::page_start`] and
+    /// [`HtmlReport::page_end`], each page after the first preceded by a comma.
+    pub fn take_data(&mut self) -> String {
+        std::mem::take(&mut self.runs)
+    }
+
     /// Adds a run with what is stored of it: its turns, judgments and summary (none for a run
     /// that failed before them).
     pub fn run(
@@ -319,14 +340,7 @@ impl ReportRuns {
         let mut ordered: Vec<&Turn> = turns.iter().collect();
         ordered.sort_by_key(|t| t.index);
         let overall = summary.and_then(|s| s.overall);
-        if let Some(score) = overall {
-            let cell = self
-                .cells
-                .entry((run.scenario.clone(), run.tutor.model.clone()))
-                .or_insert((0.0, 0));
-            cell.0 += score;
-            cell.1 += 1;
-        }
+        self.cell(&run.scenario, &run.tutor.model, overall);
         let data = RunData {
             id: run,
             failure: run
@@ -433,6 +447,19 @@ fn script_json(out: &mut String, json: &str) {
 impl HtmlReport<'_> {
     /// The page.
     pub fn render(&self) -> String {
+        let runs = self.runs.map_or("", |r| r.runs.as_str());
+        let mut html = self.page_start();
+        html.reserve(runs.len() + SCRIPT.len() + 64);
+        html.push_str(runs);
+        html.push_str(&Self::page_end());
+        html
+    }
+
+    /// The page up to its runs' data, for a caller that streams the data page by page
+    /// ([`ReportRuns::take_data`]) rather than holding every run: everything but the runs
+    /// is taken from the [`ReportRuns`] given to [`runs`](Self::runs) (scenarios and heatmap
+    /// cells).
+    pub fn page_start(&self) -> String {
         let summary = self.summary;
         let (min, max) = scale(self.rubric);
         let title = summary
@@ -489,24 +516,20 @@ impl HtmlReport<'_> {
         agreement(&mut html, summary);
         self.explorer(&mut html);
         html.push_str("</main>\n<script type=\"application/json\" id=\"socratic-data\">");
-        let runs = self.runs.map_or("", |r| r.runs.as_str());
         let scenarios = serde_json::to_string(&self.runs.map(|r| &r.scenarios))
             .unwrap_or_else(|_| "null".into());
         let dimensions = serde_json::to_string(&summary.dimensions).unwrap_or_else(|_| "[]".into());
-        // The runs are most of the page: reserve once and copy them once.
-        html.reserve(runs.len() + scenarios.len() + dimensions.len() + SCRIPT.len() + 128);
         html.push_str("{\"dimensions\":");
         script_json(&mut html, &dimensions);
         html.push_str(",\"scenarios\":");
         script_json(&mut html, &scenarios);
         html.push_str(",\"runs\":[");
-        html.push_str(runs);
-        html.push_str("]}");
-        let _ = write!(
-            html,
-            "</script>\n<script>{SCRIPT}</script>\n</body></html>\n"
-        );
         html
+    }
+
+    /// The page after its runs' data.
+    pub fn page_end() -> String {
+        format!("]}}</script>\n<script>{SCRIPT}</script>\n</body></html>\n")
     }
 
     fn leaderboard(&self, html: &mut String) {

@@ -13,6 +13,7 @@ pub async fn run_all(blobs: &dyn BlobStore) {
     missing_blobs_are_not_found(blobs).await;
     list_by_prefix_across_pages(blobs).await;
     delete_is_idempotent(blobs).await;
+    written_in_parts(blobs).await;
 }
 
 fn key(prefix: &str, name: &str) -> BlobKey {
@@ -169,4 +170,54 @@ pub async fn delete_is_idempotent(blobs: &dyn BlobStore) {
         .put(&k, b"again".to_vec(), BlobPutMode::Create)
         .await
         .expect("create after delete");
+}
+
+/// A blob written in parts is stored whole by `finish` (3 MiB in uneven parts), with the
+/// writer's mode: a create-only writer finds an existing blob and leaves it, an overwriting one
+/// replaces it. Nothing is visible before `finish`, and a writer dropped unfinished stores
+/// nothing.
+pub async fn written_in_parts(blobs: &dyn BlobStore) {
+    let prefix = unique_prefix("parts");
+    let body: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
+    let k = key(&prefix, "report.html");
+    let mut writer = blobs.writer(&k, BlobPutMode::Create).await.expect("writer");
+    for part in body.chunks(300_001) {
+        writer.write(part).await.expect("write");
+    }
+    assert!(
+        !blobs.exists(&k).await.expect("exists"),
+        "visible before finish"
+    );
+    let meta = writer.finish().await.expect("finish");
+    assert_eq!(meta.size, body.len() as u64);
+    assert_eq!(blobs.get(&k).await.expect("get"), body);
+
+    let mut again = blobs.writer(&k, BlobPutMode::Create).await.expect("writer");
+    again.write(b"second").await.expect("write");
+    match again.finish().await {
+        Err(BlobError::AlreadyExists { key }) => assert_eq!(key, k.as_str()),
+        other => panic!("a create-only writer must fail with AlreadyExists, got {other:?}"),
+    }
+    let mut over = blobs
+        .writer(&k, BlobPutMode::Overwrite)
+        .await
+        .expect("writer");
+    over.write(b"sec").await.expect("write");
+    over.write(b"ond").await.expect("write");
+    over.finish().await.expect("finish");
+    assert_eq!(blobs.get(&k).await.expect("get"), b"second");
+
+    let dropped = key(&prefix, "dropped.html");
+    let mut writer = blobs
+        .writer(&dropped, BlobPutMode::Create)
+        .await
+        .expect("writer");
+    writer.write(b"partial").await.expect("write");
+    drop(writer);
+    assert!(!blobs.exists(&dropped).await.expect("exists"));
+    let listed = blobs.list_all(&prefix).await.expect("list");
+    let keys: Vec<&str> = listed.iter().map(|b| b.key.as_str()).collect();
+    assert_eq!(keys, [k.as_str()], "only the finished blob is listed");
 }
