@@ -74,7 +74,8 @@ struct Sample {
 
 fn sample(runtime: &tokio::runtime::Runtime) -> Sample {
     runtime.block_on(async {
-        let local = socratic_benches::pipeline(Duration::ZERO, 8).await;
+        let times = std::sync::Arc::default();
+        let local = socratic_benches::pipeline(Duration::ZERO, 8, times).await;
         let runner = local.runner(8, RunnerConfig::default());
         let summary = runner
             .run_manifest(&socratic_benches::manifest(8))

@@ -1,13 +1,17 @@
 //! Shared set-up for the benchmarks: a local pipeline over the simulated models.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use socratic_core::blob::BlobStore;
 use socratic_core::defaults::{Defaults, install_catalog};
 use socratic_core::entity::{ManifestRequest, ModelConfig};
 use socratic_core::id::ModelId;
-use socratic_core::llm::{ConcurrencyLimitLlm, LlmClient};
+use socratic_core::llm::{
+    ConcurrencyLimitLlm, ConverseRequest, ConverseResponse, LlmClient, LlmError, Role,
+};
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_memory::simulated::{PROVIDER, SOCRATIC_TUTOR};
@@ -16,11 +20,58 @@ use socratic_memory::{
 };
 use socratic_sqlite::ResultsDir;
 
-fn providers(latency: Duration, per_model: usize) -> Providers {
-    let llm: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(
-        SimulatedLlm::with_latency(latency),
-        per_model,
-    ));
+/// How long the simulated models' calls took, per role: the time a model itself takes (a
+/// timer's sleep overshoots its 100 ms a little), against which the pipeline's own overhead is
+/// measured.
+#[derive(Debug, Default)]
+pub struct CallTimes {
+    /// Per role (tutor, student, judge): calls and their total nanoseconds.
+    roles: [(AtomicU64, AtomicU64); 3],
+}
+
+impl CallTimes {
+    fn slot(role: Role) -> usize {
+        match role {
+            Role::Tutor => 0,
+            Role::Student => 1,
+            Role::Judge => 2,
+        }
+    }
+
+    /// The mean duration of `role`'s calls so far.
+    pub fn mean(&self, role: Role) -> Option<Duration> {
+        let (calls, nanos) = &self.roles[Self::slot(role)];
+        let calls = calls.load(Ordering::Relaxed);
+        (calls > 0).then(|| Duration::from_nanos(nanos.load(Ordering::Relaxed) / calls))
+    }
+}
+
+/// The simulated models, timed inside the concurrency limit (so waiting for a slot is not
+/// counted as the model's time).
+struct Timed {
+    llm: SimulatedLlm,
+    times: Arc<CallTimes>,
+}
+
+#[async_trait]
+impl LlmClient for Timed {
+    async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
+        let started = Instant::now();
+        let response = self.llm.converse(request).await;
+        let (calls, nanos) = &self.times.roles[CallTimes::slot(request.role)];
+        calls.fetch_add(1, Ordering::Relaxed);
+        let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        nanos.fetch_add(elapsed, Ordering::Relaxed);
+        response
+    }
+}
+
+fn providers(latency: Duration, per_model: usize, times: Arc<CallTimes>) -> Providers {
+    let timed = Timed {
+        llm: SimulatedLlm::with_latency(latency),
+        times,
+    };
+    let llm: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(timed, per_model));
     Providers::new().with(PROVIDER, llm)
 }
 
@@ -31,10 +82,11 @@ fn config() -> PipelineConfig {
     }
 }
 
-/// A local pipeline whose simulated models take `latency` per call, at most `per_model` at once.
-pub async fn pipeline(latency: Duration, per_model: usize) -> LocalPipeline {
+/// A local pipeline whose simulated models take `latency` per call, at most `per_model` at once,
+/// timed into `times`.
+pub async fn pipeline(latency: Duration, per_model: usize, times: Arc<CallTimes>) -> LocalPipeline {
     let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let local = LocalPipeline::new(blobs, providers(latency, per_model), config());
+    let local = LocalPipeline::new(blobs, providers(latency, per_model, times), config());
     local
         .install_catalog(&SimulatedLlm::catalog())
         .await
@@ -61,13 +113,14 @@ pub async fn sqlite_pipeline(
     per_model: usize,
     workers: usize,
     runner: RunnerConfig,
+    times: Arc<CallTimes>,
 ) -> (ResultsDir, Ports, Runner) {
     let results = ResultsDir::acquire(dir).unwrap_or_else(|e| panic!("{e}"));
     let blobs: Arc<dyn BlobStore> = match artifacts {
         Artifacts::Memory => Arc::new(MemoryBlobStore::new()),
         Artifacts::Files => Arc::new(FsBlobStore::new(dir).unwrap_or_else(|e| panic!("{e}"))),
     };
-    let ports = results.ports(blobs, providers(latency, per_model), config());
+    let ports = results.ports(blobs, providers(latency, per_model, times), config());
     install_catalog(&ports.repository, &SimulatedLlm::catalog())
         .await
         .unwrap_or_else(|e| panic!("catalog: {e}"));

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use crate::entity::{ManifestRequest, ManifestSummary};
 use crate::id::ManifestId;
@@ -57,6 +58,10 @@ impl JobHandler for StageHandler {
         }
     }
 }
+
+/// The name of the lane that curates ([`RunnerBuilder::stage_lanes`]). A runner waiting for
+/// a manifest's summary looks again each time this lane has handled a message.
+pub const CURATE_LANE: &str = "curate";
 
 /// A queue, its handler and its workers.
 #[derive(Clone)]
@@ -186,7 +191,7 @@ impl RunnerBuilder {
         let handler: Arc<dyn JobHandler> = Arc::new(StageHandler);
         self.lane("dialogue", dialogue, Arc::clone(&handler), workers)
             .lane("judge", judge, Arc::clone(&handler), workers)
-            .lane("curate", run_events, handler, workers.clamp(1, 4))
+            .lane(CURATE_LANE, run_events, handler, workers.clamp(1, 4))
     }
 
     /// Adds a lane, or replaces the lane with the same name.
@@ -235,6 +240,7 @@ impl RunnerBuilder {
             lanes: self.lanes,
             config: self.config,
             counters,
+            curated: Arc::new(Notify::new()),
         }
     }
 }
@@ -246,6 +252,8 @@ pub struct Runner {
     lanes: Vec<Lane>,
     config: RunnerConfig,
     counters: BTreeMap<String, Arc<LaneCounters>>,
+    /// Woken when the curate lane has handled a message, which may have stored a summary.
+    curated: Arc<Notify>,
 }
 
 impl Runner {
@@ -294,6 +302,7 @@ impl Runner {
                     config: self.config.clone(),
                     counters: Arc::clone(&counters),
                     shutdown: Arc::clone(&shutdown),
+                    curated: (lane.name == CURATE_LANE).then(|| Arc::clone(&self.curated)),
                 };
                 tasks.push(tokio::spawn(worker.run()));
             }
@@ -384,6 +393,10 @@ impl Runner {
     /// logged and polled through; any other is returned.
     async fn wait_for_summary(&self, id: ManifestId) -> Result<bool, RepoError> {
         loop {
+            // Registered before the read, so a summary stored during it is not missed; the
+            // poll covers a summary stored by another process.
+            let mut curated = std::pin::pin!(self.curated.notified());
+            curated.as_mut().enable();
             match self.summary(&id).await {
                 Ok(Some(_)) => return Ok(true),
                 Ok(None) => {}
@@ -392,7 +405,8 @@ impl Runner {
                 }
                 Err(error) => return Err(error),
             }
-            tokio::time::sleep(self.config.poll_interval).await;
+            let poll = std::pin::pin!(tokio::time::sleep(self.config.poll_interval));
+            futures::future::select(curated, poll).await;
         }
     }
 }
@@ -403,6 +417,8 @@ struct Worker {
     config: RunnerConfig,
     counters: Arc<LaneCounters>,
     shutdown: Arc<AtomicBool>,
+    /// For the curate lane: whom to wake after each message.
+    curated: Option<Arc<Notify>>,
 }
 
 impl Worker {
@@ -423,6 +439,9 @@ impl Worker {
             };
             for delivery in deliveries {
                 self.handle(delivery).await;
+                if let Some(curated) = &self.curated {
+                    curated.notify_waiters();
+                }
             }
         }
     }

@@ -116,7 +116,7 @@ fn benchmark(defaults: &Defaults, set: ScenarioSet, seed: u64) -> ManifestSummar
                 scenario: scenario.id.clone(),
                 repetition: 0,
                 status: RunStatus::Curated,
-                summary: Some(summary),
+                summary: Some(summary.into()),
                 agreement_units: BTreeMap::new(),
             });
         }

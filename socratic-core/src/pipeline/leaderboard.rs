@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::answer_key::GoalTimeline;
 use crate::clock::Timestamp;
+use crate::entity::Violation;
 use crate::entity::{
     Estimate, JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison,
     RoleUsage, Rubric, RunStatus, RunSummary, Vector, VectorSummary,
 };
 use crate::id::{ModelId, ScenarioId};
+use crate::llm::Role;
 use crate::repository::RunRecord;
 use crate::stats::{self, PERMUTATION_RESAMPLES};
 
@@ -43,8 +45,8 @@ pub struct RunDigest {
     pub repetition: u32,
     /// The run's status.
     pub status: RunStatus,
-    /// Its summary, once curated.
-    pub summary: Option<RunSummary>,
+    /// What the leaderboard reads of its summary, once curated.
+    pub summary: Option<SummaryDigest>,
     /// Per dimension, one unit per judged turn that at least two judges scored.
     pub agreement_units: BTreeMap<String, Vec<Vec<f64>>>,
 }
@@ -58,7 +60,7 @@ impl RunDigest {
             scenario: run.scenario.clone(),
             repetition: run.repetition,
             status: run.status,
-            summary,
+            summary: summary.map(SummaryDigest::from),
             agreement_units: BTreeMap::new(),
         }
     }
@@ -91,14 +93,78 @@ impl RunDigest {
             scenario: run.scenario.clone(),
             repetition: run.repetition,
             status: run.status,
-            summary: record.summary.clone(),
+            summary: record.summary.as_ref().map(SummaryDigest::from),
             agreement_units,
         }
     }
 }
 
+/// What the leaderboard reads of a run's summary ([`RunSummary`]), and no more: about a
+/// quarter of its size in memory, so that the digests of a manifest of many thousand runs
+/// stay small. Maps are sorted vectors of pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryDigest {
+    /// The tutor.
+    pub tutor: ModelId,
+    /// The scenario.
+    pub scenario: ScenarioId,
+    /// The scenario's vector.
+    pub vector: Vector,
+    /// Weighted overall score.
+    pub overall: Option<f64>,
+    /// Mean score per dimension, by name.
+    pub dimension_means: Vec<(String, f64)>,
+    /// Share of scored turns that passed.
+    pub compliance: Option<f64>,
+    /// The first turn that leaked the answer.
+    pub answer_leak_turn: Option<u32>,
+    /// The first turn whose student reply states a goal.
+    pub goal_reached_turn: Option<u32>,
+    /// The first turn whose tutor message states a goal.
+    pub goal_told_turn: Option<u32>,
+    /// Violations observed, by kind.
+    pub violations: Vec<(Violation, u32)>,
+    /// Turns with at least one scored judgment.
+    pub scored_turns: u32,
+    /// Judgments without scores.
+    pub unscored_judgments: u32,
+    /// Calls, tokens and cost per role.
+    pub usage: Vec<(Role, RoleUsage)>,
+    /// The tutor's call latencies.
+    pub tutor_latencies_ms: Vec<u64>,
+}
+
+impl From<RunSummary> for SummaryDigest {
+    fn from(summary: RunSummary) -> Self {
+        let mut tutor_latencies_ms = summary.tutor_latencies_ms;
+        tutor_latencies_ms.shrink_to_fit();
+        Self {
+            tutor: summary.tutor,
+            scenario: summary.scenario,
+            vector: summary.vector,
+            overall: summary.overall,
+            dimension_means: summary.dimension_means.into_iter().collect(),
+            compliance: summary.compliance,
+            answer_leak_turn: summary.answer_leak_turn,
+            goal_reached_turn: summary.goal_reached_turn,
+            goal_told_turn: summary.goal_told_turn,
+            violations: summary.violations.into_iter().collect(),
+            scored_turns: summary.scored_turns,
+            unscored_judgments: summary.unscored_judgments,
+            usage: summary.usage.into_iter().collect(),
+            tutor_latencies_ms,
+        }
+    }
+}
+
+impl From<&RunSummary> for SummaryDigest {
+    fn from(summary: &RunSummary) -> Self {
+        Self::from(summary.clone())
+    }
+}
+
 /// The share of `summaries` for which `holds` does; `None` without summaries.
-fn share(summaries: &[&RunSummary], holds: impl Fn(&RunSummary) -> bool) -> Option<f64> {
+fn share(summaries: &[&SummaryDigest], holds: impl Fn(&SummaryDigest) -> bool) -> Option<f64> {
     (!summaries.is_empty())
         .then(|| summaries.iter().filter(|s| holds(s)).count() as f64 / summaries.len() as f64)
 }
@@ -109,7 +175,7 @@ fn count_status<'a>(records: impl Iterator<Item = &'a RunDigest>, status: RunSta
 }
 
 fn per_scenario(records: &[RunDigest]) -> BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>> {
-    let mut grouped: BTreeMap<(ModelId, ScenarioId), Vec<&RunSummary>> = BTreeMap::new();
+    let mut grouped: BTreeMap<(ModelId, ScenarioId), Vec<&SummaryDigest>> = BTreeMap::new();
     for record in records {
         if let Some(summary) = &record.summary
             && summary.overall.is_some()
@@ -235,7 +301,7 @@ pub fn summarize_digests(
                 .iter()
                 .map(|s| s.compliance.unwrap_or(0.0) * f64::from(s.scored_turns))
                 .sum();
-            let mut usage: BTreeMap<crate::llm::Role, RoleUsage> = BTreeMap::new();
+            let mut usage: BTreeMap<Role, RoleUsage> = BTreeMap::new();
             let mut violations = BTreeMap::new();
             for s in &summaries {
                 for (role, u) in &s.usage {

@@ -30,7 +30,7 @@ pub use curate::summarize_run;
 pub use curate::{curate, report_runs};
 pub use dialogue::run_dialogue;
 pub use judge::judge;
-pub use leaderboard::{ALPHA, RunDigest, summarize_digests, summarize_manifest};
+pub use leaderboard::{ALPHA, RunDigest, SummaryDigest, summarize_digests, summarize_manifest};
 pub use plan::{Plan, PlanError, plan, run_id};
 pub use prompts::{
     JUDGE_TURN_MARKER, JUDGMENT_TOOL, JudgeBrief, Sampling, judge_request, student_request,
