@@ -1,11 +1,12 @@
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use serde_json::Value;
 use socratic_core::store::{
-    Condition, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, Store, StoreError, TxOp,
-    check_transaction,
+    Condition, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange, Store,
+    StoreError, TxOp, check_transaction,
 };
 
 use crate::cursor;
@@ -243,44 +244,40 @@ impl MemoryStore {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A page of a base-table partition, read from the cursor on (not scanned from the start,
+    /// so paging through a partition stays linear).
     fn query_base(
         tables: &Tables,
         query: &Query,
     ) -> Result<(Vec<Item>, Option<Vec<String>>), StoreError> {
         let after = match &query.cursor {
-            Some(c) => Some(cursor::decode(c, 1).ok_or_else(bad_cursor)?),
+            Some(c) => Some(cursor::decode(c, 1).ok_or_else(bad_cursor)?.remove(0)),
             None => None,
         };
         let Some(partition) = tables.items.get(&query.partition) else {
             return Ok((Vec::new(), None));
         };
-        let mut matching: Vec<(&String, &Stored)> = partition
-            .iter()
-            .filter(|(sk, _)| query.range.contains(sk))
-            .collect();
-        if query.order == Order::Descending {
-            matching.reverse();
-        }
-        let start = after.map_or(0, |a| {
-            let last = &a[0];
-            matching
-                .iter()
-                .position(|(sk, _)| match query.order {
-                    Order::Ascending => sk.as_str() > last.as_str(),
-                    Order::Descending => sk.as_str() < last.as_str(),
-                })
-                .unwrap_or(matching.len())
-        });
-        let rest = &matching[start..];
-        let take = query.limit.unwrap_or(usize::MAX).min(rest.len());
-        let page = rest[..take]
-            .iter()
-            .map(|(sk, s)| s.item(&query.partition, sk))
+        let first = range_start(&query.range, query.order);
+        let Some(bounds) = scan_bounds(first, after, query.order) else {
+            return Ok((Vec::new(), None));
+        };
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let matching = page(
+            partition.range::<String, _>(bounds),
+            query,
+            limit,
+            |(sk, _)| sk.as_str(),
+        );
+        let next = (matching.len() > limit).then(|| vec![matching[limit - 1].0.clone()]);
+        let items = matching
+            .into_iter()
+            .take(limit)
+            .map(|(sk, stored)| stored.item(&query.partition, sk))
             .collect::<Result<Vec<Item>, _>>()?;
-        let next = (take < rest.len()).then(|| vec![page[take - 1].key.sk.clone()]);
-        Ok((page, next))
+        Ok((items, next))
     }
 
+    /// A page of an index partition, read from the cursor on.
     fn query_index(
         tables: &Tables,
         index: Index,
@@ -300,37 +297,101 @@ impl MemoryStore {
         else {
             return Ok((Vec::new(), None));
         };
-        let mut matching: Vec<&(String, String, String)> = entries
-            .iter()
-            .filter(|(isk, _, _)| query.range.contains(isk))
-            .collect();
-        if query.order == Order::Descending {
-            matching.reverse();
-        }
-        let start = after.map_or(0, |last| {
-            matching
-                .iter()
-                .position(|e| match query.order {
-                    Order::Ascending => **e > last,
-                    Order::Descending => **e < last,
-                })
-                .unwrap_or(matching.len())
+        // (sort key, "", "") sorts before every entry with that sort key.
+        let first =
+            range_start(&query.range, query.order).map(|sk| (sk, String::new(), String::new()));
+        let Some(bounds) = scan_bounds(first, after, query.order) else {
+            return Ok((Vec::new(), None));
+        };
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let matching = page(entries.range(bounds), query, limit, |e| e.0.as_str());
+        let next = (matching.len() > limit).then(|| {
+            let (isk, pk, sk) = matching[limit - 1];
+            vec![isk.clone(), pk.clone(), sk.clone()]
         });
-        let rest = &matching[start..];
-        let take = query.limit.unwrap_or(usize::MAX).min(rest.len());
-        let page = rest[..take]
-            .iter()
+        let items = matching
+            .into_iter()
+            .take(limit)
             .filter_map(|(_, pk, sk)| {
                 let stored = tables.items.get(pk)?.get(sk)?;
                 Some(stored.item(pk, sk))
             })
             .collect::<Result<Vec<Item>, _>>()?;
-        let next = (take < rest.len()).then(|| {
-            let (isk, pk, sk) = rest[take - 1];
-            vec![isk.clone(), pk.clone(), sk.clone()]
-        });
-        Ok((page, next))
+        Ok((items, next))
     }
+}
+
+/// The lowest key an ascending scan of `range` needs, if it has one (a descending scan starts
+/// from the top and stops below the range, see [`page`]).
+fn range_start(range: &SortKeyRange, order: Order) -> Option<String> {
+    match (range, order) {
+        (
+            SortKeyRange::Prefix(from)
+            | SortKeyRange::Between { from, .. }
+            | SortKeyRange::AtLeast(from),
+            Order::Ascending,
+        ) => Some(from.clone()),
+        _ => None,
+    }
+}
+
+/// The keys to scan: from `first` (ascending) and after the cursor's key `after`; `None` when
+/// nothing can follow the cursor.
+fn scan_bounds<K: Ord>(
+    first: Option<K>,
+    after: Option<K>,
+    order: Order,
+) -> Option<(Bound<K>, Bound<K>)> {
+    match (after, order) {
+        (Some(last), Order::Ascending) => Some((Bound::Excluded(last), Bound::Unbounded)),
+        (Some(last), Order::Descending) => Some((Bound::Unbounded, Bound::Excluded(last))),
+        (None, _) => Some((
+            first.map_or(Bound::Unbounded, Bound::Included),
+            Bound::Unbounded,
+        )),
+    }
+}
+
+/// Up to `limit + 1` of `entries` (ascending) in the query's order whose sort key is in its
+/// range: one more than a page, to tell whether another page follows. Stops at the first
+/// key beyond the range's far end.
+fn page<T>(
+    entries: impl DoubleEndedIterator<Item = T>,
+    query: &Query,
+    limit: usize,
+    sk: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    let beyond = |key: &str| match (&query.range, query.order) {
+        (SortKeyRange::Prefix(p), Order::Ascending) => {
+            key > p.as_str() && !key.starts_with(p.as_str())
+        }
+        (SortKeyRange::Prefix(p), Order::Descending) => key < p.as_str(),
+        (SortKeyRange::Between { to, .. } | SortKeyRange::AtMost(to), Order::Ascending) => {
+            key > to.as_str()
+        }
+        (SortKeyRange::Between { from, .. } | SortKeyRange::AtLeast(from), Order::Descending) => {
+            key < from.as_str()
+        }
+        _ => false,
+    };
+    let ordered: Box<dyn Iterator<Item = T>> = match query.order {
+        Order::Ascending => Box::new(entries),
+        Order::Descending => Box::new(entries.rev()),
+    };
+    let mut out = Vec::new();
+    for entry in ordered {
+        let key = sk(&entry);
+        if beyond(key) {
+            break;
+        }
+        if query.range.contains(key) {
+            out.push(entry);
+            if out.len() > limit {
+                break;
+            }
+        }
+    }
+    out
 }
 
 #[async_trait]
