@@ -199,22 +199,17 @@ mod tests {
 
     #[test]
     fn digit_by_digit_formatting_matches_the_calendar() {
-        // From the epoch to the year 9999 in uneven steps, against `time`'s own fields.
+        // From the epoch to the year 9999 in uneven steps, against `time`'s own formatting.
         let last = 253_402_300_799_999_i64;
         let mut millis = 0_i64;
         while millis <= last {
             let at =
                 OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap();
-            let expected = format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second(),
-                at.millisecond()
-            );
+            let expected = at
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap();
             assert_eq!(Timestamp::from_millis(millis).to_string(), expected);
             millis += 7_777_777_777;
         }
