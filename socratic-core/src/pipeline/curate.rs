@@ -329,8 +329,10 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     // many runs the manifest has. With one judge there is no agreement to measure, so the
     // runs' summaries are all that is read.
     let single_judge = manifest.request.judges.len() < 2;
-    // Sized once: a vector grown by doubling would hold up to twice what it needs.
-    let mut digests = Vec::with_capacity(usize::try_from(manifest.run_count).unwrap_or(0));
+    // Sized once: a vector grown by doubling would hold up to twice what it needs. (Capped:
+    // the count is read from the store; a larger manifest grows past it.)
+    let capacity = usize::try_from(manifest.run_count.min(100_000)).unwrap_or(0);
+    let mut digests = Vec::with_capacity(capacity);
     let mut cursor = None;
     loop {
         let page = repo
