@@ -342,7 +342,7 @@ impl ReportRuns {
         let overall = summary.and_then(|s| s.overall);
         self.cell(&run.scenario, &run.tutor.model, overall);
         let data = RunData {
-            id: run,
+            run,
             failure: run
                 .failure
                 .as_ref()
@@ -375,7 +375,7 @@ impl ReportRuns {
 
 /// A run as the page's script reads it.
 struct RunData<'a> {
-    id: &'a Run,
+    run: &'a Run,
     failure: Option<String>,
     overall: Option<f64>,
     leak: Option<u32>,
@@ -389,7 +389,7 @@ struct RunData<'a> {
 
 impl Serialize for RunData<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let run = self.id;
+        let run = self.run;
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("id", &run.id)?;
         map.serialize_entry("tutor", &run.tutor.model)?;
