@@ -323,8 +323,23 @@ impl Runner {
         &self,
         request: &ManifestRequest,
     ) -> Result<ManifestSummary, RunError> {
-        let planned = plan(&self.ports, request).await?;
-        self.complete(&planned.manifest.id, None).await
+        // The workers start with the planning and take its first jobs as they are sent.
+        let planned_and_run = async {
+            let planned = plan(&self.ports, request).await?;
+            let id = planned.manifest.id;
+            if self.summary(&id).await?.is_none() {
+                self.wait_for_summary(id).await?;
+            }
+            Ok::<_, RunError>(id)
+        };
+        let id = self.run_until(planned_and_run).await?;
+        self.summary(&id).await?.ok_or_else(|| {
+            RepoError::NotFound {
+                entity: keys::EntityKind::ManifestSummary,
+                id: id.to_string(),
+            }
+            .into()
+        })
     }
 
     /// Runs workers until the summary of an already planned manifest is stored, and returns it.

@@ -258,9 +258,7 @@ impl MemoryStore {
             return Ok((Vec::new(), None));
         };
         let first = range_start(&query.range, query.order);
-        let Some(bounds) = scan_bounds(first, after, query.order) else {
-            return Ok((Vec::new(), None));
-        };
+        let bounds = scan_bounds(first, after, query.order);
         let limit = query.limit.unwrap_or(usize::MAX);
         let matching = page(
             partition.range::<String, _>(bounds),
@@ -300,9 +298,7 @@ impl MemoryStore {
         // (sort key, "", "") sorts before every entry with that sort key.
         let first =
             range_start(&query.range, query.order).map(|sk| (sk, String::new(), String::new()));
-        let Some(bounds) = scan_bounds(first, after, query.order) else {
-            return Ok((Vec::new(), None));
-        };
+        let bounds = scan_bounds(first, after, query.order);
         let limit = query.limit.unwrap_or(usize::MAX);
         let matching = page(entries.range(bounds), query, limit, |e| e.0.as_str());
         let next = (matching.len() > limit).then(|| {
@@ -335,20 +331,15 @@ fn range_start(range: &SortKeyRange, order: Order) -> Option<String> {
     }
 }
 
-/// The keys to scan: from `first` (ascending) and after the cursor's key `after`; `None` when
-/// nothing can follow the cursor.
-fn scan_bounds<K: Ord>(
-    first: Option<K>,
-    after: Option<K>,
-    order: Order,
-) -> Option<(Bound<K>, Bound<K>)> {
+/// The keys to scan: after the cursor's key `after`, or from `first` (ascending).
+fn scan_bounds<K: Ord>(first: Option<K>, after: Option<K>, order: Order) -> (Bound<K>, Bound<K>) {
     match (after, order) {
-        (Some(last), Order::Ascending) => Some((Bound::Excluded(last), Bound::Unbounded)),
-        (Some(last), Order::Descending) => Some((Bound::Unbounded, Bound::Excluded(last))),
-        (None, _) => Some((
+        (Some(last), Order::Ascending) => (Bound::Excluded(last), Bound::Unbounded),
+        (Some(last), Order::Descending) => (Bound::Unbounded, Bound::Excluded(last)),
+        (None, _) => (
             first.map_or(Bound::Unbounded, Bound::Included),
             Bound::Unbounded,
-        )),
+        ),
     }
 }
 
