@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use socratic_benches::{Artifacts, CallTimes, manifest, peak_rss_kib, pipeline, sqlite_pipeline};
 use socratic_core::llm::Role;
-use socratic_core::pipeline::{Ports, curate, plan};
+use socratic_core::pipeline::{Ports, curate};
 use socratic_core::repository::RunFilter;
 use socratic_core::runner::{Runner, RunnerConfig};
 
@@ -100,9 +100,7 @@ async fn measure(
     times: &CallTimes,
 ) -> Outcome {
     let started = Instant::now();
-    let planned = plan(ports, &manifest(runs)).await.unwrap();
-    let planning = started.elapsed();
-    let summary = runner.complete(&planned.manifest.id, None).await.unwrap();
+    let summary = runner.run_manifest(&manifest(runs)).await.unwrap();
     let wall = started.elapsed();
     assert_eq!(summary.failed_runs, 0);
     let peak_rss_kib = peak_rss_kib().unwrap_or(0);
@@ -116,10 +114,6 @@ async fn measure(
         calls as f64 / wall.as_secs_f64(),
         runs as f64 / wall.as_secs_f64(),
         peak_rss_kib as f64 / 1024.0
-    );
-    println!(
-        "  of which planning (runs stored, dialogue jobs sent): {:.0} ms",
-        planning.as_secs_f64() * 1000.0
     );
     if !latency.is_zero() {
         bounds(runs, latency, wall, times);
