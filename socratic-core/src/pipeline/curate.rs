@@ -456,34 +456,20 @@ async fn add_to_report(
                 return Ok(None);
             }
             let key = BlobKey::new(format!("curated/runs/{}.json", run.id))?;
-            let bytes = match blobs.get(&key).await {
-                Ok(bytes) => bytes,
-                Err(BlobError::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(StageError::from(e)),
-            };
-            // Reading a run back and writing its data is most of the report's work: a task of
-            // its own, which a multi-threaded runtime runs beside the others.
-            tokio::spawn(async move {
-                let c = serde_json::from_slice::<CuratedRun>(&bytes).ok()?;
-                let summary = c.summary.as_ref();
-                let data = report::run_data(&c.run, &c.turns, &c.judgments, summary);
-                let overall = summary.and_then(|s| s.overall);
-                Some((data, c.run.scenario, c.run.tutor.model, overall))
-            })
-            .await
-            .map_err(|e| StageError::rejected(format!("reading run {} back: {e}", run.id)))
+            match blobs.get(&key).await {
+                Ok(bytes) => Ok(serde_json::from_slice::<CuratedRun>(&bytes).ok()),
+                Err(BlobError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(StageError::from(e)),
+            }
         })
         .collect();
-    let read: Vec<Result<_, StageError>> = futures::stream::iter(reads)
+    let curated: Vec<Result<Option<CuratedRun>, StageError>> = futures::stream::iter(reads)
         .buffered(REPORT_READS_AT_ONCE)
         .collect()
         .await;
-    for (run, read) in runs.iter().zip(read) {
-        match read? {
-            Some((data, scenario, model, overall)) => {
-                shown.cell(&scenario, &model, overall);
-                shown.push(&data);
-            }
+    for (run, curated) in runs.iter().zip(curated) {
+        match curated? {
+            Some(c) => shown.run(&c.run, &c.turns, &c.judgments, c.summary.as_ref()),
             None => match repository.run_record(&run.id).await? {
                 Some(r) => shown.run(&r.run.value, &r.turns, &r.judgments, r.summary.as_ref()),
                 None => shown.run(run, &[], &[], None),

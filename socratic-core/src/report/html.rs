@@ -337,63 +337,40 @@ impl ReportRuns {
         judgments: &[Judgment],
         summary: Option<&RunSummary>,
     ) {
-        self.cell(
-            &run.scenario,
-            &run.tutor.model,
-            summary.and_then(|s| s.overall),
-        );
-        self.push(&run_data(run, turns, judgments, summary));
-    }
-
-    /// Appends one run's data, as [`run_data`] wrote it.
-    pub(crate) fn push(&mut self, data: &str) {
+        let mut ordered: Vec<&Turn> = turns.iter().collect();
+        ordered.sort_by_key(|t| t.index);
+        let overall = summary.and_then(|s| s.overall);
+        self.cell(&run.scenario, &run.tutor.model, overall);
+        let data = RunData {
+            run,
+            failure: run
+                .failure
+                .as_ref()
+                .map(|f| format!("{}: {}", f.stage.as_str(), f.reason)),
+            overall,
+            leak: summary.and_then(|s| s.answer_leak_turn),
+            reached: summary.and_then(|s| s.goal_reached_turn),
+            told: summary.and_then(|s| s.goal_told_turn),
+            cost: summary.map(|s| s.usage.values().map(|u| u.cost_usd).sum::<f64>()),
+            turns: ordered
+                .iter()
+                .map(|t| {
+                    (
+                        &*t.tutor_text,
+                        t.student_text.as_deref(),
+                        t.tutor_call.latency_ms,
+                    )
+                })
+                .collect(),
+            judgments: judgments.iter().map(JudgmentData).collect(),
+        };
         if !self.runs.is_empty() {
             self.runs.push(',');
         }
-        self.runs.push_str(data);
+        // Serialising typed data cannot fail.
+        let json = serde_json::to_string(&data).unwrap_or_default();
+        script_json(&mut self.runs, &json);
     }
-}
-
-/// One run's entry in the page's data: JSON, escaped for the page ([`script_json`]).
-pub(crate) fn run_data(
-    run: &Run,
-    turns: &[Turn],
-    judgments: &[Judgment],
-    summary: Option<&RunSummary>,
-) -> String {
-    let mut ordered: Vec<&Turn> = turns.iter().collect();
-    ordered.sort_by_key(|t| t.index);
-    let data = RunData {
-        run,
-        failure: run
-            .failure
-            .as_ref()
-            .map(|f| format!("{}: {}", f.stage.as_str(), f.reason)),
-        overall: summary.and_then(|s| s.overall),
-        leak: summary.and_then(|s| s.answer_leak_turn),
-        reached: summary.and_then(|s| s.goal_reached_turn),
-        told: summary.and_then(|s| s.goal_told_turn),
-        cost: summary.map(|s| s.usage.values().map(|u| u.cost_usd).sum::<f64>()),
-        turns: ordered
-            .iter()
-            .map(|t| {
-                (
-                    &*t.tutor_text,
-                    t.student_text.as_deref(),
-                    t.tutor_call.latency_ms,
-                )
-            })
-            .collect(),
-        judgments: judgments.iter().map(JudgmentData).collect(),
-    };
-    // Serialising typed data cannot fail.
-    let json = serde_json::to_string(&data).unwrap_or_default();
-    if !json.contains('<') {
-        return json;
-    }
-    let mut escaped = String::with_capacity(json.len() + 64);
-    script_json(&mut escaped, &json);
-    escaped
 }
 
 /// A run as the page's script reads it.

@@ -7,7 +7,6 @@ mod compare;
 mod html;
 
 pub use compare::{MOST_CHANGED, comparison_html};
-pub(crate) use html::run_data;
 pub use html::{HtmlReport, ReportRuns, report_html};
 
 use crate::entity::{Estimate, ManifestSummary};
