@@ -9,7 +9,7 @@ use futures::StreamExt;
 use super::leaderboard::{RunDigest, summarize_digests};
 use super::{Ports, StageError, Transition, run_record, transition_with};
 use crate::answer_key::GoalTimeline;
-use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore};
+use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
 use crate::entity::{
     Judgment, Manifest, Model, Prices, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus,
@@ -124,12 +124,9 @@ async fn write_curated(
         summary,
     };
     // Compact, like the raw artifacts: one is written per run.
-    let bytes = serde_json::to_vec(&document).map_err(|e| BlobError::InvalidRequest {
-        message: format!("{blob}: cannot serialise: {e}"),
-    })?;
     ports
         .blobs
-        .put(&blob, bytes, BlobPutMode::Overwrite)
+        .put_compact_json(&blob, &document, BlobPutMode::Overwrite)
         .await?;
     Ok(())
 }

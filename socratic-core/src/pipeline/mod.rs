@@ -40,7 +40,7 @@ pub use rejudge::{
     ImportError, Imported, import_manifest, latest_dialogue_manifest, rejudge_request,
 };
 
-use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore};
+use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::{Clock, IdGenerator};
 use crate::entity::{Model, Run, RunFailure, RunStatus, Stage};
 use crate::id::{ModelId, RunId};
@@ -345,18 +345,18 @@ pub(crate) fn failed_run(run: &Run) -> StageError {
 }
 
 /// Writes a raw artifact once: a retried stage finds the first write and keeps it. Raw
-/// artifacts are compact JSON: they are most of what a benchmark stores, and indentation
-/// would add a quarter (`jq .` shows one indented).
+/// artifacts are compact JSON: they are most of what a benchmark stores.
 pub(crate) async fn put_raw(
     ports: &Ports,
     key: String,
     document: &(impl Serialize + Sync),
 ) -> Result<(), StageError> {
     let key = BlobKey::new(key)?;
-    let bytes = serde_json::to_vec(document).map_err(|e| BlobError::InvalidRequest {
-        message: format!("{key}: cannot serialise: {e}"),
-    })?;
-    match ports.blobs.put(&key, bytes, BlobPutMode::Create).await {
+    match ports
+        .blobs
+        .put_compact_json(&key, document, BlobPutMode::Create)
+        .await
+    {
         Ok(_) | Err(BlobError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
