@@ -129,8 +129,7 @@ pub fn judge_request(
     turns: &[Turn],
     turn: u32,
 ) -> ConverseRequest {
-    let JudgeBrief { system, output } = JudgeBrief::new(prompt, rubric, scenario);
-    judge_turn(system, output, model, sampling, scenario, turns, turn)
+    JudgeBrief::new(prompt, rubric, scenario).into_request(model, sampling, scenario, turns, turn)
 }
 
 /// What every judge request of a run shares: the system parts and the output schema. The
@@ -181,34 +180,33 @@ impl JudgeBrief {
         turns: &[Turn],
         turn: u32,
     ) -> ConverseRequest {
-        let (system, output) = (self.system.clone(), self.output.clone());
-        judge_turn(system, output, model, sampling, scenario, turns, turn)
+        self.clone()
+            .into_request(model, sampling, scenario, turns, turn)
     }
-}
 
-/// A judge request from its shared parts and the turn to score.
-fn judge_turn(
-    system: Vec<SystemPart>,
-    output: StructuredOutput,
-    model: &Model,
-    sampling: Sampling,
-    scenario: &Scenario,
-    turns: &[Turn],
-    turn: u32,
-) -> ConverseRequest {
-    let task = format!(
-        "{}\nScore tutor turn {turn} against the rubric and record your judgment.",
-        transcript(scenario, turns, turn)
-    );
-    ConverseRequest {
-        model: model.provider_model_id.clone(),
-        role: Role::Judge,
-        system,
-        messages: vec![Message::user(task)],
-        structured_output: Some(output),
-        temperature: Some(sampling.temperature),
-        max_tokens: sampling.max_tokens,
-        stop: Vec::new(),
-        sample: 0,
+    /// [`request`](Self::request), for a brief used once.
+    fn into_request(
+        self,
+        model: &Model,
+        sampling: Sampling,
+        scenario: &Scenario,
+        turns: &[Turn],
+        turn: u32,
+    ) -> ConverseRequest {
+        let task = format!(
+            "{}\nScore tutor turn {turn} against the rubric and record your judgment.",
+            transcript(scenario, turns, turn)
+        );
+        ConverseRequest {
+            model: model.provider_model_id.clone(),
+            role: Role::Judge,
+            system: self.system,
+            messages: vec![Message::user(task)],
+            structured_output: Some(self.output),
+            temperature: Some(sampling.temperature),
+            max_tokens: sampling.max_tokens,
+            stop: Vec::new(),
+            sample: 0,
+        }
     }
 }
