@@ -324,22 +324,15 @@ impl Runner {
         request: &ManifestRequest,
     ) -> Result<ManifestSummary, RunError> {
         // The workers start with the planning and take its first jobs as they are sent.
+        // A manifest posted before finds its summary at the first look.
         let planned_and_run = async {
             let planned = plan(&self.ports, request).await?;
             let id = planned.manifest.id;
-            if self.summary(&id).await?.is_none() {
-                self.wait_for_summary(id).await?;
-            }
+            self.wait_for_summary(id).await?;
             Ok::<_, RunError>(id)
         };
         let id = self.run_until(planned_and_run).await?;
-        self.summary(&id).await?.ok_or_else(|| {
-            RepoError::NotFound {
-                entity: keys::EntityKind::ManifestSummary,
-                id: id.to_string(),
-            }
-            .into()
-        })
+        self.stored_summary(&id).await
     }
 
     /// Runs workers until the summary of an already planned manifest is stored, and returns it.
@@ -371,6 +364,11 @@ impl Runner {
                 planned,
             });
         }
+        self.stored_summary(id).await
+    }
+
+    /// The summary the workers waited for, which must now be stored.
+    async fn stored_summary(&self, id: &ManifestId) -> Result<ManifestSummary, RunError> {
         self.summary(id).await?.ok_or_else(|| {
             RepoError::NotFound {
                 entity: keys::EntityKind::ManifestSummary,
