@@ -230,8 +230,19 @@ fn median(mut outcomes: Vec<Outcome>) -> Outcome {
     outcomes[outcomes.len() / 2]
 }
 
-fn per_run(o: &Outcome, d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6 / o.runs as f64
+/// Prints how a time per run grows from the 1,000-run case to the 10,000-run one.
+fn scaling(
+    what: &str,
+    (small, large): (&Outcome, &Outcome),
+    time: fn(&Outcome) -> Duration,
+    target: &str,
+) {
+    let per_run = |o: &Outcome| time(o).as_secs_f64() * 1e6 / o.runs as f64;
+    let (small, large) = (per_run(small), per_run(large));
+    println!(
+        "  {what}: {small:.0} µs at 1,000 runs, {large:.0} µs at 10,000 = {:.2}× ({target})",
+        large / small
+    );
 }
 
 fn mib(kib: u64) -> f64 {
@@ -313,29 +324,23 @@ fn main() {
         memory.wall.as_secs_f64(),
         sqlite.wall.as_secs_f64() / memory.wall.as_secs_f64()
     );
-    let (small, large) = (
-        per_run(&memory, memory.wall),
-        per_run(&memory_10k, memory_10k.wall),
+    scaling(
+        "time per run, memory",
+        (&memory, &memory_10k),
+        |o| o.wall,
+        "target: within 1.5×",
     );
-    println!(
-        "  time per run, memory: {small:.0} µs at 1,000 runs, {large:.0} µs at 10,000 = {:.2}× (target: within 1.5×)",
-        large / small
+    scaling(
+        "curation, leaderboard and report per run, memory",
+        (&memory, &memory_10k),
+        |o| o.curation,
+        "linear or better: at most about 1×",
     );
-    let (small, large) = (
-        per_run(&memory, memory.curation),
-        per_run(&memory_10k, memory_10k.curation),
-    );
-    println!(
-        "  curation, leaderboard and report per run, memory: {small:.0} µs at 1,000 runs, {large:.0} µs at 10,000 = {:.2}× (linear or better: at most about 1×)",
-        large / small
-    );
-    let (small, large) = (
-        per_run(&files_1k, files_1k.curation),
-        per_run(&files_10k, files_10k.curation),
-    );
-    println!(
-        "  curation, leaderboard and report per run, SQLite and files: {small:.0} µs at 1,000 runs, {large:.0} µs at 10,000 = {:.2}×",
-        large / small
+    scaling(
+        "curation, leaderboard and report per run, SQLite and files",
+        (&files_1k, &files_10k),
+        |o| o.curation,
+        "linear or better: at most about 1×",
     );
     println!(
         "  peak RSS, SQLite and files: {:.1} MiB at 1,000 runs, {:.1} MiB at 10,000 = {:.2}× (target: within 1.5×)",
