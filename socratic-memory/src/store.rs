@@ -32,25 +32,31 @@ struct Tables {
 }
 
 /// An item as kept, under its key: its attributes as JSON text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Stored {
     version: u64,
     index_keys: BTreeMap<Index, IndexKey>,
-    attributes: Box<str>,
+    /// Shared, so that a read copies the item out of the lock cheaply and parses it after.
+    attributes: Arc<str>,
+    /// Counters incremented since the item was put, by name; they override the attributes of
+    /// the same name. Kept apart so that an increment neither parses nor rewrites the item (a
+    /// manifest's counter, incremented once per finished run, is on the whole manifest).
+    counters: BTreeMap<String, i64>,
 }
 
 impl Stored {
     /// Serialises `item`'s attributes; done before the lock is taken.
     fn new(item: Item) -> Result<(Key, Self), StoreError> {
-        let attributes = serde_json::to_string(&item.attributes)
+        let attributes = socratic_core::json::to_string(&item.attributes)
             .map_err(|e| StoreError::InvalidRequest {
                 message: format!("{}: attributes cannot be serialised: {e}", item.key),
             })?
-            .into_boxed_str();
+            .into();
         let stored = Self {
             version: item.version,
             index_keys: item.index_keys,
             attributes,
+            counters: BTreeMap::new(),
         };
         Ok((item.key, stored))
     }
@@ -62,15 +68,31 @@ impl Stored {
         })
     }
 
-    /// A fresh copy of the item stored under `pk` and `sk`.
-    fn item(&self, pk: &str, sk: &str) -> Result<Item, StoreError> {
-        let key = || Key::new(pk, sk);
+    /// The item, stored under `key`. Called on a copy, after the lock is released.
+    fn into_item(self, key: Key) -> Result<Item, StoreError> {
+        let mut attributes = self.attributes(|| key.clone())?;
+        for (name, value) in self.counters {
+            attributes.insert(name, Value::from(value));
+        }
         Ok(Item {
             version: self.version,
-            index_keys: self.index_keys.clone(),
-            attributes: self.attributes(key)?,
-            key: key(),
+            index_keys: self.index_keys,
+            attributes,
+            key,
         })
+    }
+
+    /// The counter's current value: incremented here, or as put (0 if absent or not an
+    /// integer).
+    fn counter(&self, name: &str, key: impl FnOnce() -> Key) -> Result<i64, StoreError> {
+        if let Some(&n) = self.counters.get(name) {
+            return Ok(n);
+        }
+        Ok(self
+            .attributes(key)?
+            .get(name)
+            .and_then(Value::as_i64)
+            .unwrap_or(0))
     }
 }
 
@@ -164,9 +186,9 @@ impl Tables {
                 holds(current, *c).then_some(()).ok_or_else(failed)
             }
             // The counter's item must be readable, so that applying cannot fail.
-            Write::Increment(..) => {
-                current.map_or(Ok(()), |item| item.attributes(|| key.clone()).map(drop))
-            }
+            Write::Increment(_, attribute, _) => current.map_or(Ok(()), |item| {
+                item.counter(attribute, || key.clone()).map(drop)
+            }),
         }
     }
 
@@ -182,16 +204,11 @@ impl Tables {
                     version: 1,
                     index_keys: BTreeMap::new(),
                     attributes: "{}".into(),
+                    counters: BTreeMap::new(),
                 });
                 // Checked readable under this lock.
-                let mut attributes: BTreeMap<String, Value> =
-                    serde_json::from_str(&stored.attributes).unwrap_or_default();
-                let current = attributes.get(&attribute).and_then(Value::as_i64);
-                let next = current.unwrap_or(0) + by;
-                attributes.insert(attribute, Value::from(next));
-                stored.attributes = serde_json::to_string(&attributes)
-                    .unwrap_or_default()
-                    .into_boxed_str();
+                let next = stored.counter(&attribute, || Key::new("", "")).unwrap_or(0) + by;
+                stored.counters.insert(attribute, next);
                 return Some(next);
             }
         }
@@ -206,6 +223,9 @@ fn holds(current: Option<&Stored>, condition: Condition) -> bool {
         Condition::VersionIs(v) => current.is_some_and(|item| item.version == v),
     }
 }
+
+/// A page's items, copied out of the lock, and the key parts of the next page's cursor.
+type Copies = (Vec<(Key, Stored)>, Option<Vec<String>>);
 
 fn bad_cursor() -> StoreError {
     StoreError::InvalidRequest {
@@ -231,10 +251,15 @@ impl MemoryStore {
 
     /// Every item, in key order (for tests and snapshots).
     pub fn snapshot(&self) -> Vec<Item> {
-        self.lock()
+        let copies: Vec<_> = self
+            .lock()
             .items
             .iter()
-            .flat_map(|(pk, p)| p.iter().filter_map(|(sk, s)| s.item(pk, sk).ok()))
+            .flat_map(|(pk, p)| p.iter().map(move |(sk, s)| (Key::new(pk, sk), s.clone())))
+            .collect();
+        copies
+            .into_iter()
+            .filter_map(|(key, stored)| stored.into_item(key).ok())
             .collect()
     }
 
@@ -245,11 +270,12 @@ impl MemoryStore {
     }
 
     /// A page of a base-table partition, read from the cursor on (not scanned from the start,
-    /// so paging through a partition stays linear).
+    /// so paging through a partition stays linear): copies of its items, parsed once the
+    /// lock is released.
     fn query_base(
         tables: &Tables,
         query: &Query,
-    ) -> Result<(Vec<Item>, Option<Vec<String>>), StoreError> {
+    ) -> Result<Copies, StoreError> {
         let after = match &query.cursor {
             Some(c) => Some(cursor::decode(c, 1).ok_or_else(bad_cursor)?.remove(0)),
             None => None,
@@ -270,17 +296,17 @@ impl MemoryStore {
         let items = matching
             .into_iter()
             .take(limit)
-            .map(|(sk, stored)| stored.item(&query.partition, sk))
-            .collect::<Result<Vec<Item>, _>>()?;
+            .map(|(sk, stored)| (Key::new(&query.partition, sk), stored.clone()))
+            .collect();
         Ok((items, next))
     }
 
-    /// A page of an index partition, read from the cursor on.
+    /// A page of an index partition, read from the cursor on, as [`Self::query_base`].
     fn query_index(
         tables: &Tables,
         index: Index,
         query: &Query,
-    ) -> Result<(Vec<Item>, Option<Vec<String>>), StoreError> {
+    ) -> Result<Copies, StoreError> {
         let after = match &query.cursor {
             Some(c) => {
                 let p = cursor::decode(c, 3).ok_or_else(bad_cursor)?;
@@ -310,9 +336,9 @@ impl MemoryStore {
             .take(limit)
             .filter_map(|(_, pk, sk)| {
                 let stored = tables.items.get(pk)?.get(sk)?;
-                Some(stored.item(pk, sk))
+                Some((Key::new(pk, sk), stored.clone()))
             })
-            .collect::<Result<Vec<Item>, _>>()?;
+            .collect();
         Ok((items, next))
     }
 }
@@ -389,10 +415,8 @@ fn page<T>(
 impl Store for MemoryStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         socratic_core::store::check_key(key)?;
-        self.lock()
-            .get(key)
-            .map(|stored| stored.item(&key.pk, &key.sk))
-            .transpose()
+        let copy = self.lock().get(key).cloned();
+        copy.map(|stored| stored.into_item(key.clone())).transpose()
     }
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
@@ -411,11 +435,17 @@ impl Store for MemoryStore {
                 message: "a query needs a partition and a limit of at least 1".to_owned(),
             });
         }
-        let tables = self.lock();
-        let (items, next) = match query.index {
-            None => Self::query_base(&tables, query)?,
-            Some(index) => Self::query_index(&tables, index, query)?,
+        let (copies, next) = {
+            let tables = self.lock();
+            match query.index {
+                None => Self::query_base(&tables, query)?,
+                Some(index) => Self::query_index(&tables, index, query)?,
+            }
         };
+        let items = copies
+            .into_iter()
+            .map(|(key, stored)| stored.into_item(key))
+            .collect::<Result<Vec<Item>, _>>()?;
         let cursor =
             next.map(|p| cursor::encode(&p.iter().map(String::as_str).collect::<Vec<_>>()));
         Ok(Page { items, cursor })

@@ -24,6 +24,7 @@ pub async fn run_all(store: &dyn Store) {
     transaction_is_all_or_nothing(store).await;
     transaction_applies_every_operation(store).await;
     concurrent_increments_add_up(store).await;
+    increments_follow_puts(store).await;
     transactions_answer_with_counts(store).await;
     get_many_answers_every_key_in_order(store).await;
     invalid_requests_are_rejected(store).await;
@@ -576,6 +577,56 @@ pub async fn concurrent_increments_add_up(store: &dyn Store) {
             .counter("n"),
         1600
     );
+}
+
+/// An increment counts from the value the item was put with, shows in reads and queries, and
+/// a later put replaces the counter with its own value.
+pub async fn increments_follow_puts(store: &dyn Store) {
+    let pk = unique_prefix("put-counter");
+    let key = Key::new(&pk, "METADATA");
+    let indexed = |n: i64| {
+        item(&pk, "METADATA")
+            .with_attribute("n", json!(n))
+            .with_index(Index::ByType, format!("{pk}-type"), "METADATA")
+    };
+    let add = |by: i64| {
+        store.transact_and_count(vec![TxOp::Increment {
+            key: key.clone(),
+            attribute: "n".into(),
+            by,
+        }])
+    };
+    store.put(indexed(7), PutMode::Create).await.expect("seed");
+    assert_eq!(add(2).await.expect("increment"), [9]);
+    let stored = store.get(&key).await.expect("get").expect("item");
+    assert_eq!(stored.counter("n"), 9);
+    assert_eq!(
+        stored.attributes.get("data"),
+        Some(&json!({"sk": "METADATA"}))
+    );
+    let listed = store
+        .query(&Query::index(Index::ByType, format!("{pk}-type")))
+        .await
+        .expect("query");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].counter("n"), 9, "queries show increments");
+    let mut replaced = indexed(1);
+    replaced.version = 2;
+    store
+        .put(replaced, PutMode::UpdateVersion(1))
+        .await
+        .expect("put over the counted item");
+    assert_eq!(
+        store
+            .get(&key)
+            .await
+            .expect("get")
+            .expect("item")
+            .counter("n"),
+        1,
+        "a put replaces the counter"
+    );
+    assert_eq!(add(1).await.expect("increment"), [2]);
 }
 
 /// `transact_and_count` answers with each incremented counter's value after the
