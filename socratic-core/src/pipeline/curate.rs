@@ -3,6 +3,7 @@
 //! curator reads a run only for runs stored by earlier releases, which stopped at `judged`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 
@@ -321,6 +322,9 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
         return Ok(());
     }
     let manifest = progress.manifest;
+    // The report's runs are read and rendered on a task of their own while this one reads
+    // the summaries: the two passes over the runs share the cores.
+    let run_data = RunDataPages::start(ports, manifest.id);
     let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
     // A page of runs at a time, each kept only as its digest: memory stays small however
     // many runs the manifest has. With one judge there is no agreement to measure, so the
@@ -377,7 +381,7 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     let page = report::HtmlReport::new(&summary, &rubric)
         .manifest(&manifest)
         .runs(&shown);
-    write_report(repo, ports.blobs.as_ref(), &summary, &manifest, &page).await?;
+    write_report(ports.blobs.as_ref(), &summary, &page, run_data).await?;
     // The summary item last: its presence means every file above is written.
     repo.overwrite(&summary).await?;
     Ok(())
@@ -476,15 +480,75 @@ async fn add_to_report(
     Ok(())
 }
 
+/// The report's run data, a page of runs at a time, read and rendered by a task of its own
+/// at most two pages ahead of the writer (so memory stays flat however many runs the
+/// manifest has). Dropping it stops the task.
+struct RunDataPages {
+    pages: tokio::sync::mpsc::Receiver<Result<String, StageError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunDataPages {
+    fn start(ports: &Ports, manifest: ManifestId) -> Self {
+        let (sender, pages) = tokio::sync::mpsc::channel(2);
+        let (repository, blobs) = (ports.repository.clone(), Arc::clone(&ports.blobs));
+        let task = tokio::spawn(async move {
+            let mut cursor = None;
+            loop {
+                let page = async {
+                    let runs = repository
+                        .list_runs(&RunFilter::Manifest(manifest), 100, cursor.take())
+                        .await?;
+                    let mut shown = ReportRuns::new();
+                    add_to_report(&repository, blobs.as_ref(), &runs.items, &mut shown).await?;
+                    Ok::<_, StageError>((shown.take_data(), runs.cursor))
+                }
+                .await;
+                let (data, failed) = match page {
+                    Ok((data, next)) => {
+                        cursor = next;
+                        (Ok(data), false)
+                    }
+                    Err(e) => (Err(e), true),
+                };
+                if sender.send(data).await.is_err() || failed || cursor.is_none() {
+                    return;
+                }
+            }
+        });
+        Self { pages, task }
+    }
+
+    /// The next page's data, or `None` after the last.
+    async fn next(&mut self) -> Result<Option<String>, StageError> {
+        match self.pages.recv().await {
+            Some(page) => page.map(Some),
+            // The task has ended: after its last page, unless it panicked.
+            None => match (&mut self.task).await {
+                Ok(()) => Ok(None),
+                Err(e) => Err(StageError::Retryable {
+                    message: format!("reading the report's runs: {e}"),
+                    retry_after: None,
+                }),
+            },
+        }
+    }
+}
+
+impl Drop for RunDataPages {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The manifest's files. The report embeds every run, so it is written a page of runs at a
 /// time ([`BlobStore::writer`]): a store that writes as it goes never holds it whole, and
 /// memory stays flat however many runs the manifest has.
 async fn write_report(
-    repository: &Repository,
     blobs: &dyn BlobStore,
     summary: &crate::entity::ManifestSummary,
-    manifest: &Manifest,
     page: &report::HtmlReport<'_>,
+    mut run_data: RunDataPages,
 ) -> Result<(), StageError> {
     let dir = format!("curated/manifests/{}", summary.manifest);
     let files = [
@@ -509,24 +573,14 @@ async fn write_report(
     let key = BlobKey::new(format!("{dir}/report.html"))?;
     let mut writer = blobs.writer(&key, BlobPutMode::Overwrite).await?;
     writer.write(page.page_start().as_bytes()).await?;
-    let (mut cursor, mut first) = (None, true);
-    loop {
-        let runs = repository
-            .list_runs(&RunFilter::Manifest(manifest.id), 100, cursor)
-            .await?;
-        let mut shown = ReportRuns::new();
-        add_to_report(repository, blobs, &runs.items, &mut shown).await?;
-        let data = shown.take_data();
+    let mut first = true;
+    while let Some(data) = run_data.next().await? {
         if !data.is_empty() {
             if !first {
                 writer.write(b",").await?;
             }
             writer.write(data.as_bytes()).await?;
             first = false;
-        }
-        cursor = runs.cursor;
-        if cursor.is_none() {
-            break;
         }
     }
     writer
