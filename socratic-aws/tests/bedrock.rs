@@ -46,7 +46,7 @@ fn judge_request(model: &str) -> ConverseRequest {
     r.structured_output = Some(StructuredOutput {
         name: "record_judgment".into(),
         description: "Record it.".into(),
-        schema: json!({"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}),
+        schema: json!({"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}).into(),
     });
     r
 }

@@ -272,10 +272,7 @@ impl MemoryStore {
     /// A page of a base-table partition, read from the cursor on (not scanned from the start,
     /// so paging through a partition stays linear): copies of its items, parsed once the
     /// lock is released.
-    fn query_base(
-        tables: &Tables,
-        query: &Query,
-    ) -> Result<Copies, StoreError> {
+    fn query_base(tables: &Tables, query: &Query) -> Result<Copies, StoreError> {
         let after = match &query.cursor {
             Some(c) => Some(cursor::decode(c, 1).ok_or_else(bad_cursor)?.remove(0)),
             None => None,
@@ -302,11 +299,7 @@ impl MemoryStore {
     }
 
     /// A page of an index partition, read from the cursor on, as [`Self::query_base`].
-    fn query_index(
-        tables: &Tables,
-        index: Index,
-        query: &Query,
-    ) -> Result<Copies, StoreError> {
+    fn query_index(tables: &Tables, index: Index, query: &Query) -> Result<Copies, StoreError> {
         let after = match &query.cursor {
             Some(c) => {
                 let p = cursor::decode(c, 3).ok_or_else(bad_cursor)?;

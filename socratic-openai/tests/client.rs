@@ -138,7 +138,7 @@ fn judge_request() -> ConverseRequest {
     request.structured_output = Some(StructuredOutput {
         name: "record_score".into(),
         description: "Record the score".into(),
-        schema: json!({"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}),
+        schema: json!({"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}).into(),
     });
     request
 }

@@ -128,8 +128,9 @@ pub struct StructuredOutput {
     pub name: String,
     /// What it is for.
     pub description: String,
-    /// The JSON schema the value must satisfy.
-    pub schema: Value,
+    /// The JSON schema the value must satisfy. Shared: every judge call of a run asks for the
+    /// same one.
+    pub schema: Arc<Value>,
 }
 
 /// One call to a chat model.

@@ -2,6 +2,7 @@
 //! and goals); the student simulator and the judge do.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use crate::entity::{Model, Prompt, Rubric, Scenario, Turn};
 use crate::llm::{ConverseRequest, Message, Role, StructuredOutput, SystemPart};
@@ -166,7 +167,7 @@ impl JudgeBrief {
             output: StructuredOutput {
                 name: JUDGMENT_TOOL.to_owned(),
                 description: "Record the judgment of one tutor turn.".to_owned(),
-                schema: rubric.output_schema(),
+                schema: Arc::new(rubric.output_schema()),
             },
         }
     }

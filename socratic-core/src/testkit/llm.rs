@@ -51,7 +51,8 @@ pub async fn answers_structured_output(client: &dyn LlmClient, model: &str) {
             "type": "object",
             "properties": {"score": {"type": "integer"}},
             "required": ["score"]
-        }),
+        })
+        .into(),
     });
     let response = client
         .converse(&request)

@@ -45,12 +45,18 @@ const STOPWORDS: [&str; 40] = [
 
 /// Lowercase words of five letters or more that carry content.
 pub(crate) fn content_words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
+    let mut words: Vec<String> = Vec::new();
     for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-')) {
         let raw = raw.trim_matches(|c: char| c == '\'' || c == '-');
-        // Most words are short: skip them before lower-casing (which keeps an ASCII word's
-        // length).
-        if raw.is_ascii() && raw.len() < 5 {
+        // Most words are ASCII: short ones, stopwords and repeats are told without
+        // lower-casing a copy (ASCII lower-casing is `to_lowercase` there, and every kept word
+        // is already lower case).
+        if raw.is_ascii() {
+            // No stopword is longer than nine letters (a test checks).
+            let stopword = raw.len() <= 9 && STOPWORDS.iter().any(|w| w.eq_ignore_ascii_case(raw));
+            if raw.len() >= 5 && !stopword && !words.iter().any(|w| w.eq_ignore_ascii_case(raw)) {
+                words.push(raw.to_ascii_lowercase());
+            }
             continue;
         }
         let word = raw.to_lowercase();
@@ -210,5 +216,21 @@ mod tests {
         assert!(leaky.reveals_answer && !leaky.ends_with_question);
         assert_eq!(sentences("One. Two? Three"), ["One.", "Two?", "Three"]);
         assert_eq!(first_words("a b c d.", 3), "a b c");
+    }
+
+    #[test]
+    fn no_stopword_is_longer_than_nine_letters() {
+        assert!(STOPWORDS.iter().all(|w| w.len() <= 9));
+    }
+
+    #[test]
+    fn content_words_are_lower_case_once_each_without_stopwords() {
+        assert_eq!(
+            content_words(
+                "Metal FEELS colder, metal feels colder! Because 'heat-flow' - Heat-Flow; \
+                 ÉNERGIE énergie KELVIN \u{212a}elvin would"
+            ),
+            ["metal", "feels", "colder", "heat-flow", "énergie", "kelvin"]
+        );
     }
 }
