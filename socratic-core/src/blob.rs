@@ -318,7 +318,7 @@ pub trait BlobStoreExt: BlobStore {
         value: &T,
         mode: BlobPutMode,
     ) -> Result<BlobMeta, BlobError> {
-        let bytes = crate::json::to_vec(value).map_err(|e| unserialisable(key, &e))?;
+        let bytes = serde_json::to_vec(value).map_err(|e| unserialisable(key, &e))?;
         self.put(key, bytes, mode).await
     }
 

@@ -36,7 +36,6 @@ pub mod defaults;
 pub mod entity;
 pub mod estimate;
 pub mod id;
-pub mod json;
 pub mod keys;
 pub mod llm;
 pub mod pipeline;

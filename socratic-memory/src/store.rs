@@ -36,18 +36,23 @@ struct Tables {
 struct Stored {
     version: u64,
     index_keys: BTreeMap<Index, IndexKey>,
-    /// Shared, so that a read copies the item out of the lock cheaply and parses it after.
-    attributes: Arc<str>,
+    /// A read copies it out of the lock and parses it after.
+    attributes: Box<str>,
     /// Counters incremented since the item was put, by name; they override the attributes of
     /// the same name. Kept apart so that an increment neither parses nor rewrites the item (a
     /// manifest's counter, incremented once per finished run, is on the whole manifest).
-    counters: BTreeMap<String, i64>,
+    /// Boxed: most items have none, and an empty map would take three words in each.
+    #[expect(
+        clippy::box_collection,
+        reason = "one word per item instead of three; most items have no counter"
+    )]
+    counters: Option<Box<BTreeMap<String, i64>>>,
 }
 
 impl Stored {
     /// Serialises `item`'s attributes; done before the lock is taken.
     fn new(item: Item) -> Result<(Key, Self), StoreError> {
-        let attributes = socratic_core::json::to_string(&item.attributes)
+        let attributes = serde_json::to_string(&item.attributes)
             .map_err(|e| StoreError::InvalidRequest {
                 message: format!("{}: attributes cannot be serialised: {e}", item.key),
             })?
@@ -56,7 +61,7 @@ impl Stored {
             version: item.version,
             index_keys: item.index_keys,
             attributes,
-            counters: BTreeMap::new(),
+            counters: None,
         };
         Ok((item.key, stored))
     }
@@ -71,7 +76,7 @@ impl Stored {
     /// The item, stored under `key`. Called on a copy, after the lock is released.
     fn into_item(self, key: Key) -> Result<Item, StoreError> {
         let mut attributes = self.attributes(|| key.clone())?;
-        for (name, value) in self.counters {
+        for (name, value) in self.counters.into_iter().flat_map(|c| *c) {
             attributes.insert(name, Value::from(value));
         }
         Ok(Item {
@@ -85,7 +90,7 @@ impl Stored {
     /// The counter's current value: incremented here, or as put (0 if absent or not an
     /// integer).
     fn counter(&self, name: &str, key: impl FnOnce() -> Key) -> Result<i64, StoreError> {
-        if let Some(&n) = self.counters.get(name) {
+        if let Some(&n) = self.counters.as_ref().and_then(|c| c.get(name)) {
             return Ok(n);
         }
         Ok(self
@@ -204,11 +209,14 @@ impl Tables {
                     version: 1,
                     index_keys: BTreeMap::new(),
                     attributes: "{}".into(),
-                    counters: BTreeMap::new(),
+                    counters: None,
                 });
                 // Checked readable under this lock.
                 let next = stored.counter(&attribute, || Key::new("", "")).unwrap_or(0) + by;
-                stored.counters.insert(attribute, next);
+                stored
+                    .counters
+                    .get_or_insert_default()
+                    .insert(attribute, next);
                 return Some(next);
             }
         }
