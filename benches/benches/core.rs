@@ -18,7 +18,7 @@ use socratic_core::report::ReportRuns;
 use socratic_core::repository::{RunFilter, RunRecord};
 use socratic_core::runner::RunnerConfig;
 use socratic_core::stats;
-use socratic_core::store::{Item, PutMode, Store};
+use socratic_core::store::{Item, PutMode, Store, StoreExt};
 use socratic_memory::{MemoryStore, SimulatedLlm};
 
 fn hashing(c: &mut Criterion) {
@@ -181,6 +181,15 @@ fn pipeline_functions(c: &mut Criterion) {
     });
     c.bench_function("MemoryStore get(turn item)", |b| {
         b.iter(|| runtime.block_on(store.get(&key)).unwrap())
+    });
+    // As the manifest's finished-run counter is incremented: once per run, on an item that
+    // holds a whole entity.
+    c.bench_function("MemoryStore increment(counter on a turn item)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(store.increment(&key, "finished", 1))
+                .unwrap()
+        })
     });
 }
 
