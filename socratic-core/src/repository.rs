@@ -20,11 +20,12 @@ use crate::entity::{
 use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
 use crate::keys::{self, EntityKind};
 use crate::store::{
-    Cursor, Index, IndexKey, Item, Key, PutMode, Query, Store, StoreError, StoreExt, TxOp,
+    Cursor, EntityJson, Index, IndexKey, Item, Key, PutMode, Query, Store, StoreError, StoreExt,
+    TxOp,
 };
 
-/// Attribute holding the entity JSON.
-pub const DATA_ATTRIBUTE: &str = "data";
+/// Attribute holding the entity JSON (an item's [`Item::data`]).
+pub const DATA_ATTRIBUTE: &str = crate::store::DATA_ATTRIBUTE;
 /// Attribute holding the entity kind.
 pub const ENTITY_ATTRIBUTE: &str = "entity";
 /// Attribute holding a catalog entity's content hash.
@@ -340,13 +341,14 @@ pub struct EntityPage<E> {
 /// Builds the item for an entity at `version`.
 pub fn to_item<E: Entity>(entity: &E, version: u64) -> Result<Item, RepoError> {
     let key = entity.key();
-    let data = serde_json::to_value(entity).map_err(|e| RepoError::Corrupt {
+    // Straight to text: no tree of values on the way to any store.
+    let data = EntityJson::of(entity).map_err(|e| RepoError::Corrupt {
         key: key.clone(),
         message: format!("cannot serialise: {e}"),
     })?;
     let mut item = Item::new(key)
         .with_attribute(ENTITY_ATTRIBUTE, Value::from(E::KIND.as_str()))
-        .with_attribute(DATA_ATTRIBUTE, data);
+        .with_data(data);
     item.version = version;
     item.index_keys.extend(entity.index_keys());
     Ok(item)
@@ -372,10 +374,10 @@ pub fn from_item<E: Entity>(item: &Item) -> Result<E, RepoError> {
         }
     }
     let data = item
-        .attributes
-        .get(DATA_ATTRIBUTE)
+        .data
+        .as_ref()
         .ok_or_else(|| corrupt("no data attribute".to_owned()))?;
-    let entity: E = E::deserialize(data).map_err(|e| corrupt(e.to_string()))?;
+    let entity: E = data.read().map_err(|e| corrupt(e.to_string()))?;
     entity.validate().map_err(|p| corrupt(p.to_string()))?;
     Ok(entity)
 }

@@ -2,7 +2,8 @@
 //!
 //! An [`Item`] has a partition key and a sort key, a version used for optimistic concurrency,
 //! optional keys in the secondary [`Index`]es (an item without a key for an index is not in it:
-//! the indexes are sparse), and free attributes, which hold the entity JSON and counters.
+//! the indexes are sparse), free attributes (counters, hashes), and the entity it holds as JSON
+//! text ([`EntityJson`], stored as the attribute `data`).
 //!
 //! The model is DynamoDB's, reduced to what the pipeline needs: conditional puts, partition
 //! queries with sort-key conditions and opaque cursors, and all-or-nothing transactions of up to
@@ -14,8 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The most operations in one transaction (DynamoDB's limit).
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -24,7 +27,126 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Attribute names the store manages itself; [`Item::attributes`] may not use them.
-pub const RESERVED_ATTRIBUTES: [&str; 3] = ["PK", "SK", "version"];
+pub const RESERVED_ATTRIBUTES: [&str; 4] = ["PK", "SK", "version", DATA_ATTRIBUTE];
+
+/// The attribute an item's [`EntityJson`] is stored under.
+pub const DATA_ATTRIBUTE: &str = "data";
+
+/// An entity as JSON text: the `data` of an [`Item`].
+///
+/// Kept as text, so that a store that keeps JSON text (the memory and SQLite stores) neither
+/// builds nor parses a tree of values for it: an entity is serialised straight to its text when
+/// written and read straight from it. Always valid JSON: it is checked when made. Two are equal
+/// when they hold the same JSON value, however it is written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EntityJson(Box<RawValue>);
+
+impl EntityJson {
+    /// `value` as compact JSON.
+    ///
+    /// # Errors
+    /// When `value` cannot be serialised (a map whose keys are not strings).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// Checks that `text` is JSON.
+    ///
+    /// # Errors
+    /// When it is not.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Reads the entity.
+    ///
+    /// # Errors
+    /// When the JSON does not match `T`.
+    pub fn read<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.as_str())
+    }
+
+    /// The JSON as a tree of values.
+    ///
+    /// # Errors
+    /// Never for text checked when made; kept fallible for the parser's own limits.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        self.read()
+    }
+}
+
+impl PartialEq for EntityJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() || self.to_value().ok() == other.to_value().ok()
+    }
+}
+
+/// An item's attributes and its [`EntityJson`] as the text of one JSON object, `data` among
+/// the attributes: how the stores that keep JSON text write them. The entity's text is copied
+/// in as it is.
+///
+/// # Errors
+/// When an attribute cannot be serialised.
+pub fn attributes_to_json(
+    attributes: &BTreeMap<String, Value>,
+    data: Option<&EntityJson>,
+) -> Result<String, serde_json::Error> {
+    let rest = serde_json::to_string(attributes)?;
+    let Some(data) = data else {
+        return Ok(rest);
+    };
+    let mut text = String::with_capacity(rest.len() + data.as_str().len() + 10);
+    text.push_str("{\"");
+    text.push_str(DATA_ATTRIBUTE);
+    text.push_str("\":");
+    text.push_str(data.as_str());
+    match rest.strip_prefix('{') {
+        Some("}") | None => text.push('}'),
+        Some(more) => {
+            text.push(',');
+            text.push_str(more);
+        }
+    }
+    Ok(text)
+}
+
+/// Reads [`attributes_to_json`]'s text back: `data` as text, every other attribute as a value.
+///
+/// # Errors
+/// When `text` is not a JSON object.
+pub fn attributes_from_json(
+    text: &str,
+) -> Result<(BTreeMap<String, Value>, Option<EntityJson>), serde_json::Error> {
+    struct Split;
+    impl<'de> Visitor<'de> for Split {
+        type Value = (BTreeMap<String, Value>, Option<EntityJson>);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object of attributes")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut attributes, mut data) = (BTreeMap::new(), None);
+            while let Some(name) = map.next_key::<String>()? {
+                if name == DATA_ATTRIBUTE {
+                    data = Some(EntityJson(map.next_value()?));
+                } else {
+                    let value = map.next_value()?;
+                    attributes.insert(name, value);
+                }
+            }
+            Ok((attributes, data))
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let split = serde::Deserializer::deserialize_map(&mut reader, Split)?;
+    reader.end()?;
+    Ok(split)
+}
 
 /// The primary key of an item.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -130,8 +252,10 @@ pub struct Item {
     pub version: u64,
     /// Keys in the indexes this item belongs to.
     pub index_keys: BTreeMap<Index, IndexKey>,
-    /// Everything else: the entity JSON, counters, hashes.
+    /// Everything else but the entity: counters, hashes, the entity's kind.
     pub attributes: BTreeMap<String, Value>,
+    /// The entity the item holds, as JSON text (stored as the attribute `data`).
+    pub data: Option<EntityJson>,
 }
 
 impl Item {
@@ -142,6 +266,7 @@ impl Item {
             version: 1,
             index_keys: BTreeMap::new(),
             attributes: BTreeMap::new(),
+            data: None,
         }
     }
 
@@ -159,6 +284,12 @@ impl Item {
                 sk: sk.into(),
             },
         );
+        self
+    }
+
+    /// Sets the entity.
+    pub fn with_data(mut self, data: EntityJson) -> Self {
+        self.data = Some(data);
         self
     }
 
@@ -674,8 +805,55 @@ mod tests {
             Item::new(Key::new("A", "B"))
                 .with_attribute("data", json!({}))
                 .check()
+                .is_err(),
+            "the entity is the item's data, not an attribute"
+        );
+        assert!(
+            Item::new(Key::new("A", "B"))
+                .with_data(EntityJson::of(&json!({})).unwrap())
+                .check()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn attributes_and_data_make_one_object_and_split_again() {
+        let data = EntityJson::parse(r#"{"z": [1, 2.5], "a": "x"}"#.to_owned()).unwrap();
+        let attributes: BTreeMap<String, Value> = [
+            ("entity".to_owned(), json!("run")),
+            ("n".to_owned(), json!(3)),
+        ]
+        .into();
+        let text = attributes_to_json(&attributes, Some(&data)).unwrap();
+        let whole: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            whole,
+            json!({"data": {"z": [1, 2.5], "a": "x"}, "entity": "run", "n": 3})
+        );
+        let (read, read_data) = attributes_from_json(&text).unwrap();
+        assert_eq!(read, attributes);
+        assert_eq!(
+            read_data.unwrap().as_str(),
+            data.as_str(),
+            "the entity's text as written"
+        );
+        let alone = attributes_to_json(&BTreeMap::new(), Some(&data)).unwrap();
+        assert_eq!(attributes_from_json(&alone).unwrap().1, Some(data));
+        assert_eq!(
+            attributes_to_json(&attributes, None).unwrap(),
+            r#"{"entity":"run","n":3}"#
+        );
+        assert!(attributes_from_json("[1]").is_err());
+        assert!(attributes_from_json(r#"{"a": 1} x"#).is_err());
+        assert!(EntityJson::parse("{".to_owned()).is_err());
+    }
+
+    #[test]
+    fn entities_are_equal_by_value() {
+        let a = EntityJson::parse(r#"{"a": 1, "b": 2}"#.to_owned()).unwrap();
+        let b = EntityJson::parse(r#"{"b":2,"a":1}"#.to_owned()).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, EntityJson::of(&json!({"a": 1})).unwrap());
     }
 
     #[test]

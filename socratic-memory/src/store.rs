@@ -8,6 +8,7 @@ use socratic_core::store::{
     Condition, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange, Store,
     StoreError, TxOp, check_transaction,
 };
+use socratic_core::store::{EntityJson, attributes_from_json, attributes_to_json};
 
 use crate::cursor;
 
@@ -50,9 +51,10 @@ struct Stored {
 }
 
 impl Stored {
-    /// Serialises `item`'s attributes; done before the lock is taken.
+    /// Serialises `item`'s attributes, with its entity's text copied in; done before the lock
+    /// is taken.
     fn new(item: Item) -> Result<(Key, Self), StoreError> {
-        let attributes = serde_json::to_string(&item.attributes)
+        let attributes = attributes_to_json(&item.attributes, item.data.as_ref())
             .map_err(|e| StoreError::InvalidRequest {
                 message: format!("{}: attributes cannot be serialised: {e}", item.key),
             })?
@@ -66,8 +68,9 @@ impl Stored {
         Ok((item.key, stored))
     }
 
-    fn attributes(&self, key: impl FnOnce() -> Key) -> Result<BTreeMap<String, Value>, StoreError> {
-        serde_json::from_str(&self.attributes).map_err(|e| StoreError::InvalidData {
+    /// The attributes, and the entity's text (which is not parsed).
+    fn attributes(&self, key: impl FnOnce() -> Key) -> Result<Attributes, StoreError> {
+        attributes_from_json(&self.attributes).map_err(|e| StoreError::InvalidData {
             key: key(),
             message: e.to_string(),
         })
@@ -75,7 +78,7 @@ impl Stored {
 
     /// The item, stored under `key`. Called on a copy, after the lock is released.
     fn into_item(self, key: Key) -> Result<Item, StoreError> {
-        let mut attributes = self.attributes(|| key.clone())?;
+        let (mut attributes, data) = self.attributes(|| key.clone())?;
         for (name, value) in self.counters.into_iter().flat_map(|c| *c) {
             attributes.insert(name, Value::from(value));
         }
@@ -83,6 +86,7 @@ impl Stored {
             version: self.version,
             index_keys: self.index_keys,
             attributes,
+            data,
             key,
         })
     }
@@ -95,6 +99,7 @@ impl Stored {
         }
         Ok(self
             .attributes(key)?
+            .0
             .get(name)
             .and_then(Value::as_i64)
             .unwrap_or(0))
@@ -231,6 +236,9 @@ fn holds(current: Option<&Stored>, condition: Condition) -> bool {
         Condition::VersionIs(v) => current.is_some_and(|item| item.version == v),
     }
 }
+
+/// An item's attributes, and its entity as text.
+type Attributes = (BTreeMap<String, Value>, Option<EntityJson>);
 
 /// A page's items, copied out of the lock, and the key parts of the next page's cursor.
 type Copies = (Vec<(Key, Stored)>, Option<Vec<String>>);

@@ -18,7 +18,7 @@ use socratic_core::keys;
 use socratic_core::llm::{Role, StopReason, Usage};
 use socratic_core::mocks::MockStore;
 use socratic_core::repository::{PutOutcome, RepoError, Repository, RunFilter};
-use socratic_core::store::{Item, Store, StoreError};
+use socratic_core::store::{EntityJson, Item, Store, StoreError};
 use socratic_memory::MemoryStore;
 
 fn repo() -> (MemoryStore, Repository) {
@@ -321,7 +321,7 @@ async fn corrupt_items_are_reported_with_their_key() {
     let key = keys::run(&RunId::from_ulid(ulid(5)));
     let item = Item::new(key.clone())
         .with_attribute("entity", json!("turn"))
-        .with_attribute("data", json!({}));
+        .with_data(EntityJson::of(&json!({})).unwrap());
     store
         .put(item, socratic_core::store::PutMode::Create)
         .await

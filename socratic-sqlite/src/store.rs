@@ -12,7 +12,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::Value;
 use socratic_core::store::{
     Condition, Cursor, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange,
-    Store, StoreError, TxOp, check_key, check_transaction,
+    Store, StoreError, TxOp, attributes_from_json, attributes_to_json, check_key,
+    check_transaction,
 };
 
 use crate::db::{Database, Savepoint};
@@ -122,14 +123,16 @@ impl Row {
         };
         let index_keys: BTreeMap<Index, IndexKey> =
             serde_json::from_str(&self.index_keys).map_err(|e| invalid(e.to_string()))?;
-        let attributes: BTreeMap<String, Value> =
-            serde_json::from_str(&self.attributes).map_err(|e| invalid(e.to_string()))?;
+        // The entity stays text: read straight from it by whoever asked.
+        let (attributes, data) =
+            attributes_from_json(&self.attributes).map_err(|e| invalid(e.to_string()))?;
         let version = u64::try_from(self.version).map_err(|e| invalid(e.to_string()))?;
         Ok(Item {
             key: self.key,
             version,
             index_keys,
             attributes,
+            data,
         })
     }
 }
@@ -152,7 +155,7 @@ impl Encoded {
             key: item.key.clone(),
             version: i64::try_from(item.version).unwrap_or(i64::MAX),
             index_keys: serde_json::to_string(&item.index_keys).map_err(failed)?,
-            attributes: serde_json::to_string(&item.attributes).map_err(failed)?,
+            attributes: attributes_to_json(&item.attributes, item.data.as_ref()).map_err(failed)?,
             entries: item
                 .index_keys
                 .iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use socratic_core::queue::{OutgoingMessage, QueueConsumer, QueueProducer, ReceiveOptions};
-use socratic_core::store::{Item, Key, PutMode, Store};
+use socratic_core::store::{EntityJson, Item, Key, PutMode, Store};
 use socratic_sqlite::{
     Database, OpenError, OpenOptions, SCHEMA_VERSION, SqliteQueue, SqliteQueueConfig,
 };
@@ -30,7 +30,8 @@ async fn items_and_messages_survive_reopening_and_in_flight_messages_can_be_rele
     };
     {
         let db = Database::open(&path).unwrap();
-        let item = Item::new(Key::new("RUN#1", "META")).with_attribute("data", json!({"a": 1}));
+        let item = Item::new(Key::new("RUN#1", "META"))
+            .with_data(EntityJson::of(&json!({"a": 1})).unwrap());
         db.store().put(item, PutMode::Create).await.unwrap();
         let queue = SqliteQueue::new(&db, "jobs", config.clone());
         queue.send(OutgoingMessage::new("in flight")).await.unwrap();
@@ -46,7 +47,7 @@ async fn items_and_messages_survive_reopening_and_in_flight_messages_can_be_rele
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(item.attributes["data"], json!({"a": 1}));
+    assert_eq!(item.data.unwrap().to_value().unwrap(), json!({"a": 1}));
     let queue = SqliteQueue::new(&db, "jobs", config);
     let visible = queue.receive(&receive(10)).await.unwrap();
     assert_eq!(
@@ -103,7 +104,7 @@ async fn a_version_1_database_is_migrated_with_its_items() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("socratic.db");
     let run = Item::new(Key::new("RUN#1", "META"))
-        .with_attribute("data", json!({"a": 1}))
+        .with_data(EntityJson::of(&json!({"a": 1})).unwrap())
         .with_index(Index::ByStatus, "STATUS#running", "RUN#1");
     {
         let db = Database::open(&path).unwrap();

@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::{
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
 use serde_json::{Map, Value};
 use socratic_core::store::{
-    Condition, Cursor, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange,
-    Store, StoreError, TxOp, check_key, check_transaction,
+    Condition, Cursor, DATA_ATTRIBUTE, EntityJson, Index, IndexKey, Item, Key, Order, Page,
+    PutMode, Query, SortKeyRange, Store, StoreError, TxOp, check_key, check_transaction,
 };
 
 use crate::error::{Failure, classify};
@@ -98,6 +98,13 @@ fn to_dynamo(item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError>
     for (name, value) in &item.attributes {
         map.insert(name.clone(), value.clone());
     }
+    // The entity as a map attribute, readable in the console and by expressions.
+    if let Some(data) = &item.data {
+        let value = data.to_value().map_err(|e| StoreError::InvalidRequest {
+            message: format!("{}: {e}", item.key),
+        })?;
+        map.insert(DATA_ATTRIBUTE.to_owned(), value);
+    }
     dynamo_serde::to_item(map).map_err(|e| StoreError::InvalidRequest {
         message: format!("{}: {e}", item.key),
     })
@@ -127,11 +134,18 @@ fn from_dynamo(raw: HashMap<String, AttributeValue>) -> Result<Item, StoreError>
             .as_u64()
             .ok_or_else(|| corrupt(key.clone(), format!("version is not a number: {v}")))?,
     };
+    let data = match map.remove(DATA_ATTRIBUTE) {
+        Some(value) => {
+            Some(EntityJson::of(&value).map_err(|e| corrupt(key.clone(), e.to_string()))?)
+        }
+        None => None,
+    };
     Ok(Item {
         key,
         version,
         index_keys,
         attributes: map.into_iter().collect(),
+        data,
     })
 }
 
@@ -496,7 +510,9 @@ mod tests {
     fn items_round_trip_through_attribute_values() {
         let item = Item::new(Key::new("RUN#1", "METADATA"))
             .with_index(Index::ByStatus, "STATUS#pending", "t#1")
-            .with_attribute("data", json!({"a": [1, 2.5, "x", null, true], "empty": ""}))
+            .with_data(
+                EntityJson::of(&json!({"a": [1, 2.5, "x", null, true], "empty": ""})).unwrap(),
+            )
             .with_attribute("judged", json!(3));
         let raw = to_dynamo(&item).unwrap();
         assert_eq!(

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use crate::store::{
-    Condition, Cursor, Index, Item, Key, Order, PutMode, Query, SortKeyRange, Store, StoreError,
-    StoreExt, TxOp,
+    Condition, Cursor, EntityJson, Index, Item, Key, Order, PutMode, Query, SortKeyRange, Store,
+    StoreError, StoreExt, TxOp,
 };
 
 use super::unique_prefix;
@@ -31,7 +31,7 @@ pub async fn run_all(store: &dyn Store) {
 }
 
 fn item(pk: &str, sk: &str) -> Item {
-    Item::new(Key::new(pk, sk)).with_attribute("data", json!({"sk": sk}))
+    Item::new(Key::new(pk, sk)).with_data(EntityJson::of(&json!({"sk": sk})).expect("json"))
 }
 
 fn sks(items: &[Item]) -> Vec<String> {
@@ -521,8 +521,7 @@ pub async fn transaction_applies_every_operation(store: &dyn Store) {
         .expect("counter");
     assert_eq!(stored.counter("judged"), 3, "a missing counter starts at 0");
     assert_eq!(
-        stored.attributes.get("data"),
-        counter.attributes.get("data"),
+        stored.data, counter.data,
         "an increment keeps other attributes"
     );
     store
@@ -601,8 +600,8 @@ pub async fn increments_follow_puts(store: &dyn Store) {
     let stored = store.get(&key).await.expect("get").expect("item");
     assert_eq!(stored.counter("n"), 9);
     assert_eq!(
-        stored.attributes.get("data"),
-        Some(&json!({"sk": "METADATA"}))
+        stored.data.map(|d| d.to_value().expect("json")),
+        Some(json!({"sk": "METADATA"}))
     );
     let listed = store
         .query(&Query::index(Index::ByType, format!("{pk}-type")))
