@@ -160,14 +160,13 @@ impl MemoryQueue {
         {
             let mut state = self.lock();
             let state = &mut *state;
-            let seqs: Vec<u64> = state.messages.keys().copied().collect();
-            for seq in seqs {
+            // Walked in place, stopping at `max`: copying every key first made each receive
+            // as long as the queue (quadratic over a 10,000-run manifest's jobs).
+            let mut exhausted_seqs = Vec::new();
+            for (&seq, message) in &mut state.messages {
                 if deliveries.len() == max {
                     break;
                 }
-                let Some(message) = state.messages.get_mut(&seq) else {
-                    continue;
-                };
                 if message.visible_at > now {
                     next_visible = Some(
                         next_visible.map_or(message.visible_at, |n| n.min(message.visible_at)),
@@ -183,9 +182,7 @@ impl MemoryQueue {
                     if let Some(old) = message.receipt.take() {
                         state.receipts.remove(&old);
                     }
-                    if let Some(m) = state.messages.remove(&seq) {
-                        dead.push(m.body);
-                    }
+                    exhausted_seqs.push(seq);
                     continue;
                 }
                 if let Some(old) = message.receipt.take() {
@@ -202,6 +199,11 @@ impl MemoryQueue {
                     attempt: message.attempts,
                 });
                 state.receipts.insert(receipt, seq);
+            }
+            for seq in exhausted_seqs {
+                if let Some(m) = state.messages.remove(&seq) {
+                    dead.push(m.body);
+                }
             }
         }
         if let Some(dlq) = &self.shared.dead_letter {
