@@ -11,15 +11,17 @@ use serde_json::json;
 use socratic_core::answer_key::GoalTimeline;
 use socratic_core::canonical::content_hash;
 use socratic_core::defaults::{Defaults, ScenarioSet};
+use socratic_core::entity::Turn;
 use socratic_core::entity::{Model, Prompt, Rubric, Scenario, Verdict};
 use socratic_core::llm::LlmClient;
 use socratic_core::pipeline::{JudgeBrief, Sampling, judge_request};
+use socratic_core::queue::{OutgoingMessage, QueueConsumer, QueueProducer, ReceiveOptions};
 use socratic_core::report::ReportRuns;
-use socratic_core::repository::{RunFilter, RunRecord};
+use socratic_core::repository::{RunFilter, RunRecord, from_item, to_item};
 use socratic_core::runner::RunnerConfig;
 use socratic_core::stats;
 use socratic_core::store::{Item, PutMode, Store, StoreExt};
-use socratic_memory::{MemoryStore, SimulatedLlm};
+use socratic_memory::{MemoryQueue, MemoryStore, QueueConfig, SimulatedLlm};
 
 fn hashing(c: &mut Criterion) {
     let defaults = Defaults::load().unwrap();
@@ -181,6 +183,47 @@ fn pipeline_functions(c: &mut Criterion) {
     });
     c.bench_function("MemoryStore get(turn item)", |b| {
         b.iter(|| runtime.block_on(store.get(&key)).unwrap())
+    });
+    // Every entity the pipeline writes and reads back goes this way.
+    let turn = s.record.turns[0].clone();
+    c.bench_function(
+        "a turn written and read back (to_item, put, get, from_item)",
+        |b| {
+            b.iter(|| {
+                let item = to_item(&turn, 1).unwrap();
+                let key = item.key.clone();
+                runtime
+                    .block_on(store.put(item, PutMode::Overwrite))
+                    .unwrap();
+                let read = runtime.block_on(store.get(&key)).unwrap().unwrap();
+                from_item::<Turn>(&read).unwrap()
+            })
+        },
+    );
+    // A job sent, received and acknowledged behind 10,000 waiting ones (a 10,000-run manifest's
+    // dialogue jobs, just planned).
+    let queue = MemoryQueue::new(QueueConfig::default());
+    runtime.block_on(async {
+        for n in 0..10_000 {
+            queue
+                .send(OutgoingMessage::new(format!("waiting {n}")))
+                .await
+                .unwrap();
+        }
+    });
+    let one = ReceiveOptions {
+        max_messages: 1,
+        wait: Duration::ZERO,
+        visibility_timeout: None,
+    };
+    c.bench_function("MemoryQueue send, receive, ack (10,000 waiting)", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                queue.send(OutgoingMessage::new("job")).await.unwrap();
+                let got = queue.receive(&one).await.unwrap();
+                queue.ack(&got[0].receipt).await.unwrap();
+            })
+        })
     });
     // As the manifest's finished-run counter is incremented: once per run, on an item that
     // holds a whole entity.
