@@ -567,15 +567,17 @@ pub async fn concurrent_increments_add_up(store: &dyn Store) {
         }
     });
     futures::future::join_all(writers).await;
-    assert_eq!(
-        store
-            .get(&key)
-            .await
-            .expect("get")
-            .expect("item")
-            .counter("n"),
-        1600
-    );
+    assert_eq!(counter(store, &key, "n").await, 1600);
+}
+
+/// A stored item's counter.
+async fn counter(store: &dyn Store, key: &Key, name: &str) -> i64 {
+    store
+        .get(key)
+        .await
+        .expect("get")
+        .expect("item")
+        .counter(name)
 }
 
 /// An increment counts from the value the item was put with, shows in reads and queries, and
@@ -616,12 +618,7 @@ pub async fn increments_follow_puts(store: &dyn Store) {
         .await
         .expect("put over the counted item");
     assert_eq!(
-        store
-            .get(&key)
-            .await
-            .expect("get")
-            .expect("item")
-            .counter("n"),
+        counter(store, &key, "n").await,
         1,
         "a put replaces the counter"
     );
