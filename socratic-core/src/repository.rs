@@ -24,8 +24,7 @@ use crate::store::{
     TxOp,
 };
 
-/// Attribute holding the entity JSON (an item's [`Item::data`]).
-pub const DATA_ATTRIBUTE: &str = crate::store::DATA_ATTRIBUTE;
+pub use crate::store::DATA_ATTRIBUTE;
 /// Attribute holding the entity kind.
 pub const ENTITY_ATTRIBUTE: &str = "entity";
 /// Attribute holding a catalog entity's content hash.

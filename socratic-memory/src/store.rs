@@ -5,10 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use serde_json::Value;
 use socratic_core::store::{
-    Condition, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange, Store,
-    StoreError, TxOp, check_transaction,
+    Condition, EntityJson, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange,
+    Store, StoreError, TxOp, attributes_from_json, attributes_to_json, check_transaction,
 };
-use socratic_core::store::{EntityJson, attributes_from_json, attributes_to_json};
 
 use crate::cursor;
 
@@ -69,16 +68,16 @@ impl Stored {
     }
 
     /// The attributes, and the entity's text (which is not parsed).
-    fn attributes(&self, key: impl FnOnce() -> Key) -> Result<Attributes, StoreError> {
-        attributes_from_json(&self.attributes).map_err(|e| StoreError::InvalidData {
-            key: key(),
-            message: e.to_string(),
-        })
+    fn attributes(&self) -> serde_json::Result<Attributes> {
+        attributes_from_json(&self.attributes)
     }
 
     /// The item, stored under `key`. Called on a copy, after the lock is released.
     fn into_item(self, key: Key) -> Result<Item, StoreError> {
-        let (mut attributes, data) = self.attributes(|| key.clone())?;
+        let (mut attributes, data) = match self.attributes() {
+            Ok(read) => read,
+            Err(e) => return Err(unreadable(key, &e)),
+        };
         for (name, value) in self.counters.into_iter().flat_map(|c| *c) {
             attributes.insert(name, Value::from(value));
         }
@@ -93,12 +92,12 @@ impl Stored {
 
     /// The counter's current value: incremented here, or as put (0 if absent or not an
     /// integer).
-    fn counter(&self, name: &str, key: impl FnOnce() -> Key) -> Result<i64, StoreError> {
+    fn counter(&self, name: &str) -> serde_json::Result<i64> {
         if let Some(&n) = self.counters.as_ref().and_then(|c| c.get(name)) {
             return Ok(n);
         }
         Ok(self
-            .attributes(key)?
+            .attributes()?
             .0
             .get(name)
             .and_then(Value::as_i64)
@@ -197,7 +196,9 @@ impl Tables {
             }
             // The counter's item must be readable, so that applying cannot fail.
             Write::Increment(_, attribute, _) => current.map_or(Ok(()), |item| {
-                item.counter(attribute, || key.clone()).map(drop)
+                item.counter(attribute)
+                    .map(drop)
+                    .map_err(|e| unreadable(key.clone(), &e))
             }),
         }
     }
@@ -217,7 +218,7 @@ impl Tables {
                     counters: None,
                 });
                 // Checked readable under this lock.
-                let next = stored.counter(&attribute, || Key::new("", "")).unwrap_or(0) + by;
+                let next = stored.counter(&attribute).unwrap_or(0) + by;
                 stored
                     .counters
                     .get_or_insert_default()
@@ -242,6 +243,14 @@ type Attributes = (BTreeMap<String, Value>, Option<EntityJson>);
 
 /// A page's items, copied out of the lock, and the key parts of the next page's cursor.
 type Copies = (Vec<(Key, Stored)>, Option<Vec<String>>);
+
+/// A stored item whose text cannot be read.
+fn unreadable(key: Key, error: &serde_json::Error) -> StoreError {
+    StoreError::InvalidData {
+        key,
+        message: error.to_string(),
+    }
+}
 
 fn bad_cursor() -> StoreError {
     StoreError::InvalidRequest {

@@ -504,14 +504,12 @@ impl RunDataPages {
                     Ok::<_, StageError>((shown.take_data(), runs.cursor))
                 }
                 .await;
-                let (data, failed) = match page {
-                    Ok((data, next)) => {
-                        cursor = next;
-                        (Ok(data), false)
-                    }
-                    Err(e) => (Err(e), true),
-                };
-                if sender.send(data).await.is_err() || failed || cursor.is_none() {
+                // After an error there is no next page.
+                let data = page.map(|(data, next)| {
+                    cursor = next;
+                    data
+                });
+                if sender.send(data).await.is_err() || cursor.is_none() {
                     return;
                 }
             }
