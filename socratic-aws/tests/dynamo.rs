@@ -56,7 +56,9 @@ async fn create_table_makes_every_index() {
         ]
     );
     assert!(
-        create_table(&client, &table).await.is_err(),
+        create_table(&client, &table, &socratic_core::keys::INDEXES)
+            .await
+            .is_err(),
         "creating it twice is an error"
     );
 }

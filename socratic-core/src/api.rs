@@ -42,13 +42,13 @@ use sha2::{Digest, Sha256};
 
 use crate::calibration::{self, CalibrationError};
 use crate::entity::{
-    ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric, RunStatus, Scenario,
-    Validate, Vector,
+    CatalogEntity, ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric, RunStatus,
+    Scenario, Validate, Vector,
 };
 use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
 use crate::keys;
 use crate::pipeline::{PlanError, Ports, StageError, plan};
-use crate::repository::{CatalogEntity, PutOutcome, RepoError, RunFilter};
+use crate::repository::{PutOutcome, RepoError, RunFilter};
 use crate::store::{Cursor, StoreError};
 
 mod cursor;

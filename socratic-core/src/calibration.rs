@@ -25,60 +25,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::entity::{Manifest, Problems, Rubric, Validate};
+use crate::entity::{HumanLabel, HumanLabels, Manifest, Problems, Rubric};
 use crate::id::{ManifestId, ModelId, RubricId, RunId, ScenarioId};
 use crate::keys;
 use crate::repository::{RepoError, Repository, RunRecord};
 use crate::stats;
 
-/// One person's score of one dimension of one judged turn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HumanLabel {
-    /// The run.
-    pub run: RunId,
-    /// The turn, from 1.
-    pub turn: u32,
-    /// The rubric dimension.
-    pub dimension: String,
-    /// The score, on the dimension's scale.
-    pub score: u8,
-    /// Who scored it, when the file says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rater: Option<String>,
-}
-
 /// Where a label goes: run, turn, dimension and rater. A later label for the same slot
 /// replaces the earlier one; a file may name each slot once.
 type Slot = (RunId, u32, String, Option<String>);
 
-impl HumanLabel {
-    fn slot(&self) -> Slot {
-        (
-            self.run,
-            self.turn,
-            self.dimension.clone(),
-            self.rater.clone(),
-        )
-    }
-}
-
-/// Every human label of a manifest (`MANIFEST#ulid` / `HUMAN_LABELS`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HumanLabels {
-    /// The manifest whose turns were labelled.
-    pub manifest: ManifestId,
-    /// The labels, by run, turn, dimension and rater.
-    pub labels: Vec<HumanLabel>,
-    /// When labels were last imported.
-    pub updated_at: Timestamp,
-}
-
-impl Validate for HumanLabels {
-    fn validate(&self) -> Result<(), Problems> {
-        Ok(())
-    }
+fn slot(label: &HumanLabel) -> Slot {
+    (
+        label.run,
+        label.turn,
+        label.dimension.clone(),
+        label.rater.clone(),
+    )
 }
 
 /// Agreement between one judge and the humans on one dimension.
@@ -428,7 +391,7 @@ pub fn check_labels(
             ),
             Some(_) => {}
         }
-        if let Some(first) = seen.insert(label.slot(), row.line) {
+        if let Some(first) = seen.insert(slot(label), row.line) {
             problems.push(
                 &at,
                 format!("repeats line {first} (same run, turn, dimension and rater)"),
@@ -642,7 +605,7 @@ pub async fn import_labels(
             .iter()
             .flat_map(|s| s.value.labels.iter())
             .chain(&new)
-            .map(|l| (l.slot(), l.clone()))
+            .map(|l| (slot(l), l.clone()))
             .collect();
         let merged = HumanLabels {
             manifest: *id,

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entity::{Estimate, RunStatus, RunSummary};
+use crate::entity::{RunStatus, RunSummary};
 use crate::id::{ManifestId, ModelId, ScenarioId};
 use crate::keys;
 use crate::repository::{RepoError, Repository, RunFilter};
+use crate::stats::Estimate;
 use crate::stats::{self, PERMUTATION_RESAMPLES};
 
 /// Each model's mean overall score per scenario, over its scored repetitions.

@@ -10,20 +10,33 @@
 //! | run | `RUN#ulid` | `METADATA` |
 //! | turn / judgment / run summary | `RUN#ulid` | `TURN#001`, `JUDGE#001#judge`, `SUMMARY` |
 //!
-//! Index keys: catalog entities, manifests and runs in [`Index::ByType`] under `TYPE#<kind>`
-//! (manifests and runs sorted by creation); runs also in
-//! [`Index::ByModel`] (`MODEL#id`, `created#run`), [`Index::ByManifest`] (`MANIFEST#ulid`,
-//! `RUN#ulid`), [`Index::ByVector`] (`VECTOR#name`, `created#run`) and [`Index::ByStatus`]
-//! (`STATUS#name`, `updated#run`). Timestamps are fixed-width RFC 3339, so sort keys order by
-//! time.
+//! Index keys: catalog entities, manifests and runs in [`BY_TYPE`] under `TYPE#<kind>`
+//! (manifests and runs sorted by creation); runs also in [`BY_MODEL`] (`MODEL#id`,
+//! `created#run`), [`BY_MANIFEST`] (`MANIFEST#ulid`, `RUN#ulid`), [`BY_VECTOR`]
+//! (`VECTOR#name`, `created#run`) and [`BY_STATUS`] (`STATUS#name`, `updated#run`).
+//! Timestamps are fixed-width RFC 3339, so sort keys order by time. [`INDEXES`] lists them
+//! all: it is what a store backend is built with (and a DynamoDB table's global indexes).
 
 use std::fmt;
 
 use crate::canonical::ContentHash;
 use crate::clock::Timestamp;
-use crate::entity::{RunStatus, Vector};
 use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
 use crate::store::{Index, IndexKey, Key};
+
+/// Catalog entities, manifests and runs by entity type.
+pub const BY_TYPE: Index = Index::new("by_type", "by_type_pk", "by_type_sk");
+/// Runs by tutor model and time.
+pub const BY_MODEL: Index = Index::new("by_model", "by_model_pk", "by_model_sk");
+/// Runs by manifest.
+pub const BY_MANIFEST: Index = Index::new("by_manifest", "by_manifest_pk", "by_manifest_sk");
+/// Runs by vector and time.
+pub const BY_VECTOR: Index = Index::new("by_vector", "by_vector_pk", "by_vector_sk");
+/// Runs by status and time of the last change.
+pub const BY_STATUS: Index = Index::new("by_status", "by_status_pk", "by_status_sk");
+
+/// Every index of the key schema: the list a store backend serves.
+pub const INDEXES: [Index; 5] = [BY_TYPE, BY_MODEL, BY_MANIFEST, BY_VECTOR, BY_STATUS];
 
 /// Sort key of an entity's main item.
 pub const METADATA: &str = "METADATA";
@@ -146,8 +159,8 @@ pub fn model_summary(id: &ManifestId, model: &ModelId) -> Key {
     Key::new(manifest_pk(id), format!("{MODEL_SUMMARY_PREFIX}{model}"))
 }
 
-/// `MANIFEST#ulid` / `VECTOR_SUMMARY#vector`.
-pub fn vector_summary(id: &ManifestId, vector: Vector) -> Key {
+/// `MANIFEST#ulid` / `VECTOR_SUMMARY#vector`, by the vector's name.
+pub fn vector_summary(id: &ManifestId, vector: &str) -> Key {
     Key::new(manifest_pk(id), format!("{VECTOR_SUMMARY_PREFIX}{vector}"))
 }
 
@@ -191,15 +204,15 @@ pub fn run_summary(run: &RunId) -> Key {
     Key::new(run_pk(run), SUMMARY)
 }
 
-/// `TYPE#kind`: the [`Index::ByType`] partition of a kind.
+/// `TYPE#kind`: the [`BY_TYPE`] partition of a kind.
 pub fn type_partition(kind: EntityKind) -> String {
     format!("TYPE#{kind}")
 }
 
-/// A catalog entity's key in [`Index::ByType`], sorted by id.
+/// A catalog entity's key in [`BY_TYPE`], sorted by id.
 pub fn catalog_type_index(kind: EntityKind, id: &str) -> (Index, IndexKey) {
     (
-        Index::ByType,
+        BY_TYPE,
         IndexKey {
             pk: type_partition(kind),
             sk: id.to_owned(),
@@ -207,10 +220,10 @@ pub fn catalog_type_index(kind: EntityKind, id: &str) -> (Index, IndexKey) {
     )
 }
 
-/// A manifest's key in [`Index::ByType`], sorted by creation time.
+/// A manifest's key in [`BY_TYPE`], sorted by creation time.
 pub fn manifest_type_index(id: &ManifestId, created_at: Timestamp) -> (Index, IndexKey) {
     (
-        Index::ByType,
+        BY_TYPE,
         IndexKey {
             pk: type_partition(EntityKind::Manifest),
             sk: format!("{created_at}#{id}"),
@@ -218,23 +231,23 @@ pub fn manifest_type_index(id: &ManifestId, created_at: Timestamp) -> (Index, In
     )
 }
 
-/// `MODEL#id`: a model's partition in [`Index::ByModel`].
+/// `MODEL#id`: a model's partition in [`BY_MODEL`].
 pub fn by_model_partition(model: &ModelId) -> String {
     format!("MODEL#{model}")
 }
 
-/// `MANIFEST#ulid`: a manifest's partition in [`Index::ByManifest`].
+/// `MANIFEST#ulid`: a manifest's partition in [`BY_MANIFEST`].
 pub fn by_manifest_partition(manifest: &ManifestId) -> String {
     manifest_pk(manifest)
 }
 
-/// `VECTOR#name`: a vector's partition in [`Index::ByVector`].
-pub fn by_vector_partition(vector: Vector) -> String {
+/// `VECTOR#name`: a vector's partition in [`BY_VECTOR`], by the vector's name.
+pub fn by_vector_partition(vector: &str) -> String {
     format!("VECTOR#{vector}")
 }
 
-/// `STATUS#name`: a status's partition in [`Index::ByStatus`].
-pub fn by_status_partition(status: RunStatus) -> String {
+/// `STATUS#name`: a status's partition in [`BY_STATUS`], by the status's name.
+pub fn by_status_partition(status: &str) -> String {
     format!("STATUS#{status}")
 }
 
@@ -243,35 +256,35 @@ pub fn run_index_keys(
     id: &RunId,
     manifest: &ManifestId,
     model: &ModelId,
-    vector: Vector,
-    status: RunStatus,
+    vector: &str,
+    status: &str,
     created_at: Timestamp,
     updated_at: Timestamp,
 ) -> Vec<(Index, IndexKey)> {
     vec![
         (
-            Index::ByModel,
+            BY_MODEL,
             IndexKey {
                 pk: by_model_partition(model),
                 sk: format!("{created_at}#{id}"),
             },
         ),
         (
-            Index::ByManifest,
+            BY_MANIFEST,
             IndexKey {
                 pk: by_manifest_partition(manifest),
                 sk: run_pk(id),
             },
         ),
         (
-            Index::ByVector,
+            BY_VECTOR,
             IndexKey {
                 pk: by_vector_partition(vector),
                 sk: format!("{created_at}#{id}"),
             },
         ),
         (
-            Index::ByStatus,
+            BY_STATUS,
             IndexKey {
                 pk: by_status_partition(status),
                 sk: format!("{updated_at}#{id}"),
@@ -279,7 +292,7 @@ pub fn run_index_keys(
         ),
         // Every run, by creation: `GET /runs` without a filter, newest first.
         (
-            Index::ByType,
+            BY_TYPE,
             IndexKey {
                 pk: type_partition(EntityKind::Run),
                 sk: format!("{created_at}#{id}"),
@@ -357,7 +370,7 @@ mod tests {
             "MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V MODEL_SUMMARY#judge-a"
         );
         assert_eq!(
-            k(vector_summary(&m, Vector::Aporia)),
+            k(vector_summary(&m, "aporia")),
             "MANIFEST#01JD8X4Z7Q3V9K2M5N6P7R8S9V VECTOR_SUMMARY#aporia"
         );
         assert_eq!(k(run(&r)), "RUN#01JD8X4Z7Q3V9K2M5N6P7R8S9T METADATA");
@@ -380,8 +393,8 @@ mod tests {
             &r,
             &m,
             &judge,
-            Vector::Elenchus,
-            RunStatus::DialogueComplete,
+            "elenchus",
+            "dialogue_complete",
             created,
             created,
         );

@@ -8,20 +8,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::canonical::{ContentHash, content_hash};
 use crate::entity::{
-    Judgment, Manifest, ManifestSummary, Model, ModelSummary, Problems, Prompt, Rubric, Run,
-    RunStatus, RunSummary, Scenario, Turn, Validate, Vector, VectorSummary,
+    CatalogEntity, Entity, Judgment, Manifest, Problems, Run, RunStatus, RunSummary, Turn, Vector,
 };
-use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
+use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys::{self, EntityKind};
 use crate::store::{
-    Cursor, EntityJson, Index, IndexKey, Item, Key, PutMode, Query, Store, StoreError, StoreExt,
-    TxOp,
+    Cursor, EntityJson, Item, Key, PutMode, Query, Store, StoreError, StoreExt, TxOp,
 };
 
 pub use crate::store::DATA_ATTRIBUTE;
@@ -69,162 +65,6 @@ impl ManifestProgress {
     /// Whether every planned run reached a final status.
     pub fn is_complete(&self) -> bool {
         self.finished >= self.manifest.run_count
-    }
-}
-
-/// Something the repository can store.
-pub trait Entity: Serialize + DeserializeOwned + Validate + Clone + Send + Sync + 'static {
-    /// Its kind.
-    const KIND: EntityKind;
-
-    /// Its primary key.
-    fn key(&self) -> Key;
-
-    /// Its index keys.
-    fn index_keys(&self) -> Vec<(Index, IndexKey)> {
-        Vec::new()
-    }
-}
-
-/// An immutable, content-addressed catalog entity.
-pub trait CatalogEntity: Entity {
-    /// Its id type.
-    type Id: ToString + Send + Sync;
-
-    /// Its id.
-    fn id(&self) -> &Self::Id;
-
-    /// The key of the entity with this id.
-    fn key_of(id: &Self::Id) -> Key;
-}
-
-macro_rules! catalog_entity {
-    ($ty:ty, $id:ty, $kind:expr, $key:path) => {
-        impl Entity for $ty {
-            const KIND: EntityKind = $kind;
-            fn key(&self) -> Key {
-                $key(&self.id)
-            }
-            fn index_keys(&self) -> Vec<(Index, IndexKey)> {
-                vec![keys::catalog_type_index($kind, self.id.as_str())]
-            }
-        }
-
-        impl CatalogEntity for $ty {
-            type Id = $id;
-            fn id(&self) -> &$id {
-                &self.id
-            }
-            fn key_of(id: &$id) -> Key {
-                $key(id)
-            }
-        }
-    };
-}
-
-catalog_entity!(Prompt, PromptId, EntityKind::Prompt, keys::prompt);
-catalog_entity!(Rubric, RubricId, EntityKind::Rubric, keys::rubric);
-catalog_entity!(Scenario, ScenarioId, EntityKind::Scenario, keys::scenario);
-catalog_entity!(Model, ModelId, EntityKind::Model, keys::model);
-
-impl Entity for Manifest {
-    const KIND: EntityKind = EntityKind::Manifest;
-    fn key(&self) -> Key {
-        keys::manifest(&self.id)
-    }
-    fn index_keys(&self) -> Vec<(Index, IndexKey)> {
-        vec![keys::manifest_type_index(&self.id, self.created_at)]
-    }
-}
-
-impl Entity for Run {
-    const KIND: EntityKind = EntityKind::Run;
-    fn key(&self) -> Key {
-        keys::run(&self.id)
-    }
-    fn index_keys(&self) -> Vec<(Index, IndexKey)> {
-        keys::run_index_keys(
-            &self.id,
-            &self.manifest,
-            &self.tutor.model,
-            self.vector,
-            self.status,
-            self.created_at,
-            self.updated_at,
-        )
-    }
-}
-
-impl Entity for Turn {
-    const KIND: EntityKind = EntityKind::Turn;
-    fn key(&self) -> Key {
-        keys::turn(&self.run, self.index)
-    }
-}
-
-impl Entity for Judgment {
-    const KIND: EntityKind = EntityKind::Judgment;
-    fn key(&self) -> Key {
-        keys::judgment(&self.run, self.turn, &self.judge)
-    }
-}
-
-impl Entity for RunSummary {
-    const KIND: EntityKind = EntityKind::RunSummary;
-    fn key(&self) -> Key {
-        keys::run_summary(&self.run)
-    }
-}
-
-impl Validate for RunSummary {
-    fn validate(&self) -> Result<(), Problems> {
-        Ok(())
-    }
-}
-
-impl Entity for ManifestSummary {
-    const KIND: EntityKind = EntityKind::ManifestSummary;
-    fn key(&self) -> Key {
-        keys::manifest_summary(&self.manifest)
-    }
-}
-
-impl Validate for ManifestSummary {
-    fn validate(&self) -> Result<(), Problems> {
-        Ok(())
-    }
-}
-
-impl Entity for ModelSummary {
-    const KIND: EntityKind = EntityKind::ModelSummary;
-    fn key(&self) -> Key {
-        keys::model_summary(&self.manifest, &self.model)
-    }
-}
-
-impl Validate for ModelSummary {
-    fn validate(&self) -> Result<(), Problems> {
-        Ok(())
-    }
-}
-
-impl Entity for VectorSummary {
-    const KIND: EntityKind = EntityKind::VectorSummary;
-    fn key(&self) -> Key {
-        keys::vector_summary(&self.manifest, self.vector)
-    }
-}
-
-impl Validate for VectorSummary {
-    fn validate(&self) -> Result<(), Problems> {
-        Ok(())
-    }
-}
-
-impl Entity for crate::calibration::HumanLabels {
-    const KIND: EntityKind = EntityKind::HumanLabels;
-    fn key(&self) -> Key {
-        keys::human_labels(&self.manifest)
     }
 }
 
@@ -515,11 +355,6 @@ impl Repository {
         Ok(item)
     }
 
-    /// The underlying store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Stores a catalog entity. Identical content already stored is a no-op; different
     /// content under the same id is [`RepoError::Conflict`].
     pub async fn put_catalog<E: CatalogEntity>(&self, entity: &E) -> Result<PutOutcome, RepoError> {
@@ -620,7 +455,7 @@ impl Repository {
         limit: usize,
         cursor: Option<Cursor>,
     ) -> Result<EntityPage<E>, RepoError> {
-        let query = Query::index(Index::ByType, keys::type_partition(E::KIND))
+        let query = Query::index(keys::BY_TYPE, keys::type_partition(E::KIND))
             .limit(limit)
             .after(cursor);
         self.page(&query).await
@@ -913,7 +748,7 @@ impl Repository {
         limit: usize,
         cursor: Option<Cursor>,
     ) -> Result<EntityPage<Manifest>, RepoError> {
-        let query = Query::index(Index::ByType, keys::type_partition(EntityKind::Manifest))
+        let query = Query::index(keys::BY_TYPE, keys::type_partition(EntityKind::Manifest))
             .order(crate::store::Order::Descending)
             .limit(limit)
             .after(cursor);
@@ -977,23 +812,23 @@ impl Repository {
         use crate::store::Order::{Ascending, Descending};
         let (index, partition, order) = match filter {
             RunFilter::Manifest(id) => (
-                Index::ByManifest,
+                keys::BY_MANIFEST,
                 keys::by_manifest_partition(id),
                 Ascending,
             ),
-            RunFilter::Model(id) => (Index::ByModel, keys::by_model_partition(id), Descending),
+            RunFilter::Model(id) => (keys::BY_MODEL, keys::by_model_partition(id), Descending),
             RunFilter::Status(status) => (
-                Index::ByStatus,
-                keys::by_status_partition(*status),
+                keys::BY_STATUS,
+                keys::by_status_partition(status.as_str()),
                 Descending,
             ),
             RunFilter::Vector(vector) => (
-                Index::ByVector,
-                keys::by_vector_partition(*vector),
+                keys::BY_VECTOR,
+                keys::by_vector_partition(vector.as_str()),
                 Descending,
             ),
             RunFilter::All => (
-                Index::ByType,
+                keys::BY_TYPE,
                 keys::type_partition(EntityKind::Run),
                 Descending,
             ),

@@ -4,7 +4,36 @@
 //! same scores always give the same intervals and p-values. See `docs/statistics.md` for what
 //! each number means.
 
-use crate::entity::Estimate;
+use serde::{Deserialize, Serialize};
+
+/// A mean with its 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Estimate {
+    /// Point estimate.
+    pub mean: f64,
+    /// Lower bound of the 95% interval; `None` when there is none (a single scenario).
+    pub ci_low: Option<f64>,
+    /// Upper bound of the 95% interval; `None` when there is none (a single scenario).
+    pub ci_high: Option<f64>,
+    /// Number of independent units (scenarios) behind it.
+    pub n: u32,
+}
+
+impl Estimate {
+    /// The interval's bounds, when there is an interval.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        Some((self.ci_low?, self.ci_high?))
+    }
+
+    /// The interval as text: `[low, high]` with `decimals` places, or `n/a` without one.
+    pub fn interval_text(&self, decimals: usize) -> String {
+        self.interval().map_or_else(
+            || "n/a".to_owned(),
+            |(low, high)| format!("[{low:.decimals$}, {high:.decimals$}]"),
+        )
+    }
+}
 
 /// The number of random sign flips used when exact enumeration is too large.
 pub const PERMUTATION_RESAMPLES: usize = 20_000;

@@ -173,63 +173,63 @@ impl fmt::Display for Key {
     }
 }
 
-/// A secondary index. All are global and sparse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Index {
-    /// Catalog entities and manifests by entity type.
-    ByType,
-    /// Runs by tutor model and time.
-    ByModel,
-    /// Runs by manifest.
-    ByManifest,
-    /// Runs by vector and time.
-    ByVector,
-    /// Runs by status and time of the last change.
-    ByStatus,
+/// A secondary index: its name and the attributes that carry an item's keys in it. Indexes
+/// are global and sparse: an item without a key for an index is not in it.
+///
+/// The port names no index of its own. The application's indexes are its key schema's
+/// ([`crate::keys::INDEXES`]), and a backend is given the list it serves: it refuses items
+/// and queries naming any other, and item attributes named like an index's key attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Index {
+    name: &'static str,
+    pk_attribute: &'static str,
+    sk_attribute: &'static str,
 }
 
 impl Index {
-    /// Every index.
-    pub const ALL: [Index; 5] = [
-        Index::ByType,
-        Index::ByModel,
-        Index::ByManifest,
-        Index::ByVector,
-        Index::ByStatus,
-    ];
+    /// An index named `name`, keyed by the attributes `<name>_pk` and `<name>_sk`.
+    pub const fn new(
+        name: &'static str,
+        pk_attribute: &'static str,
+        sk_attribute: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            pk_attribute,
+            sk_attribute,
+        }
+    }
 
     /// The index name, e.g. `by_type`.
     pub fn name(self) -> &'static str {
-        match self {
-            Index::ByType => "by_type",
-            Index::ByModel => "by_model",
-            Index::ByManifest => "by_manifest",
-            Index::ByVector => "by_vector",
-            Index::ByStatus => "by_status",
-        }
+        self.name
     }
 
     /// The attribute holding the index's partition key, e.g. `by_type_pk`.
     pub fn pk_attribute(self) -> &'static str {
-        match self {
-            Index::ByType => "by_type_pk",
-            Index::ByModel => "by_model_pk",
-            Index::ByManifest => "by_manifest_pk",
-            Index::ByVector => "by_vector_pk",
-            Index::ByStatus => "by_status_pk",
-        }
+        self.pk_attribute
     }
 
     /// The attribute holding the index's sort key, e.g. `by_type_sk`.
     pub fn sk_attribute(self) -> &'static str {
-        match self {
-            Index::ByType => "by_type_sk",
-            Index::ByModel => "by_model_sk",
-            Index::ByManifest => "by_manifest_sk",
-            Index::ByVector => "by_vector_sk",
-            Index::ByStatus => "by_status_sk",
-        }
+        self.sk_attribute
+    }
+
+    /// The index of `indexes` named `name`.
+    pub fn named(indexes: &[Index], name: &str) -> Option<Index> {
+        indexes.iter().copied().find(|i| i.name == name)
+    }
+}
+
+impl fmt::Display for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Serialize for Index {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name)
     }
 }
 
@@ -243,7 +243,7 @@ pub struct IndexKey {
 }
 
 /// One stored item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Item {
     /// Primary key.
     pub key: Key,
@@ -307,11 +307,12 @@ impl Item {
             .unwrap_or(0)
     }
 
-    /// Checks keys and attribute names before a write. Backends call this so every backend
-    /// rejects the same items.
-    pub fn check(&self) -> Result<(), StoreError> {
+    /// Checks keys, indexes and attribute names before a write to a store serving `indexes`.
+    /// Backends call this so every backend rejects the same items.
+    pub fn check(&self, indexes: &[Index]) -> Result<(), StoreError> {
         check_key(&self.key)?;
         for (index, key) in &self.index_keys {
+            check_index(*index, indexes)?;
             if key.pk.is_empty() || key.sk.is_empty() {
                 return Err(StoreError::InvalidRequest {
                     message: format!("{}: empty key in index {}", self.key, index.name()),
@@ -320,7 +321,7 @@ impl Item {
         }
         for name in self.attributes.keys() {
             let reserved = RESERVED_ATTRIBUTES.contains(&name.as_str())
-                || Index::ALL
+                || indexes
                     .iter()
                     .any(|i| i.pk_attribute() == name || i.sk_attribute() == name);
             if reserved || name.is_empty() {
@@ -330,6 +331,17 @@ impl Item {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks that `index` is one of the `indexes` a store serves.
+pub fn check_index(index: Index, indexes: &[Index]) -> Result<(), StoreError> {
+    if indexes.contains(&index) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidRequest {
+            message: format!("index {index} is not one of this store's indexes"),
+        })
     }
 }
 
@@ -419,8 +431,9 @@ impl TxOp {
 }
 
 /// Checks a transaction's shape: 1 to [`MAX_TRANSACTION_ITEMS`] operations, each on a
-/// different key, with valid items. Backends call this before doing anything.
-pub fn check_transaction(ops: &[TxOp]) -> Result<(), StoreError> {
+/// different key, with items valid for a store serving `indexes`. Backends call this before
+/// doing anything.
+pub fn check_transaction(ops: &[TxOp], indexes: &[Index]) -> Result<(), StoreError> {
     if ops.is_empty() || ops.len() > MAX_TRANSACTION_ITEMS {
         return Err(StoreError::InvalidRequest {
             message: format!(
@@ -433,7 +446,7 @@ pub fn check_transaction(ops: &[TxOp]) -> Result<(), StoreError> {
     for op in ops {
         check_key(op.key())?;
         if let TxOp::Put { item, .. } = op {
-            item.check()?;
+            item.check(indexes)?;
         }
         if let TxOp::Increment { attribute, .. } = op
             && (attribute.is_empty() || RESERVED_ATTRIBUTES.contains(&attribute.as_str()))
@@ -649,8 +662,9 @@ impl StoreError {
 
 /// A key–value store of [`Item`]s with conditional writes, partition queries and transactions.
 ///
-/// Implementers: call [`Item::check`] and [`check_transaction`] before writing, read your own
-/// writes (strongly consistent reads on the base table), and pass the whole conformance suite in
+/// Implementers: take the list of [`Index`]es to serve when built, call [`Item::check`] and
+/// [`check_transaction`] with it before writing and [`check_index`] before an index query, read
+/// your own writes (strongly consistent reads on the base table), and pass the whole conformance suite in
 /// `socratic_core::testkit::store`. Users: prefer the typed
 /// [`Repository`](crate::repository::Repository).
 #[async_trait]
@@ -790,28 +804,34 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const INDEXES: [Index; 1] = [Index::new("by_type", "by_type_pk", "by_type_sk")];
+
     #[test]
     fn items_with_reserved_attributes_or_empty_keys_are_rejected() {
         let item = Item::new(Key::new("A", "B")).with_attribute("PK", json!(1));
         assert!(matches!(
-            item.check(),
+            item.check(&INDEXES),
             Err(StoreError::InvalidRequest { .. })
         ));
         let item = Item::new(Key::new("A", "B")).with_attribute("by_type_pk", json!("x"));
-        assert!(item.check().is_err());
-        assert!(Item::new(Key::new("", "B")).check().is_err());
-        assert!(Item::new(Key::new("A", "x".repeat(1025))).check().is_err());
+        assert!(item.check(&INDEXES).is_err());
+        assert!(Item::new(Key::new("", "B")).check(&INDEXES).is_err());
+        assert!(
+            Item::new(Key::new("A", "x".repeat(1025)))
+                .check(&INDEXES)
+                .is_err()
+        );
         assert!(
             Item::new(Key::new("A", "B"))
                 .with_attribute("data", json!({}))
-                .check()
+                .check(&INDEXES)
                 .is_err(),
             "the entity is the item's data, not an attribute"
         );
         assert!(
             Item::new(Key::new("A", "B"))
                 .with_data(EntityJson::of(&json!({})).unwrap())
-                .check()
+                .check(&INDEXES)
                 .is_ok()
         );
     }
@@ -862,11 +882,11 @@ mod tests {
             item: Item::new(Key::new("P", sk)),
             mode: PutMode::Create,
         };
-        assert!(check_transaction(&[]).is_err());
-        assert!(check_transaction(&[put("a"), put("a")]).is_err());
+        assert!(check_transaction(&[], &INDEXES).is_err());
+        assert!(check_transaction(&[put("a"), put("a")], &INDEXES).is_err());
         let many: Vec<_> = (0..101).map(|i| put(&i.to_string())).collect();
-        assert!(check_transaction(&many).is_err());
-        assert!(check_transaction(&many[..100]).is_ok());
+        assert!(check_transaction(&many, &INDEXES).is_err());
+        assert!(check_transaction(&many[..100], &INDEXES).is_ok());
     }
 
     #[test]

@@ -4,9 +4,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use serde_json::Value;
+use socratic_core::keys;
 use socratic_core::store::{
     Condition, EntityJson, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange,
-    Store, StoreError, TxOp, attributes_from_json, attributes_to_json, check_transaction,
+    Store, StoreError, TxOp, attributes_from_json, attributes_to_json, check_index,
+    check_transaction,
 };
 
 use crate::cursor;
@@ -16,9 +18,18 @@ use crate::cursor;
 /// Cloning shares the data. Reads see every completed write. Attributes are kept as JSON
 /// text, as the other stores keep them: a tree of JSON values takes several times the memory,
 /// and a read then parses a fresh copy where it would otherwise clone the tree.
-#[derive(Debug, Clone, Default)]
+///
+/// It serves the indexes it is built with: the key schema's ([`keys::INDEXES`]) by default.
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     tables: Arc<Mutex<Tables>>,
+    indexes: Arc<[Index]>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_indexes(&keys::INDEXES)
+    }
 }
 
 /// Index entries are ordered by (index sort key, pk, sk), so equal index sort keys still page
@@ -259,9 +270,17 @@ fn bad_cursor() -> StoreError {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store serving the key schema's indexes.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store serving `indexes`.
+    pub fn with_indexes(indexes: &[Index]) -> Self {
+        Self {
+            tables: Arc::default(),
+            indexes: indexes.into(),
+        }
     }
 
     /// Number of items stored.
@@ -438,7 +457,7 @@ impl Store for MemoryStore {
     }
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
-        item.check()?;
+        item.check(&self.indexes)?;
         let (key, stored) = Stored::new(item)?;
         let write = Write::Put(key, stored, mode);
         let mut tables = self.lock();
@@ -452,6 +471,9 @@ impl Store for MemoryStore {
             return Err(StoreError::InvalidRequest {
                 message: "a query needs a partition and a limit of at least 1".to_owned(),
             });
+        }
+        if let Some(index) = query.index {
+            check_index(index, &self.indexes)?;
         }
         let (copies, next) = {
             let tables = self.lock();
@@ -474,7 +496,7 @@ impl Store for MemoryStore {
     }
 
     async fn transact_and_count(&self, ops: Vec<TxOp>) -> Result<Vec<i64>, StoreError> {
-        check_transaction(&ops)?;
+        check_transaction(&ops, &self.indexes)?;
         let writes = ops
             .into_iter()
             .map(Write::new)

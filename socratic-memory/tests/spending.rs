@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use socratic_core::blob::BlobStore;
-use socratic_core::entity::{Prices, RunStatus};
+use socratic_core::entity::RunStatus;
 use socratic_core::llm::{
     Budget, BudgetLlm, CacheMode, CachedLlm, ConverseRequest, ConverseResponse, LlmClient,
-    LlmError, Message, Role,
+    LlmError, Message, Prices, Role,
 };
 use socratic_core::pipeline::plan;
 use socratic_core::repository::RunFilter;

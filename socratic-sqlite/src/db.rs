@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use crate::queue::Activity;
+use crate::activity::Activity;
 
 /// The schema this build writes. A database with a higher `user_version` was written by a
 /// newer socratic and is refused.
@@ -284,11 +284,6 @@ impl Database {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
-    }
-
-    /// The store on this database.
-    pub fn store(&self) -> crate::SqliteStore {
-        crate::SqliteStore::new(self.clone())
     }
 
     /// Runs `f` with the connection on the database thread, and answers once what it wrote

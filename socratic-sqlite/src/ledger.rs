@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::params;
-use socratic_core::entity::Prices;
+use socratic_core::llm::Prices;
 use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, worst_case_cost};
 
 use crate::db::{Database, now_ms};

@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+mod activity;
 mod db;
 mod ledger;
 mod queue;

@@ -1,7 +1,7 @@
 //! The queue ports on the `messages` table: one table for every queue of a database, so a
 //! stage's store writes and its queue's messages live in one file.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,13 +11,8 @@ use socratic_core::queue::{
     ReceiveOptions, check_nack_delay,
 };
 
-use tokio::sync::Notify;
-
+use crate::activity::{POLL, ms};
 use crate::db::{Database, Savepoint, now_ms};
-
-/// The longest a receive sleeps between looks at the table, so a message sent by another
-/// process is noticed even though its send wakes nobody here.
-const POLL: Duration = Duration::from_millis(100);
 
 /// What one look at a queue's table did.
 struct Taken {
@@ -26,60 +21,6 @@ struct Taken {
     next_visible: Option<i64>,
     /// Messages moved to the dead-letter queue.
     dead_lettered: usize,
-}
-
-/// What this process knows of a queue between looks at its table, so that idle receivers do
-/// not query an empty queue again and again. Sends, nacks and releases in this process bump
-/// the generation; a look that found nothing records the generation it saw and when the next
-/// hidden message becomes visible. Messages sent by another process are noticed within
-/// [`POLL`], since a recorded look expires after it.
-#[derive(Debug)]
-pub(crate) struct Activity {
-    arrived: Notify,
-    generation: AtomicU64,
-    empty_at: AtomicU64,
-    looked_at: AtomicI64,
-    next_visible: AtomicI64,
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Self {
-            arrived: Notify::new(),
-            generation: AtomicU64::new(0),
-            empty_at: AtomicU64::new(u64::MAX),
-            looked_at: AtomicI64::new(0),
-            next_visible: AtomicI64::new(0),
-        }
-    }
-}
-
-impl Activity {
-    /// Something changed; wake a receiver per message that may have become visible.
-    fn changed(&self, visible: usize) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        for _ in 0..visible {
-            self.arrived.notify_one();
-        }
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    fn looked_empty(&self, generation: u64, next_visible: Option<i64>, now: i64) {
-        self.looked_at.store(now, Ordering::SeqCst);
-        self.next_visible
-            .store(next_visible.unwrap_or(i64::MAX), Ordering::SeqCst);
-        self.empty_at.store(generation, Ordering::SeqCst);
-    }
-
-    /// Whether a recent look found nothing, nothing changed since, and nothing hidden is due.
-    fn known_empty(&self, now: i64) -> bool {
-        self.empty_at.load(Ordering::SeqCst) == self.generation()
-            && now < self.next_visible.load(Ordering::SeqCst)
-            && now - self.looked_at.load(Ordering::SeqCst) < ms(POLL)
-    }
 }
 
 /// How a [`SqliteQueue`] behaves.
@@ -114,10 +55,6 @@ pub struct SqliteQueue {
     db: Database,
     name: String,
     config: SqliteQueueConfig,
-}
-
-fn ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl SqliteQueue {

@@ -5,14 +5,16 @@
 //! items are serialised before a call and parsed after it, on the caller's thread.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::Value;
+use socratic_core::keys;
 use socratic_core::store::{
     Condition, Cursor, Index, IndexKey, Item, Key, Order, Page, PutMode, Query, SortKeyRange,
-    Store, StoreError, TxOp, attributes_from_json, attributes_to_json, check_key,
+    Store, StoreError, TxOp, attributes_from_json, attributes_to_json, check_index, check_key,
     check_transaction,
 };
 
@@ -23,14 +25,30 @@ pub const DEFAULT_PAGE: usize = 1000;
 
 /// A [`Store`] in a SQLite database. Transactions are SQLite transactions, so they are
 /// all-or-nothing across a crash as well as across failed conditions.
+///
+/// It serves the key schema's indexes ([`keys::INDEXES`]) unless built
+/// [`with_indexes`](Self::with_indexes).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: Database,
+    indexes: Arc<[Index]>,
+}
+
+impl Database {
+    /// The store on this database, serving the key schema's indexes.
+    pub fn store(&self) -> SqliteStore {
+        SqliteStore {
+            db: self.clone(),
+            indexes: keys::INDEXES.into(),
+        }
+    }
 }
 
 impl SqliteStore {
-    pub(crate) fn new(db: Database) -> Self {
-        Self { db }
+    /// The same store serving `indexes` instead.
+    pub fn with_indexes(mut self, indexes: &[Index]) -> Self {
+        self.indexes = indexes.into();
+        self
     }
 
     /// The database the store lives in.
@@ -116,13 +134,23 @@ struct Row {
 }
 
 impl Row {
-    fn parse(self) -> Result<Item, StoreError> {
+    /// The item, its index keys named among `indexes`.
+    fn parse(self, indexes: &[Index]) -> Result<Item, StoreError> {
         let invalid = |message: String| StoreError::InvalidData {
             key: self.key.clone(),
             message,
         };
-        let index_keys: BTreeMap<Index, IndexKey> =
+        let named: BTreeMap<String, IndexKey> =
             serde_json::from_str(&self.index_keys).map_err(|e| invalid(e.to_string()))?;
+        let index_keys = named
+            .into_iter()
+            .map(|(name, key)| match Index::named(indexes, &name) {
+                Some(index) => Ok((index, key)),
+                None => Err(invalid(format!(
+                    "index {name} is not one of this store's indexes"
+                ))),
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
         // The entity stays text: read straight from it by whoever asked.
         let (attributes, data) =
             attributes_from_json(&self.attributes).map_err(|e| invalid(e.to_string()))?;
@@ -524,11 +552,11 @@ impl Store for SqliteStore {
         let row = self
             .call(key.clone(), |conn, key| Ok(read(conn, key)?))
             .await?;
-        row.map(Row::parse).transpose()
+        row.map(|r| r.parse(&self.indexes)).transpose()
     }
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
-        item.check()?;
+        item.check(&self.indexes)?;
         let op = [Op::Put(Encoded::of(&item)?, mode)];
         self.call(op, |conn, op| transact(conn, op))
             .await
@@ -541,6 +569,9 @@ impl Store for SqliteStore {
             return Err(StoreError::InvalidRequest {
                 message: "a query needs a partition and a limit of at least 1".to_owned(),
             });
+        }
+        if let Some(index) = query.index {
+            check_index(index, &self.indexes)?;
         }
         let limit = query.limit.unwrap_or(DEFAULT_PAGE);
         let (sql, params, position_columns) = query_sql(query)?;
@@ -558,7 +589,7 @@ impl Store for SqliteStore {
         };
         let items = rows
             .into_iter()
-            .map(|(row, _)| row.parse())
+            .map(|(row, _)| row.parse(&self.indexes))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, cursor })
     }
@@ -568,7 +599,7 @@ impl Store for SqliteStore {
     }
 
     async fn transact_and_count(&self, ops: Vec<TxOp>) -> Result<Vec<i64>, StoreError> {
-        check_transaction(&ops)?;
+        check_transaction(&ops, &self.indexes)?;
         let ops = ops.iter().map(Op::of).collect::<Result<Vec<_>, _>>()?;
         self.call(ops, |conn, ops| transact(conn, ops)).await
     }
@@ -590,7 +621,7 @@ impl Store for SqliteStore {
             })
             .await?;
         rows.into_iter()
-            .map(|row| row.map(Row::parse).transpose())
+            .map(|row| row.map(|r| r.parse(&self.indexes)).transpose())
             .collect()
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use socratic_core::entity::Prices;
+use socratic_core::llm::Prices;
 use socratic_core::llm::{
     ConverseRequest, ConverseResponse, LlmClient, LlmError, Message, Role, StopReason, Usage,
     worst_case_cost,

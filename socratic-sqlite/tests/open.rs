@@ -100,12 +100,13 @@ fn a_corrupt_database_names_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_1_database_is_migrated_with_its_items() {
-    use socratic_core::store::{Index, Query, StoreError};
+    use socratic_core::keys::BY_STATUS;
+    use socratic_core::store::{Query, StoreError};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("socratic.db");
     let run = Item::new(Key::new("RUN#1", "META"))
         .with_data(EntityJson::of(&json!({"a": 1})).unwrap())
-        .with_index(Index::ByStatus, "STATUS#running", "RUN#1");
+        .with_index(BY_STATUS, "STATUS#running", "RUN#1");
     {
         let db = Database::open(&path).unwrap();
         db.store().put(run.clone(), PutMode::Create).await.unwrap();
@@ -128,7 +129,7 @@ async fn a_version_1_database_is_migrated_with_its_items() {
     let got = store.get(&run.key).await.unwrap().unwrap();
     assert_eq!(got.attributes, run.attributes);
     let page = store
-        .query(&Query::index(Index::ByStatus, "STATUS#running"))
+        .query(&Query::index(BY_STATUS, "STATUS#running"))
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1, "index entries still find the item");

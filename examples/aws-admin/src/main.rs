@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Command::CreateTable { table } => {
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            create_table(&client, &table)
+            create_table(&client, &table, &socratic_core::keys::INDEXES)
                 .await
                 .with_context(|| format!("creating table {table}"))?;
             println!(

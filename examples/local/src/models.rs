@@ -22,11 +22,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 use socratic_core::blob::BlobStore;
-use socratic_core::entity::{Model, Prices, Validate};
+use socratic_core::entity::{Model, Validate};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{
     Budget, BudgetLlm, CacheMode, CachedLlm, ConcurrencyLimitLlm, ConverseRequest, LlmClient,
-    Message, RateLimitLlm, RetryLlm, RetryPolicy, Role, StructuredMode, TokenLimitField,
+    Message, Prices, RateLimitLlm, RetryLlm, RetryPolicy, Role, StructuredMode, TokenLimitField,
 };
 use socratic_core::pipeline::Providers;
 use socratic_memory::SimulatedLlm;

@@ -1,6 +1,7 @@
 //! The `Store` port over one DynamoDB table.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -9,9 +10,11 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
 use serde_json::{Map, Value};
+use socratic_core::keys;
 use socratic_core::store::{
     Condition, Cursor, DATA_ATTRIBUTE, EntityJson, Index, IndexKey, Item, Key, Order, Page,
-    PutMode, Query, SortKeyRange, Store, StoreError, TxOp, check_key, check_transaction,
+    PutMode, Query, SortKeyRange, Store, StoreError, TxOp, check_index, check_key,
+    check_transaction,
 };
 
 use crate::error::{Failure, classify};
@@ -28,8 +31,9 @@ const BATCH_GET: usize = 100;
 const BATCH_RETRIES: u32 = 8;
 
 /// A [`Store`] over a DynamoDB table created by [`create_table`]: string `PK`/`SK`, and one
-/// global index per [`Index`] keyed by its own string attributes (sparse: an item without them
-/// is not in the index). Items are mapped with `serde_dynamo`; conditions are condition
+/// global index per [`Index`] it serves (the key schema's, [`keys::INDEXES`], unless built
+/// [`with_indexes`](Self::with_indexes)), keyed by the index's own string attributes (sparse:
+/// an item without them is not in the index). Items are mapped with `serde_dynamo`; conditions are condition
 /// expressions; transactions are `TransactWriteItems`, with cancellation reasons mapped to the
 /// failing operation; counters use `ADD`; cursors wrap `LastEvaluatedKey`.
 ///
@@ -39,15 +43,24 @@ const BATCH_RETRIES: u32 = 8;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    indexes: Arc<[Index]>,
 }
 
 impl DynamoStore {
-    /// A store over `table`. Build the client once per process.
+    /// A store over `table`, serving the key schema's indexes. Build the client once per
+    /// process.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            indexes: keys::INDEXES.into(),
         }
+    }
+
+    /// The same store serving `indexes` instead: the table's global indexes.
+    pub fn with_indexes(mut self, indexes: &[Index]) -> Self {
+        self.indexes = indexes.into();
+        self
     }
 
     /// The table name.
@@ -110,7 +123,11 @@ fn to_dynamo(item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError>
     })
 }
 
-fn from_dynamo(raw: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+/// Reads a DynamoDB item back, the attributes of `indexes` as its index keys.
+fn from_dynamo(
+    raw: HashMap<String, AttributeValue>,
+    indexes: &[Index],
+) -> Result<Item, StoreError> {
     let corrupt = |key: Key, message: String| StoreError::InvalidData { key, message };
     let mut map: Map<String, Value> =
         dynamo_serde::from_item(raw).map_err(|e| corrupt(Key::new("?", "?"), e.to_string()))?;
@@ -119,7 +136,7 @@ fn from_dynamo(raw: HashMap<String, AttributeValue>) -> Result<Item, StoreError>
     let sk = take_string(SK).unwrap_or_default();
     let key = Key::new(pk, sk);
     let mut index_keys = BTreeMap::new();
-    for index in Index::ALL {
+    for &index in indexes {
         if let (Some(ipk), Some(isk)) = (
             take_string(index.pk_attribute()),
             take_string(index.sk_attribute()),
@@ -309,11 +326,14 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(|e| failure(&classify(&e), Some(key)))?;
-        output.item.map(from_dynamo).transpose()
+        output
+            .item
+            .map(|raw| from_dynamo(raw, &self.indexes))
+            .transpose()
     }
 
     async fn put(&self, item: Item, mode: PutMode) -> Result<(), StoreError> {
-        item.check()?;
+        item.check(&self.indexes)?;
         let result = self
             .client
             .put_item()
@@ -341,7 +361,10 @@ impl Store for DynamoStore {
         }
         let (pk_name, sk_name) = match query.index {
             None => (PK, SK),
-            Some(index) => (index.pk_attribute(), index.sk_attribute()),
+            Some(index) => {
+                check_index(index, &self.indexes)?;
+                (index.pk_attribute(), index.sk_attribute())
+            }
         };
         let mut values =
             HashMap::from([(":pk".to_owned(), AttributeValue::S(query.partition.clone()))]);
@@ -392,7 +415,7 @@ impl Store for DynamoStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(from_dynamo)
+            .map(|raw| from_dynamo(raw, &self.indexes))
             .collect::<Result<Vec<_>, _>>()?;
         let cursor = match output.last_evaluated_key {
             Some(last) if !last.is_empty() => Some(encode_cursor(&last)?),
@@ -432,7 +455,7 @@ impl Store for DynamoStore {
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
                 {
-                    let item = from_dynamo(raw)?;
+                    let item = from_dynamo(raw, &self.indexes)?;
                     found.insert(item.key.clone(), item);
                 }
                 // BatchGetItem reports keys it did not get to inside a successful response.
@@ -460,7 +483,7 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
-        check_transaction(&ops)?;
+        check_transaction(&ops, &self.indexes)?;
         let items = ops
             .iter()
             .map(|op| tx_item(op, &self.table))
@@ -509,7 +532,7 @@ mod tests {
     #[test]
     fn items_round_trip_through_attribute_values() {
         let item = Item::new(Key::new("RUN#1", "METADATA"))
-            .with_index(Index::ByStatus, "STATUS#pending", "t#1")
+            .with_index(keys::BY_STATUS, "STATUS#pending", "t#1")
             .with_data(
                 EntityJson::of(&json!({"a": [1, 2.5, "x", null, true], "empty": ""})).unwrap(),
             )
@@ -523,7 +546,7 @@ mod tests {
             !raw.contains_key("by_type_pk"),
             "absent index keys are not written (sparse indexes)"
         );
-        assert_eq!(from_dynamo(raw).unwrap(), item);
+        assert_eq!(from_dynamo(raw, &keys::INDEXES).unwrap(), item);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Provisioning the table: its key schema and the five sparse global indexes.
+//! Provisioning the table: its key schema and its sparse global indexes.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -10,8 +10,13 @@ use socratic_core::store::{Index, StoreError};
 use super::{PK, SK, failure};
 use crate::error::classify;
 
-/// Creates the table and its indexes (on-demand billing) and waits until it is active.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+/// Creates the table with a global index for each of `indexes` (on-demand billing; the key
+/// schema's are `socratic_core::keys::INDEXES`) and waits until it is active.
+pub async fn create_table(
+    client: &Client,
+    table: &str,
+    indexes: &[Index],
+) -> Result<(), StoreError> {
     let string_attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -38,7 +43,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(string_attr(SK)?)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?);
-    for index in Index::ALL {
+    for index in indexes {
         request = request
             .attribute_definitions(string_attr(index.pk_attribute())?)
             .attribute_definitions(string_attr(index.sk_attribute())?)

@@ -251,7 +251,9 @@ pub async fn eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
 /// A fresh table with every index.
 pub async fn table(client: &aws_sdk_dynamodb::Client) -> String {
     let name = unique("socratic");
-    socratic_aws::create_table(client, &name).await.unwrap();
+    socratic_aws::create_table(client, &name, &socratic_core::keys::INDEXES)
+        .await
+        .unwrap();
     name
 }
 

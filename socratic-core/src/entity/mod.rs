@@ -9,26 +9,30 @@
 //! does both, and the repository and admin API only ever read entities through it.
 
 mod judgment;
+mod labels;
 mod manifest;
 mod model;
 mod prompt;
 mod rubric;
 mod run;
 mod scenario;
+mod stored;
 mod summary;
 mod turn;
 mod validation;
 
 pub use judgment::{Judgment, JudgmentOutcome, Verdict};
+pub use labels::{HumanLabel, HumanLabels};
 pub use manifest::{MAX_TURNS, Manifest, ManifestRequest, ModelConfig, StudentConfig};
-pub use model::{Model, Prices};
+pub use model::Model;
 pub use prompt::{Prompt, PromptKind};
 pub use rubric::{Anchor, Dimension, FlagSpec, REVEALS_ANSWER_FLAG, Rubric, Scale, Violation};
 pub use run::{Run, RunFailure, RunStatus, Stage};
 pub use scenario::{Level, Scenario, Vector};
+pub use stored::{CatalogEntity, Entity};
 pub use summary::{
-    Estimate, JudgeAgreement, ManifestSummary, ModelSummary, PairwiseComparison, RoleUsage,
-    RunSummary, VectorSummary,
+    JudgeAgreement, ManifestSummary, ModelSummary, PairwiseComparison, RoleUsage, RunSummary,
+    VectorSummary,
 };
 pub use turn::{CallRecord, Turn};
 pub use validation::{EntityError, FieldProblem, Problems, Validate, from_json, list_from_json};

@@ -2,35 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validation::{Problems, Validate, require_text};
 use crate::id::ModelId;
-use crate::llm::Usage;
-
-/// Prices in US dollars per million tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Prices {
-    /// Per million input tokens.
-    pub input: f64,
-    /// Per million output tokens.
-    pub output: f64,
-    /// Per million tokens read from the prompt cache.
-    #[serde(default)]
-    pub cache_read: f64,
-    /// Per million tokens written to the prompt cache.
-    #[serde(default)]
-    pub cache_write: f64,
-}
-
-impl Prices {
-    /// The cost in dollars of `usage` at these prices.
-    pub fn cost(&self, usage: &Usage) -> f64 {
-        const PER: f64 = 1_000_000.0;
-        (usage.input_tokens as f64 * self.input
-            + usage.output_tokens as f64 * self.output
-            + usage.cache_read_tokens as f64 * self.cache_read
-            + usage.cache_write_tokens as f64 * self.cache_write)
-            / PER
-    }
-}
+use crate::llm::Prices;
 
 /// A model that can play tutor, student or judge (the MODEL entity). Immutable once stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +55,7 @@ impl Validate for Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::Usage;
 
     #[test]
     fn cost_is_priced_per_million_tokens() {

@@ -4,38 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use super::rubric::Violation;
 use super::scenario::Vector;
+use super::validation::{Problems, Validate};
 use crate::clock::Timestamp;
 use crate::id::{ManifestId, ModelId, RubricId, RunId, ScenarioId};
 use crate::llm::{Role, Usage};
-
-/// A mean with its 95% confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Estimate {
-    /// Point estimate.
-    pub mean: f64,
-    /// Lower bound of the 95% interval; `None` when there is none (a single scenario).
-    pub ci_low: Option<f64>,
-    /// Upper bound of the 95% interval; `None` when there is none (a single scenario).
-    pub ci_high: Option<f64>,
-    /// Number of independent units (scenarios) behind it.
-    pub n: u32,
-}
-
-impl Estimate {
-    /// The interval's bounds, when there is an interval.
-    pub fn interval(&self) -> Option<(f64, f64)> {
-        Some((self.ci_low?, self.ci_high?))
-    }
-
-    /// The interval as text: `[low, high]` with `decimals` places, or `n/a` without one.
-    pub fn interval_text(&self, decimals: usize) -> String {
-        self.interval().map_or_else(
-            || "n/a".to_owned(),
-            |(low, high)| format!("[{low:.decimals$}, {high:.decimals$}]"),
-        )
-    }
-}
+use crate::stats::Estimate;
 
 /// Calls, tokens and cost of one role.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -274,4 +247,28 @@ pub struct ManifestSummary {
     pub cost_usd: f64,
     /// When it was computed.
     pub computed_at: Timestamp,
+}
+
+impl Validate for RunSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
+}
+
+impl Validate for ManifestSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
+}
+
+impl Validate for ModelSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
+}
+
+impl Validate for VectorSummary {
+    fn validate(&self) -> Result<(), Problems> {
+        Ok(())
+    }
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
+use super::Prices;
 use super::{ConverseRequest, ConverseResponse, LlmClient, LlmError};
-use crate::entity::Prices;
 
 /// Tokens a chat template may add around each message (role markers, separators).
 const TOKENS_PER_MESSAGE: u64 = 8;

@@ -288,6 +288,34 @@ impl std::ops::Add for Usage {
     }
 }
 
+/// Prices in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    /// Per million input tokens.
+    pub input: f64,
+    /// Per million output tokens.
+    pub output: f64,
+    /// Per million tokens read from the prompt cache.
+    #[serde(default)]
+    pub cache_read: f64,
+    /// Per million tokens written to the prompt cache.
+    #[serde(default)]
+    pub cache_write: f64,
+}
+
+impl Prices {
+    /// The cost in dollars of `usage` at these prices.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        const PER: f64 = 1_000_000.0;
+        (usage.input_tokens as f64 * self.input
+            + usage.output_tokens as f64 * self.output
+            + usage.cache_read_tokens as f64 * self.cache_read
+            + usage.cache_write_tokens as f64 * self.cache_write)
+            / PER
+    }
+}
+
 /// A model's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConverseResponse {

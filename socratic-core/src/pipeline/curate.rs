@@ -13,12 +13,12 @@ use crate::answer_key::GoalTimeline;
 use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
 use crate::entity::{
-    Judgment, Manifest, Model, Prices, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus,
-    RunSummary, Scenario, Turn,
+    Judgment, Manifest, Model, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus, RunSummary,
+    Scenario, Turn,
 };
 use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys;
-use crate::llm::Role;
+use crate::llm::{Prices, Role};
 use crate::report::{self, ReportRuns};
 use crate::repository::{Repository, RunFilter, RunRecord, overwrite_op};
 use crate::stats;

@@ -7,13 +7,13 @@ use crate::answer_key::GoalTimeline;
 use crate::clock::Timestamp;
 use crate::entity::Violation;
 use crate::entity::{
-    Estimate, JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison,
-    RoleUsage, Rubric, RunStatus, RunSummary, Vector, VectorSummary,
+    JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison, RoleUsage, Rubric,
+    RunStatus, RunSummary, Vector, VectorSummary,
 };
 use crate::id::{ModelId, ScenarioId};
 use crate::llm::Role;
 use crate::repository::RunRecord;
-use crate::stats::{self, PERMUTATION_RESAMPLES};
+use crate::stats::{self, Estimate, PERMUTATION_RESAMPLES};
 
 /// The significance level for separating rank groups (after Holm's adjustment).
 pub const ALPHA: f64 = 0.05;

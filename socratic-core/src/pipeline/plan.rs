@@ -8,12 +8,12 @@ use super::{Job, Ports, StageError};
 use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStoreExt};
 use crate::canonical::{ContentHash, content_hash};
 use crate::entity::{
-    Manifest, ManifestRequest, Model, Problems, Prompt, PromptKind, Rubric, Run, RunStatus,
-    Scenario, Validate,
+    CatalogEntity, Manifest, ManifestRequest, Model, Problems, Prompt, PromptKind, Rubric, Run,
+    RunStatus, Scenario, Validate,
 };
 use crate::id::{ManifestId, ModelId, RunId, ScenarioId};
 use crate::queue::QueueProducerExt;
-use crate::repository::{CatalogEntity, RunFilter};
+use crate::repository::RunFilter;
 
 /// The result of planning.
 #[derive(Debug, Clone, PartialEq)]

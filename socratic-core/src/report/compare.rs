@@ -169,8 +169,8 @@ fn difference_chart(comparison: &ManifestComparison) -> String {
 mod tests {
     use super::*;
     use crate::compare::{ModelDifference, ScenarioChange};
-    use crate::entity::Estimate;
     use crate::id::{ModelId, ScenarioId};
+    use crate::stats::Estimate;
 
     fn model(id: &str) -> ModelId {
         ModelId::new(id).expect("valid id")

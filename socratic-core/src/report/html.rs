@@ -141,7 +141,7 @@ fn vector_chart(summary: &ManifestSummary, max: f64) -> String {
 /// still shows.
 fn grouped_chart(
     summary: &ManifestSummary,
-    groups: Vec<(String, Vec<Option<crate::entity::Estimate>>)>,
+    groups: Vec<(String, Vec<Option<crate::stats::Estimate>>)>,
     max: f64,
     title: &str,
 ) -> String {

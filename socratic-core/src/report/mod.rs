@@ -9,7 +9,8 @@ mod html;
 pub use compare::{MOST_CHANGED, comparison_html};
 pub use html::{HtmlReport, ReportRuns, report_html};
 
-use crate::entity::{Estimate, ManifestSummary};
+use crate::entity::ManifestSummary;
+use crate::stats::Estimate;
 
 /// An interval of a difference, with signs: `[-0.12, +0.40]`, or `n/a`.
 fn signed_interval(e: &Estimate) -> String {

@@ -1,4 +1,5 @@
-//! Conformance suites, one per port (feature `testkit`).
+//! Conformance suites, one per port (feature `testkit`), and the check that a crate's modules
+//! import only down its [`layers`].
 //!
 //! Each check is a plain `async fn` taking the port as a trait object and panicking with a
 //! message that names the broken rule. Every backend runs every check: the in-memory ones in
@@ -12,6 +13,7 @@
 //! ```
 
 pub mod blob;
+pub mod layers;
 pub mod llm;
 pub mod queue;
 pub mod store;

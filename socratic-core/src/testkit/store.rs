@@ -10,6 +10,7 @@ use crate::store::{
 };
 
 use super::unique_prefix;
+use crate::keys;
 
 /// Runs every check.
 pub async fn run_all(store: &dyn Store) {
@@ -73,7 +74,7 @@ pub async fn overwrite_replaces(store: &dyn Store) {
     let pk = unique_prefix("overwrite");
     let first = item(&pk, "A")
         .with_attribute("old", json!(true))
-        .with_index(Index::ByType, format!("{pk}-T"), "x");
+        .with_index(keys::BY_TYPE, format!("{pk}-T"), "x");
     store
         .put(first, PutMode::Overwrite)
         .await
@@ -86,7 +87,7 @@ pub async fn overwrite_replaces(store: &dyn Store) {
         .expect("overwrite");
     assert_eq!(store.get(&second.key).await.expect("get"), Some(second));
     let indexed = store
-        .query(&Query::index(Index::ByType, format!("{pk}-T")))
+        .query(&Query::index(keys::BY_TYPE, format!("{pk}-T")))
         .await
         .expect("query");
     assert!(
@@ -248,7 +249,7 @@ pub async fn pagination_returns_each_item_once(store: &dyn Store) {
 /// item's index key moves it.
 pub async fn indexes_are_sparse_and_follow_updates(store: &dyn Store) {
     let base = unique_prefix("index");
-    for index in Index::ALL {
+    for index in keys::INDEXES {
         let partition = format!("{base}-{}", index.name());
         let a = item(&base, &format!("{}-a", index.name())).with_index(index, &partition, "2");
         let b = item(&base, &format!("{}-b", index.name())).with_index(index, &partition, "1");
@@ -311,11 +312,11 @@ pub async fn index_pagination(store: &dyn Store) {
     let mut expected = Vec::new();
     for i in 0..12 {
         let sk = format!("{:02}", i / 2); // pairs share an index sort key
-        let it = item(&base, &format!("item-{i:02}")).with_index(Index::ByStatus, &partition, &sk);
+        let it = item(&base, &format!("item-{i:02}")).with_index(keys::BY_STATUS, &partition, &sk);
         store.put(it, PutMode::Create).await.expect("put");
         expected.push(format!("item-{i:02}"));
     }
-    let query = Query::index(Index::ByStatus, &partition).limit(5);
+    let query = Query::index(keys::BY_STATUS, &partition).limit(5);
     let mut seen = collect_pages(store, query.clone(), 5).await;
     assert_eq!(seen.len(), 12, "every indexed item once: {seen:?}");
     seen.sort();
@@ -588,7 +589,7 @@ pub async fn increments_follow_puts(store: &dyn Store) {
     let indexed = |n: i64| {
         item(&pk, "METADATA")
             .with_attribute("n", json!(n))
-            .with_index(Index::ByType, format!("{pk}-type"), "METADATA")
+            .with_index(keys::BY_TYPE, format!("{pk}-type"), "METADATA")
     };
     let add = |by: i64| {
         store.transact_and_count(vec![TxOp::Increment {
@@ -606,7 +607,7 @@ pub async fn increments_follow_puts(store: &dyn Store) {
         Some(json!({"sk": "METADATA"}))
     );
     let listed = store
-        .query(&Query::index(Index::ByType, format!("{pk}-type")))
+        .query(&Query::index(keys::BY_TYPE, format!("{pk}-type")))
         .await
         .expect("query");
     assert_eq!(listed.items.len(), 1);
@@ -759,6 +760,33 @@ pub async fn invalid_requests_are_rejected(store: &dyn Store) {
         store.transact(too_many).await,
         Err(StoreError::InvalidRequest { .. })
     ));
+    // An index the store was not built with is refused, on writes and on queries, and an
+    // attribute may not take the name of an index's key attribute.
+    let foreign = Index::new("by_nothing", "by_nothing_pk", "by_nothing_sk");
+    let unknown = item(&pk, "F").with_index(foreign, "P", "S");
+    assert!(
+        matches!(
+            store.put(unknown, PutMode::Create).await,
+            Err(StoreError::InvalidRequest { .. })
+        ),
+        "an item keyed in an unknown index is refused"
+    );
+    assert!(
+        matches!(
+            store.query(&Query::index(foreign, "P")).await,
+            Err(StoreError::InvalidRequest { .. })
+        ),
+        "a query of an unknown index is refused"
+    );
+    let shadowing =
+        item(&pk, "G").with_attribute(keys::BY_STATUS.pk_attribute(), json!("STATUS#x"));
+    assert!(
+        matches!(
+            store.put(shadowing, PutMode::Create).await,
+            Err(StoreError::InvalidRequest { .. })
+        ),
+        "an attribute named like an index key is refused"
+    );
     assert_eq!(
         store
             .query_all(&Query::partition(&pk))
@@ -775,8 +803,8 @@ pub async fn invalid_requests_are_rejected(store: &dyn Store) {
         ),
         "a cursor the backend did not issue is rejected"
     );
-    let distinct: BTreeSet<_> = Index::ALL.iter().map(|i| i.name()).collect();
-    assert_eq!(distinct.len(), Index::ALL.len());
+    let distinct: BTreeSet<_> = keys::INDEXES.iter().map(|i| i.name()).collect();
+    assert_eq!(distinct.len(), keys::INDEXES.len());
 }
 
 /// A batch read answers every key in order, `None` for missing ones, across backend batches.

@@ -20,10 +20,10 @@ mod tutor;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use socratic_core::entity::{Model, Prices};
+use socratic_core::entity::Model;
 use socratic_core::id::ModelId;
 use socratic_core::llm::{
-    ConverseRequest, ConverseResponse, LlmClient, LlmError, StopReason, Usage,
+    ConverseRequest, ConverseResponse, LlmClient, LlmError, Prices, StopReason, Usage,
 };
 
 use tutor::TutorStyle;
