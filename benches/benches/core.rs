@@ -21,7 +21,8 @@ use socratic_core::repository::{RunFilter, RunRecord, from_item, to_item};
 use socratic_core::runner::RunnerConfig;
 use socratic_core::stats;
 use socratic_core::store::{Item, PutMode, Store, StoreExt};
-use socratic_memory::{MemoryQueue, MemoryStore, QueueConfig, SimulatedLlm};
+use socratic_memory::{MemoryQueue, MemoryStore, QueueConfig};
+use socratic_sim::SimulatedLlm;
 
 fn hashing(c: &mut Criterion) {
     let defaults = Defaults::load().unwrap();
@@ -104,7 +105,7 @@ fn sample(runtime: &tokio::runtime::Runtime) -> Sample {
             .unwrap();
         let judge = SimulatedLlm::catalog()
             .into_iter()
-            .find(|m| m.id.as_str() == socratic_memory::simulated::JUDGE)
+            .find(|m| m.id.as_str() == socratic_sim::simulated::JUDGE)
             .unwrap();
         Sample {
             record,

@@ -14,10 +14,9 @@ use socratic_core::llm::{
 };
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::runner::{Runner, RunnerConfig};
-use socratic_memory::simulated::{PROVIDER, SOCRATIC_TUTOR};
-use socratic_memory::{
-    FsBlobStore, LocalPipeline, MemoryBlobStore, SimulatedLlm, simulated_manifest,
-};
+use socratic_memory::{FsBlobStore, LocalPipeline, MemoryBlobStore};
+use socratic_sim::simulated::{PROVIDER, SOCRATIC_TUTOR};
+use socratic_sim::{SimulatedLlm, simulated_manifest};
 use socratic_sqlite::ResultsDir;
 
 /// How long the simulated models' calls took, per role: the time a model itself takes (a

@@ -1,7 +1,27 @@
 //! Per-entry results of a batch send (`SendMessageBatch`, `PutEvents`), filled in as entries
 //! are checked locally and answered by the service.
 
-use socratic_core::queue::{MessageId, QueueError};
+use socratic_core::queue::{MessageId, OutgoingMessage, QueueError};
+
+/// The messages that pass `check`, with their positions, `size` at a time (the service's
+/// largest batch), and the results with every failed check recorded: an invalid entry fails
+/// alone and is never sent.
+pub(crate) fn checked_batches(
+    messages: &[OutgoingMessage],
+    size: usize,
+    check: impl Fn(&OutgoingMessage) -> Result<(), QueueError>,
+) -> (EntryResults, Vec<Vec<(usize, &OutgoingMessage)>>) {
+    let mut results = EntryResults::new(messages.len());
+    let mut valid = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        match check(message) {
+            Ok(()) => valid.push((i, message)),
+            Err(e) => results.set(i, Err(e)),
+        }
+    }
+    let batches = valid.chunks(size).map(<[_]>::to_vec).collect();
+    (results, batches)
+}
 
 /// One slot per message, in the caller's order.
 pub(crate) struct EntryResults(Vec<Option<Result<MessageId, QueueError>>>);

@@ -5,7 +5,7 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use socratic_core::queue::{MessageId, OutgoingMessage, QueueError, QueueProducer};
 
-use crate::batch::EntryResults;
+use crate::batch::checked_batches;
 use crate::error::{Failure, classify};
 
 /// The `source` of every event this library publishes.
@@ -87,15 +87,8 @@ impl QueueProducer for EventBridgePublisher {
         &self,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<Result<MessageId, QueueError>>, QueueError> {
-        let mut results = EntryResults::new(messages.len());
-        let mut valid = Vec::new();
-        for (i, message) in messages.iter().enumerate() {
-            match check(message) {
-                Ok(()) => valid.push((i, message)),
-                Err(e) => results.set(i, Err(e)),
-            }
-        }
-        for chunk in valid.chunks(BATCH) {
+        let (mut results, batches) = checked_batches(&messages, BATCH, check);
+        for chunk in &batches {
             let entries: Vec<_> = chunk.iter().map(|(_, m)| self.entry(m)).collect();
             let output = self
                 .client

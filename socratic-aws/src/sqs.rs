@@ -12,7 +12,7 @@ use socratic_core::queue::{
     ReceiveOptions,
 };
 
-use crate::batch::EntryResults;
+use crate::batch::checked_batches;
 use crate::error::{Failure, classify};
 
 /// SQS's largest batch.
@@ -139,16 +139,8 @@ impl QueueProducer for SqsQueue {
         &self,
         messages: Vec<OutgoingMessage>,
     ) -> Result<Vec<Result<MessageId, QueueError>>, QueueError> {
-        let mut results = EntryResults::new(messages.len());
-        // Invalid entries fail alone, before anything is sent.
-        let mut valid = Vec::new();
-        for (i, message) in messages.into_iter().enumerate() {
-            match message.check() {
-                Ok(()) => valid.push((i, message)),
-                Err(e) => results.set(i, Err(e)),
-            }
-        }
-        for chunk in valid.chunks(BATCH) {
+        let (mut results, batches) = checked_batches(&messages, BATCH, OutgoingMessage::check);
+        for chunk in &batches {
             let entries = chunk
                 .iter()
                 .map(|(i, m)| {

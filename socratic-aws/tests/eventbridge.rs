@@ -19,8 +19,6 @@ async fn eventbridge_publishes_run_judged_events() {
     };
     let events = support::eventbridge(&endpoint).await;
     let sqs = support::sqs(&endpoint, None).await;
-    let bus = support::unique("socratic-bus");
-    events.create_event_bus().name(&bus).send().await.unwrap();
     let queue = sqs
         .create_queue()
         .queue_name(support::unique("curator"))
@@ -28,42 +26,7 @@ async fn eventbridge_publishes_run_judged_events() {
         .await
         .unwrap();
     let url = queue.queue_url().unwrap().to_owned();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let arn = attributes
-        .attributes()
-        .unwrap()
-        .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .unwrap()
-        .clone();
-    let pattern = json!({"source": [SOURCE], "detail-type": [RUN_JUDGED_DETAIL_TYPE]}).to_string();
-    events
-        .put_rule()
-        .name("run-judged")
-        .event_bus_name(&bus)
-        .event_pattern(pattern)
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("run-judged")
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("curator")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let bus = support::run_judged_bus(&events, &sqs, &url).await;
 
     let publisher = EventBridgePublisher::new(events, &bus);
     let mut batch: Vec<OutgoingMessage> = (0..12)

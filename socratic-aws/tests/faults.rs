@@ -15,8 +15,8 @@ use socratic_core::api::{AdminApi, ApiConfig};
 use socratic_core::defaults::Defaults;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::store::{Key, Store};
-use socratic_memory::simulated::PROVIDER;
-use socratic_memory::{SimulatedLlm, simulated_manifest};
+use socratic_sim::simulated::PROVIDER;
+use socratic_sim::{SimulatedLlm, simulated_manifest};
 
 const KEY: &str = "faults-test-key";
 

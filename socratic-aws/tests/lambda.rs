@@ -30,9 +30,9 @@ use socratic_core::queue::{QueueConsumer, ReceiveOptions};
 use socratic_core::repository::Repository;
 use socratic_core::repository::RunFilter;
 use socratic_core::runner::StageHandler;
-use socratic_memory::chaos::ThrottledModel;
-use socratic_memory::simulated::{LEAKY_TUTOR, PROVIDER};
-use socratic_memory::{SimulatedLlm, simulated_manifest};
+use socratic_sim::chaos::ThrottledModel;
+use socratic_sim::simulated::{LEAKY_TUTOR, PROVIDER};
+use socratic_sim::{SimulatedLlm, simulated_manifest};
 
 const KEY: &str = "lambda-test-key";
 /// The job queues' redrive `maxReceiveCount`, which the handlers are told as the deployment
@@ -66,44 +66,8 @@ async fn deploy(endpoint: &str) -> Deployment {
     let (dialogue, dialogue_dead_letters) = support::queue(&sqs, "dialogue", MAX_RECEIVES).await;
     let (judge, _) = support::queue(&sqs, "judge", MAX_RECEIVES).await;
     let (curator, _) = support::queue(&sqs, "curator", 5).await;
-    let curator_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&curator)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()
-        .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .unwrap()
-        .clone();
     let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let bus = support::unique("bus");
-    events.create_event_bus().name(&bus).send().await.unwrap();
-    let pattern = json!({"source": [SOURCE], "detail-type": [RUN_JUDGED_DETAIL_TYPE]}).to_string();
-    events
-        .put_rule()
-        .name("run-judged")
-        .event_bus_name(&bus)
-        .event_pattern(pattern)
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("run-judged")
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("curator")
-                .arn(curator_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let bus = support::run_judged_bus(&events, &sqs, &curator).await;
 
     let settings = AwsSettings {
         region: Some("us-east-1".into()),

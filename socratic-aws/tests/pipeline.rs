@@ -20,8 +20,9 @@ use socratic_core::pipeline::{PipelineConfig, Ports, Providers, StageError, plan
 use socratic_core::queue::{QueueConsumer, ReceiveOptions};
 use socratic_core::repository::Repository;
 use socratic_core::runner::{JobHandler, Runner, RunnerConfig, StageHandler};
-use socratic_memory::simulated::PROVIDER;
-use socratic_memory::{LocalPipeline, MemoryBlobStore, SimulatedLlm, simulated_manifest};
+use socratic_memory::{LocalPipeline, MemoryBlobStore};
+use socratic_sim::simulated::PROVIDER;
+use socratic_sim::{SimulatedLlm, simulated_manifest};
 
 /// The summary without what legitimately differs between two runs: ids and times.
 fn comparable(summary: &ManifestSummary) -> Value {

@@ -7,14 +7,12 @@ use std::time::Duration;
 
 use socratic_core::blob::BlobStore;
 use socratic_core::clock::{SystemClock, UlidGenerator};
-use socratic_core::defaults::{Defaults, ScenarioSet, install_catalog};
-use socratic_core::entity::{ManifestRequest, Model, ModelConfig, StudentConfig};
-use socratic_core::id::ModelId;
+use socratic_core::defaults::install_catalog;
+use socratic_core::entity::Model;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::repository::{RepoError, Repository};
 use socratic_core::runner::{Runner, RunnerConfig};
 
-use crate::simulated::{JUDGE, LEAKY_TUTOR, LECTURER_TUTOR, SOCRATIC_TUTOR, STUDENT};
 use crate::{MemoryQueue, MemoryStore};
 
 /// Deliveries of a message before it is dead-lettered.
@@ -107,42 +105,5 @@ impl LocalPipeline {
             )
             .config(config)
             .build()
-    }
-}
-
-fn model(id: &str) -> ModelId {
-    ModelId::new(id).unwrap_or_else(|_| unreachable!("static ids are valid"))
-}
-
-/// The default offline benchmark: the eight starter scenarios × the three simulated tutors ×
-/// three turns, with the simulated student and judge and the default prompts and rubric.
-pub fn simulated_manifest(defaults: &Defaults) -> ManifestRequest {
-    ManifestRequest {
-        tutor_prompt: defaults.tutor_prompt.id.clone(),
-        judge_prompt: defaults.judge_prompt.id.clone(),
-        rubric: defaults.rubric.id.clone(),
-        scenarios: defaults.scenario_ids(ScenarioSet::Starter),
-        tutors: [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]
-            .iter()
-            .map(|m| ModelConfig {
-                model: model(m),
-                temperature: 0.7,
-            })
-            .collect(),
-        student: Some(StudentConfig {
-            model: model(STUDENT),
-            temperature: 0.7,
-            prompt: defaults.student_prompt.id.clone(),
-        }),
-        judges: vec![ModelConfig {
-            model: model(JUDGE),
-            temperature: 0.0,
-        }],
-        turns: 3,
-        repetitions: 1,
-        max_tokens: 512,
-        label: Some("Offline benchmark of the simulated tutors".to_owned()),
-        rejudge_of: None,
-        allow_self_judging: false,
     }
 }

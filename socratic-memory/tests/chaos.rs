@@ -21,9 +21,10 @@ use socratic_core::repository::RunFilter;
 use socratic_core::runner::{JobHandler, RunnerConfig, StageHandler};
 use socratic_core::stats::SplitMix64;
 use socratic_core::store::{Item, Key, Page, PutMode, Query, Store, StoreError, TxOp};
-use socratic_memory::chaos::{DuplicatingProducer, FaultRates, FaultyLlm, ShufflingConsumer};
-use socratic_memory::simulated::{PROVIDER, SOCRATIC_TUTOR};
-use socratic_memory::{MemoryStore, SimulatedLlm};
+use socratic_memory::MemoryStore;
+use socratic_sim::SimulatedLlm;
+use socratic_sim::chaos::{DuplicatingProducer, FaultRates, FaultyLlm, ShufflingConsumer};
+use socratic_sim::simulated::{PROVIDER, SOCRATIC_TUTOR};
 use support::{
     Harness, Options, YieldingStore, default_request, fast_config, leaderboard, model, outcome,
 };

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use socratic_core::blob::BlobStore;
-use socratic_core::llm::LlmClient;
 use socratic_core::queue::{QueueConsumer, QueueProducer};
 use socratic_core::store::Store;
 use socratic_core::testkit::{
     self,
     queue::{QueueFixture, TestQueue},
 };
-use socratic_memory::{FsBlobStore, MemoryBlobStore, MemoryQueue, MemoryStore, ScriptedLlm};
+use socratic_memory::{FsBlobStore, MemoryBlobStore, MemoryQueue, MemoryStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_store_suite() {
@@ -86,13 +85,6 @@ async fn memory_queue_passes_the_queue_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_queue_passes_through_arc_and_box_dyn() {
     testkit::queue::run_all(&MemoryQueues { through_dyn: true }).await;
-}
-
-#[tokio::test]
-async fn scripted_llm_passes_the_llm_suite() {
-    testkit::llm::run_all(&ScriptedLlm::new(), "scripted").await;
-    let shared: Arc<dyn LlmClient> = Arc::new(ScriptedLlm::new());
-    testkit::llm::run_all(&shared, "scripted").await;
 }
 
 /// A queue that, like an SQS standard queue, now and then delivers a message again after it

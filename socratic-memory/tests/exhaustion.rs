@@ -13,9 +13,9 @@ use socratic_core::entity::{RunStatus, Stage};
 use socratic_core::pipeline::plan;
 use socratic_core::repository::RunFilter;
 use socratic_core::runner::{RunError, Runner};
-use socratic_memory::SimulatedLlm;
-use socratic_memory::chaos::ThrottledModel;
-use socratic_memory::simulated::LEAKY_TUTOR;
+use socratic_sim::SimulatedLlm;
+use socratic_sim::chaos::ThrottledModel;
+use socratic_sim::simulated::LEAKY_TUTOR;
 use support::{Harness, Options, default_request, fast_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

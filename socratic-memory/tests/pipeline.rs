@@ -17,9 +17,9 @@ use socratic_core::keys;
 use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Role};
 use socratic_core::pipeline::{PlanError, RunDigest, plan, summarize_digests};
 use socratic_core::repository::RunFilter;
-use socratic_memory::SimulatedLlm;
-use socratic_memory::chaos::{FaultRates, FaultyLlm};
-use socratic_memory::simulated::{LEAKY_TUTOR, LECTURER_TUTOR, SOCRATIC_TUTOR};
+use socratic_sim::SimulatedLlm;
+use socratic_sim::chaos::{FaultRates, FaultyLlm};
+use socratic_sim::simulated::{LEAKY_TUTOR, LECTURER_TUTOR, SOCRATIC_TUTOR};
 use support::{Harness, Options, default_request, fast_config, leaderboard, model};
 
 async fn run_default(harness: &Harness) -> ManifestSummary {
@@ -437,7 +437,7 @@ async fn scripted_students_need_no_student_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_judges_are_averaged_and_their_agreement_reported() {
-    use socratic_memory::simulated::{JUDGE, STRICT_JUDGE};
+    use socratic_sim::simulated::{JUDGE, STRICT_JUDGE};
     let harness = Harness::new(Options::default()).await;
     let mut request = default_request();
     request.judges = vec![

@@ -15,8 +15,9 @@ use socratic_core::pipeline::{
     PlanError, import_manifest, latest_dialogue_manifest, plan, rejudge_request,
 };
 use socratic_core::repository::RunFilter;
-use socratic_memory::simulated::STRICT_JUDGE;
-use socratic_memory::{MemoryStore, SimulatedLlm};
+use socratic_memory::MemoryStore;
+use socratic_sim::SimulatedLlm;
+use socratic_sim::simulated::STRICT_JUDGE;
 use support::{Harness, Options, default_request, fast_config, model};
 
 /// Counts calls per role.

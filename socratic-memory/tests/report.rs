@@ -14,8 +14,9 @@ use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Role};
 use socratic_core::pipeline::{PipelineConfig, Providers};
 use socratic_core::runner::RunnerConfig;
-use socratic_memory::simulated::PROVIDER;
-use socratic_memory::{LocalPipeline, MemoryBlobStore, SimulatedLlm, simulated_manifest};
+use socratic_memory::{LocalPipeline, MemoryBlobStore};
+use socratic_sim::simulated::PROVIDER;
+use socratic_sim::{SimulatedLlm, simulated_manifest};
 
 /// The largest report the issue allows for 1,000 runs of 3 turns.
 const MAX_REPORT_BYTES: usize = 10 * 1024 * 1024;

@@ -18,7 +18,8 @@ use socratic_core::llm::{
 };
 use socratic_core::pipeline::plan;
 use socratic_core::repository::RunFilter;
-use socratic_memory::{MemoryBlobStore, SimulatedLlm};
+use socratic_memory::MemoryBlobStore;
+use socratic_sim::SimulatedLlm;
 use support::{Harness, Options, default_request, fast_config};
 
 /// Counts the calls that reach the model.
@@ -75,7 +76,7 @@ async fn a_cached_answer_is_marked_and_repetitions_stay_distinct() {
 #[tokio::test]
 async fn errors_are_never_cached_and_a_replay_miss_fails_clearly() {
     let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-    let failing = socratic_memory::ScriptedLlm::new();
+    let failing = socratic_sim::ScriptedLlm::new();
     failing.push_error(LlmError::Unavailable {
         message: "down".into(),
     });

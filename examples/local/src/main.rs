@@ -34,8 +34,9 @@ use socratic_core::repository::{Repository, RunFilter};
 use socratic_local::backend::Backend;
 use socratic_local::models::{self, ClientOptions, Layers, ModelsFile};
 use socratic_local::{catalog, history};
-use socratic_memory::simulated::PROVIDER;
-use socratic_memory::{FsBlobStore, LocalPipeline, SimulatedLlm, simulated_manifest};
+use socratic_memory::{FsBlobStore, LocalPipeline};
+use socratic_sim::simulated::PROVIDER;
+use socratic_sim::{SimulatedLlm, simulated_manifest};
 use socratic_sqlite::{CallLedger, ResultsDir};
 
 /// Benchmark LLMs as Socratic tutors.

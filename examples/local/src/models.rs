@@ -29,9 +29,9 @@ use socratic_core::llm::{
     Message, Prices, RateLimitLlm, RetryLlm, RetryPolicy, Role, StructuredMode, TokenLimitField,
 };
 use socratic_core::pipeline::Providers;
-use socratic_memory::SimulatedLlm;
 #[cfg(feature = "openai")]
 use socratic_openai::{OpenAiConfig, OpenAiLlm};
+use socratic_sim::SimulatedLlm;
 use socratic_sqlite::{CallLedger, LedgerLlm};
 
 /// The providers a models file may name.

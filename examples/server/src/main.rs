@@ -25,8 +25,9 @@ use socratic_core::blob::BlobStore;
 use socratic_core::defaults::install_catalog;
 use socratic_core::pipeline::{PipelineConfig, Providers};
 use socratic_core::runner::RunnerConfig;
-use socratic_memory::simulated::PROVIDER;
-use socratic_memory::{FsBlobStore, LocalPipeline, MemoryBlobStore, SimulatedLlm};
+use socratic_memory::{FsBlobStore, LocalPipeline, MemoryBlobStore};
+use socratic_sim::SimulatedLlm;
+use socratic_sim::simulated::PROVIDER;
 use socratic_sqlite::ResultsDir;
 
 /// Serve the admin API with local workers.

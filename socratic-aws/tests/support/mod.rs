@@ -248,6 +248,57 @@ pub async fn eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
     aws_sdk_eventbridge::Client::new(&sdk(endpoint).await)
 }
 
+/// A fresh event bus whose rule sends run-judged events to the queue at `queue_url`, as the
+/// stack routes them to the curator: the bus's name.
+pub async fn run_judged_bus(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use socratic_aws::{RUN_JUDGED_DETAIL_TYPE, SOURCE};
+
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()
+        .get(&QueueAttributeName::QueueArn)
+        .unwrap()
+        .clone();
+    let bus = unique("bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let pattern = serde_json::json!({"source": [SOURCE], "detail-type": [RUN_JUDGED_DETAIL_TYPE]})
+        .to_string();
+    events
+        .put_rule()
+        .name("run-judged")
+        .event_bus_name(&bus)
+        .event_pattern(pattern)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("run-judged")
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("curator")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    bus
+}
+
 /// A fresh table with every index.
 pub async fn table(client: &aws_sdk_dynamodb::Client) -> String {
     let name = unique("socratic");
@@ -281,7 +332,7 @@ pub async fn install_simulated_catalog(repository: &socratic_core::repository::R
         .install(repository)
         .await
         .unwrap();
-    for model in socratic_memory::SimulatedLlm::catalog() {
+    for model in socratic_sim::SimulatedLlm::catalog() {
         repository.put_catalog(&model).await.unwrap();
     }
 }

@@ -18,8 +18,9 @@ use socratic_core::queue::{QueueConsumer, QueueProducer};
 use socratic_core::repository::Repository;
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_core::store::Store;
-use socratic_memory::simulated::PROVIDER;
-use socratic_memory::{MemoryBlobStore, MemoryStore, SimulatedLlm};
+use socratic_memory::{MemoryBlobStore, MemoryStore};
+use socratic_sim::SimulatedLlm;
+use socratic_sim::simulated::PROVIDER;
 
 /// The three queues of a pipeline, each with its dead-letter queue.
 pub type Queues = socratic_memory::LocalQueues;
@@ -166,7 +167,7 @@ pub fn model(id: &str) -> ModelId {
 
 /// The default local benchmark: eight scenarios × three simulated tutors × three turns.
 pub fn default_request() -> ManifestRequest {
-    let mut request = socratic_memory::simulated_manifest(&Defaults::load().unwrap());
+    let mut request = socratic_sim::simulated_manifest(&Defaults::load().unwrap());
     request.label = Some("test".into());
     request
 }

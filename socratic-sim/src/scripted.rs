@@ -1,12 +1,12 @@
+//! A model that answers from a script, for tests.
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use socratic_core::llm::{
-    ConverseRequest, ConverseResponse, LlmClient, LlmError, StopReason, Usage,
-};
+use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Usage};
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -102,21 +102,11 @@ impl LlmClient for ScriptedLlm {
         } else {
             words(&text).max(1)
         };
-        Ok(ConverseResponse {
-            stop_reason: if structured.is_some() {
-                StopReason::ToolUse
-            } else {
-                StopReason::EndTurn
-            },
-            text,
-            structured,
-            usage: Usage {
-                input_tokens,
-                output_tokens,
-                ..Usage::default()
-            },
-            latency: Duration::ZERO,
-            cached: false,
-        })
+        let usage = Usage {
+            input_tokens,
+            output_tokens,
+            ..Usage::default()
+        };
+        Ok(crate::answer(text, structured, usage, Duration::ZERO))
     }
 }

@@ -20,11 +20,10 @@ mod tutor;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use socratic_core::entity::Model;
+use socratic_core::defaults::{Defaults, ScenarioSet};
+use socratic_core::entity::{ManifestRequest, Model, ModelConfig, StudentConfig};
 use socratic_core::id::ModelId;
-use socratic_core::llm::{
-    ConverseRequest, ConverseResponse, LlmClient, LlmError, Prices, StopReason, Usage,
-};
+use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Prices, Usage};
 
 use tutor::TutorStyle;
 
@@ -144,22 +143,49 @@ impl LlmClient for SimulatedLlm {
         let output = structured
             .as_ref()
             .map_or_else(|| text::tokens(&text), |v| text::tokens(&v.to_string()));
-        Ok(ConverseResponse {
-            stop_reason: if structured.is_some() {
-                StopReason::ToolUse
-            } else {
-                StopReason::EndTurn
-            },
-            text,
-            structured,
-            usage: Usage {
-                input_tokens: input - cached,
-                output_tokens: output,
-                cache_read_tokens: cached,
-                cache_write_tokens: 0,
-            },
-            latency: self.latency,
-            cached: false,
-        })
+        let usage = Usage {
+            input_tokens: input - cached,
+            output_tokens: output,
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
+        };
+        Ok(crate::answer(text, structured, usage, self.latency))
+    }
+}
+
+fn model(id: &str) -> ModelId {
+    ModelId::new(id).unwrap_or_else(|_| unreachable!("static ids are valid"))
+}
+
+/// The default offline benchmark: the eight starter scenarios × the three simulated tutors ×
+/// three turns, with the simulated student and judge and the default prompts and rubric.
+pub fn simulated_manifest(defaults: &Defaults) -> ManifestRequest {
+    ManifestRequest {
+        tutor_prompt: defaults.tutor_prompt.id.clone(),
+        judge_prompt: defaults.judge_prompt.id.clone(),
+        rubric: defaults.rubric.id.clone(),
+        scenarios: defaults.scenario_ids(ScenarioSet::Starter),
+        tutors: [SOCRATIC_TUTOR, LEAKY_TUTOR, LECTURER_TUTOR]
+            .iter()
+            .map(|m| ModelConfig {
+                model: model(m),
+                temperature: 0.7,
+            })
+            .collect(),
+        student: Some(StudentConfig {
+            model: model(STUDENT),
+            temperature: 0.7,
+            prompt: defaults.student_prompt.id.clone(),
+        }),
+        judges: vec![ModelConfig {
+            model: model(JUDGE),
+            temperature: 0.0,
+        }],
+        turns: 3,
+        repetitions: 1,
+        max_tokens: 512,
+        label: Some("Offline benchmark of the simulated tutors".to_owned()),
+        rejudge_of: None,
+        allow_self_judging: false,
     }
 }
