@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use socratic_core::assembly::Assembly;
 use socratic_core::blob::BlobStore;
 use socratic_core::defaults::{Defaults, install_catalog};
 use socratic_core::entity::{ManifestRequest, ModelConfig};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{
-    ConcurrencyLimitLlm, ConverseRequest, ConverseResponse, LlmClient, LlmError, Role,
+    ClientStack, ConverseRequest, ConverseResponse, LlmClient, LlmError, Role,
 };
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::runner::{Runner, RunnerConfig};
@@ -70,8 +71,12 @@ fn providers(latency: Duration, per_model: usize, times: Arc<CallTimes>) -> Prov
         llm: SimulatedLlm::with_latency(latency),
         times,
     };
-    let llm: Arc<dyn LlmClient> = Arc::new(ConcurrencyLimitLlm::new(timed, per_model));
-    Providers::new().with(PROVIDER, llm)
+    Providers::new().with(
+        PROVIDER,
+        ClientStack::new()
+            .concurrency(per_model)
+            .build(Arc::new(timed)),
+    )
 }
 
 fn config() -> PipelineConfig {

@@ -13,20 +13,24 @@
 //! - [`repository`]: a typed repository over any store;
 //! - [`pipeline`], [`runner`], [`stats`], [`report`]: the stages, the worker pool, the
 //!   statistics and the report files;
+//! - [`assembly`]: the one way a pipeline run by one process is assembled from a store and
+//!   its stage queues, and [`llm::ClientStack`], the one way a model's client is layered;
 //! - [`api`]: the admin API as a framework-free `http` handler;
 //! - [`calibration`]: human labels of judged turns, and each judge's agreement with them;
 //! - [`defaults`]: the ASE v1 rubric, the default prompts and the 48-scenario bank;
 //! - `testkit` (feature `testkit`): one conformance suite per port;
 //! - `mocks` (feature `mocks`): mockall mocks of every port.
 //!
-//! Backends live in other crates: `socratic-memory` (in-memory and filesystem) and
-//! `socratic-aws` (DynamoDB, S3, SQS, EventBridge, Bedrock). See the repository README for the
-//! whole picture.
+//! Backends live in other crates: `socratic-memory` (in-memory and filesystem),
+//! `socratic-sqlite` (one database file), `socratic-aws` (DynamoDB, S3, SQS, EventBridge,
+//! Bedrock) and `socratic-openai` (any OpenAI-compatible server); the offline models are in
+//! `socratic-sim`. See `docs/architecture.md` for the whole picture.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod answer_key;
 pub mod api;
+pub mod assembly;
 pub mod blob;
 pub mod calibration;
 pub mod canonical;

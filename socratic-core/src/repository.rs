@@ -755,6 +755,20 @@ impl Repository {
         self.page(&query).await
     }
 
+    /// Every manifest, newest first, read a page at a time.
+    pub async fn all_manifests(&self) -> Result<Vec<Manifest>, RepoError> {
+        let mut manifests = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_manifests(100, cursor).await?;
+            manifests.extend(page.items);
+            cursor = page.cursor;
+            if cursor.is_none() {
+                return Ok(manifests);
+            }
+        }
+    }
+
     /// Reads a run.
     pub async fn get_run(&self, id: &RunId) -> Result<Option<Versioned<Run>>, RepoError> {
         self.get::<Run>(&keys::run(id)).await

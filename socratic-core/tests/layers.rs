@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     // What drives and measures the stages.
     &["estimate", "calibration", "runner"],
-    &["api"],
+    &["assembly", "api"],
     // Support for other crates' tests.
     &["testkit", "mocks"],
 ];

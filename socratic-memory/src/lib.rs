@@ -6,7 +6,8 @@
 //!   port in memory and in a directory (atomic writes, keys confined to the root).
 //! - [`MemoryQueue`]: the queue ports with visibility timeouts, attempt counts and a
 //!   dead-letter queue.
-//! - [`LocalPipeline`]: the whole pipeline on memory backends, as the local benchmark runs it.
+//! - [`MemoryBackend`]: a store and stage queues in memory, assembled into a pipeline's ports
+//!   and runner as every backend is; [`LocalPipeline`]: the whole pipeline on it.
 //!
 //! Every backend passes the conformance suites of `socratic_core::testkit`. Cloning any of
 //! them shares its state. The offline models, the scripted model and fault injection are in
@@ -21,7 +22,7 @@ mod store;
 
 pub use blob::MemoryBlobStore;
 pub use fs_blob::FsBlobStore;
-pub use local::{LocalPipeline, LocalQueues};
+pub use local::{LocalPipeline, LocalQueues, MemoryBackend};
 pub use queue::{MemoryQueue, QueueConfig};
 pub use store::MemoryStore;
 

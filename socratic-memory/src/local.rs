@@ -1,17 +1,20 @@
 //! A whole pipeline in one process: memory store, memory queues with dead-letter queues, and
-//! any blob store and model clients. The local benchmark, the local server, the tests and the
-//! benchmarks all assemble it the same way.
+//! any blob store and model clients, assembled as every backend is
+//! ([`Assembly`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use socratic_core::assembly::{Assembly, StageQueues};
 use socratic_core::blob::BlobStore;
-use socratic_core::clock::{SystemClock, UlidGenerator};
 use socratic_core::defaults::install_catalog;
 use socratic_core::entity::Model;
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
-use socratic_core::repository::{RepoError, Repository};
+use socratic_core::queue::QueueError;
+use socratic_core::repository::RepoError;
 use socratic_core::runner::{Runner, RunnerConfig};
+use socratic_core::store::Store;
 
 use crate::{MemoryQueue, MemoryStore};
 
@@ -54,7 +57,52 @@ impl LocalQueues {
     }
 }
 
-/// A pipeline on memory backends.
+/// A pipeline's state in memory: a store and three stage queues with dead-letter queues.
+/// Nothing survives the process. Cloning shares the state.
+#[derive(Debug, Clone)]
+pub struct MemoryBackend {
+    /// The store.
+    pub store: MemoryStore,
+    /// The queues.
+    pub queues: LocalQueues,
+}
+
+impl MemoryBackend {
+    /// An empty store and queues that dead-letter after [`MAX_ATTEMPTS`] deliveries.
+    pub fn new() -> Self {
+        Self {
+            store: MemoryStore::new(),
+            queues: LocalQueues::new(VISIBILITY_TIMEOUT, MAX_ATTEMPTS),
+        }
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl Assembly for MemoryBackend {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.store.clone())
+    }
+
+    fn stage_queues(&self) -> StageQueues {
+        StageQueues {
+            dialogue: Arc::new(self.queues.dialogue.clone()),
+            judge: Arc::new(self.queues.judge.clone()),
+            events: Arc::new(self.queues.events.clone()),
+        }
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<String>, QueueError> {
+        Ok(self.queues.dead_letters())
+    }
+}
+
+/// A pipeline on memory backends: a [`MemoryBackend`] and the ports assembled over it.
 #[derive(Debug, Clone)]
 pub struct LocalPipeline {
     /// The store behind the repository.
@@ -69,23 +117,20 @@ impl LocalPipeline {
     /// A pipeline writing artifacts to `blobs` and calling models through `providers`, with the
     /// system clock and ULIDs.
     pub fn new(blobs: Arc<dyn BlobStore>, providers: Providers, config: PipelineConfig) -> Self {
-        let store = MemoryStore::new();
-        let queues = LocalQueues::new(VISIBILITY_TIMEOUT, MAX_ATTEMPTS);
-        let ports = Ports {
-            repository: Repository::new(Arc::new(store.clone())),
-            blobs,
-            dialogue_jobs: Arc::new(queues.dialogue.clone()),
-            judge_jobs: Arc::new(queues.judge.clone()),
-            run_events: Arc::new(queues.events.clone()),
-            providers,
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UlidGenerator::default()),
-            config,
-        };
+        let backend = MemoryBackend::new();
+        let ports = backend.ports(blobs, providers, config);
         Self {
-            store,
-            queues,
+            store: backend.store,
+            queues: backend.queues,
             ports,
+        }
+    }
+
+    /// Its store and queues.
+    pub fn backend(&self) -> MemoryBackend {
+        MemoryBackend {
+            store: self.store.clone(),
+            queues: self.queues.clone(),
         }
     }
 
@@ -96,14 +141,6 @@ impl LocalPipeline {
 
     /// A runner with `workers` workers on the dialogue and judge lanes.
     pub fn runner(&self, workers: usize, config: RunnerConfig) -> Runner {
-        Runner::builder(self.ports.clone())
-            .stage_lanes(
-                Arc::new(self.queues.dialogue.clone()),
-                Arc::new(self.queues.judge.clone()),
-                Arc::new(self.queues.events.clone()),
-                workers,
-            )
-            .config(config)
-            .build()
+        self.backend().runner(self.ports.clone(), workers, config)
     }
 }

@@ -209,6 +209,32 @@ async fn posting_the_same_manifest_twice_returns_the_first() {
 }
 
 #[tokio::test]
+async fn all_manifests_reads_every_page_newest_first() {
+    let (_, repo) = repo();
+    let defaults = Defaults::load().unwrap();
+    let mut created = Vec::new();
+    for n in 1..=230 {
+        let mut request = request(&defaults);
+        request.label = Some(format!("manifest {n}"));
+        let manifest = manifest(n, request);
+        repo.create_manifest(&manifest).await.unwrap();
+        created.push(manifest.id);
+    }
+    created.reverse();
+    let all: Vec<_> = repo
+        .all_manifests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        all, created,
+        "three pages, every manifest once, newest first"
+    );
+}
+
+#[tokio::test]
 async fn run_status_changes_are_versioned_and_move_the_status_index() {
     let (_, repo) = repo();
     let m = ManifestId::from_ulid(ulid(100));

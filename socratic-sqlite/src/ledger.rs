@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rusqlite::params;
 use socratic_core::llm::Prices;
-use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, worst_case_cost};
+use socratic_core::llm::{
+    CallRecorder, ConverseRequest, ConverseResponse, LlmClient, LlmError, worst_case_cost,
+};
 
 use crate::db::{Database, now_ms};
 
@@ -108,6 +110,14 @@ impl CallLedger {
                 .map_err(|e| db.describe(&e))
             })
             .await?
+    }
+}
+
+/// The ledger as the outermost layer of a client stack
+/// ([`ClientStack::recorder`](socratic_core::llm::ClientStack::recorder)).
+impl CallRecorder for CallLedger {
+    fn wrap(&self, inner: Arc<dyn LlmClient>, prices: Prices) -> Arc<dyn LlmClient> {
+        Arc::new(LedgerLlm::new(inner, prices, self.clone()))
     }
 }
 

@@ -7,12 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use socratic_core::blob::BlobStore;
-use socratic_core::clock::{SystemClock, UlidGenerator};
-use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
+use async_trait::async_trait;
+use socratic_core::assembly::{self, Assembly};
 use socratic_core::queue::QueueError;
-use socratic_core::repository::Repository;
-use socratic_core::runner::{Runner, RunnerConfig};
+use socratic_core::store::Store;
 
 use crate::db::{Database, OpenError};
 use crate::queue::{SqliteQueue, SqliteQueueConfig};
@@ -189,49 +187,33 @@ impl ResultsDir {
     pub fn queues(&self) -> &StageQueues {
         &self.queues
     }
+}
 
-    /// The pipeline's ports on this directory's store and queues, with the system clock and
-    /// ULIDs.
-    pub fn ports(
-        &self,
-        blobs: Arc<dyn BlobStore>,
-        providers: Providers,
-        config: PipelineConfig,
-    ) -> Ports {
-        Ports {
-            repository: Repository::new(Arc::new(self.database.store())),
-            blobs,
-            dialogue_jobs: Arc::new(self.queues.dialogue.clone()),
-            judge_jobs: Arc::new(self.queues.judge.clone()),
-            run_events: Arc::new(self.queues.events.clone()),
-            providers,
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UlidGenerator::default()),
-            config,
+/// The pipeline of a results directory: its store and stage queues.
+#[async_trait]
+impl Assembly for ResultsDir {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.database.store())
+    }
+
+    fn stage_queues(&self) -> assembly::StageQueues {
+        assembly::StageQueues {
+            dialogue: Arc::new(self.queues.dialogue.clone()),
+            judge: Arc::new(self.queues.judge.clone()),
+            events: Arc::new(self.queues.events.clone()),
         }
     }
 
-    /// A runner over `ports` consuming this directory's stage queues, `workers` workers on
-    /// the dialogue and judge lanes.
-    pub fn runner(&self, ports: Ports, workers: usize, config: RunnerConfig) -> Runner {
-        Runner::builder(ports)
-            .stage_lanes(
-                Arc::new(self.queues.dialogue.clone()),
-                Arc::new(self.queues.judge.clone()),
-                Arc::new(self.queues.events.clone()),
-                workers,
-            )
-            .config(config)
-            .build()
-    }
-
-    /// Makes every message an earlier process had received visible again, and returns how
-    /// many. Safe because this process holds the directory: whoever received them is gone.
-    pub async fn recover(&self) -> Result<usize, QueueError> {
+    /// Safe because this process holds the directory: whoever received them is gone.
+    async fn recover(&self) -> Result<usize, QueueError> {
         let mut released = 0;
         for queue in self.queues.all() {
             released += queue.release_in_flight().await?;
         }
         Ok(released)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<String>, QueueError> {
+        self.queues.dead_letters().await
     }
 }

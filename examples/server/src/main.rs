@@ -21,11 +21,13 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use clap::Parser;
 use socratic_core::api::{AdminApi, ApiConfig};
+use socratic_core::assembly::Assembly;
 use socratic_core::blob::BlobStore;
 use socratic_core::defaults::install_catalog;
-use socratic_core::pipeline::{PipelineConfig, Providers};
-use socratic_core::runner::RunnerConfig;
-use socratic_memory::{FsBlobStore, LocalPipeline, MemoryBlobStore};
+use socratic_core::llm::{ClientStack, RetryPolicy};
+use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
+use socratic_core::runner::{Runner, RunnerConfig};
+use socratic_memory::{FsBlobStore, MemoryBackend, MemoryBlobStore};
 use socratic_sim::SimulatedLlm;
 use socratic_sim::simulated::PROVIDER;
 use socratic_sqlite::ResultsDir;
@@ -55,56 +57,42 @@ struct Args {
     aws: bool,
 }
 
-/// The ports, a runner, and the data directory this process holds (SQLite only): on SQLite,
-/// memory or AWS.
-async fn assemble(
-    args: &Args,
-) -> anyhow::Result<(
-    socratic_core::pipeline::Ports,
-    socratic_core::runner::Runner,
-    Option<ResultsDir>,
-)> {
-    let simulated: Arc<dyn socratic_core::llm::LlmClient> = Arc::new(SimulatedLlm::new());
-    if args.memory {
-        let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
-        let providers = Providers::new().with(PROVIDER, simulated);
-        let pipeline = LocalPipeline::new(blobs, providers, PipelineConfig::default());
-        pipeline
-            .install_catalog(&SimulatedLlm::catalog())
-            .await
-            .context("installing the catalog")?;
-        let runner = pipeline.runner(args.workers, RunnerConfig::default());
-        return Ok((pipeline.ports, runner, None));
-    }
+/// The ports, a runner, and the backend they run on, which holds the data directory's lock
+/// (SQLite) until it is dropped: on SQLite, memory or AWS.
+async fn assemble(args: &Args) -> anyhow::Result<(Ports, Runner, Option<Box<dyn Assembly>>)> {
+    // Every model client is layered the same way: retries of transient errors, and at most
+    // `--workers` calls at once per model.
+    let stack = ClientStack::new()
+        .retry(RetryPolicy::default())
+        .concurrency(args.workers);
+    let simulated = stack.build(Arc::new(SimulatedLlm::new()));
     if !args.aws {
-        let results = ResultsDir::acquire(&args.data)?;
-        let blobs: Arc<dyn BlobStore> = Arc::new(
-            FsBlobStore::new(&args.data)
-                .with_context(|| format!("opening {}", args.data.display()))?,
-        );
+        let (backend, blobs): (Box<dyn Assembly>, Arc<dyn BlobStore>) = if args.memory {
+            (
+                Box::new(MemoryBackend::new()),
+                Arc::new(MemoryBlobStore::new()),
+            )
+        } else {
+            let blobs = FsBlobStore::new(&args.data)
+                .with_context(|| format!("opening {}", args.data.display()))?;
+            (Box::new(ResultsDir::acquire(&args.data)?), Arc::new(blobs))
+        };
         let providers = Providers::new().with(PROVIDER, simulated);
-        let ports = results.ports(blobs, providers, PipelineConfig::default());
+        let ports = backend.ports(blobs, providers, PipelineConfig::default());
         install_catalog(&ports.repository, &SimulatedLlm::catalog())
             .await
             .context("installing the catalog")?;
         // This process holds the directory, so whatever a killed server had in hand is free.
-        let recovered = results.recover().await?;
-        tracing::info!(data = %args.data.display(), recovered, "opened the server's data");
-        let runner = results.runner(ports.clone(), args.workers, RunnerConfig::default());
-        return Ok((ports, runner, Some(results)));
+        let recovered = backend.recover().await?;
+        tracing::info!(data = %args.data.display(), recovered, memory = args.memory, "opened the server's data");
+        let runner = backend.runner(ports.clone(), args.workers, RunnerConfig::default());
+        return Ok((ports, runner, Some(backend)));
     }
     let mut settings = socratic_aws::AwsSettings::from_env();
     // Workers here consume run-judged events from SQS, not from EventBridge.
     settings.event_bus = None;
     let sdk = socratic_aws::sdk_config(&settings).await;
-    let bedrock: Arc<dyn socratic_core::llm::LlmClient> =
-        Arc::new(socratic_core::llm::ConcurrencyLimitLlm::new(
-            socratic_core::llm::RetryLlm::new(
-                socratic_aws::BedrockLlm::from_conf(&sdk),
-                socratic_core::llm::RetryPolicy::default(),
-            ),
-            args.workers,
-        ));
+    let bedrock = stack.build(Arc::new(socratic_aws::BedrockLlm::from_conf(&sdk)));
     let providers = Providers::new()
         .with(PROVIDER, simulated)
         .with("bedrock", bedrock);
@@ -115,7 +103,7 @@ async fn assemble(
         PipelineConfig::default(),
     )?;
     let [dialogue, judge, events] = socratic_aws::lambda::sqs_consumers(&settings, &sdk)?;
-    let runner = socratic_core::runner::Runner::builder(ports.clone())
+    let runner = Runner::builder(ports.clone())
         .stage_lanes(dialogue, judge, events, args.workers)
         .build();
     Ok((ports, runner, None))
@@ -175,8 +163,8 @@ async fn main() -> anyhow::Result<()> {
     // A key set but empty would let an empty header in: refuse to start instead.
     AdminApi::check_api_key(&api_key).context("--api-key / SOCRATIC_API_KEY")?;
 
-    // `_data` holds the data directory's lock until the server stops.
-    let (ports, runner, _data) = assemble(&args).await?;
+    // `_backend` holds the data directory's lock until the server stops.
+    let (ports, runner, _backend) = assemble(&args).await?;
     let api = Arc::new(AdminApi::new(ports, ApiConfig::new(api_key)));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = tokio::spawn(async move {

@@ -17,6 +17,7 @@ mod cache;
 mod limit;
 mod rate;
 mod retry;
+mod stack;
 mod style;
 
 pub use budget::{Budget, BudgetLlm, input_size, worst_case_cost, worst_case_input_tokens};
@@ -24,6 +25,7 @@ pub use cache::{CacheMode, CachedLlm};
 pub use limit::ConcurrencyLimitLlm;
 pub use rate::RateLimitLlm;
 pub use retry::{RetryBudget, RetryLlm, RetryPolicy};
+pub use stack::{CallRecorder, ClientStack, StackCache};
 pub use style::{StructuredMode, TokenLimitField};
 
 /// The role a call plays in a run; recorded with every call so cost is attributed per role.

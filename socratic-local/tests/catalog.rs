@@ -1,28 +1,46 @@
-//! Your own benchmark from files: `socratic init`, `socratic check` and `--catalog`.
+//! Your own benchmark from files: the starter `init` writes, `check`, and a run of it that
+//! records the exact version of every entity it used.
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 
 use serde_json::Value;
+use socratic_local::catalog::{self, InitError};
+use socratic_local::{Error, check};
 
 mod support;
 
-use support::{path, socratic, text};
-
 /// The manifest blob a run wrote, for its catalog hashes.
 fn manifest_of(out: &Path) -> Value {
-    let dir = out.join("manifests");
-    let entry = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap();
+    let entry = std::fs::read_dir(out.join("manifests"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap()
 }
 
-#[tokio::test]
+async fn run_catalog(bench: &Path, out: &Path) -> Value {
+    let mut options = support::options(out);
+    options.catalog = Some(bench.to_owned());
+    serde_json::to_value(&support::run(options).await.summary).unwrap()
+}
+
+fn first_scenario(bench: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(bench.join("scenarios"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_starter_benchmark_checks_runs_and_versions_its_edits() {
     let dir = tempfile::tempdir().unwrap();
     let bench = dir.path().join("bench");
-    let output = socratic(&["init", path(&bench)]).await;
-    assert!(output.status.success(), "{}", text(&output));
+    let written = catalog::init(&bench).unwrap();
     for file in [
         "manifest.json",
         "models.toml",
@@ -32,60 +50,37 @@ async fn a_starter_benchmark_checks_runs_and_versions_its_edits() {
         "prompts/my-student-v1.md",
         "prompts/my-judge-v1.md",
     ] {
+        assert!(written.contains(&bench.join(file)), "{file}");
         assert!(bench.join(file).is_file(), "{file}");
     }
     // init never overwrites.
-    let again = socratic(&["init", path(&bench)]).await;
-    assert_eq!(again.status.code(), Some(2));
-    assert!(text(&again).contains("not empty"), "{}", text(&again));
+    assert!(matches!(catalog::init(&bench), Err(InitError::NotEmpty(_))));
 
-    let output = socratic(&["check", path(&bench)]).await;
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(
-        text(&output).contains("plans 6 run(s)"),
-        "{}",
-        text(&output)
+    let report = check(&bench).await.unwrap();
+    assert_eq!(
+        (
+            report.rubrics,
+            report.prompts,
+            report.scenarios,
+            report.runs
+        ),
+        (1, 3, 3, 6)
     );
 
     let first = dir.path().join("first");
-    let output = socratic(&[
-        "run",
-        "--catalog",
-        path(&bench),
-        "--out",
-        path(&first),
-        "--quiet",
-    ])
-    .await;
-    assert!(output.status.success(), "{}", text(&output));
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(first.join("summary.json")).unwrap()).unwrap();
+    let summary = run_catalog(&bench, &first).await;
     assert_eq!(summary["rubric"], "my-rubric-v1");
     assert_eq!(summary["runs"], 6);
     assert_eq!(summary["failed_runs"], 0);
 
     // Edit a scenario and run again: the manifest records the new content's hash.
-    let scenario = std::fs::read_dir(bench.join("scenarios"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let scenario = first_scenario(&bench);
     let mut value: Value = serde_json::from_slice(&std::fs::read(&scenario).unwrap()).unwrap();
     let id = value["id"].as_str().unwrap().to_owned();
     value["persona"] = Value::from("A skeptical adult learner who wants proof.");
     std::fs::write(&scenario, value.to_string()).unwrap();
     let second = dir.path().join("second");
-    let output = socratic(&[
-        "run",
-        "--catalog",
-        path(&bench),
-        "--out",
-        path(&second),
-        "--quiet",
-    ])
-    .await;
-    assert!(output.status.success(), "{}", text(&output));
+    run_catalog(&bench, &second).await;
     let key = format!("SEED#{id}");
     let (before, after) = (manifest_of(&first), manifest_of(&second));
     assert!(before["catalog_hashes"][&key].is_string(), "{before}");
@@ -103,7 +98,7 @@ async fn a_starter_benchmark_checks_runs_and_versions_its_edits() {
 async fn check_lists_every_problem_with_its_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let bench = dir.path().join("bench");
-    assert!(socratic(&["init", path(&bench)]).await.status.success());
+    catalog::init(&bench).unwrap();
     // A rubric without dimensions, a prompt of an unknown kind, a scenario whose id is a
     // built-in one with other content, and the same scenario id twice.
     let rubric = bench.join("rubrics/my-rubric-v1.json");
@@ -115,48 +110,38 @@ async fn check_lists_every_problem_with_its_file_and_field() {
         .unwrap()
         .replace("kind: judge", "kind: referee");
     std::fs::write(&prompt, body).unwrap();
-    let scenario = std::fs::read_dir(bench.join("scenarios"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut value: Value = serde_json::from_slice(&std::fs::read(&scenario).unwrap()).unwrap();
+    let mut value: Value =
+        serde_json::from_slice(&std::fs::read(first_scenario(&bench)).unwrap()).unwrap();
     value["id"] = Value::from(value["id"].as_str().unwrap().trim_start_matches("MY-"));
     value["title"] = Value::from("Changed");
     std::fs::write(bench.join("scenarios/builtin.json"), value.to_string()).unwrap();
     std::fs::write(bench.join("scenarios/twice.json"), value.to_string()).unwrap();
 
-    let output = socratic(&["check", path(&bench)]).await;
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{all}");
-    assert!(
-        all.contains("rubrics/my-rubric-v1.json: missing field `dimensions`"),
-        "{all}"
-    );
-    assert!(
-        all.contains(
-            "prompts/my-judge-v1.md: kind: \"referee\" is not socratic_tutor, student or judge"
-        ),
-        "{all}"
-    );
-    assert!(all.contains("the id is used twice"), "{all}");
-    assert!(
-        all.contains("a built-in scenario has this id with other content"),
-        "{all}"
-    );
+    let Err(Error::Catalog(error)) = check(&bench).await else {
+        panic!("the problems were not reported");
+    };
+    let all = error.problems.join("\n");
+    for expected in [
+        "rubrics/my-rubric-v1.json: missing field `dimensions`",
+        "prompts/my-judge-v1.md: kind: \"referee\" is not socratic_tutor, student or judge",
+        "the id is used twice",
+        "a built-in scenario has this id with other content",
+    ] {
+        assert!(all.contains(expected), "{expected}:\n{all}");
+    }
 
     // Fix the files; a manifest naming what does not exist is reported by field.
     let fresh = dir.path().join("fresh");
-    assert!(socratic(&["init", path(&fresh)]).await.status.success());
+    catalog::init(&fresh).unwrap();
     let manifest = fresh.join("manifest.json");
     let mut value: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     value["scenarios"][0] = Value::from("NO-SUCH-SCENARIO");
     value["judges"][0]["model"] = Value::from("no-such-judge");
     std::fs::write(&manifest, value.to_string()).unwrap();
-    let output = socratic(&["check", path(&fresh)]).await;
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{all}");
+    let Err(Error::Catalog(error)) = check(&fresh).await else {
+        panic!("the manifest's problems were not reported");
+    };
+    let all = error.problems.join("\n");
     assert!(all.contains("manifest.json: scenarios"), "{all}");
     assert!(all.contains("NO-SUCH-SCENARIO"), "{all}");
     assert!(all.contains("manifest.json: judges[0].model"), "{all}");

@@ -14,7 +14,6 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,14 +24,17 @@ use socratic_core::blob::BlobStore;
 use socratic_core::entity::{Model, Validate};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{
-    Budget, BudgetLlm, CacheMode, CachedLlm, ConcurrencyLimitLlm, ConverseRequest, LlmClient,
-    Message, Prices, RateLimitLlm, RetryLlm, RetryPolicy, Role, StructuredMode, TokenLimitField,
+    Budget, CacheMode, CallRecorder, ClientStack, ConverseRequest, LlmClient, Message, Prices,
+    RetryPolicy, Role, StackCache, StructuredMode, TokenLimitField,
 };
 use socratic_core::pipeline::Providers;
 #[cfg(feature = "openai")]
 use socratic_openai::{OpenAiConfig, OpenAiLlm};
+
+use crate::Error;
+#[cfg(feature = "openai")]
+use crate::error::Context;
 use socratic_sim::SimulatedLlm;
-use socratic_sqlite::{CallLedger, LedgerLlm};
 
 /// The providers a models file may name.
 pub const PROVIDERS: [&str; 3] = ["openai", "bedrock", "simulated"];
@@ -213,6 +215,11 @@ pub fn load(
     }
 }
 
+/// Reads and checks a models file, looking its key variables up in this process's environment.
+pub fn load_from_env(path: &Path) -> Result<ModelsFile, ModelsFileError> {
+    load(path, |name| std::env::var(name).ok())
+}
+
 fn check(
     entry: &ModelEntry,
     label: &str,
@@ -285,8 +292,8 @@ pub struct ClientOptions {
     pub concurrency: usize,
     /// Retries of transient errors.
     pub retry: RetryPolicy,
-    /// Where every call that misses the cache is recorded, if anywhere.
-    pub ledger: Option<CallLedger>,
+    /// Where every call that misses the cache is recorded, if anywhere (the call ledger).
+    pub recorder: Option<Arc<dyn CallRecorder>>,
 }
 
 impl ClientOptions {
@@ -298,68 +305,34 @@ impl ClientOptions {
             cache: None,
             concurrency: 1,
             retry: RetryPolicy::default(),
-            ledger: None,
+            recorder: None,
         }
     }
-}
 
-/// How one model's calls are layered around its provider client.
-#[derive(Debug, Clone)]
-pub struct Layers {
-    /// The model's prices, for the budget and the ledger.
-    pub prices: Prices,
-    /// The cache namespace (the endpoint); `None` for no cache.
-    pub cache_namespace: Option<String>,
-    /// Calls at once.
-    pub concurrency: usize,
-    /// Requests per minute, if limited.
-    pub requests_per_minute: Option<u32>,
-    /// Longest wait for one attempt.
-    pub attempt_timeout: Option<Duration>,
-}
-
-impl Layers {
-    /// Ledger → cache → concurrency limit → rate limit → retry → budget → `raw`, and the lean
-    /// preflight stack beside it.
-    pub fn build(&self, raw: Arc<dyn LlmClient>, options: &ClientOptions) -> ModelClients {
-        let charged: Arc<dyn LlmClient> = Arc::new(BudgetLlm::new(
-            raw,
-            self.prices,
-            Arc::clone(&options.budget),
-        ));
-        let mut policy = options.retry.clone();
-        if self.attempt_timeout.is_some() {
-            policy.attempt_timeout = self.attempt_timeout;
+    /// The client stack of one model: charged at `prices`, cached under `namespace` (not at
+    /// all without one), `concurrency` calls at once (these options' default without one).
+    pub fn stack(
+        &self,
+        prices: Prices,
+        namespace: Option<String>,
+        concurrency: Option<usize>,
+    ) -> ClientStack {
+        let mut stack = ClientStack::new()
+            .prices(prices)
+            .budget(Arc::clone(&self.budget))
+            .retry(self.retry.clone())
+            .concurrency(concurrency.unwrap_or(self.concurrency));
+        if let (Some(namespace), Some((blobs, mode))) = (namespace, &self.cache) {
+            stack = stack.cache(StackCache {
+                blobs: Arc::clone(blobs),
+                namespace,
+                mode: *mode,
+            });
         }
-        let mut stack: Arc<dyn LlmClient> = Arc::new(RetryLlm::new(Arc::clone(&charged), policy));
-        if let Some(rpm) = self.requests_per_minute {
-            stack = Arc::new(RateLimitLlm::new(stack, rpm));
+        if let Some(recorder) = &self.recorder {
+            stack = stack.recorder(Arc::clone(recorder));
         }
-        stack = Arc::new(ConcurrencyLimitLlm::new(stack, self.concurrency));
-        let mut preflight = charged;
-        if let (Some(namespace), Some((blobs, mode))) = (&self.cache_namespace, &options.cache) {
-            let cache = |inner| -> Arc<dyn LlmClient> {
-                Arc::new(
-                    CachedLlm::new(inner, Arc::clone(blobs))
-                        .with_namespace(namespace.clone())
-                        .with_mode(*mode),
-                )
-            };
-            stack = cache(stack);
-            preflight = cache(preflight);
-        }
-        // Outside the cache, so a call is closed in the ledger only once its answer is cached.
-        if let Some(ledger) = &options.ledger {
-            let record = |inner| -> Arc<dyn LlmClient> {
-                Arc::new(LedgerLlm::new(inner, self.prices, ledger.clone()))
-            };
-            stack = record(stack);
-            preflight = record(preflight);
-        }
-        ModelClients {
-            benchmark: stack,
-            preflight,
-        }
+        stack
     }
 }
 
@@ -386,19 +359,28 @@ impl ModelsFile {
         &self,
         options: &ClientOptions,
         mut providers: Providers,
-    ) -> anyhow::Result<(Providers, Vec<(ModelEntry, ModelClients)>)> {
+    ) -> Result<(Providers, Vec<(ModelEntry, ModelClients)>), Error> {
         let mut built = Vec::new();
         for entry in &self.models {
-            let raw = provider_client(entry).await?;
-            let layers = Layers {
-                prices: entry.prices,
-                cache_namespace: (entry.provider != "simulated").then(|| entry.endpoint()),
-                concurrency: entry.concurrency.unwrap_or(options.concurrency),
-                requests_per_minute: entry.requests_per_minute,
-                attempt_timeout: Some(Duration::from_secs(entry.timeout_secs)),
+            let provider = provider_client(entry).await?;
+            let mut retry = options.retry.clone();
+            retry.attempt_timeout = Some(Duration::from_secs(entry.timeout_secs));
+            let stack = ClientOptions {
+                retry,
+                ..options.clone()
+            }
+            .stack(
+                entry.prices,
+                (entry.provider != "simulated").then(|| entry.endpoint()),
+                entry.concurrency,
+            )
+            .requests_per_minute(entry.requests_per_minute);
+            let clients = ModelClients {
+                benchmark: stack.build(Arc::clone(&provider)),
+                preflight: stack.build_preflight(provider),
             };
-            let clients = layers.build(raw, options);
-            let id = ModelId::new(&entry.id)?;
+            let id = ModelId::new(&entry.id)
+                .map_err(|e| Error::Invalid(format!("model id {:?}: {e}", entry.id)))?;
             providers = providers.with_model(id, Arc::clone(&clients.benchmark));
             built.push((entry.clone(), clients));
         }
@@ -406,16 +388,19 @@ impl ModelsFile {
     }
 }
 
-async fn provider_client(entry: &ModelEntry) -> anyhow::Result<Arc<dyn LlmClient>> {
+async fn provider_client(entry: &ModelEntry) -> Result<Arc<dyn LlmClient>, Error> {
     Ok(match entry.provider.as_str() {
         #[cfg(feature = "openai")]
-        "openai" => Arc::new(OpenAiLlm::new(OpenAiConfig {
-            api_key_env: entry.api_key_env.clone(),
-            structured: entry.structured,
-            token_limit_field: entry.token_limit_field,
-            timeout: Duration::from_secs(entry.timeout_secs),
-            ..OpenAiConfig::new(entry.base_url.clone().unwrap_or_default())
-        })?),
+        "openai" => Arc::new(
+            OpenAiLlm::new(OpenAiConfig {
+                api_key_env: entry.api_key_env.clone(),
+                structured: entry.structured,
+                token_limit_field: entry.token_limit_field,
+                timeout: Duration::from_secs(entry.timeout_secs),
+                ..OpenAiConfig::new(entry.base_url.clone().unwrap_or_default())
+            })
+            .with_context(|| format!("model {}", entry.id))?,
+        ),
         #[cfg(feature = "bedrock")]
         "bedrock" => {
             let settings = socratic_aws::AwsSettings {
@@ -428,7 +413,12 @@ async fn provider_client(entry: &ModelEntry) -> anyhow::Result<Arc<dyn LlmClient
             ))
         }
         "simulated" => Arc::new(SimulatedLlm::new()),
-        other => anyhow::bail!("model {}: unknown provider {other:?}", entry.id),
+        other => {
+            return Err(Error::Invalid(format!(
+                "model {}: unknown provider {other:?}",
+                entry.id
+            )));
+        }
     })
 }
 
@@ -459,20 +449,11 @@ pub async fn preflight(models: &[(ModelEntry, ModelClients)]) -> Vec<String> {
         .collect()
 }
 
-/// A table of the models, for `socratic models`.
-pub fn table(file: &ModelsFile) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<24} {:<10} {:<36} {:>9} {:>9}",
-        "id", "provider", "model", "in $/M", "out $/M"
-    );
-    for m in &file.models {
-        let _ = writeln!(
-            out,
-            "{:<24} {:<10} {:<36} {:>9.3} {:>9.3}",
-            m.id, m.provider, m.model, m.prices.input, m.prices.output
-        );
-    }
-    out
+/// Sends every model of `file` one request, outside any benchmark (no cap, no cache, no
+/// ledger): one line per model that failed.
+pub async fn check_models(file: &ModelsFile) -> Result<Vec<String>, Error> {
+    let (_, clients) = file
+        .clients(&ClientOptions::check_only(), Providers::new())
+        .await?;
+    Ok(preflight(&clients).await)
 }

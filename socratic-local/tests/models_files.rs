@@ -8,7 +8,7 @@ use socratic_local::models;
 
 #[test]
 fn every_example_models_file_loads() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models");
     let mut loaded = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -25,7 +25,7 @@ fn every_example_models_file_loads() {
 
 #[test]
 fn an_unset_key_variable_is_a_problem_of_the_file() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/openai.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/openai.toml");
     let error = models::load(&path, |_| None).unwrap_err();
     assert_eq!(error.problems.len(), 2, "{error}");
     assert!(error.to_string().contains("OPENAI_API_KEY"), "{error}");

@@ -1,0 +1,110 @@
+//! A finished benchmark's report written again from its summary, with its settings and runs
+//! from the results directory's database when it has them.
+
+use std::path::{Path, PathBuf};
+
+use socratic_core::defaults::Defaults;
+use socratic_core::entity::{Manifest, ManifestSummary};
+use socratic_core::id::ManifestId;
+use socratic_core::report;
+
+use crate::error::{Context, Error};
+use crate::history::History;
+
+/// A report written again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rerendered {
+    /// The manifest's summary.
+    pub summary: ManifestSummary,
+    /// `report.html` at the top of the results directory.
+    pub report: PathBuf,
+}
+
+/// Renders `report.html` and `leaderboard.csv` of manifest `id` (by default the newest
+/// finished) again from its `summary.json`, into its folder under `curated/manifests/` and
+/// the top of the results directory `out`, whose `summary.json` becomes its.
+pub async fn rerender(out: &Path, id: Option<ManifestId>) -> Result<Rerendered, Error> {
+    let manifests = out.join("curated").join("manifests");
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => newest_summary(&manifests)?.ok_or_else(|| {
+            Error::NotFound(format!("{} holds no finished manifest", out.display()))
+        })?,
+    };
+    let dir = manifests.join(&id);
+    let path = dir.join("summary.json");
+    let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+    let summary: ManifestSummary =
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let defaults = Defaults::load().context("loading the embedded catalog")?;
+    if defaults.rubric.id != summary.rubric {
+        return Err(Error::Invalid(format!(
+            "manifest {id} was scored against rubric {}, which is not in the built-in catalog",
+            summary.rubric
+        )));
+    }
+    let html = match details(out, &summary).await? {
+        Some((manifest, runs)) => report::HtmlReport::new(&summary, &defaults.rubric)
+            .manifest(&manifest)
+            .runs(&runs)
+            .render(),
+        None => report::report_html(&summary, &defaults.rubric),
+    };
+    let csv = report::leaderboard_csv(&summary);
+    for target in [dir.as_path(), out] {
+        let write = |name: &str, text: &str| {
+            let file = target.join(name);
+            std::fs::write(&file, text).map_err(Error::io(&file))
+        };
+        write("report.html", &html)?;
+        write("leaderboard.csv", &csv)?;
+    }
+    let top = out.join("summary.json");
+    std::fs::copy(&path, &top).map_err(Error::io(&top))?;
+    Ok(Rerendered {
+        summary,
+        report: out.join("report.html"),
+    })
+}
+
+/// The newest manifest folder holding a `summary.json`.
+fn newest_summary(manifests: &Path) -> Result<Option<String>, Error> {
+    let mut ids: Vec<String> = std::fs::read_dir(manifests)
+        .map_err(Error::io(manifests))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("summary.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids.pop())
+}
+
+/// The manifest and its runs, for the report, from the results directory's database and
+/// files; `None` when the directory has no database (the report then shows the summary only).
+async fn details(
+    out: &Path,
+    summary: &ManifestSummary,
+) -> Result<Option<(Manifest, report::ReportRuns)>, Error> {
+    if !out.join(socratic_sqlite::DATABASE_FILE).is_file() {
+        return Ok(None);
+    }
+    let history = History::open(out)?;
+    let repository = history.repository();
+    let manifest = repository
+        .get::<Manifest>(&socratic_core::keys::manifest(&summary.manifest))
+        .await
+        .with_context(|| format!("reading manifest {}", summary.manifest))?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "manifest {} is not in {}",
+                summary.manifest,
+                out.display()
+            ))
+        })?
+        .value;
+    let blobs = crate::files(out)?;
+    let runs = socratic_core::pipeline::report_runs(repository, &blobs, &manifest)
+        .await
+        .with_context(|| format!("reading the runs of manifest {}", manifest.id))?;
+    Ok(Some((manifest, runs)))
+}
