@@ -36,7 +36,8 @@ use socratic_sqlite::ResultsDir;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on; loopback by default.
+    /// Address to listen on; loopback by default. Port 0 picks a free port; the address
+    /// listened on is printed.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// The API key clients must send in `x-api-key`; a random one is made and printed if unset.
@@ -179,7 +180,13 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(address = %args.listen, "serving the admin API");
+    let address = listener.local_addr().context("reading the bound address")?;
+    // The one line on standard output: where it listens (`--listen 127.0.0.1:0` picks a port).
+    #[allow(clippy::print_stdout)]
+    {
+        println!("listening on {address}");
+    }
+    tracing::info!(%address, "serving the admin API");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The API key the tests' servers expect.
@@ -22,21 +22,27 @@ pub fn server(address: &str) -> Command {
     command
 }
 
-/// Spawns `command` (made by [`server`] for the address) on a free port and waits, up to ten
-/// seconds, until it listens. The child and its address.
+/// Spawns `command` (made by [`server`] for a free port the server picks itself) and waits,
+/// up to ten seconds, for the line where it says the address it listens on. The child and
+/// its address. The server binds the port, so no other process can take it in between.
 pub async fn start(command: impl FnOnce(&str) -> Command) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = command(&address).spawn().unwrap();
-    for _ in 0..200 {
-        if TcpStream::connect(&address).await.is_ok() {
-            return (child, address);
+    let mut child = command("127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let address = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(address) = line.strip_prefix("listening on ") {
+                return address.to_owned();
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not listen on {address}");
+        panic!("the server ended without listening");
+    })
+    .await
+    .expect("the server did not listen within ten seconds");
+    // Keep reading, so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, address)
 }
