@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use socratic_local::{Error, calibrate};
+use socratic_local::{Error, calibrate, text};
 
 mod support;
 
@@ -37,6 +37,16 @@ async fn labels_are_imported_reported_stored_and_a_bad_file_is_refused_whole() {
         .map(|a| a.dimension.as_str())
         .collect();
     assert_eq!(dimensions.len(), 4, "{dimensions:?}");
+    let table = text::calibration_table(c);
+    assert!(
+        table.contains("192 label(s) of 36 turn(s) in 12 run(s); raters: a, b"),
+        "{table}"
+    );
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("sim-judge")).count(),
+        4,
+        "{table}"
+    );
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&imported.file).unwrap()).unwrap();
     assert_eq!(written["turns"], 36);

@@ -567,48 +567,59 @@ fn judge_agreement(
         .dimensions
         .iter()
         .map(|dim| {
-            let mut by_scenario: BTreeMap<&ScenarioId, Vec<Vec<f64>>> = BTreeMap::new();
+            // Per scenario, the sums alpha and kappa are computed from: one pass over the
+            // units, and each resample adds one summary per scenario.
+            let score = |x: f64| (0.0..=255.0).contains(&x).then(|| x.round() as u8);
+            let no_pairs = stats::PairCounts::new(dim.scale.min, dim.scale.max);
+            let mut by_scenario: BTreeMap<&ScenarioId, (stats::AlphaSums, stats::PairCounts)> =
+                BTreeMap::new();
+            let mut units = 0usize;
             for record in records {
-                if let Some(units) = record.agreement_units.get(&dim.name) {
-                    by_scenario
-                        .entry(&record.scenario)
-                        .or_default()
-                        .extend(units.iter().cloned());
+                let Some(ratings) = record.agreement_units.get(&dim.name) else {
+                    continue;
+                };
+                let (sums, pairs) = by_scenario
+                    .entry(&record.scenario)
+                    .or_insert_with(|| (stats::AlphaSums::default(), no_pairs.clone()));
+                for unit in ratings {
+                    units += 1;
+                    *sums += &stats::AlphaSums::unit(unit);
+                    // Ratings come in the judges' order, so with two judges each unit is a pair.
+                    if let [first, second] = unit.as_slice()
+                        && let (Some(first), Some(second)) = (score(*first), score(*second))
+                    {
+                        pairs.add(first, second);
+                    }
                 }
             }
-            let clusters: Vec<Vec<Vec<f64>>> = by_scenario.into_values().collect();
-            let units: Vec<&Vec<f64>> = clusters.iter().flatten().collect();
-            let alpha = |units: &[&Vec<f64>]| {
-                let owned: Vec<Vec<f64>> = units.iter().map(|u| (*u).clone()).collect();
-                stats::krippendorff_alpha_interval(&owned)
-            };
-            // Ratings come in the judges' order, so with two judges each unit is a pair.
-            let kappa = |units: &[&Vec<f64>]| {
-                let score = |x: f64| (0.0..=255.0).contains(&x).then(|| x.round() as u8);
-                let (a, b): (Vec<u8>, Vec<u8>) = units
-                    .iter()
-                    .filter(|u| u.len() == 2)
-                    .filter_map(|u| Some((score(u[0])?, score(u[1])?)))
-                    .unzip();
-                stats::weighted_kappa_quadratic(&a, &b, dim.scale.min, dim.scale.max)
-            };
+            let (alphas, pairs): (Vec<_>, Vec<_>) = by_scenario.into_values().unzip();
+            let all_alpha: stats::AlphaSums = alphas.iter().copied().sum();
+            let mut all_pairs = no_pairs.clone();
+            pairs.iter().for_each(|p| all_pairs += p);
             let seed = |what: &str| seed(manifest, &format!("agreement/{}/{what}", dim.name));
             let two = judges == 2;
             let agreement = JudgeAgreement {
-                krippendorff_alpha: alpha(&units),
-                alpha_ci: stats::cluster_bootstrap(
-                    &clusters,
-                    alpha,
+                krippendorff_alpha: all_alpha.alpha(),
+                alpha_ci: stats::cluster_bootstrap_sums(
+                    &alphas,
+                    &stats::AlphaSums::default(),
+                    stats::AlphaSums::alpha,
                     AGREEMENT_RESAMPLES,
                     seed("alpha"),
                 ),
-                weighted_kappa: if two { kappa(&units) } else { None },
+                weighted_kappa: if two { all_pairs.kappa() } else { None },
                 kappa_ci: if two {
-                    stats::cluster_bootstrap(&clusters, kappa, AGREEMENT_RESAMPLES, seed("kappa"))
+                    stats::cluster_bootstrap_sums(
+                        &pairs,
+                        &no_pairs,
+                        stats::PairCounts::kappa,
+                        AGREEMENT_RESAMPLES,
+                        seed("kappa"),
+                    )
                 } else {
                     None
                 },
-                units: u32::try_from(units.len()).unwrap_or(u32::MAX),
+                units: u32::try_from(units).unwrap_or(u32::MAX),
             };
             (dim.name.clone(), agreement)
         })
