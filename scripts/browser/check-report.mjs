@@ -135,6 +135,23 @@ await check("a heatmap cell opens that model's runs of that scenario", async () 
   expect(groups === 1, `${groups} scenarios listed`);
 });
 
+await check("the telling section names its detector and a disagreeing turn opens its transcript", async () => {
+  await page.goto(page.url().split("#")[0], { waitUntil: "load" });
+  const telling = page.locator("#telling");
+  const text = await telling.textContent();
+  expect(/reveals_answer|verbatim/.test(text), "the detector is not named");
+  expect(await telling.locator("tbody tr").count() > 0, "no agreement row");
+  const links = telling.locator("a[href^='#run/']");
+  if (await links.count() > 0) {
+    const target = (await links.first().getAttribute("href")).slice("#run/".length);
+    await links.first().click();
+    const run = page.locator("#run-detail article.run");
+    await run.waitFor({ timeout: 5000 });
+    const label = await run.getAttribute("aria-label");
+    expect(label === `Run ${target}`, `the run shown is ${label}, not ${target}`);
+  }
+});
+
 await check("print hides the controls", async () => {
   await page.emulateMedia({ media: "print" });
   const nav = await page.evaluate(() => getComputedStyle(document.querySelector("nav")).display);

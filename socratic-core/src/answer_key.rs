@@ -5,6 +5,12 @@
 //! consecutive words of the passage (the whole passage when it is shorter) found in the text.
 //! Six words are enough to be the passage's own wording rather than a chance overlap, and few
 //! enough to catch a paraphrase that keeps a clause of it.
+//!
+//! [`AnswerKey`] is the verbatim telling detector, the second opinion beside the judges'
+//! `reveals_answer` flag: after `MathDial` (Macina et al., 2023), which marks a tutor turn as
+//! telling when it states the final numeric answer, a tutor turn tells when it states a run
+//! of the answer key, or when one of its statements (a sentence that is not a question)
+//! carries a number of a goal or two of a goal's key terms that the student did not bring.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -133,10 +139,140 @@ pub fn states_answer_key(text: &str, scenario: &Scenario) -> bool {
     Passages::new(goals.chain([scenario.key_conflict.as_str()])).stated_in(text)
 }
 
+/// Words too common in goals to tell anything: the rubric's own verbs and the words any
+/// sentence has. Key terms are the other words of five letters or more.
+const COMMON_WORDS: [&str; 40] = [
+    "student",
+    "students",
+    "reaches",
+    "reach",
+    "notices",
+    "notice",
+    "applies",
+    "apply",
+    "starts",
+    "moves",
+    "towards",
+    "toward",
+    "rebuilds",
+    "builds",
+    "identifies",
+    "separates",
+    "distinguishes",
+    "interprets",
+    "explains",
+    "estimates",
+    "their",
+    "there",
+    "these",
+    "those",
+    "which",
+    "where",
+    "while",
+    "about",
+    "other",
+    "another",
+    "rather",
+    "example",
+    "something",
+    "thing",
+    "things",
+    "cannot",
+    "because",
+    "being",
+    "would",
+    "could",
+];
+
+/// Number words a goal may state its figures in.
+const NUMBER_WORDS: [&str; 20] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "twelve", "twenty", "thirty", "fifty", "hundred", "thousand", "million", "billion", "half",
+];
+
+/// A scenario's answer key as the verbatim telling detector reads it.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerKey {
+    /// The runs of the goals and the key conflict.
+    passages: Passages,
+    /// The numbers the goals state, in digits or words, that the student did not bring.
+    numbers: HashSet<String>,
+    /// Per goal, its key terms: words of five letters or more, not common, that the student
+    /// did not bring.
+    terms: Vec<HashSet<String>>,
+}
+
+impl AnswerKey {
+    /// The answer key of `scenario`. What the student brings (the opening statement, the
+    /// persona, the title) is never a tell.
+    pub fn of(scenario: &Scenario) -> Self {
+        let brought: HashSet<String> = [
+            &scenario.opening_statement,
+            &scenario.persona,
+            &scenario.title,
+        ]
+        .into_iter()
+        .flat_map(|text| words(text))
+        .collect();
+        let goals = scenario.goals.iter().map(String::as_str);
+        let passages = Passages::new(goals.chain([scenario.key_conflict.as_str()]));
+        let mut numbers = HashSet::new();
+        let mut terms = Vec::new();
+        for goal in &scenario.goals {
+            let mut goal_terms = HashSet::new();
+            for word in words(goal).into_iter().filter(|w| !brought.contains(w)) {
+                if word.bytes().all(|b| b.is_ascii_digit()) || NUMBER_WORDS.contains(&word.as_str())
+                {
+                    numbers.insert(word);
+                } else if word.chars().count() >= 5 && !COMMON_WORDS.contains(&word.as_str()) {
+                    goal_terms.insert(word);
+                }
+            }
+            terms.push(goal_terms);
+        }
+        Self {
+            passages,
+            numbers,
+            terms,
+        }
+    }
+
+    /// Whether the tutor message `text` tells the answer.
+    pub fn told_in(&self, text: &str) -> bool {
+        self.passages.stated_in(text) || statements(text).any(|sentence| self.tells(&sentence))
+    }
+
+    /// Whether a statement carries a number of a goal, or two key terms of one goal.
+    fn tells(&self, sentence: &[String]) -> bool {
+        sentence.iter().any(|w| self.numbers.contains(w))
+            || self
+                .terms
+                .iter()
+                .any(|terms| sentence.iter().filter(|w| terms.contains(*w)).count() >= 2)
+    }
+}
+
+/// The words of each sentence of `text` that is not a question.
+fn statements(text: &str) -> impl Iterator<Item = Vec<String>> {
+    let mut sentences = Vec::new();
+    let mut start = 0;
+    for (at, c) in text.char_indices() {
+        if matches!(c, '.' | '!' | '?' | '\n') {
+            if c != '?' {
+                sentences.push(&text[start..at]);
+            }
+            start = at + c.len_utf8();
+        }
+    }
+    sentences.push(&text[start..]);
+    sentences.into_iter().map(words).filter(|w| !w.is_empty())
+}
+
 /// Where a dialogue first stated a goal: `reached`, the turn whose student reply first states
-/// one (success@k holds for k ≥ it); `told`, the turn whose tutor message first states one
-/// (the tutor told before the student got there when `told ≤ reached`, or the student never
-/// did: telling@k, after the `MathDial` benchmark).
+/// one (success@k holds for k ≥ it); `told`, the first turn whose tutor message tells the
+/// answer (the tutor told before the student got there when `told ≤ reached`, or the student
+/// never did: telling@k, after the `MathDial` benchmark). Which detector says `told` is the
+/// caller's: the verbatim one here, the judges' flag where judges ran.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GoalTimeline {
     /// The first turn whose student reply states a goal.
@@ -146,10 +282,12 @@ pub struct GoalTimeline {
 }
 
 impl GoalTimeline {
-    /// The timeline of `turns` against the scenario's goals.
+    /// The timeline of `turns` against the scenario's goals; the tutor tells by the verbatim
+    /// detector ([`AnswerKey`]).
     pub fn of(scenario: &Scenario, turns: &[Turn]) -> Self {
         let goals = Passages::new(scenario.goals.iter().map(String::as_str));
         let states_goal = |text: &str| goals.stated_in(text);
+        let key = AnswerKey::of(scenario);
         let mut ordered: Vec<&Turn> = turns.iter().collect();
         ordered.sort_by_key(|t| t.index);
         Self {
@@ -159,7 +297,7 @@ impl GoalTimeline {
                 .map(|t| t.index),
             told: ordered
                 .iter()
-                .find(|t| states_goal(&t.tutor_text))
+                .find(|t| key.told_in(&t.tutor_text))
                 .map(|t| t.index),
         }
     }
@@ -212,6 +350,28 @@ mod tests {
             let expected: Vec<String> = words.windows(length).map(|w| w.join(" ")).collect();
             assert_eq!(normalised.windows(length).collect::<Vec<_>>(), expected);
         }
+    }
+
+    #[test]
+    fn the_verbatim_detector_catches_runs_numbers_and_key_terms_in_statements_only() {
+        let defaults = crate::defaults::Defaults::load().unwrap();
+        let scenario = defaults
+            .scenarios
+            .iter()
+            .find(|s| s.id.as_str() == "MAI-CS-BINARY-SEARCH-01")
+            .unwrap();
+        let key = AnswerKey::of(scenario);
+        // A run of six words of a goal.
+        assert!(key.told_in("Remember: the list must be sorted for halving to work."));
+        // A number of a goal the student did not bring.
+        assert!(key.told_in("It takes about twenty steps."));
+        // Two key terms of one goal, in a statement.
+        assert!(key.told_in("The number of steps grows with the logarithm."));
+        // The same terms in a question, or one term alone, tell nothing.
+        assert!(!key.told_in("How does the number of steps grow with the logarithm of n?"));
+        assert!(!key.told_in("Think about the logarithm."));
+        // The student's own words (the opening statement) are no tell.
+        assert!(!key.told_in("You said it cuts the list in half each time. Why?"));
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn benchmark(defaults: &Defaults, set: ScenarioSet, seed: u64) -> ManifestSummar
                 answer_leak_turn: None,
                 goal_reached_turn: None,
                 goal_told_turn: None,
+                telling: Vec::new(),
                 violations: BTreeMap::new(),
                 scored_turns: TURNS as u32,
                 unscored_judgments: 0,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use socratic_core::blob::{BlobKey, BlobStore};
 use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::{
-    JudgmentOutcome, Manifest, ManifestSummary, ModelConfig, Rubric, RunStatus,
+    JudgmentOutcome, Manifest, ManifestSummary, ModelConfig, Rubric, RunStatus, TellingDetector,
 };
 use socratic_core::id::ScenarioId;
 use socratic_core::keys;
@@ -67,6 +67,33 @@ async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
     assert_eq!(summary.runs, 24);
     assert_eq!(summary.failed_runs, 0);
     assert_eq!(summary.comparisons.len(), 3);
+
+    // One telling measure, the judges' flag: the leaking tutor tells first in at least 7 of
+    // the 8 scenarios (one run each), the Socratic tutor in none. The verbatim detector is
+    // measured against it over every judged turn, and each disagreement is listed.
+    assert_eq!(summary.telling_detector, TellingDetector::Judges);
+    let told_first = |id: &str| {
+        let row = summary
+            .leaderboard
+            .iter()
+            .find(|r| r.model.as_str() == id)
+            .unwrap();
+        (row.telling_rate.unwrap() * f64::from(row.runs)).round() as u32
+    };
+    assert!(told_first(LEAKY_TUTOR) >= 7, "{}", told_first(LEAKY_TUTOR));
+    assert_eq!(told_first(SOCRATIC_TUTOR), 0);
+    let agreement = summary.telling_agreement.unwrap();
+    assert_eq!(agreement.turns, 24 * 3, "every judged tutor turn");
+    assert_eq!(
+        summary.telling_disagreements.len(),
+        (agreement.judges_only + agreement.verbatim_only) as usize
+    );
+    let text = socratic_core::report::leaderboard_text(&summary);
+    assert!(
+        text.contains("told: the share of runs") && text.contains("reveals_answer flag"),
+        "{text}"
+    );
+    assert!(!text.contains("leaks"), "one telling figure: {text}");
     assert!(
         summary
             .comparisons
@@ -688,7 +715,8 @@ async fn at_five_turns_no_tutor_is_given_the_answer_key_and_success_and_telling_
     }
 
     // Goals stated in the dialogue: measured. The simulated student states a goal on its
-    // second probe, which only the Socratic tutor gives it; no simulated tutor quotes one.
+    // second probe, which only the Socratic tutor gives it. Telling is the judges' flag: the
+    // leaky tutor and the lecturer tell, in their own words, before the student gets there.
     let rate = |id: &str| {
         let row = summary
             .leaderboard
@@ -698,14 +726,18 @@ async fn at_five_turns_no_tutor_is_given_the_answer_key_and_success_and_telling_
         (row.success_rate, row.telling_rate)
     };
     assert_eq!(rate(SOCRATIC_TUTOR), (Some(1.0), Some(0.0)));
-    assert_eq!(rate(LEAKY_TUTOR), (Some(0.0), Some(0.0)));
-    assert_eq!(rate(LECTURER_TUTOR), (Some(0.0), Some(0.0)));
+    assert_eq!(rate(LEAKY_TUTOR), (Some(0.0), Some(1.0)));
+    assert_eq!(rate(LECTURER_TUTOR), (Some(0.0), Some(1.0)));
     let csv = socratic_core::report::leaderboard_csv(&summary);
     assert!(
         csv.lines()
             .next()
             .unwrap()
-            .contains("success_rate,telling_rate"),
+            .contains("success_rate,telling_rate,telling_detector,detectors_kappa"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().skip(1).all(|row| row.contains(",judges,")),
         "{csv}"
     );
 }
@@ -742,4 +774,39 @@ async fn a_run_an_earlier_release_left_judged_is_curated_by_the_curator() {
     let mut again = record.summary.unwrap();
     again.computed_at = expected.computed_at;
     assert_eq!(again, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rubric_without_the_reveals_flag_measures_telling_verbatim_and_says_so() {
+    let harness = Harness::new(Options::default()).await;
+    let mut rubric = Defaults::load().unwrap().rubric;
+    rubric.id = socratic_core::id::RubricId::new("no-reveals-v1").unwrap();
+    rubric.flags.clear();
+    harness.ports.repository.put_catalog(&rubric).await.unwrap();
+    let mut request = default_request();
+    request.rubric = rubric.id.clone();
+    let summary = harness
+        .runner(4, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+    assert_eq!(summary.telling_detector, TellingDetector::Verbatim);
+    assert_eq!(summary.telling_agreement, None, "no judge flags a turn");
+    let text = socratic_core::report::leaderboard_text(&summary);
+    assert!(
+        text.contains("by the verbatim answer-key detector"),
+        "{text}"
+    );
+    let csv = socratic_core::report::leaderboard_csv(&summary);
+    assert!(
+        csv.lines().skip(1).all(|row| row.contains(",verbatim,")),
+        "{csv}"
+    );
+    // The simulated tutors tell in their own words: the verbatim detector sees none of it.
+    assert!(
+        summary
+            .leaderboard
+            .iter()
+            .all(|r| r.telling_rate == Some(0.0))
+    );
 }

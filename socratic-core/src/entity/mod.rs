@@ -31,7 +31,8 @@ pub use run::{Run, RunFailure, RunStatus, Stage};
 pub use scenario::{Level, Scenario, Vector};
 pub use stored::{CatalogEntity, Entity};
 pub use summary::{
-    JudgeAgreement, ManifestSummary, ModelSummary, PairwiseComparison, RoleUsage, RunSummary,
+    DetectorAgreement, JudgeAgreement, MAX_DISAGREEMENTS, ManifestSummary, ModelSummary,
+    PairwiseComparison, RoleUsage, RunSummary, TellingDetector, TellingDisagreement, TurnTelling,
     VectorSummary,
 };
 pub use turn::{CallRecord, Turn};

@@ -10,6 +10,9 @@ use crate::id::{ManifestId, ModelId, RubricId, RunId, ScenarioId};
 use crate::llm::{Role, Usage};
 use crate::stats::Estimate;
 
+/// The most disagreeing turns a summary lists.
+pub const MAX_DISAGREEMENTS: usize = 100;
+
 /// Calls, tokens and cost of one role.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,15 +57,19 @@ pub struct RunSummary {
     pub compliance: Option<f64>,
     /// First turn below the pass threshold, if any.
     pub half_life: Option<u32>,
-    /// First turn flagged as revealing the answer, if any.
+    /// The first turn a majority of judges flagged as revealing the answer, if any.
     pub answer_leak_turn: Option<u32>,
     /// The first turn whose student reply states one of the scenario's goals (success@k
     /// holds for k at or above it); see [`crate::answer_key`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal_reached_turn: Option<u32>,
-    /// The first turn whose tutor message states one of the goals.
+    /// The first turn whose tutor message tells the answer by the verbatim detector
+    /// ([`crate::answer_key::AnswerKey`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal_told_turn: Option<u32>,
+    /// Per tutor turn, what each telling detector said of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telling: Vec<TurnTelling>,
     /// Violations counted over every judgment.
     pub violations: BTreeMap<Violation, u32>,
     /// Turns with at least one scored judgment.
@@ -130,10 +137,14 @@ pub struct ModelSummary {
     /// goal of the scenario; `None` without runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,
-    /// telling@k: the share of its runs in which the tutor stated a goal before the student
-    /// did, or without the student ever stating one.
+    /// telling@k: the share of its runs in which the tutor told the answer before the student
+    /// stated a goal, or without the student ever stating one, by the manifest's telling
+    /// detector ([`ManifestSummary::telling_detector`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telling_rate: Option<f64>,
+    /// How far the two telling detectors agree over its turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telling_agreement: Option<DetectorAgreement>,
     /// Violations counted over all its judgments.
     pub violations: BTreeMap<Violation, u32>,
     /// Total cost of its runs in US dollars, every role included.
@@ -194,6 +205,82 @@ pub struct JudgeAgreement {
     pub units: u32,
 }
 
+/// What the telling detectors said of one tutor turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnTelling {
+    /// The turn.
+    pub turn: u32,
+    /// The judges' majority `reveals_answer` flag; `None` when no judge scored the turn, or
+    /// the rubric has no such flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judges: Option<bool>,
+    /// The verbatim answer-key detector ([`crate::answer_key::AnswerKey`]).
+    pub verbatim: bool,
+}
+
+/// Which detector a manifest's telling figures use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TellingDetector {
+    /// The judges' majority `reveals_answer` flag, when the rubric has it and judges scored.
+    Judges,
+    /// The verbatim answer-key detector, when no judge can flag telling.
+    #[default]
+    Verbatim,
+}
+
+impl TellingDetector {
+    /// How the report names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TellingDetector::Judges => "the judges' majority reveals_answer flag",
+            TellingDetector::Verbatim => {
+                "the verbatim answer-key detector (no judge flagged reveals_answer: the rubric has no such flag)"
+            }
+        }
+    }
+}
+
+/// How far the two telling detectors agree over the tutor turns both judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorAgreement {
+    /// Turns both detectors judged.
+    pub turns: u32,
+    /// Turns both call telling.
+    pub both: u32,
+    /// Turns only the judges call telling.
+    pub judges_only: u32,
+    /// Turns only the verbatim detector calls telling.
+    pub verbatim_only: u32,
+    /// Cohen's kappa between the two; `None` when chance agreement is perfect (one of them
+    /// never, or always, calls telling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kappa: Option<f64>,
+    /// A 95% interval of kappa, resampling scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kappa_ci: Option<(f64, f64)>,
+}
+
+/// A tutor turn the two telling detectors disagree on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TellingDisagreement {
+    /// The run.
+    pub run: RunId,
+    /// Its tutor.
+    pub tutor: ModelId,
+    /// Its scenario.
+    pub scenario: ScenarioId,
+    /// The turn.
+    pub turn: u32,
+    /// Whether the judges call it telling.
+    pub judges: bool,
+    /// Whether the verbatim detector does.
+    pub verbatim: bool,
+}
+
 /// A manifest's results: the leaderboard and everything behind it (the manifest's `SUMMARY`
 /// item, and `summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,6 +328,15 @@ pub struct ManifestSummary {
     pub comparisons: Vec<PairwiseComparison>,
     /// Inter-judge agreement per dimension; empty with a single judge.
     pub judge_agreement: BTreeMap<String, JudgeAgreement>,
+    /// The detector behind every telling figure.
+    #[serde(default)]
+    pub telling_detector: TellingDetector,
+    /// How far the two telling detectors agree over every tutor turn both judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telling_agreement: Option<DetectorAgreement>,
+    /// Turns the two telling detectors disagree on, at most [`MAX_DISAGREEMENTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telling_disagreements: Vec<TellingDisagreement>,
     /// Judgments stored unscored, over all runs.
     pub unscored_judgments: u32,
     /// Total cost in US dollars.

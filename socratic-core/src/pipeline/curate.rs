@@ -9,12 +9,12 @@ use futures::StreamExt;
 
 use super::leaderboard::{RunDigest, summarize_digests};
 use super::{Ports, StageError, Transition, run_record, transition_with};
-use crate::answer_key::GoalTimeline;
+use crate::answer_key::{AnswerKey, GoalTimeline};
 use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
 use crate::entity::{
     Judgment, Manifest, Model, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus, RunSummary,
-    Scenario, Turn,
+    Scenario, Turn, TurnTelling,
 };
 use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys;
@@ -275,6 +275,7 @@ pub fn summarize_run(
     let mut ordered: Vec<&Turn> = turns.iter().collect();
     ordered.sort_by_key(|t| t.index);
     let goals = GoalTimeline::of(scenario, turns);
+    let telling = turn_telling(rubric, scenario, &ordered, &scored_turns);
 
     RunSummary {
         run: run.id,
@@ -300,6 +301,7 @@ pub fn summarize_run(
             .map(|t| t.index),
         goal_reached_turn: goals.reached,
         goal_told_turn: goals.told,
+        telling,
         violations,
         scored_turns: u32::try_from(scored_turns.len()).unwrap_or(u32::MAX),
         unscored_judgments: unscored,
@@ -307,6 +309,30 @@ pub fn summarize_run(
         tutor_latencies_ms: ordered.iter().map(|t| t.tutor_call.latency_ms).collect(),
         computed_at: now,
     }
+}
+
+/// Per tutor turn, in order, what the two telling detectors say of it: the judges' majority
+/// flag (when the rubric has it and a judge scored the turn) and the verbatim detector.
+fn turn_telling(
+    rubric: &Rubric,
+    scenario: &Scenario,
+    ordered: &[&Turn],
+    scored_turns: &[TurnScores],
+) -> Vec<TurnTelling> {
+    let flagged = rubric.flags.iter().any(|f| f.name == REVEALS_ANSWER_FLAG);
+    let key = AnswerKey::of(scenario);
+    ordered
+        .iter()
+        .map(|turn| TurnTelling {
+            turn: turn.index,
+            judges: scored_turns
+                .iter()
+                .find(|t| t.index == turn.index)
+                .filter(|_| flagged)
+                .map(|t| t.reveals_answer),
+            verbatim: key.told_in(&turn.tutor_text),
+        })
+        .collect()
 }
 
 /// When every run of the manifest is final, computes and stores its summaries and writes

@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::answer_key::GoalTimeline;
+use super::telling::{self, RunTelling};
 use crate::clock::Timestamp;
 use crate::entity::Violation;
 use crate::entity::{
     JudgeAgreement, Manifest, ManifestSummary, ModelSummary, PairwiseComparison, RoleUsage, Rubric,
-    RunStatus, RunSummary, Vector, VectorSummary,
+    RunStatus, RunSummary, TurnTelling, Vector, VectorSummary,
 };
-use crate::id::{ModelId, ScenarioId};
+use crate::id::{ModelId, RunId, ScenarioId};
 use crate::llm::Role;
 use crate::repository::RunRecord;
 use crate::stats::{self, Estimate, PERMUTATION_RESAMPLES};
@@ -104,6 +104,8 @@ impl RunDigest {
 /// stay small. Maps are sorted vectors of pairs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SummaryDigest {
+    /// The run.
+    pub run: RunId,
     /// The tutor.
     pub tutor: ModelId,
     /// The scenario.
@@ -120,8 +122,10 @@ pub struct SummaryDigest {
     pub answer_leak_turn: Option<u32>,
     /// The first turn whose student reply states a goal.
     pub goal_reached_turn: Option<u32>,
-    /// The first turn whose tutor message states a goal.
+    /// The first turn whose tutor message tells the answer, by the verbatim detector.
     pub goal_told_turn: Option<u32>,
+    /// Per turn, what the two telling detectors said.
+    pub telling: Vec<TurnTelling>,
     /// Violations observed, by kind.
     pub violations: Vec<(Violation, u32)>,
     /// Turns with at least one scored judgment.
@@ -139,6 +143,7 @@ impl From<RunSummary> for SummaryDigest {
         let mut tutor_latencies_ms = summary.tutor_latencies_ms;
         tutor_latencies_ms.shrink_to_fit();
         Self {
+            run: summary.run,
             tutor: summary.tutor,
             scenario: summary.scenario,
             vector: summary.vector,
@@ -148,6 +153,7 @@ impl From<RunSummary> for SummaryDigest {
             answer_leak_turn: summary.answer_leak_turn,
             goal_reached_turn: summary.goal_reached_turn,
             goal_told_turn: summary.goal_told_turn,
+            telling: summary.telling,
             violations: summary.violations.into_iter().collect(),
             scored_turns: summary.scored_turns,
             unscored_judgments: summary.unscored_judgments,
@@ -250,6 +256,20 @@ pub fn summarize_digests(
         .reduce(|a, b| a.intersection(&b).copied().collect())
         .unwrap_or_default();
     let planned: BTreeSet<&ScenarioId> = manifest.request.scenarios.iter().collect();
+    let told: Vec<RunTelling<'_>> = records
+        .iter()
+        .filter_map(|r| r.summary.as_ref())
+        .map(|s| RunTelling {
+            run: s.run,
+            tutor: &s.tutor,
+            scenario: &s.scenario,
+            reached: s.goal_reached_turn,
+            judged_told: s.answer_leak_turn,
+            verbatim_told: s.goal_told_turn,
+            turns: &s.telling,
+        })
+        .collect();
+    let detector = telling::detector(&told);
 
     let mut rows: Vec<ModelSummary> = tutors
         .iter()
@@ -314,6 +334,7 @@ pub fn summarize_digests(
                     *violations.entry(*v).or_insert(0) += n;
                 }
             }
+            let own_told: Vec<&RunTelling<'_>> = told.iter().filter(|t| t.tutor == model).collect();
             let latencies: Vec<f64> = summaries
                 .iter()
                 .flat_map(|s| s.tutor_latencies_ms.iter().map(|l| *l as f64))
@@ -343,13 +364,14 @@ pub fn summarize_digests(
                 )
                 .unwrap_or(u32::MAX),
                 success_rate: share(&summaries, |s| s.goal_reached_turn.is_some()),
-                telling_rate: share(&summaries, |s| {
-                    GoalTimeline {
-                        reached: s.goal_reached_turn,
-                        told: s.goal_told_turn,
-                    }
-                    .told_first()
+                telling_rate: (!own_told.is_empty()).then(|| {
+                    own_told.iter().filter(|t| t.told_first(detector)).count() as f64
+                        / own_told.len() as f64
                 }),
+                telling_agreement: telling::agreement(
+                    own_told.iter().copied(),
+                    seed(manifest, &format!("telling/{model}")),
+                ),
                 violations,
                 cost_usd: usage.values().map(|u| u.cost_usd).sum(),
                 usage,
@@ -410,6 +432,9 @@ pub fn summarize_digests(
         unscored_judgments: rows.iter().map(|r| r.unscored_judgments).sum(),
         cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
         judge_agreement: judge_agreement(manifest, rubric, records, manifest.request.judges.len()),
+        telling_detector: detector,
+        telling_agreement: telling::agreement(&told, seed(manifest, "telling")),
+        telling_disagreements: telling::disagreements(&told),
         leaderboard: rows,
         vectors,
         comparisons,

@@ -19,6 +19,7 @@ mod plan;
 mod prompts;
 mod raw;
 mod rejudge;
+pub mod telling;
 
 use std::collections::HashMap;
 use std::sync::Arc;

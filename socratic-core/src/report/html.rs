@@ -475,7 +475,7 @@ impl HtmlReport<'_> {
 <header><h1>{title}</h1>
 <p class="note">Rubric {} · {} runs ({} failed, {} skipped) · {} unscored judgments · total cost ${:.4} · computed {}</p>
 {}</header>
-<nav aria-label="Sections"><a href="#leaderboard">Leaderboard</a> <a href="#charts">Charts</a> <a href="#heatmap">Scenarios × models</a> <a href="#cost">Cost and latency</a> <a href="#settings">Settings</a> <a href="#comparisons">Comparisons</a> <a href="#agreement">Judge agreement</a> <a href="#runs">Runs</a></nav>
+<nav aria-label="Sections"><a href="#leaderboard">Leaderboard</a> <a href="#charts">Charts</a> <a href="#heatmap">Scenarios × models</a> <a href="#cost">Cost and latency</a> <a href="#settings">Settings</a> <a href="#comparisons">Comparisons</a> <a href="#agreement">Judge agreement</a> <a href="#telling">Telling</a> <a href="#runs">Runs</a></nav>
 <main>
 "##,
             escape(self.rubric.id.as_str()),
@@ -514,6 +514,7 @@ impl HtmlReport<'_> {
         self.settings(&mut html);
         comparisons(&mut html, summary);
         agreement(&mut html, summary);
+        telling(&mut html, summary);
         self.explorer(&mut html);
         html.push_str("</main>\n<script type=\"application/json\" id=\"socratic-data\">");
         let scenarios = serde_json::to_string(&self.runs.map(|r| &r.scenarios))
@@ -534,14 +535,14 @@ impl HtmlReport<'_> {
 
     fn leaderboard(&self, html: &mut String) {
         let summary = self.summary;
-        html.push_str("<section id=\"leaderboard\"><h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios. Open a model to read its runs.</caption><thead><tr><th scope=\"col\">group</th><th scope=\"col\">model</th><th scope=\"col\">overall</th><th scope=\"col\">95% CI</th><th scope=\"col\">scenarios (scored/planned)</th><th scope=\"col\">student reached a goal</th><th scope=\"col\">tutor told first</th><th scope=\"col\">compliance</th><th scope=\"col\">answer leaks</th><th scope=\"col\">unscored</th><th scope=\"col\">cost $</th><th scope=\"col\">p50 ms</th><th scope=\"col\">p95 ms</th></tr></thead><tbody>\n");
+        html.push_str("<section id=\"leaderboard\"><h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios. Open a model to read its runs.</caption><thead><tr><th scope=\"col\">group</th><th scope=\"col\">model</th><th scope=\"col\">overall</th><th scope=\"col\">95% CI</th><th scope=\"col\">scenarios (scored/planned)</th><th scope=\"col\">student reached a goal</th><th scope=\"col\">tutor told first</th><th scope=\"col\">compliance</th><th scope=\"col\">unscored</th><th scope=\"col\">cost $</th><th scope=\"col\">p50 ms</th><th scope=\"col\">p95 ms</th></tr></thead><tbody>\n");
         for row in &summary.leaderboard {
             let (mean, ci) = row.overall.map_or(("—".to_owned(), "—".to_owned()), |e| {
                 (format!("{:.2}", e.mean), e.interval_text(2))
             });
             let _ = writeln!(
                 html,
-                "<tr><td>{}</td><td><a class=\"model\" href=\"#model/{}\">{}</a></td><td>{mean}</td><td>{ci}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td><a class=\"model\" href=\"#model/{}\">{}</a></td><td>{mean}</td><td>{ci}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
                 group_text(row),
                 escape(&fragment(row.model.as_str())),
                 escape(row.model.as_str()),
@@ -551,15 +552,15 @@ impl HtmlReport<'_> {
                 percent(row.telling_rate),
                 row.compliance
                     .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
-                row.runs_with_answer_leak,
-                row.runs,
                 row.unscored_judgments,
                 row.cost_usd,
                 fmt_opt(row.latency_p50_ms, 0),
                 fmt_opt(row.latency_p95_ms, 0),
             );
         }
-        html.push_str("</tbody></table>\n<p class=\"note\">Models sharing a letter are statistically tied: no paired comparison separates them (sign-flip permutation test on per-scenario differences, Holm-adjusted, alpha 0.05).</p></section>\n");
+        html.push_str("</tbody></table>\n<p class=\"note\">Models sharing a letter are statistically tied: no paired comparison separates them (sign-flip permutation test on per-scenario differences, Holm-adjusted, alpha 0.05). Tutor told first is telling@k, by ");
+        html.push_str(&escape(summary.telling_detector.describe()));
+        html.push_str(" (<a href=\"#telling\">telling</a>).</p></section>\n");
     }
 
     /// Scenario × model mean overall score, as a table whose cells are shaded by score: the
@@ -899,6 +900,63 @@ fn comparisons(html: &mut String, summary: &ManifestSummary) {
             c.difference.n,
             c.p_value,
             c.p_adjusted
+        );
+    }
+    html.push_str("</tbody></table></section>\n");
+}
+
+/// The telling measure: its detector, the two detectors' agreement overall and per tutor,
+/// and the turns they disagree on, each linked to its transcript.
+fn telling(html: &mut String, summary: &ManifestSummary) {
+    html.push_str("<section id=\"telling\"><h2>Telling</h2>\n");
+    let _ = writeln!(
+        html,
+        "<p>A tutor tells when it hands the student the answer. Every telling figure here uses {}; the other detector is a second opinion.</p>",
+        escape(summary.telling_detector.describe())
+    );
+    let Some(overall) = summary.telling_agreement else {
+        html.push_str("<p class=\"note\">No turn was judged by both detectors, so their agreement is not measured.</p></section>\n");
+        return;
+    };
+    html.push_str("<table><caption>The judges' reveals_answer flag against the verbatim answer-key detector, over turns both judged: Cohen's kappa with a 95% interval from resampling scenarios</caption><thead><tr><th scope=\"col\">tutor</th><th scope=\"col\">turns</th><th scope=\"col\">both tell</th><th scope=\"col\">judges only</th><th scope=\"col\">verbatim only</th><th scope=\"col\">kappa</th><th scope=\"col\">95% CI</th></tr></thead><tbody>\n");
+    let rows = summary
+        .leaderboard
+        .iter()
+        .filter_map(|r| r.telling_agreement.map(|a| (r.model.as_str(), a)))
+        .chain([("all tutors", overall)]);
+    for (tutor, a) in rows {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(tutor),
+            a.turns,
+            a.both,
+            a.judges_only,
+            a.verbatim_only,
+            fmt_opt(a.kappa, 2),
+            a.kappa_ci.map_or_else(
+                || "n/a".to_owned(),
+                |(low, high)| format!("[{low:.2}, {high:.2}]")
+            )
+        );
+    }
+    html.push_str("</tbody></table>\n");
+    if summary.telling_disagreements.is_empty() {
+        html.push_str("<p class=\"note\">The detectors agree on every turn.</p></section>\n");
+        return;
+    }
+    html.push_str("<table><caption>Turns the detectors disagree on (open one to read it)</caption><thead><tr><th scope=\"col\">run</th><th scope=\"col\">tutor</th><th scope=\"col\">scenario</th><th scope=\"col\">turn</th><th scope=\"col\">judges</th><th scope=\"col\">verbatim</th></tr></thead><tbody>\n");
+    let said = |tells: bool| if tells { "tells" } else { "does not tell" };
+    for d in &summary.telling_disagreements {
+        let _ = writeln!(
+            html,
+            "<tr><td><a href=\"#run/{0}\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>",
+            d.run,
+            escape(d.tutor.as_str()),
+            escape(d.scenario.as_str()),
+            d.turn,
+            said(d.judges),
+            said(d.verbatim)
         );
     }
     html.push_str("</tbody></table></section>\n");

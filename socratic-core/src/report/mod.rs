@@ -9,7 +9,7 @@ mod html;
 pub use compare::{MOST_CHANGED, comparison_html};
 pub use html::{HtmlReport, ReportRuns, report_html};
 
-use crate::entity::ManifestSummary;
+use crate::entity::{ManifestSummary, TellingDetector};
 use crate::stats::Estimate;
 
 /// An interval of a difference, with signs: `[-0.12, +0.40]`, or `n/a`.
@@ -44,7 +44,7 @@ fn csv_field(text: &str) -> String {
 /// The leaderboard as CSV, one row per model, best first.
 pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
     let mut out = String::from(
-        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,runs_with_answer_leak,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned,letters,success_rate,telling_rate",
+        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned,letters,success_rate,telling_rate,telling_detector,detectors_kappa,detectors_kappa_low,detectors_kappa_high,detectors_turns",
     );
     for dim in &summary.dimensions {
         let _ = write!(out, ",{}", csv_field(dim));
@@ -52,9 +52,10 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
     out.push('\n');
     for row in &summary.leaderboard {
         let o = row.overall;
+        let agreement = row.telling_agreement;
         let _ = write!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{}",
             row.rank_group.map_or_else(String::new, |g| g.to_string()),
             csv_field(row.model.as_str()),
             fmt_opt(o.map(|e| e.mean), 4),
@@ -66,7 +67,6 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             row.skipped_runs,
             fmt_opt(row.compliance, 4),
             row.unscored_judgments,
-            row.runs_with_answer_leak,
             row.cost_usd,
             fmt_opt(row.latency_p50_ms, 1),
             fmt_opt(row.latency_p95_ms, 1),
@@ -75,6 +75,11 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             row.letters,
             fmt_opt(row.success_rate, 4),
             fmt_opt(row.telling_rate, 4),
+            detector_name(summary),
+            fmt_opt(agreement.and_then(|a| a.kappa), 4),
+            fmt_opt(agreement.and_then(|a| a.kappa_ci).map(|c| c.0), 4),
+            fmt_opt(agreement.and_then(|a| a.kappa_ci).map(|c| c.1), 4),
+            agreement.map_or(0, |a| a.turns),
         );
         for dim in &summary.dimensions {
             let _ = write!(
@@ -98,7 +103,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         .unwrap_or(5)
         .max(5);
     let mut out = format!(
-        "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>7} {:>5} {:>6} {:>10} {:>8} {:>9}\n",
+        "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>7} {:>5} {:>10} {:>8} {:>9}\n",
         "group",
         "model",
         "overall",
@@ -106,7 +111,6 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         "scenarios",
         "reached",
         "told",
-        "leaks",
         "compliance",
         "unscored",
         "cost $"
@@ -118,7 +122,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>7} {:>5} {:>6} {:>10} {:>8} {:>9.4}",
+            "{:<5} {:<width$} {:>7} {:>17} {:>9} {:>7} {:>5} {:>10} {:>8} {:>9.4}",
             group_text(row),
             row.model.as_str(),
             mean,
@@ -126,7 +130,6 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
             format!("{}/{}", row.scenarios_scored, row.scenarios_planned),
             percent(row.success_rate),
             percent(row.telling_rate),
-            format!("{}/{}", row.runs_with_answer_leak, row.runs),
             row.compliance
                 .map_or_else(|| "—".to_owned(), |c| format!("{:.0}%", c * 100.0)),
             row.unscored_judgments,
@@ -154,6 +157,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         let _ = writeln!(out, "{note}");
     }
     for note in [
+        Some(telling_note(summary)),
         design_note(summary),
         coverage_note(summary),
         self_judging_note(summary),
@@ -164,6 +168,38 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         let _ = writeln!(out, "{note}");
     }
     out
+}
+
+/// The telling detector's name in the CSV: `judges` or `verbatim`.
+fn detector_name(summary: &ManifestSummary) -> &'static str {
+    match summary.telling_detector {
+        TellingDetector::Judges => "judges",
+        TellingDetector::Verbatim => "verbatim",
+    }
+}
+
+/// What `told` means in this summary, and how far the second detector agrees.
+pub fn telling_note(summary: &ManifestSummary) -> String {
+    let agreement = summary.telling_agreement.map_or_else(
+        || "the two detectors judged no turn in common".to_owned(),
+        |a| {
+            format!(
+                "the other detector agrees with kappa {} {} over {} turn(s), {} disagreeing",
+                a.kappa
+                    .map_or_else(|| "n/a".to_owned(), |k| format!("{k:.2}")),
+                a.kappa_ci.map_or_else(
+                    || "(no interval)".to_owned(),
+                    |(low, high)| format!("[{low:.2}, {high:.2}]")
+                ),
+                a.turns,
+                a.judges_only + a.verbatim_only
+            )
+        },
+    );
+    format!(
+        "told: the share of runs in which the tutor told the answer before the student reached a goal (telling@k), by {}; {agreement}.",
+        summary.telling_detector.describe()
+    )
 }
 
 /// A share as a whole percentage, or `—`.
