@@ -69,12 +69,14 @@ async fn ledger(out: &Path, summary: &Value) -> LedgerTotals {
 }
 
 /// The summary without what differs between any two databases: the manifest's id, wherever
-/// it is repeated, and when the summary was computed.
+/// it is repeated, a run's id (where a turn is named by it), and when the summary was
+/// computed.
 fn comparable(mut summary: Value) -> Value {
     fn strip(value: &mut Value) {
         match value {
             Value::Object(object) => {
                 object.remove("manifest");
+                object.remove("run");
                 object.remove("computed_at");
                 object.values_mut().for_each(strip);
             }
