@@ -152,6 +152,18 @@ await check("the telling section names its detector and a disagreeing turn opens
   }
 });
 
+await check("intervals carry their caution and the settings state the design's power", async () => {
+  await page.goto(page.url().split("#")[0], { waitUntil: "load" });
+  const intervals = await page.locator("#leaderboard tbody tr td:nth-child(4)").allTextContents();
+  expect(intervals.length > 0 && intervals.every((t) => /\]\*|\]!|n\/a/.test(t)), `unmarked intervals at 8 scenarios: ${intervals}`);
+  const caption = await page.locator("#leaderboard caption").textContent();
+  expect(caption.includes("fewer than 16 scenarios"), `caption ${caption}`);
+  const power = page.locator("#settings tr", { has: page.locator("th", { hasText: /^power$/ }) });
+  expect(await power.count() === 1, "no power row in the settings");
+  const text = await power.locator("td").textContent();
+  expect(/detect a difference of \d+\.\d+ points/.test(text), `power says ${text}`);
+});
+
 await check("print hides the controls", async () => {
   await page.emulateMedia({ media: "print" });
   const nav = await page.evaluate(() => getComputedStyle(document.querySelector("nav")).display);

@@ -18,12 +18,13 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::entity::{CallRecord, ManifestRequest, Model, Prompt, Rubric, Scenario, Turn};
-use crate::id::{ModelId, RunId};
+use crate::id::{ManifestId, ModelId, RunId};
 use crate::llm::{
     ConverseRequest, Role, StopReason, Usage, input_size, worst_case_cost, worst_case_input_tokens,
 };
-use crate::pipeline::{Sampling, judge_request, student_request, tutor_request};
+use crate::pipeline::{ALPHA, Sampling, judge_request, student_request, tutor_request};
 use crate::repository::{RepoError, Repository};
+use crate::stats::{DesignVariance, Power};
 
 /// Bytes of text per token assumed for the expected case.
 const BYTES_PER_TOKEN: u64 = 4;
@@ -77,6 +78,39 @@ pub struct PlanEstimate {
     pub cost_usd: f64,
     /// Worst-case cost in US dollars.
     pub worst_cost_usd: f64,
+}
+
+/// What a planned design can detect, and whose scores' variance it assumes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PlanPower {
+    /// The smallest detectable difference, and the scenarios that would detect 0.25 and 0.5
+    /// points.
+    pub power: Power,
+    /// The finished benchmark whose variance the plan assumes; `None` for the default.
+    pub variance_from: Option<ManifestId>,
+}
+
+/// The power of `request`'s design: its tutors compared pairwise (Holm-adjusted at
+/// [`ALPHA`]) on its scenarios × repetitions, scores varying as the finished benchmark
+/// `variance` says, or as [`DesignVariance::DEFAULT`] without one.
+pub fn plan_power(
+    request: &ManifestRequest,
+    variance: Option<(ManifestId, DesignVariance)>,
+) -> PlanPower {
+    let (variance_from, variance) = match variance {
+        Some((id, variance)) => (Some(id), variance),
+        None => (None, DesignVariance::DEFAULT),
+    };
+    PlanPower {
+        power: Power::of(
+            request.tutors.len(),
+            u32::try_from(request.scenarios.len()).unwrap_or(u32::MAX),
+            request.repetitions,
+            ALPHA,
+            &variance,
+        ),
+        variance_from,
+    }
 }
 
 impl PlanEstimate {

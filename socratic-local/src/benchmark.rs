@@ -18,14 +18,16 @@ use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::{
     ManifestRequest, ManifestSummary, ModelConfig, Run, RunStatus, StudentConfig, from_json,
 };
-use socratic_core::estimate::{PlanEstimate, estimate};
+use socratic_core::estimate::{PlanEstimate, PlanPower, estimate, plan_power};
 use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId};
+use socratic_core::keys;
 use socratic_core::llm::{Budget, CacheMode, CallRecorder, RetryPolicy};
 use socratic_core::pipeline::{
     PipelineConfig, PlanError, Ports, Providers, import_manifest, latest_dialogue_manifest, plan,
     rejudge_request,
 };
 use socratic_core::runner::{Runner, RunnerConfig};
+use socratic_core::stats::DesignVariance;
 use socratic_memory::{MemoryBackend, MemoryBlobStore};
 use socratic_sim::SimulatedLlm;
 use socratic_sim::simulated::PROVIDER;
@@ -33,6 +35,7 @@ use socratic_sqlite::{CallLedger, LedgerTotals, ResultsDir};
 
 use crate::catalog;
 use crate::error::{Context, Error};
+use crate::history::History;
 use crate::models::{self, ClientOptions, ModelClients, ModelEntry, ModelsFile};
 
 /// The files a finished benchmark leaves at the top of its results directory.
@@ -432,6 +435,45 @@ impl Benchmark {
         estimate(&self.ports.repository, &self.request)
             .await
             .map_err(|e| Error::Invalid(format!("the manifest cannot be estimated: {e}")))
+    }
+
+    /// What the plan can detect: the smallest difference between two tutors at 80% power, and
+    /// the scenarios that would detect 0.25 and 0.5 points, with the variance of the newest
+    /// finished benchmark in the results directory (the default without one).
+    pub async fn power(&self) -> Result<PlanPower, Error> {
+        Ok(plan_power(&self.request, self.observed_variance().await?))
+    }
+
+    /// Whether the benchmark calls a model that is not simulated (and so costs money).
+    pub fn calls_real_models(&self) -> bool {
+        !self.real_models.is_empty()
+    }
+
+    /// The variance the newest finished benchmark of the results directory observed.
+    async fn observed_variance(&self) -> Result<Option<(ManifestId, DesignVariance)>, Error> {
+        let repository = if self.persist {
+            self.ports.repository.clone()
+        } else if self
+            .options
+            .out
+            .join(socratic_sqlite::DATABASE_FILE)
+            .is_file()
+        {
+            History::open(&self.options.out)?.repository().clone()
+        } else {
+            return Ok(None);
+        };
+        let reading = || "reading the finished benchmarks".to_owned();
+        for manifest in repository.all_manifests().await.with_context(reading)? {
+            let summary = repository
+                .get::<ManifestSummary>(&keys::manifest_summary(&manifest.id))
+                .await
+                .with_context(reading)?;
+            if let Some(variance) = summary.and_then(|s| s.value.design_variance) {
+                return Ok(Some((manifest.id, variance)));
+            }
+        }
+        Ok(None)
     }
 
     /// Runs the benchmark to its summary.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use socratic_core::calibration::Calibration;
 use socratic_core::compare::ManifestComparison;
 use socratic_core::entity::{JudgmentOutcome, RunStatus};
-use socratic_core::estimate::PlanEstimate;
+use socratic_core::estimate::{PlanEstimate, PlanPower};
 use socratic_core::id::ModelId;
 use socratic_core::report;
 use socratic_core::repository::RunRecord;
@@ -301,6 +301,20 @@ pub fn estimate_table(estimate: &PlanEstimate, cap: Option<f64>) -> String {
         } else {
             let _ = writeln!(out, "  the cap of ${cap:.4} covers the worst case");
         }
+    }
+    out
+}
+
+/// What the plan can detect, whose variance it assumes, and, when `warn` and it cannot detect
+/// half a point, what would.
+pub fn power(plan: &PlanPower, warn: bool) -> String {
+    let variance = plan.variance_from.map_or_else(
+        || "the default: no finished benchmark in the results directory".to_owned(),
+        |id| format!("as manifest {id}'s scores varied"),
+    );
+    let mut out = format!("{}\n", report::power_text(&plan.power, &variance));
+    if let Some(warning) = report::power_warning(&plan.power).filter(|_| warn) {
+        let _ = writeln!(out, "{warning}");
     }
     out
 }

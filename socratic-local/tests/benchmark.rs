@@ -38,6 +38,11 @@ async fn the_default_benchmark_ranks_the_tutors_writes_its_files_and_is_reused_w
     let benchmark = Benchmark::open(options(&out)).await.unwrap();
     let estimate = benchmark.estimate().await.unwrap();
     assert_eq!(estimate.runs, 24, "8 scenarios × 3 tutors");
+    // Before any benchmark finished here, power assumes the stated default variance.
+    let before = benchmark.power().await.unwrap();
+    assert_eq!(before.variance_from, None);
+    assert_eq!(before.power.pairs, 3);
+    assert!(before.power.detectable.unwrap() > 0.5, "{before:?}");
     let progress = Recorded::default();
     let first = finished(benchmark.run(&progress).await.unwrap());
     let ranked: Vec<&str> = first
@@ -73,6 +78,15 @@ async fn the_default_benchmark_ranks_the_tutors_writes_its_files_and_is_reused_w
     );
     assert_eq!(second.summary.manifest, first.summary.manifest);
     assert_eq!(second.called_now, 0);
+    // Now power takes the variance this benchmark observed.
+    let after = again.power().await.unwrap();
+    assert_eq!(after.variance_from, Some(first.summary.manifest));
+    let observed = first.summary.design_variance.unwrap();
+    assert_eq!(
+        after.power.difference_sd,
+        observed.difference_sd_at(after.power.repetitions)
+    );
+    assert_ne!(after.power.difference_sd, before.power.difference_sd);
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use socratic_core::keys;
 use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Role};
 use socratic_core::pipeline::{PlanError, RunDigest, plan, summarize_digests};
 use socratic_core::repository::RunFilter;
+use socratic_core::stats::Caution;
 use socratic_sim::SimulatedLlm;
 use socratic_sim::chaos::{FaultRates, FaultyLlm};
 use socratic_sim::simulated::{LEAKY_TUTOR, LECTURER_TUTOR, SOCRATIC_TUTOR};
@@ -60,6 +61,11 @@ async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
             .interval()
             .expect("eight scenarios give an interval");
         assert!(low < overall.mean && overall.mean < high);
+        assert_eq!(
+            overall.caution,
+            Some(Caution::FewScenarios),
+            "eight scenarios are fewer than the interval's table vouches for"
+        );
         assert_eq!(row.runs, 8);
         assert_eq!(row.unscored_judgments, 0);
         assert!(row.cost_usd > 0.0, "cost is priced from the model catalog");
@@ -94,6 +100,18 @@ async fn strong_beats_leaky_beats_lecturer_and_the_leak_is_at_turn_two() {
         "{text}"
     );
     assert!(!text.contains("leaks"), "one telling figure: {text}");
+    assert!(
+        text.contains("]*") && text.contains("* fewer than 16 scenarios"),
+        "{text}"
+    );
+    // The report's settings say what this design could detect, at the variance it saw.
+    let power = summary.power.unwrap();
+    assert_eq!((power.pairs, power.scenarios, power.repetitions), (3, 8, 1));
+    assert!(power.detectable.is_some());
+    assert_eq!(
+        power.difference_sd,
+        summary.design_variance.unwrap().difference_sd_at(1)
+    );
     assert!(
         summary
             .comparisons
@@ -675,6 +693,16 @@ async fn a_design_that_cannot_separate_models_says_so_and_how_many_scenarios_it_
     let text = socratic_core::report::leaderboard_text(&summary);
     assert!(text.contains("CANNOT SEPARATE"), "{text}");
     assert!(text.contains("about 7 scenarios"), "{text}");
+    // Two scenarios still give intervals and a power figure, each interval marked (few
+    // scenarios, or no spread where a tutor scored both alike).
+    assert!(summary.power.unwrap().detectable.is_some());
+    for row in &summary.leaderboard {
+        let overall = row.overall.unwrap();
+        assert!(
+            overall.interval().is_some() && overall.caution.is_some(),
+            "{overall:?}"
+        );
+    }
     // The default eight scenarios can separate three models.
     let full = harness
         .runner(4, fast_config())
@@ -809,4 +837,58 @@ async fn a_rubric_without_the_reveals_flag_measures_telling_verbatim_and_says_so
             .iter()
             .all(|r| r.telling_rate == Some(0.0))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_scenario_gives_no_interval_and_no_power_figure_and_says_why() {
+    let harness = Harness::new(Options::default()).await;
+    let mut request = default_request();
+    request.scenarios.truncate(1);
+    let summary = harness
+        .runner(4, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+    for row in &summary.leaderboard {
+        assert_eq!(row.overall.unwrap().interval(), None, "{}", row.model);
+    }
+    let power = summary.power.unwrap();
+    assert_eq!(power.detectable, None);
+    let text = socratic_core::report::leaderboard_text(&summary);
+    assert!(
+        text.contains("n/a: a single scenario gives no interval"),
+        "{text}"
+    );
+    let said = socratic_core::report::power_text(&power, "observed");
+    assert!(
+        said.contains("no figure: 1 scenario(s) give no interval"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_scenarios_give_intervals_without_a_caution() {
+    let harness = Harness::new(Options::default()).await;
+    let mut request = default_request();
+    request.scenarios = Defaults::load()
+        .unwrap()
+        .scenarios
+        .iter()
+        .take(16)
+        .map(|s| s.id.clone())
+        .collect();
+    let summary = harness
+        .runner(4, fast_config())
+        .run_manifest(&request)
+        .await
+        .unwrap();
+    for row in &summary.leaderboard {
+        let overall = row.overall.unwrap();
+        assert_eq!(overall.n, 16);
+        assert!(overall.interval().is_some());
+        // The simulated tutors score the same on many scenarios, but not on all of them.
+        assert_eq!(overall.caution, None, "{}: {overall:?}", row.model);
+    }
+    let text = socratic_core::report::leaderboard_text(&summary);
+    assert!(!text.contains("fewer than 16 scenarios"), "{text}");
 }

@@ -51,6 +51,7 @@ pub(crate) async fn estimate(args: RunArgs) -> Status {
         "{}",
         text::estimate_table(&benchmark.estimate().await?, cap)
     );
+    print!("{}", text::power(&benchmark.power().await?, true));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -69,6 +70,11 @@ pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
     print!(
         "{}",
         text::estimate_table(&benchmark.estimate().await?, cap)
+    );
+    // Before paying for real models, say when the plan cannot tell tutors apart.
+    print!(
+        "{}",
+        text::power(&benchmark.power().await?, benchmark.calls_real_models())
     );
     let bar = Bar::new(quiet, benchmark.options().out.clone());
     let interrupt = async {

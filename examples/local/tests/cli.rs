@@ -434,7 +434,30 @@ async fn estimate_prints_the_plan_and_calls_nothing() {
     for role in ["tutor", "student", "judge"] {
         assert!(stdout.contains(role), "{stdout}");
     }
+    // One tutor: power has no pair to compare, and says so.
+    assert!(stdout.contains("power: one tutor"), "{stdout}");
     assert_eq!(stub.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn estimate_of_the_default_benchmark_states_what_it_can_detect() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = socratic(
+        &["estimate", "--out", path(&dir.path().join("r"))],
+        GOOD_KEY,
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Holm-adjusted over 3 pair(s)"), "{stdout}");
+    assert!(stdout.contains("detect a difference of"), "{stdout}");
+    assert!(
+        stdout.contains("the default: no finished benchmark"),
+        "{stdout}"
+    );
+    // Eight scenarios cannot detect half a point, and the estimate says what would.
+    assert!(stdout.contains("CANNOT DETECT 0.5"), "{stdout}");
+    assert!(stdout.contains("--scenario-set full"), "{stdout}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use super::validation::{Problems, Validate};
 use crate::clock::Timestamp;
 use crate::id::{ManifestId, ModelId, RubricId, RunId, ScenarioId};
 use crate::llm::{Role, Usage};
-use crate::stats::Estimate;
+use crate::stats::{DesignVariance, Estimate, Power};
 
 /// The most disagreeing turns a summary lists.
 pub const MAX_DISAGREEMENTS: usize = 100;
@@ -92,11 +92,11 @@ pub struct ModelSummary {
     pub manifest: ManifestId,
     /// The model under test.
     pub model: ModelId,
-    /// Overall score with its t interval, over the scenarios every ranked model scored (so a
+    /// Overall score with its interval (`stats::scale_interval`), over the scenarios every ranked model scored (so a
     /// model that failed the hard ones is not averaged over the easy ones only); `None` when
     /// it scored none of them.
     pub overall: Option<Estimate>,
-    /// Per-dimension scores over the same scenarios, with their t intervals.
+    /// Per-dimension scores over the same scenarios, with their intervals.
     pub dimensions: BTreeMap<String, Estimate>,
     /// Overall score per vector, over the same scenarios.
     pub by_vector: BTreeMap<Vector, Estimate>,
@@ -337,6 +337,13 @@ pub struct ManifestSummary {
     /// Turns the two telling detectors disagree on, at most [`MAX_DISAGREEMENTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub telling_disagreements: Vec<TellingDisagreement>,
+    /// How the scores varied, for planning the next benchmark's power; `None` when no two
+    /// models share two scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design_variance: Option<DesignVariance>,
+    /// What this design could detect, at the variance it observed (the default without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<Power>,
     /// Judgments stored unscored, over all runs.
     pub unscored_judgments: u32,
     /// Total cost in US dollars.

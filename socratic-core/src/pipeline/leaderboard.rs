@@ -1,5 +1,5 @@
-//! From run summaries to a leaderboard a user can trust: Student-t intervals over scenarios,
-//! paired comparisons with Holm's correction, tied rank groups, and judge agreement.
+//! From run summaries to a leaderboard a user can trust: intervals over scenarios that hold on
+//! the rubric's bounded scale, power, paired comparisons with Holm's correction, tied rank groups, and judge agreement.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +28,8 @@ struct ScenarioScores {
     vector: Vector,
     overall: f64,
     dimensions: BTreeMap<String, f64>,
+    /// The runs' overall scores' squared deviations from `overall`, summed, and the runs.
+    spread: (f64, usize),
 }
 
 /// Averages each model's repetitions per scenario, since scenarios (not turns or runs) are
@@ -201,9 +203,14 @@ fn per_scenario(records: &[RunDigest]) -> BTreeMap<ModelId, BTreeMap<ScenarioId,
                 dimensions.entry(name.clone()).or_default().push(*value);
             }
         }
+        let mean = stats::mean(&overall).unwrap_or_default();
         let scores = ScenarioScores {
             vector: summaries[0].vector,
-            overall: stats::mean(&overall).unwrap_or_default(),
+            overall: mean,
+            spread: (
+                overall.iter().map(|x| (x - mean).powi(2)).sum(),
+                overall.len(),
+            ),
             dimensions: dimensions
                 .into_iter()
                 .filter_map(|(k, v)| stats::mean(&v).map(|m| (k, m)))
@@ -256,6 +263,20 @@ pub fn summarize_digests(
         .reduce(|a, b| a.intersection(&b).copied().collect())
         .unwrap_or_default();
     let planned: BTreeSet<&ScenarioId> = manifest.request.scenarios.iter().collect();
+    // The scale an overall score lies on: from the lowest level of any dimension to the
+    // highest (one scale, 1 to 5, in the default rubric).
+    let scale = rubric
+        .dimensions
+        .iter()
+        .map(|d| d.scale.min)
+        .min()
+        .unwrap_or(1)
+        ..=rubric
+            .dimensions
+            .iter()
+            .map(|d| d.scale.max)
+            .max()
+            .unwrap_or(5);
     let told: Vec<RunTelling<'_>> = records
         .iter()
         .filter_map(|r| r.summary.as_ref())
@@ -281,6 +302,11 @@ pub fn summarize_digests(
                 .map(|(_, scores)| scores)
                 .collect();
             let overall: Vec<f64> = basis.iter().map(|s| s.overall).collect();
+            // Means on the rubric's scale: the level-prior interval, seeded per model and
+            // figure so the same scores always give the same interval.
+            let interval = |values: &[f64], scale: std::ops::RangeInclusive<u8>, what: &str| {
+                stats::scale_interval(values, scale, seed(manifest, &format!("{model}/{what}")))
+            };
             let mut dimensions = BTreeMap::new();
             for dim in &rubric.dimensions {
                 let values: Vec<f64> = basis
@@ -288,7 +314,8 @@ pub fn summarize_digests(
                     .filter_map(|s| s.dimensions.get(&dim.name))
                     .copied()
                     .collect();
-                if let Some(estimate) = stats::t_interval_mean(&values) {
+                if let Some(estimate) = interval(&values, dim.scale.min..=dim.scale.max, &dim.name)
+                {
                     dimensions.insert(dim.name.clone(), estimate);
                 }
             }
@@ -299,7 +326,7 @@ pub fn summarize_digests(
                     .filter(|s| s.vector == vector)
                     .map(|s| s.overall)
                     .collect();
-                if let Some(estimate) = stats::t_interval_mean(&values) {
+                if let Some(estimate) = interval(&values, scale.clone(), vector.as_str()) {
                     by_vector.insert(vector, estimate);
                 }
             }
@@ -342,7 +369,7 @@ pub fn summarize_digests(
             ModelSummary {
                 manifest: manifest.id,
                 model: model.clone(),
-                overall: stats::t_interval_mean(&overall),
+                overall: interval(&overall, scale.clone(), "overall"),
                 dimensions,
                 by_vector,
                 rank_group: None,
@@ -394,6 +421,16 @@ pub fn summarize_digests(
     let comparisons = compare(manifest, &rows[..ranked], &scores);
     assign_rank_groups(&mut rows[..ranked], &comparisons);
     let scenarios_needed = scenarios_needed(&comparisons);
+    let design_variance = design_variance(manifest, &rows[..ranked], &scores);
+    let power = stats::Power::of(
+        tutors.len(),
+        u32::try_from(planned.len()).unwrap_or(u32::MAX),
+        manifest.request.repetitions,
+        ALPHA,
+        design_variance
+            .as_ref()
+            .unwrap_or(&stats::DesignVariance::DEFAULT),
+    );
 
     let vectors = Vector::ALL
         .into_iter()
@@ -435,11 +472,57 @@ pub fn summarize_digests(
         telling_detector: detector,
         telling_agreement: telling::agreement(&told, seed(manifest, "telling")),
         telling_disagreements: telling::disagreements(&told),
+        design_variance,
+        power: Some(power),
         leaderboard: rows,
         vectors,
         comparisons,
         computed_at: now,
     }
+}
+
+/// How this benchmark's scores varied, for planning the next: the spread of the per-scenario
+/// difference between two ranked models, pooled over every pair (each weighted by its
+/// degrees of freedom), and the repetition noise pooled over every model's scenarios. `None`
+/// when no pair shares two scenarios.
+fn design_variance(
+    manifest: &Manifest,
+    rows: &[ModelSummary],
+    scores: &BTreeMap<ModelId, BTreeMap<ScenarioId, ScenarioScores>>,
+) -> Option<stats::DesignVariance> {
+    let (mut squares, mut freedom, mut scenarios) = (0.0, 0usize, 0usize);
+    for (i, a) in rows.iter().enumerate() {
+        for b in &rows[i + 1..] {
+            let (Some(sa), Some(sb)) = (scores.get(&a.model), scores.get(&b.model)) else {
+                continue;
+            };
+            let diffs: Vec<f64> = sa
+                .iter()
+                .filter_map(|(s, x)| sb.get(s).map(|y| x.overall - y.overall))
+                .collect();
+            if let Some(mean) = stats::mean(&diffs).filter(|_| diffs.len() >= 2) {
+                squares += diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>();
+                freedom += diffs.len() - 1;
+                scenarios = scenarios.max(diffs.len());
+            }
+        }
+    }
+    if freedom == 0 {
+        return None;
+    }
+    let (noise, noise_freedom) = scores
+        .values()
+        .flat_map(BTreeMap::values)
+        .filter(|s| s.spread.1 >= 2)
+        .fold((0.0, 0usize), |(sum, df), s| {
+            (sum + s.spread.0, df + s.spread.1 - 1)
+        });
+    Some(stats::DesignVariance {
+        difference_sd: (squares / freedom as f64).sqrt(),
+        repetition_sd: (noise_freedom > 0).then(|| (noise / noise_freedom as f64).sqrt()),
+        repetitions: manifest.request.repetitions,
+        scenarios: u32::try_from(scenarios).unwrap_or(u32::MAX),
+    })
 }
 
 /// Paired comparisons of every pair of models on the scenarios both have scores for:
@@ -466,6 +549,7 @@ fn compare(
                 ci_low: None,
                 ci_high: None,
                 n: 0,
+                caution: Some(stats::Caution::FewScenarios),
             });
             let p_value =
                 stats::sign_flip_p_value(&diffs, PERMUTATION_RESAMPLES, seed(manifest, &label));

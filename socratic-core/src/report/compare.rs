@@ -170,7 +170,7 @@ mod tests {
     use super::*;
     use crate::compare::{ModelDifference, ScenarioChange};
     use crate::id::{ModelId, ScenarioId};
-    use crate::stats::Estimate;
+    use crate::stats::{Caution, Estimate};
 
     fn model(id: &str) -> ModelId {
         ModelId::new(id).expect("valid id")
@@ -197,6 +197,7 @@ mod tests {
                         ci_low: Some(0.6),
                         ci_high: Some(1.4),
                         n: 8,
+                        caution: Some(Caution::FewScenarios),
                     },
                     p_value: 0.004,
                     p_adjusted: 0.008,
@@ -210,6 +211,7 @@ mod tests {
                         ci_low: Some(-0.3),
                         ci_high: Some(0.5),
                         n: 8,
+                        caution: Some(Caution::FewScenarios),
                     },
                     p_value: 0.6,
                     p_adjusted: 0.6,

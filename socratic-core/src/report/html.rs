@@ -535,10 +535,10 @@ impl HtmlReport<'_> {
 
     fn leaderboard(&self, html: &mut String) {
         let summary = self.summary;
-        html.push_str("<section id=\"leaderboard\"><h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% t interval over scenarios. Open a model to read its runs.</caption><thead><tr><th scope=\"col\">group</th><th scope=\"col\">model</th><th scope=\"col\">overall</th><th scope=\"col\">95% CI</th><th scope=\"col\">scenarios (scored/planned)</th><th scope=\"col\">student reached a goal</th><th scope=\"col\">tutor told first</th><th scope=\"col\">compliance</th><th scope=\"col\">unscored</th><th scope=\"col\">cost $</th><th scope=\"col\">p50 ms</th><th scope=\"col\">p95 ms</th></tr></thead><tbody>\n");
+        html.push_str("<section id=\"leaderboard\"><h2>Leaderboard</h2>\n<table><caption>Overall score (weighted mean of dimensions), 95% interval over scenarios (level-prior Bayesian bootstrap; * fewer than 16 scenarios, less reliable; ! no spread, the interval rests on the prior). Open a model to read its runs.</caption><thead><tr><th scope=\"col\">group</th><th scope=\"col\">model</th><th scope=\"col\">overall</th><th scope=\"col\">95% CI</th><th scope=\"col\">scenarios (scored/planned)</th><th scope=\"col\">student reached a goal</th><th scope=\"col\">tutor told first</th><th scope=\"col\">compliance</th><th scope=\"col\">unscored</th><th scope=\"col\">cost $</th><th scope=\"col\">p50 ms</th><th scope=\"col\">p95 ms</th></tr></thead><tbody>\n");
         for row in &summary.leaderboard {
             let (mean, ci) = row.overall.map_or(("—".to_owned(), "—".to_owned()), |e| {
-                (format!("{:.2}", e.mean), e.interval_text(2))
+                (format!("{:.2}", e.mean), e.interval_text_marked(2))
             });
             let _ = writeln!(
                 html,
@@ -716,6 +716,21 @@ impl HtmlReport<'_> {
                 "no spending cap stopped it".to_owned()
             },
         );
+        if let Some(power) = &self.summary.power {
+            let variance = if self.summary.design_variance.is_some() {
+                "as this benchmark's scores varied"
+            } else {
+                "the default, as too few scores were shared to measure it"
+            };
+            let mut text = super::power_text(power, variance);
+            if let Some(warning) = super::power_warning(power) {
+                text = format!("{text}. {warning}");
+            }
+            row(
+                "power",
+                escape(text.strip_prefix("power: ").unwrap_or(&text)),
+            );
+        }
         html.push_str("</tbody></table></section>\n");
     }
 

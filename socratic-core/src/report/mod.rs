@@ -10,7 +10,7 @@ pub use compare::{MOST_CHANGED, comparison_html};
 pub use html::{HtmlReport, ReportRuns, report_html};
 
 use crate::entity::{ManifestSummary, TellingDetector};
-use crate::stats::Estimate;
+use crate::stats::{Caution, Estimate, Power};
 
 /// An interval of a difference, with signs: `[-0.12, +0.40]`, or `n/a`.
 fn signed_interval(e: &Estimate) -> String {
@@ -44,7 +44,7 @@ fn csv_field(text: &str) -> String {
 /// The leaderboard as CSV, one row per model, best first.
 pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
     let mut out = String::from(
-        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned,letters,success_rate,telling_rate,telling_detector,detectors_kappa,detectors_kappa_low,detectors_kappa_high,detectors_turns",
+        "rank_group,model,overall,ci_low,ci_high,scenarios,runs,failed_runs,skipped_runs,compliance,unscored_judgments,cost_usd,latency_p50_ms,latency_p95_ms,scenarios_scored,scenarios_planned,letters,success_rate,telling_rate,telling_detector,detectors_kappa,detectors_kappa_low,detectors_kappa_high,detectors_turns,ci_caution",
     );
     for dim in &summary.dimensions {
         let _ = write!(out, ",{}", csv_field(dim));
@@ -55,7 +55,7 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
         let agreement = row.telling_agreement;
         let _ = write!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             row.rank_group.map_or_else(String::new, |g| g.to_string()),
             csv_field(row.model.as_str()),
             fmt_opt(o.map(|e| e.mean), 4),
@@ -80,6 +80,10 @@ pub fn leaderboard_csv(summary: &ManifestSummary) -> String {
             fmt_opt(agreement.and_then(|a| a.kappa_ci).map(|c| c.0), 4),
             fmt_opt(agreement.and_then(|a| a.kappa_ci).map(|c| c.1), 4),
             agreement.map_or(0, |a| a.turns),
+            o.and_then(|e| e.caution).map_or("", |c| match c {
+                Caution::FewScenarios => "few_scenarios",
+                Caution::NoSpread => "no_spread",
+            }),
         );
         for dim in &summary.dimensions {
             let _ = write!(
@@ -117,7 +121,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
     );
     for row in &summary.leaderboard {
         let (mean, ci) = match row.overall {
-            Some(e) => (format!("{:.2}", e.mean), e.interval_text(2)),
+            Some(e) => (format!("{:.2}", e.mean), e.interval_text_marked(2)),
             None => ("—".to_owned(), "no scores".to_owned()),
         };
         let _ = writeln!(
@@ -157,6 +161,7 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         let _ = writeln!(out, "{note}");
     }
     for note in [
+        interval_note(summary),
         Some(telling_note(summary)),
         design_note(summary),
         coverage_note(summary),
@@ -168,6 +173,76 @@ pub fn leaderboard_text(summary: &ManifestSummary) -> String {
         let _ = writeln!(out, "{note}");
     }
     out
+}
+
+/// What a design can detect, for people: the smallest detectable difference at 80% power, and
+/// the scenarios that would detect 0.25 and 0.5 points; `variance` says whose variance the
+/// plan assumes.
+pub fn power_text(power: &Power, variance: &str) -> String {
+    let needed = |scenarios: Option<u32>| {
+        scenarios.map_or_else(|| "more than 100,000".to_owned(), |n| n.to_string())
+    };
+    let detect = match power.detectable {
+        Some(points) => format!(
+            "{} scenario(s) × {} repetition(s) detect a difference of {points:.2} points",
+            power.scenarios, power.repetitions
+        ),
+        None if power.pairs == 0 => "one tutor: there is no pair to compare".to_owned(),
+        None => format!(
+            "no figure: {} scenario(s) give no interval; at least 2 are needed",
+            power.scenarios
+        ),
+    };
+    if power.pairs == 0 {
+        return format!("power: {detect}");
+    }
+    format!(
+        "power: at 80% power and alpha 0.05 Holm-adjusted over {} pair(s) ({:.4} each), {detect}; 0.25 points would need {} scenarios and 0.5 points {} (a per-scenario difference of sd {:.2}, {variance})",
+        power.pairs,
+        power.alpha,
+        needed(power.scenarios_for_quarter_point),
+        needed(power.scenarios_for_half_point),
+        power.difference_sd,
+    )
+}
+
+/// What to say when a design cannot detect half a point, and what would.
+pub fn power_warning(power: &Power) -> Option<String> {
+    let detectable = power.detectable?;
+    (detectable > 0.5).then(|| {
+        let more = power
+            .scenarios_for_half_point
+            .map_or_else(String::new, |n| format!(" (about {n} detect 0.5)"));
+        format!(
+            "CANNOT DETECT 0.5: this plan detects only differences of {detectable:.2} points or more; run the whole bank (--scenario-set full) or more scenarios{more}"
+        )
+    })
+}
+
+/// What the marks beside the intervals mean, when any interval has one.
+pub fn interval_note(summary: &ManifestSummary) -> Option<String> {
+    let cautions: std::collections::BTreeSet<Caution> = summary
+        .leaderboard
+        .iter()
+        .filter_map(|r| r.overall.and_then(|e| e.caution))
+        .collect();
+    let mut said: Vec<&str> = cautions
+        .iter()
+        .map(|c| match c {
+            Caution::FewScenarios => "* fewer than 16 scenarios: the interval covers less reliably",
+            Caution::NoSpread => {
+                "! no spread: every scenario scored the same, and the interval rests on the prior"
+            }
+        })
+        .collect();
+    if summary
+        .leaderboard
+        .iter()
+        .any(|r| r.overall.is_some_and(|e| e.interval().is_none()))
+    {
+        said.push("n/a: a single scenario gives no interval");
+    }
+    (!said.is_empty()).then(|| format!("95% CI: {}.", said.join("; ")))
 }
 
 /// The telling detector's name in the CSV: `judges` or `verbatim`.

@@ -6,6 +6,20 @@
 
 use serde::{Deserialize, Serialize};
 
+mod agreement;
+mod power;
+mod scale;
+
+pub use agreement::{
+    AlphaSums, PairCounts, cluster_bootstrap_sums, krippendorff_alpha_interval,
+    weighted_kappa_quadratic,
+};
+pub use power::{
+    DesignVariance, Power, TARGET_POWER, detectable_effect, noncentral_t_cdf, normal_cdf,
+    paired_t_power, scenarios_to_detect,
+};
+pub use scale::{LEVEL_PRIOR, SCALE_RESAMPLES, scale_interval};
+
 /// A mean with its 95% confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +32,45 @@ pub struct Estimate {
     pub ci_high: Option<f64>,
     /// Number of independent units (scenarios) behind it.
     pub n: u32,
+    /// Why the interval is less reliable than docs/statistics.md's coverage table says, if it
+    /// is: too few scenarios, or no spread at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caution: Option<Caution>,
+}
+
+/// Below this many scenarios an interval covers less reliably (docs/statistics.md), and says
+/// so.
+pub const RELIABLE_SCENARIOS: u32 = 16;
+
+/// Why an interval is less reliable than its method's coverage table says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Caution {
+    /// Fewer than [`RELIABLE_SCENARIOS`] scenarios.
+    FewScenarios,
+    /// Every value is the same: the interval rests on the prior alone, or is a point.
+    NoSpread,
+}
+
+impl Caution {
+    /// As the report says it beside the interval.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Caution::FewScenarios => "few scenarios",
+            Caution::NoSpread => "no spread",
+        }
+    }
+
+    /// The caution for `n` values, `spread` telling whether they differ at all.
+    pub fn of(n: usize, spread: bool) -> Option<Self> {
+        if !spread {
+            Some(Caution::NoSpread)
+        } else if n < RELIABLE_SCENARIOS as usize {
+            Some(Caution::FewScenarios)
+        } else {
+            None
+        }
+    }
 }
 
 impl Estimate {
@@ -32,6 +85,17 @@ impl Estimate {
             || "n/a".to_owned(),
             |(low, high)| format!("[{low:.decimals$}, {high:.decimals$}]"),
         )
+    }
+
+    /// The interval as text with its caution marked: `[low, high]*` for few scenarios,
+    /// `[low, high]!` for no spread (see [`Caution`]).
+    pub fn interval_text_marked(&self, decimals: usize) -> String {
+        let mark = match self.caution {
+            None => "",
+            Some(Caution::FewScenarios) => "*",
+            Some(Caution::NoSpread) => "!",
+        };
+        format!("{}{mark}", self.interval_text(decimals))
     }
 }
 
@@ -102,10 +166,15 @@ pub fn percentile(xs: &[f64], p: f64) -> Option<f64> {
     }
     let mut sorted = xs.to_vec();
     sorted.sort_by(f64::total_cmp);
+    Some(sorted_percentile(&sorted, p))
+}
+
+/// [`percentile`] of values already sorted ascending (not empty), `p` in `[0, 1]`.
+fn sorted_percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = p * (sorted.len() - 1) as f64;
     let low = rank.floor() as usize;
     let high = rank.ceil() as usize;
-    Some(sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64))
+    sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
 }
 
 /// A resampling seed from a label: the same label always gives the same seed, so intervals
@@ -120,10 +189,11 @@ pub fn seed_of(label: &str) -> u64 {
 
 /// The mean of `xs` with a 95% Student-t interval: mean ± t₀.₉₇₅,ₙ₋₁ · s / √n.
 ///
-/// The curator's method for every mean over scenarios (see `docs/statistics.md`): at 8
-/// scenarios it covers the true mean 95% of the time on normal data and about that on 1–5
-/// scores, where the percentile bootstrap covers about 88%. With one value there is no
-/// interval (`None` bounds), never a zero-width one.
+/// The curator's method for a mean of paired differences between two models (see
+/// `docs/statistics.md`): differences are symmetric about their mean under the null, where the
+/// t interval holds. A model's own mean on a bounded scale uses [`scale_interval`], since t
+/// undercovers scores piled at the scale's ends. With one value there is no interval (`None`
+/// bounds), never a zero-width one; few values, or none that differ, carry a [`Caution`].
 pub fn t_interval_mean(xs: &[f64]) -> Option<Estimate> {
     let point = mean(xs)?;
     let n = xs.len();
@@ -131,11 +201,13 @@ pub fn t_interval_mean(xs: &[f64]) -> Option<Estimate> {
         let half = student_t_quantile(0.975, (n - 1) as f64) * s / (n as f64).sqrt();
         (point - half, point + half)
     });
+    let spread = interval.is_some_and(|(low, high)| high > low);
     Some(Estimate {
         mean: point,
         ci_low: interval.map(|(low, _)| low),
         ci_high: interval.map(|(_, high)| high),
         n: u32::try_from(n).unwrap_or(u32::MAX),
+        caution: Caution::of(n, spread || n < 2),
     })
 }
 
@@ -264,11 +336,13 @@ pub fn bootstrap_mean(xs: &[f64], resamples: usize, seed: u64) -> Option<Estimat
     } else {
         Some((percentile(&means, 0.025)?, percentile(&means, 0.975)?))
     };
+    let spread = interval.is_some_and(|(low, high)| high > low);
     Some(Estimate {
         mean: point,
         ci_low: interval.map(|(low, _)| low),
         ci_high: interval.map(|(_, high)| high),
         n: u32::try_from(n).unwrap_or(u32::MAX),
+        caution: Caution::of(n, spread || n < 2),
     })
 }
 
@@ -285,17 +359,18 @@ pub fn sign_flip_p_value(diffs: &[f64], resamples: usize, seed: u64) -> f64 {
     // Tolerance so that ties in floating point count as "at least as extreme".
     let extreme = |sum: f64| sum.abs() >= observed - 1e-9;
     if n <= EXACT_PERMUTATION_MAX_N {
+        // Every assignment once, in Gray-code order: each differs from the one before in one
+        // sign, so each sum is the one before less twice a difference.
         let total = 1u64 << n;
-        let hits = (0..total)
-            .filter(|mask| {
-                let sum: f64 = diffs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| if mask >> i & 1 == 1 { -d } else { *d })
-                    .sum();
-                extreme(sum)
-            })
-            .count();
+        let mut signs = vec![1.0_f64; n];
+        let mut sum: f64 = diffs.iter().sum();
+        let mut hits = u64::from(extreme(sum));
+        for step in 1..total {
+            let flip = step.trailing_zeros() as usize;
+            sum -= 2.0 * signs[flip] * diffs[flip];
+            signs[flip] = -signs[flip];
+            hits += u64::from(extreme(sum));
+        }
         return hits as f64 / total as f64;
     }
     let mut rng = SplitMix64::new(seed);
@@ -337,155 +412,6 @@ pub fn holm(p_values: &[f64]) -> Vec<f64> {
     adjusted
 }
 
-/// Krippendorff's alpha with the interval metric. `units[u]` holds the ratings of unit `u`
-/// (one per rater who rated it); units with fewer than two ratings are not pairable and are
-/// ignored. `None` when fewer than two pairable values exist or there is no variation at all.
-/// One pass over the ratings: see [`AlphaSums`].
-pub fn krippendorff_alpha_interval(units: &[Vec<f64>]) -> Option<f64> {
-    units
-        .iter()
-        .map(|u| AlphaSums::unit(u))
-        .sum::<AlphaSums>()
-        .alpha()
-}
-
-/// Krippendorff's alpha (interval metric) as sums, so that alpha over any union of groups of
-/// units is alpha of the sum of their sums: one pass over the ratings, and a bootstrap
-/// resample of groups costs one addition per group ([`cluster_bootstrap_sums`]).
-///
-/// The interval metric's disagreements are variances, so nothing sums over pairs: a unit's
-/// observed disagreement, the sum over its ordered pairs of ratings of `(a − b)²`, is
-/// `2 (m Σa² − (Σa)²)` for its `m` ratings, and the expected one over all `n` pairable values
-/// is `2 (n Σx² − (Σx)²) / (n (n − 1))` (Krippendorff, "Computing Krippendorff's
-/// Alpha-Reliability", 2011, with the interval metric `δ² = (a − b)²`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct AlphaSums {
-    /// Pairable values.
-    pub values: f64,
-    /// Their sum.
-    pub sum: f64,
-    /// The sum of their squares.
-    pub sum_of_squares: f64,
-    /// Over units, the within-unit disagreement divided by the unit's ratings less one.
-    pub observed: f64,
-}
-
-impl AlphaSums {
-    /// The sums of one unit's ratings; nothing for a unit with fewer than two.
-    pub fn unit(ratings: &[f64]) -> Self {
-        if ratings.len() < 2 {
-            return Self::default();
-        }
-        let m = ratings.len() as f64;
-        let sum: f64 = ratings.iter().sum();
-        let sum_of_squares: f64 = ratings.iter().map(|x| x * x).sum();
-        // Σ (x − mean)², from the mean rather than the raw sums, so equal ratings give 0.
-        let mean = sum / m;
-        let spread: f64 = ratings.iter().map(|x| (x - mean).powi(2)).sum();
-        Self {
-            values: m,
-            sum,
-            sum_of_squares,
-            observed: 2.0 * m * spread / (m - 1.0),
-        }
-    }
-
-    /// Alpha over the units summed; `None` with fewer than two values or no variation.
-    pub fn alpha(&self) -> Option<f64> {
-        let n = self.values;
-        if n < 2.0 {
-            return None;
-        }
-        let spread = (n * self.sum_of_squares - self.sum * self.sum).max(0.0);
-        let expected = 2.0 * spread / (n * (n - 1.0));
-        // Rounding leaves equal values a spread of a few ulps of the squares, not zero.
-        let tolerance = 1e-12 * (self.sum_of_squares / n).max(1.0);
-        (expected > tolerance).then(|| 1.0 - (self.observed / n) / expected)
-    }
-}
-
-impl std::ops::AddAssign<&AlphaSums> for AlphaSums {
-    fn add_assign(&mut self, other: &AlphaSums) {
-        self.values += other.values;
-        self.sum += other.sum;
-        self.sum_of_squares += other.sum_of_squares;
-        self.observed += other.observed;
-    }
-}
-
-impl std::iter::Sum for AlphaSums {
-    fn sum<I: Iterator<Item = AlphaSums>>(iter: I) -> Self {
-        iter.fold(Self::default(), |mut total, sums| {
-            total += &sums;
-            total
-        })
-    }
-}
-
-/// Two raters' scores on an integer scale as counts of each pair of scores, so quadratic
-/// weighted kappa over any union of groups is kappa of the sum of their counts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PairCounts {
-    min: u8,
-    max: u8,
-    /// Row-major `levels × levels` counts: first rater's score, second rater's score.
-    counts: Vec<f64>,
-}
-
-impl PairCounts {
-    /// No pair yet, on the scale `min..=max`.
-    pub fn new(min: u8, max: u8) -> Self {
-        let levels = usize::from(max.saturating_sub(min)) + 1;
-        Self {
-            min,
-            max,
-            counts: vec![0.0; levels * levels],
-        }
-    }
-
-    fn levels(&self) -> usize {
-        usize::from(self.max.saturating_sub(self.min)) + 1
-    }
-
-    /// Counts a pair of scores, each clamped to the scale.
-    pub fn add(&mut self, first: u8, second: u8) {
-        let index = |x: u8| usize::from(x.clamp(self.min, self.max) - self.min);
-        let cell = index(first) * self.levels() + index(second);
-        self.counts[cell] += 1.0;
-    }
-
-    /// Cohen's kappa with quadratic weights; `None` without pairs, on a one-level scale, or
-    /// when chance agreement is perfect.
-    pub fn kappa(&self) -> Option<f64> {
-        let k = self.levels();
-        let n: f64 = self.counts.iter().sum();
-        if n == 0.0 || k < 2 {
-            return None;
-        }
-        let (mut row, mut col) = (vec![0.0; k], vec![0.0; k]);
-        for (cell, count) in self.counts.iter().enumerate() {
-            row[cell / k] += count / n;
-            col[cell % k] += count / n;
-        }
-        let weight = |i: usize, j: usize| ((i as f64 - j as f64) / (k - 1) as f64).powi(2);
-        let (mut disagreement, mut chance) = (0.0, 0.0);
-        for (cell, count) in self.counts.iter().enumerate() {
-            let (i, j) = (cell / k, cell % k);
-            disagreement += weight(i, j) * count / n;
-            chance += weight(i, j) * row[i] * col[j];
-        }
-        (chance > 0.0).then(|| 1.0 - disagreement / chance)
-    }
-}
-
-impl std::ops::AddAssign<&PairCounts> for PairCounts {
-    fn add_assign(&mut self, other: &PairCounts) {
-        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
-            *mine += theirs;
-        }
-    }
-}
-
 /// A 95% percentile interval of `statistic` by resampling whole clusters with replacement,
 /// `resamples` times: units within a cluster (turns of one scenario) are not independent,
 /// clusters are. `None` with fewer than two clusters, or when the statistic is undefined on
@@ -512,51 +438,6 @@ pub fn cluster_bootstrap<T>(
         return None;
     }
     Some((percentile(&values, 0.025)?, percentile(&values, 0.975)?))
-}
-
-/// [`cluster_bootstrap`] of a statistic of sums: each cluster is summarised once (its
-/// [`AlphaSums`], its [`PairCounts`]), and a resample adds the sums of the clusters it draws,
-/// so a resample costs one addition per cluster whatever the number of units. The clusters
-/// are drawn as [`cluster_bootstrap`] draws them.
-pub fn cluster_bootstrap_sums<S: Clone + for<'a> std::ops::AddAssign<&'a S>>(
-    clusters: &[S],
-    zero: &S,
-    statistic: impl Fn(&S) -> Option<f64>,
-    resamples: usize,
-    seed: u64,
-) -> Option<(f64, f64)> {
-    let n = clusters.len();
-    if n < 2 || resamples == 0 {
-        return None;
-    }
-    let mut rng = SplitMix64::new(seed);
-    let mut values = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
-        let mut total = zero.clone();
-        for _ in 0..n {
-            total += &clusters[rng.below(n)];
-        }
-        if let Some(value) = statistic(&total) {
-            values.push(value);
-        }
-    }
-    if values.len() * 20 < resamples * 19 {
-        return None;
-    }
-    Some((percentile(&values, 0.025)?, percentile(&values, 0.975)?))
-}
-
-/// Cohen's kappa with quadratic weights for two raters on an integer scale `min..=max`.
-/// `None` for empty or mismatched input, or when chance agreement is perfect.
-pub fn weighted_kappa_quadratic(a: &[u8], b: &[u8], min: u8, max: u8) -> Option<f64> {
-    if a.is_empty() || a.len() != b.len() || min >= max {
-        return None;
-    }
-    let mut counts = PairCounts::new(min, max);
-    for (&x, &y) in a.iter().zip(b) {
-        counts.add(x, y);
-    }
-    counts.kappa()
 }
 
 #[cfg(test)]
@@ -933,6 +814,154 @@ mod tests {
         assert_eq!(bootstrap_mean(&[], 100, 1), None);
     }
 
+    /// A shape of per-scenario values: a draw of one scenario's value, its true mean, and
+    /// the least coverage asked of an interval at 8 scenarios.
+    struct Shape {
+        name: &'static str,
+        draw: Box<dyn Fn(&mut SplitMix64) -> f64>,
+        mean: f64,
+        at_eight: f64,
+    }
+
+    /// 1–5 integer scores with these probabilities.
+    fn levels(name: &'static str, p: [f64; 5], at_eight: f64) -> Shape {
+        let mean = p.iter().enumerate().map(|(i, p)| (i + 1) as f64 * p).sum();
+        Shape {
+            name,
+            draw: Box::new(move |rng| {
+                let u = rng.next_f64();
+                let mut cumulative = 0.0;
+                for (i, p) in p.iter().enumerate() {
+                    cumulative += p;
+                    if u < cumulative {
+                        return (i + 1) as f64;
+                    }
+                }
+                5.0
+            }),
+            mean,
+            at_eight,
+        }
+    }
+
+    /// The shapes rubric scores take (docs/statistics.md, "Intervals"): symmetric, ceilings,
+    /// a floor, two-point, right-skewed averages, and repetitions correlated within a
+    /// scenario.
+    fn shapes() -> Vec<Shape> {
+        // Averages of a weak tutor: 1 + a log-normal, capped at the scale's top.
+        let (mu, sigma): (f64, f64) = (-0.3, 0.7);
+        let cap = 4.0_f64.ln();
+        let lognormal_mean = 1.0
+            + (mu + sigma * sigma / 2.0).exp() * phi((cap - mu - sigma * sigma) / sigma)
+            + 4.0 * (1.0 - phi((cap - mu) / sigma));
+        // Three repetitions per scenario, each 4 + scenario effect + its own noise, both of
+        // variance 0.405 (intra-scenario correlation 0.5), rounded to the 1–5 scale.
+        let rep_sd = 0.9;
+        let rounded_mean: f64 = (1..=5)
+            .map(|k| {
+                let k = f64::from(k);
+                let below = if k == 1.0 {
+                    0.0
+                } else {
+                    phi((k - 0.5 - 4.0) / rep_sd)
+                };
+                let above = if k == 5.0 {
+                    1.0
+                } else {
+                    phi((k + 0.5 - 4.0) / rep_sd)
+                };
+                k * (above - below)
+            })
+            .sum();
+        let half = (0.5_f64).sqrt() * rep_sd;
+        vec![
+            levels("symmetric", [0.1, 0.2, 0.4, 0.2, 0.1], 0.93),
+            levels("moderate ceiling", [0.02, 0.05, 0.13, 0.40, 0.40], 0.93),
+            levels("strong ceiling", [0.0, 0.01, 0.04, 0.15, 0.80], 0.90),
+            levels("floor", [0.80, 0.15, 0.04, 0.01, 0.0], 0.90),
+            levels("two-point", [0.3, 0.0, 0.0, 0.0, 0.7], 0.90),
+            Shape {
+                name: "right-skewed averages",
+                draw: Box::new(move |rng| 1.0 + (mu + sigma * normal(rng)).exp().min(4.0)),
+                mean: lognormal_mean,
+                at_eight: 0.93,
+            },
+            Shape {
+                name: "correlated repetitions",
+                draw: Box::new(move |rng| {
+                    let scenario = half * normal(rng);
+                    (0..3)
+                        .map(|_| {
+                            (4.0 + scenario + half * normal(rng))
+                                .round()
+                                .clamp(1.0, 5.0)
+                        })
+                        .sum::<f64>()
+                        / 3.0
+                }),
+                mean: rounded_mean,
+                at_eight: 0.93,
+            },
+        ]
+    }
+
+    /// Over 2,000 seeded samples per shape and size: how often the level-prior interval of a
+    /// model's mean covers the true mean, how often the t interval of the paired difference of
+    /// two models drawn alike covers 0, and how often the sign-flip test rejects them. The
+    /// table is in docs/statistics.md; `cargo test -p socratic-core --lib coverage --
+    /// --nocapture` prints it.
+    #[test]
+    fn interval_coverage_and_type_one_error_hold_on_the_shapes_of_rubric_scores() {
+        const TRIALS: usize = 2000;
+        let scale = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let mut failures = Vec::new();
+        for n in [8usize, 16, 48] {
+            let draws =
+                scale::PosteriorDraws::new(n, scale.len(), SCALE_RESAMPLES, seed_of("coverage"));
+            for shape in shapes() {
+                let mut rng = SplitMix64::new(seed_of(&format!("{}/{n}", shape.name)));
+                let (mut mean_hits, mut difference_hits, mut rejections) = (0, 0, 0);
+                for _ in 0..TRIALS {
+                    let a: Vec<f64> = (0..n).map(|_| (shape.draw)(&mut rng)).collect();
+                    let b: Vec<f64> = (0..n).map(|_| (shape.draw)(&mut rng)).collect();
+                    let (low, high) = draws.estimate(&a, &scale).unwrap().interval().unwrap();
+                    mean_hits += usize::from(low <= shape.mean && shape.mean <= high);
+                    let diffs: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+                    let (low, high) = t_interval_mean(&diffs).unwrap().interval().unwrap();
+                    difference_hits += usize::from(low <= 0.0 && 0.0 <= high);
+                    if n <= EXACT_PERMUTATION_MAX_N {
+                        rejections += usize::from(sign_flip_p_value(&diffs, 0, 0) < 0.05);
+                    }
+                }
+                let share = |hits: usize| hits as f64 / TRIALS as f64;
+                let (mean_cover, difference_cover) = (share(mean_hits), share(difference_hits));
+                let type_one = (n <= EXACT_PERMUTATION_MAX_N).then(|| share(rejections));
+                println!(
+                    "n = {n:2}  {:<24} mean {mean_cover:.3}  difference {difference_cover:.3}  type I {}",
+                    shape.name,
+                    type_one.map_or_else(|| "-".to_owned(), |t| format!("{t:.3}"))
+                );
+                let (least, most) = if n < 16 {
+                    (shape.at_eight, 1.0)
+                } else {
+                    (0.93, 0.975)
+                };
+                for (what, cover) in [("mean", mean_cover), ("difference", difference_cover)] {
+                    if !(least..=most).contains(&cover) {
+                        failures.push(format!("n = {n}, {}: {what} covers {cover:.3}", shape.name));
+                    }
+                }
+                if type_one.is_some_and(|t| t > 0.06) {
+                    failures.push(format!(
+                        "n = {n}, {}: type I error {type_one:?}",
+                        shape.name
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
     proptest! {
         #[test]
         fn percentiles_are_monotone_and_bounded(xs in prop::collection::vec(-1e6f64..1e6, 1..40), p in 0.0f64..=1.0, q in 0.0f64..=1.0) {
@@ -958,6 +987,29 @@ mod tests {
                 (Some(a), Some(b)) => prop_assert!(close(a, b, 1e-9), "{a} vs {b}"),
                 (a, b) => prop_assert_eq!(a, b),
             }
+        }
+
+        #[test]
+        fn exact_sign_flips_count_every_assignment_as_brute_force_does(
+            diffs in prop::collection::vec(-8i32..=8, 1..=12),
+        ) {
+            // Halves of integers: many ties with the observed sum, where order of addition
+            // could matter.
+            let diffs: Vec<f64> = diffs.into_iter().map(|d| f64::from(d) / 2.0).collect();
+            let n = diffs.len();
+            let observed = diffs.iter().sum::<f64>().abs();
+            let hits = (0..1u64 << n)
+                .filter(|mask| {
+                    let sum: f64 = diffs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| if mask >> i & 1 == 1 { -d } else { *d })
+                        .sum();
+                    sum.abs() >= observed - 1e-9
+                })
+                .count();
+            let brute = hits as f64 / (1u64 << n) as f64;
+            prop_assert_eq!(sign_flip_p_value(&diffs, 0, 0), brute);
         }
 
         #[test]
