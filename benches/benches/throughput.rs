@@ -6,7 +6,9 @@
 //! and each target of docs/performance.md beside its figure.
 //!
 //! Each case runs in a process of its own, so that its peak RSS is its own.
-//! Run: `cargo bench -p socratic-benches --bench throughput`.
+//! Run: `cargo bench -p socratic-benches --bench throughput`. With `SOCRATIC_BENCH_JUDGES=1`,
+//! only the cases that compare curation with one judge and with two (memory backends, 1,000
+//! and 10,000 runs).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -14,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socratic_benches::{Artifacts, CallTimes, manifest, peak_rss_kib, pipeline, sqlite_pipeline};
+use socratic_benches::{
+    Artifacts, CallTimes, manifest_judged, peak_rss_kib, pipeline, sqlite_pipeline,
+};
 use socratic_core::llm::Role;
 use socratic_core::pipeline::{Ports, curate};
 use socratic_core::repository::RunFilter;
@@ -25,8 +29,10 @@ const TURNS: u64 = 3;
 const ROUNDS: usize = 3;
 /// Workers per lane and concurrent calls per model.
 const CONCURRENCY: usize = 64;
-/// The child process's case: `<backend>:<runs>:<latency ms>`.
+/// The child process's case: `<backend>:<runs>:<latency ms>[:<judges>]`.
 const CASE: &str = "SOCRATIC_BENCH_CASE";
+/// Set: only the cases comparing curation with one judge and with two.
+const JUDGES_ONLY: &str = "SOCRATIC_BENCH_JUDGES";
 /// `N`: the in-memory 1,000-run case only, `N` times in this process, for a profiler.
 const PROFILE: &str = "SOCRATIC_BENCH_PROFILE";
 
@@ -49,10 +55,11 @@ struct Outcome {
 /// Runs one case in this process and prints its figures, then a `result` line for the parent.
 async fn run_case(case: &str) {
     let mut parts = case.split(':');
-    let (backend, runs, latency) = (
+    let (backend, runs, latency, judges) = (
         parts.next().unwrap(),
         parts.next().unwrap().parse::<u32>().unwrap(),
         Duration::from_millis(parts.next().unwrap().parse().unwrap()),
+        parts.next().map_or(1, |j| j.parse::<usize>().unwrap()),
     );
     let dir = tempfile::tempdir().unwrap();
     let times = Arc::new(CallTimes::default());
@@ -82,7 +89,7 @@ async fn run_case(case: &str) {
         }
         other => panic!("unknown backend {other}"),
     };
-    let outcome = measure(&ports, &runner, runs, latency, &times).await;
+    let outcome = measure(&ports, &runner, runs, judges, latency, &times).await;
     println!(
         "result {} {} {} {}",
         outcome.wall.as_secs_f64(),
@@ -96,16 +103,24 @@ async fn measure(
     ports: &Ports,
     runner: &Runner,
     runs: u32,
+    judges: usize,
     latency: Duration,
     times: &CallTimes,
 ) -> Outcome {
     let started = Instant::now();
-    let summary = runner.run_manifest(&manifest(runs)).await.unwrap();
+    let summary = runner
+        .run_manifest(&manifest_judged(runs, judges))
+        .await
+        .unwrap();
     let wall = started.elapsed();
     assert_eq!(summary.failed_runs, 0);
     let peak_rss_kib = peak_rss_kib().unwrap_or(0);
     let runs = u64::from(summary.runs);
-    let (tutor, student, judge) = (runs * TURNS, runs * (TURNS - 1), runs * TURNS);
+    let (tutor, student, judge) = (
+        runs * TURNS,
+        runs * (TURNS - 1),
+        runs * TURNS * judges as u64,
+    );
     let calls = tutor + student + judge;
     println!(
         "  runs {runs}, turns {}, model calls {calls}: wall time {:.2} s, {:.0} model calls/s, {:.0} runs/s, peak RSS {:.1} MiB",
@@ -276,9 +291,13 @@ fn main() {
                 let times = Arc::new(CallTimes::default());
                 let local = pipeline(Duration::ZERO, CONCURRENCY, Arc::clone(&times)).await;
                 let runner = local.runner(CONCURRENCY, runner_config());
-                measure(&local.ports, &runner, 1000, Duration::ZERO, &times).await;
+                measure(&local.ports, &runner, 1000, 1, Duration::ZERO, &times).await;
             }
         });
+        return;
+    }
+    if std::env::var_os(JUDGES_ONLY).is_some() {
+        judges();
         return;
     }
     // The two 1,000-run instant-model cases alternately, a few rounds: on a shared two-core
@@ -348,4 +367,65 @@ fn main() {
         mib(files_10k.peak_rss_kib),
         files_10k.peak_rss_kib as f64 / files_1k.peak_rss_kib as f64
     );
+    judges();
+}
+
+/// Curation with one judge against two, on the memory backends and on the command line's
+/// (SQLite store and queues, artifact files): the second judge adds the judges' agreement
+/// (alpha and kappa, each with a bootstrap over scenarios) and twice the judgments to read
+/// and render into the report.
+fn judges() {
+    for (backend, label) in [
+        ("memory", "memory"),
+        ("sqlite-files", "SQLite store and queues, artifact files"),
+    ] {
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        for round in 1..=ROUNDS {
+            one.push(child(
+                &format!(
+                    "1,000 runs, instant models, {label}, one judge (round {round} of {ROUNDS})"
+                ),
+                &format!("{backend}:1000:0:1"),
+            ));
+            two.push(child(
+                &format!(
+                    "1,000 runs, instant models, {label}, two judges (round {round} of {ROUNDS})"
+                ),
+                &format!("{backend}:1000:0:2"),
+            ));
+        }
+        let one_10k = child(
+            &format!("10,000 runs, instant models, {label}, one judge"),
+            &format!("{backend}:10000:0:1"),
+        );
+        let two_10k = child(
+            &format!("10,000 runs, instant models, {label}, two judges"),
+            &format!("{backend}:10000:0:2"),
+        );
+        let curation = |outcomes: &[Outcome]| {
+            let mut times: Vec<Duration> = outcomes.iter().map(|o| o.curation).collect();
+            times.sort();
+            times[times.len() / 2]
+        };
+        let (one, two) = (curation(&one), curation(&two));
+        println!("Targets, {label}");
+        for (runs, one, two) in [
+            ("1,000 runs (medians)", one, two),
+            ("10,000 runs", one_10k.curation, two_10k.curation),
+        ] {
+            println!(
+                "  curation at {runs}, two judges / one: {:.0} ms / {:.0} ms = {:.2}× (target: at most 1.5×)",
+                two.as_secs_f64() * 1000.0,
+                one.as_secs_f64() * 1000.0,
+                two.as_secs_f64() / one.as_secs_f64()
+            );
+        }
+        let per_run_10k = two_10k.curation.as_secs_f64() / two_10k.runs as f64;
+        println!(
+            "  curation per run with two judges: {:.0} µs at 1,000 runs, {:.0} µs at 10,000 = {:.2}× (linear: about 1×)",
+            two.as_secs_f64() * 1e6 / 1000.0,
+            per_run_10k * 1e6,
+            per_run_10k / (two.as_secs_f64() / 1000.0)
+        );
+    }
 }

@@ -16,7 +16,7 @@ use socratic_core::llm::{
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_memory::{FsBlobStore, LocalPipeline, MemoryBlobStore};
-use socratic_sim::simulated::{PROVIDER, SOCRATIC_TUTOR};
+use socratic_sim::simulated::{PROVIDER, SOCRATIC_TUTOR, STRICT_JUDGE};
 use socratic_sim::{SimulatedLlm, simulated_manifest};
 use socratic_sqlite::ResultsDir;
 
@@ -135,8 +135,20 @@ pub async fn sqlite_pipeline(
 /// `runs` runs of the Socratic simulated tutor: the eight scenarios × `runs / 8` repetitions,
 /// three turns each (tutor, student and judge per turn; no student after the last).
 pub fn manifest(runs: u32) -> ManifestRequest {
+    manifest_judged(runs, 1)
+}
+
+/// [`manifest`] judged by `judges` simulated judges (1 or 2: the lenient one, then the strict
+/// one), whose agreement the curator then computes.
+pub fn manifest_judged(runs: u32, judges: usize) -> ManifestRequest {
     let defaults = Defaults::load().unwrap_or_else(|e| panic!("defaults: {e}"));
     let mut request = simulated_manifest(&defaults);
+    if judges > 1 {
+        request.judges.push(ModelConfig {
+            model: ModelId::new(STRICT_JUDGE).unwrap_or_else(|e| panic!("{e}")),
+            temperature: 0.0,
+        });
+    }
     request.tutors = vec![ModelConfig {
         model: ModelId::new(SOCRATIC_TUTOR).unwrap_or_else(|e| panic!("{e}")),
         temperature: 0.7,

@@ -105,6 +105,7 @@ fn benchmark(defaults: &Defaults, set: ScenarioSet, seed: u64) -> ManifestSummar
                 goal_reached_turn: None,
                 goal_told_turn: None,
                 telling: Vec::new(),
+                judge_ratings: None,
                 violations: BTreeMap::new(),
                 scored_turns: TURNS as u32,
                 unscored_judgments: 0,

@@ -548,6 +548,55 @@ async fn several_judges_are_averaged_and_their_agreement_reported() {
         .unwrap();
     assert_eq!(record.judgments.len(), 6, "three turns × two judges");
     assert!(summary.comparisons.iter().all(|c| c.p_adjusted < 0.05));
+
+    // Curation read only the runs' summaries, whose judges' ratings give the same agreement
+    // as every judgment read afresh.
+    let repo = &harness.ports.repository;
+    let manifest = repo
+        .get::<Manifest>(&keys::manifest(&summary.manifest))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    let rubric: Rubric = repo
+        .require_catalog(&manifest.request.rubric)
+        .await
+        .unwrap();
+    let runs = repo
+        .list_runs(&RunFilter::Manifest(manifest.id), 1000, None)
+        .await
+        .unwrap()
+        .items;
+    let mut digests = Vec::new();
+    for run in &runs {
+        let record = repo.run_record(&run.id).await.unwrap().unwrap();
+        let ratings = record.summary.as_ref().unwrap().judge_ratings.as_ref();
+        assert_eq!(ratings.unwrap().len(), 4, "every dimension rated twice");
+        digests.push(RunDigest::of(&record, &rubric));
+    }
+    let afresh = summarize_digests(&manifest, &rubric, digests, summary.computed_at);
+    assert_eq!(afresh.judge_agreement, summary.judge_agreement);
+
+    // Summaries written before the ratings were recorded have their judgments read instead.
+    for id in repo
+        .run_summaries(&runs.iter().map(|r| r.id).collect::<Vec<_>>())
+        .await
+        .unwrap()
+    {
+        let mut older = id.unwrap();
+        older.judge_ratings = None;
+        repo.overwrite(&older).await.unwrap();
+    }
+    socratic_core::pipeline::curate(&harness.ports, &runs[0].id)
+        .await
+        .unwrap();
+    let again: ManifestSummary = repo
+        .get(&keys::manifest_summary(&manifest.id))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert_eq!(again.judge_agreement, summary.judge_agreement);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

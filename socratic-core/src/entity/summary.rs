@@ -70,6 +70,12 @@ pub struct RunSummary {
     /// Per tutor turn, what each telling detector said of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub telling: Vec<TurnTelling>,
+    /// With two or more judges, per dimension, one list per turn that at least two judges
+    /// scored: each judge's score, the judges in the order of their model ids. The judges'
+    /// agreement is computed from these, so curating a manifest reads summaries, not every
+    /// judgment. `None` with one judge, and in summaries written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_ratings: Option<BTreeMap<String, Vec<Vec<u8>>>>,
     /// Violations counted over every judgment.
     pub violations: BTreeMap<Violation, u32>,
     /// Turns with at least one scored judgment.

@@ -276,6 +276,7 @@ pub fn summarize_run(
     ordered.sort_by_key(|t| t.index);
     let goals = GoalTimeline::of(scenario, turns);
     let telling = turn_telling(rubric, scenario, &ordered, &scored_turns);
+    let judge_ratings = judge_ratings(rubric, judgments);
 
     RunSummary {
         run: run.id,
@@ -302,6 +303,7 @@ pub fn summarize_run(
         goal_reached_turn: goals.reached,
         goal_told_turn: goals.told,
         telling,
+        judge_ratings,
         violations,
         scored_turns: u32::try_from(scored_turns.len()).unwrap_or(u32::MAX),
         unscored_judgments: unscored,
@@ -309,6 +311,34 @@ pub fn summarize_run(
         tutor_latencies_ms: ordered.iter().map(|t| t.tutor_call.latency_ms).collect(),
         computed_at: now,
     }
+}
+
+/// With two or more judges, per dimension and per turn at least two judges scored, each
+/// judge's score, turns in order and judges by model id (the order the store lists a run's
+/// judgments in, so the same run always gives the same ratings).
+fn judge_ratings(
+    rubric: &Rubric,
+    judgments: &[Judgment],
+) -> Option<BTreeMap<String, Vec<Vec<u8>>>> {
+    let judges: BTreeSet<&ModelId> = judgments.iter().map(|j| &j.judge).collect();
+    if judges.len() < 2 {
+        return None;
+    }
+    let mut ordered: Vec<&Judgment> = judgments.iter().collect();
+    ordered.sort_by(|a, b| (a.turn, &a.judge).cmp(&(b.turn, &b.judge)));
+    let mut ratings: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for turn in ordered.chunk_by(|a, b| a.turn == b.turn) {
+        for dim in &rubric.dimensions {
+            let scores: Vec<u8> = turn
+                .iter()
+                .filter_map(|j| j.verdict()?.scores.get(&dim.name).copied())
+                .collect();
+            if scores.len() >= 2 {
+                ratings.entry(dim.name.clone()).or_default().push(scores);
+            }
+        }
+    }
+    Some(ratings)
 }
 
 /// Per tutor turn, in order, what the two telling detectors say of it: the judges' majority
@@ -353,9 +383,10 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
     let run_data = RunDataPages::start(ports, manifest.id);
     let rubric: Rubric = repo.require_catalog(&manifest.request.rubric).await?;
     // A page of runs at a time, each kept only as its digest: memory stays small however
-    // many runs the manifest has. With one judge there is no agreement to measure, so the
-    // runs' summaries are all that is read.
-    let single_judge = manifest.request.judges.len() < 2;
+    // many runs the manifest has. The runs' summaries are all that is read: they carry the
+    // judges' ratings the agreement needs. A summary written before they were recorded has
+    // its run's judgments read instead.
+    let several_judges = manifest.request.judges.len() >= 2;
     // Sized once: a vector grown by doubling would hold up to twice what it needs. (Capped:
     // the count is read from the store; a larger manifest grows past it.)
     let capacity = usize::try_from(manifest.run_count.min(100_000)).unwrap_or(0);
@@ -365,17 +396,16 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
         let page = repo
             .list_runs(&RunFilter::Manifest(*id), 100, cursor)
             .await?;
-        if single_judge {
-            let ids: Vec<_> = page.items.iter().map(|r| r.id).collect();
-            let summaries = repo.run_summaries(&ids).await?;
-            for (run, summary) in page.items.iter().zip(summaries) {
-                digests.push(RunDigest::single_judge(run, summary));
-            }
-        } else {
-            for run in page.items {
+        let ids: Vec<_> = page.items.iter().map(|r| r.id).collect();
+        let summaries = repo.run_summaries(&ids).await?;
+        for (run, summary) in page.items.iter().zip(summaries) {
+            let unrecorded = summary.as_ref().is_some_and(|s| s.judge_ratings.is_none());
+            if several_judges && unrecorded {
                 if let Some(record) = repo.run_record(&run.id).await? {
                     digests.push(RunDigest::of(&record, &rubric));
                 }
+            } else {
+                digests.push(RunDigest::of_summary(run, summary));
             }
         }
         cursor = page.cursor;

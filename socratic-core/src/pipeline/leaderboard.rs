@@ -54,16 +54,30 @@ pub struct RunDigest {
 }
 
 impl RunDigest {
-    /// The digest of a run judged by one judge, where there is no agreement to measure and
-    /// the judgments need not be read.
-    pub fn single_judge(run: &crate::entity::Run, summary: Option<RunSummary>) -> Self {
+    /// The digest of a run from its summary alone: the judges' ratings it records
+    /// ([`RunSummary::judge_ratings`]) give the agreement units, so the judgments need not be
+    /// read.
+    pub fn of_summary(run: &crate::entity::Run, mut summary: Option<RunSummary>) -> Self {
+        let agreement_units = summary
+            .as_mut()
+            .and_then(|s| s.judge_ratings.take())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(dim, turns)| {
+                let units = turns
+                    .into_iter()
+                    .map(|scores| scores.into_iter().map(f64::from).collect())
+                    .collect();
+                (dim, units)
+            })
+            .collect();
         Self {
             tutor: run.tutor.model.clone(),
             scenario: run.scenario.clone(),
             repetition: run.repetition,
             status: run.status,
             summary: summary.map(SummaryDigest::from),
-            agreement_units: BTreeMap::new(),
+            agreement_units,
         }
     }
 
