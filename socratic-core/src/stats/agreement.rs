@@ -152,10 +152,10 @@ impl std::ops::AddAssign<&PairCounts> for PairCounts {
     }
 }
 
-/// [`cluster_bootstrap`] of a statistic of sums: each cluster is summarised once (its
-/// [`AlphaSums`], its [`PairCounts`]), and a resample adds the sums of the clusters it draws,
-/// so a resample costs one addition per cluster whatever the number of units. The clusters
-/// are drawn as [`cluster_bootstrap`] draws them.
+/// [`cluster_bootstrap`](super::cluster_bootstrap) of a statistic of sums: each cluster is
+/// summarised once (its [`AlphaSums`], its [`PairCounts`]), and a resample adds the sums of
+/// the clusters it draws, so a resample costs one addition per cluster whatever the number of
+/// units. The clusters are drawn as `cluster_bootstrap` draws them.
 pub fn cluster_bootstrap_sums<S: Clone + for<'a> std::ops::AddAssign<&'a S>>(
     clusters: &[S],
     zero: &S,
