@@ -1,8 +1,6 @@
 //! Agreement between raters: Krippendorff's alpha (interval metric) and quadratic-weighted
 //! kappa, as sums over units, so any union of groups of units is summed, not recomputed.
 
-use super::{SplitMix64, percentile};
-
 /// Krippendorff's alpha with the interval metric. `units[u]` holds the ratings of unit `u`
 /// (one per rater who rated it); units with fewer than two ratings are not pairable and are
 /// ignored. `None` when fewer than two pairable values exist or there is no variation at all.
@@ -164,24 +162,13 @@ pub fn cluster_bootstrap_sums<S: Clone + for<'a> std::ops::AddAssign<&'a S>>(
     seed: u64,
 ) -> Option<(f64, f64)> {
     let n = clusters.len();
-    if n < 2 || resamples == 0 {
-        return None;
-    }
-    let mut rng = SplitMix64::new(seed);
-    let mut values = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
+    super::resampled_interval(n, resamples, seed, |rng| {
         let mut total = zero.clone();
         for _ in 0..n {
             total += &clusters[rng.below(n)];
         }
-        if let Some(value) = statistic(&total) {
-            values.push(value);
-        }
-    }
-    if values.len() * 20 < resamples * 19 {
-        return None;
-    }
-    Some((percentile(&values, 0.025)?, percentile(&values, 0.975)?))
+        statistic(&total)
+    })
 }
 
 /// Cohen's kappa with quadratic weights for two raters on an integer scale `min..=max`.

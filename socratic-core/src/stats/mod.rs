@@ -423,17 +423,27 @@ pub fn cluster_bootstrap<T>(
     seed: u64,
 ) -> Option<(f64, f64)> {
     let n = clusters.len();
-    if n < 2 || resamples == 0 {
+    resampled_interval(n, resamples, seed, |rng| {
+        let units: Vec<&T> = (0..n).flat_map(|_| clusters[rng.below(n)].iter()).collect();
+        statistic(&units)
+    })
+}
+
+/// The 95% percentile interval of `resamples` values that `draw` makes of `clusters` clusters
+/// from one seeded generator: what [`cluster_bootstrap`] and
+/// [`cluster_bootstrap_sums`] share, so the two draw alike. `None` with fewer than two
+/// clusters, or when more than a twentieth of the draws give no value.
+fn resampled_interval(
+    clusters: usize,
+    resamples: usize,
+    seed: u64,
+    mut draw: impl FnMut(&mut SplitMix64) -> Option<f64>,
+) -> Option<(f64, f64)> {
+    if clusters < 2 || resamples == 0 {
         return None;
     }
     let mut rng = SplitMix64::new(seed);
-    let mut values = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
-        let units: Vec<&T> = (0..n).flat_map(|_| clusters[rng.below(n)].iter()).collect();
-        if let Some(value) = statistic(&units) {
-            values.push(value);
-        }
-    }
+    let values: Vec<f64> = (0..resamples).filter_map(|_| draw(&mut rng)).collect();
     if values.len() * 20 < resamples * 19 {
         return None;
     }
