@@ -12,16 +12,40 @@ use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::{
     JudgmentOutcome, Manifest, ManifestSummary, ModelConfig, Rubric, RunStatus, TellingDetector,
 };
-use socratic_core::id::ScenarioId;
+use socratic_core::id::{ManifestId, ScenarioId};
 use socratic_core::keys;
 use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError, Role};
-use socratic_core::pipeline::{PlanError, RunDigest, plan, summarize_digests};
-use socratic_core::repository::RunFilter;
+use socratic_core::pipeline::{PlanError, Ports, RunDigest, plan, summarize_digests};
+use socratic_core::repository::{RunFilter, RunRecord};
 use socratic_core::stats::Caution;
 use socratic_sim::SimulatedLlm;
 use socratic_sim::chaos::{FaultRates, FaultyLlm};
 use socratic_sim::simulated::{LEAKY_TUTOR, LECTURER_TUTOR, SOCRATIC_TUTOR};
 use support::{Harness, Options, default_request, fast_config, leaderboard, model};
+
+/// A finished manifest as stored: the manifest, its rubric and every run's record.
+async fn stored(ports: &Ports, id: &ManifestId) -> (Manifest, Rubric, Vec<RunRecord>) {
+    let repo = &ports.repository;
+    let manifest = repo
+        .get::<Manifest>(&keys::manifest(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    let rubric: Rubric = repo
+        .require_catalog(&manifest.request.rubric)
+        .await
+        .unwrap();
+    let runs = repo
+        .list_runs(&RunFilter::Manifest(*id), 1000, None)
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    for run in runs.items {
+        records.push(repo.run_record(&run.id).await.unwrap().unwrap());
+    }
+    (manifest, rubric, records)
+}
 
 async fn run_default(harness: &Harness) -> ManifestSummary {
     let runner = harness.runner(4, fast_config());
@@ -552,42 +576,23 @@ async fn several_judges_are_averaged_and_their_agreement_reported() {
     // Curation read only the runs' summaries, whose judges' ratings give the same agreement
     // as every judgment read afresh.
     let repo = &harness.ports.repository;
-    let manifest = repo
-        .get::<Manifest>(&keys::manifest(&summary.manifest))
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
-    let rubric: Rubric = repo
-        .require_catalog(&manifest.request.rubric)
-        .await
-        .unwrap();
-    let runs = repo
-        .list_runs(&RunFilter::Manifest(manifest.id), 1000, None)
-        .await
-        .unwrap()
-        .items;
+    let (manifest, rubric, records) = stored(&harness.ports, &summary.manifest).await;
     let mut digests = Vec::new();
-    for run in &runs {
-        let record = repo.run_record(&run.id).await.unwrap().unwrap();
+    for record in &records {
         let ratings = record.summary.as_ref().unwrap().judge_ratings.as_ref();
         assert_eq!(ratings.unwrap().len(), 4, "every dimension rated twice");
-        digests.push(RunDigest::of(&record, &rubric));
+        digests.push(RunDigest::of(record, &rubric));
     }
     let afresh = summarize_digests(&manifest, &rubric, digests, summary.computed_at);
     assert_eq!(afresh.judge_agreement, summary.judge_agreement);
 
     // Summaries written before the ratings were recorded have their judgments read instead.
-    for id in repo
-        .run_summaries(&runs.iter().map(|r| r.id).collect::<Vec<_>>())
-        .await
-        .unwrap()
-    {
-        let mut older = id.unwrap();
+    for record in &records {
+        let mut older = record.summary.clone().unwrap();
         older.judge_ratings = None;
         repo.overwrite(&older).await.unwrap();
     }
-    socratic_core::pipeline::curate(&harness.ports, &runs[0].id)
+    socratic_core::pipeline::curate(&harness.ports, &records[0].run.value.id)
         .await
         .unwrap();
     let again: ManifestSummary = repo
@@ -604,26 +609,11 @@ async fn a_model_that_failed_the_hardest_scenarios_does_not_rank_above_an_equal_
  {
     let harness = Harness::new(Options::default()).await;
     let finished = run_default(&harness).await;
-    let repo = &harness.ports.repository;
-    let mut manifest = repo
-        .get::<Manifest>(&keys::manifest(&finished.manifest))
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
-    let rubric: Rubric = repo
-        .require_catalog(&manifest.request.rubric)
-        .await
-        .unwrap();
-    let runs = repo
-        .list_runs(&RunFilter::Manifest(manifest.id), 1000, None)
-        .await
-        .unwrap();
-    let mut digests = Vec::new();
-    for run in runs.items {
-        let record = repo.run_record(&run.id).await.unwrap().unwrap();
-        digests.push(RunDigest::of(&record, &rubric));
-    }
+    let (mut manifest, rubric, records) = stored(&harness.ports, &finished.manifest).await;
+    let mut digests: Vec<RunDigest> = records
+        .iter()
+        .map(|record| RunDigest::of(record, &rubric))
+        .collect();
 
     // A twin of the best tutor, with the same scores, except that its runs on the three
     // scenarios where that tutor scored lowest failed; and a model whose runs all failed.
