@@ -5,7 +5,7 @@
 //   node check-report.mjs REPORT.html SCREENSHOT.png [LARGE_REPORT.html]
 // The large report, when given, is opened too, and the time to a usable page is printed (a
 // figure for docs/performance.md, not a pass/fail check).
-import { chromium } from "playwright-core";
+import { checks, expect, launch } from "./harness.mjs";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 
@@ -15,29 +15,9 @@ if (!report || !screenshot) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 
-let passed = 0;
-const failures = [];
-async function check(name, body) {
-  try {
-    await body();
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } catch (error) {
-    failures.push(name);
-    console.log(`not ok - ${name}: ${error.message.split("\n")[0]}`);
-  }
-}
-function expect(condition, message) {
-  if (!condition) throw new Error(message);
-}
+const { check, finish } = checks();
 
 /** A fresh page that records console errors and every request leaving the file. */
 async function open(path) {
@@ -164,6 +144,12 @@ await check("intervals carry their caution and the settings state the design's p
   expect(/detect a difference of \d+\.\d+ points/.test(text), `power says ${text}`);
 });
 
+await check("without human labels the report says its judges are not calibrated", async () => {
+  const section = await page.locator("#calibration").innerText();
+  expect(section.includes("Not calibrated") && section.includes("socratic label"), section);
+  expect(await page.locator("nav a[href='#calibration']").count() === 1, "no link to the section");
+});
+
 await check("print hides the controls", async () => {
   await page.emulateMedia({ media: "print" });
   const nav = await page.evaluate(() => getComputedStyle(document.querySelector("nav")).display);
@@ -204,5 +190,4 @@ if (large) {
 }
 
 await browser.close();
-console.log(`browser: ${passed} passed, ${failures.length} failed`);
-process.exit(failures.length ? 1 : 0);
+finish("browser");

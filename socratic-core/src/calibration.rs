@@ -22,11 +22,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
 use crate::clock::Timestamp;
-use crate::entity::{HumanLabel, HumanLabels, Manifest, Problems, Rubric};
-use crate::id::{ManifestId, ModelId, RubricId, RunId, ScenarioId};
+pub use crate::entity::{Calibration, HumanAgreement};
+use crate::entity::{HumanLabel, HumanLabels, Manifest, Problems, Rubric, SkippedTurn};
+use crate::id::{ManifestId, ModelId, RunId, ScenarioId};
 use crate::keys;
 use crate::repository::{RepoError, Repository, RunRecord};
 use crate::stats;
@@ -42,52 +41,6 @@ fn slot(label: &HumanLabel) -> Slot {
         label.dimension.clone(),
         label.rater.clone(),
     )
-}
-
-/// Agreement between one judge and the humans on one dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HumanAgreement {
-    /// The judge model.
-    pub judge: ModelId,
-    /// The rubric dimension.
-    pub dimension: String,
-    /// Labelled turns this judge scored.
-    pub turns: u32,
-    /// (judge, human) score pairs: one per label of those turns.
-    pub pairs: u32,
-    /// Labelled turns this judge left unscored (or never judged); not compared.
-    pub unscored_turns: u32,
-    /// Cohen's kappa with quadratic weights over the pairs.
-    pub weighted_kappa: Option<f64>,
-    /// Its 95% interval, resampling runs.
-    pub kappa_ci: Option<(f64, f64)>,
-    /// Krippendorff's α (interval metric), each turn a unit rated by the judge and every human.
-    pub krippendorff_alpha: Option<f64>,
-    /// Its 95% interval, resampling runs.
-    pub alpha_ci: Option<(f64, f64)>,
-    /// Mean of judge − human over the pairs: above 0, the judge is more lenient.
-    pub mean_bias: Option<f64>,
-    /// Its 95% interval, resampling runs.
-    pub bias_ci: Option<(f64, f64)>,
-}
-
-/// A manifest's judges measured against its human labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Calibration {
-    /// The manifest.
-    pub manifest: ManifestId,
-    /// Its rubric.
-    pub rubric: RubricId,
-    /// Labels stored.
-    pub labels: u32,
-    /// Runs with at least one label.
-    pub runs: u32,
-    /// Distinct labelled turns.
-    pub turns: u32,
-    /// The raters named in the labels.
-    pub raters: Vec<String>,
-    /// Per judge, then per dimension in rubric order.
-    pub agreement: Vec<HumanAgreement>,
 }
 
 /// Why labels were not imported or calibration not computed.
@@ -535,7 +488,7 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-async fn manifest_and_rubric(
+pub(crate) async fn manifest_and_rubric(
     repository: &Repository,
     id: &ManifestId,
 ) -> Result<(Manifest, Rubric), CalibrationError> {
@@ -554,7 +507,7 @@ async fn manifest_and_rubric(
 }
 
 /// The records of the manifest's runs among `ids`; runs of other manifests are left out.
-async fn records_of(
+pub(crate) async fn records_of(
     repository: &Repository,
     manifest: &ManifestId,
     ids: BTreeSet<RunId>,
@@ -595,21 +548,50 @@ pub async fn import_labels(
     if !problems.is_empty() {
         return Err(CalibrationError::Labels(problems));
     }
-    // Merge under the item's version, so two imports at once cannot lose each other's rows.
+    let merged = merge_labels(repository, id, &new, &[], now).await?;
+    // The file's runs were read for the checks; read only the others.
+    let others = merged
+        .labels
+        .iter()
+        .map(|l| l.run)
+        .filter(|run| !records.contains_key(run))
+        .collect();
+    records.extend(records_of(repository, id, others).await?);
+    let all: Vec<RunRecord> = records.into_values().collect();
+    Ok(calibrate(&manifest, &rubric, &all, &merged.labels))
+}
+
+/// Merges `labels` and `skipped` into manifest `id`'s stored labels, under the item's
+/// version so that two writers at once cannot lose each other's: a label replaces the one in
+/// its slot (run, turn, dimension, rater); a skip is kept once. Answers with what is stored.
+pub(crate) async fn merge_labels(
+    repository: &Repository,
+    id: &ManifestId,
+    labels: &[HumanLabel],
+    skipped: &[SkippedTurn],
+    now: Timestamp,
+) -> Result<HumanLabels, RepoError> {
     loop {
         let stored = repository
             .get::<HumanLabels>(&keys::human_labels(id))
             .await?;
-        // Stored labels, then the file's, by slot: a new label replaces the old one.
+        // Stored labels, then the new ones, by slot: a new label replaces the old one.
         let by_slot: BTreeMap<Slot, HumanLabel> = stored
             .iter()
             .flat_map(|s| s.value.labels.iter())
-            .chain(&new)
+            .chain(labels)
             .map(|l| (slot(l), l.clone()))
+            .collect();
+        let skips: BTreeSet<SkippedTurn> = stored
+            .iter()
+            .flat_map(|s| s.value.skipped.iter())
+            .chain(skipped)
+            .cloned()
             .collect();
         let merged = HumanLabels {
             manifest: *id,
             labels: by_slot.into_values().collect(),
+            skipped: skips.into_iter().collect(),
             updated_at: now,
         };
         let written = match &stored {
@@ -617,24 +599,13 @@ pub async fn import_labels(
             Some(s) => repository.update(&merged, s.version).await.map(|_| ()),
         };
         match written {
-            Ok(()) => {
-                // The file's runs were read for the checks; read only the others.
-                let others = merged
-                    .labels
-                    .iter()
-                    .map(|l| l.run)
-                    .filter(|run| !records.contains_key(run))
-                    .collect();
-                records.extend(records_of(repository, id, others).await?);
-                let all: Vec<RunRecord> = records.into_values().collect();
-                return Ok(calibrate(&manifest, &rubric, &all, &merged.labels));
-            }
-            // Another import wrote first: merge into what it wrote.
+            Ok(()) => return Ok(merged),
+            // Another writer was first: merge into what it wrote.
             Err(RepoError::Store(
                 crate::store::StoreError::AlreadyExists { .. }
                 | crate::store::StoreError::ConditionFailed { .. },
             )) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
 }

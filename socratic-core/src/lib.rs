@@ -41,6 +41,7 @@ pub mod entity;
 pub mod estimate;
 pub mod id;
 pub mod keys;
+pub mod labelling;
 pub mod llm;
 pub mod pipeline;
 pub mod queue;

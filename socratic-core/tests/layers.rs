@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     // What drives and measures the stages.
     &["estimate", "calibration", "runner"],
-    &["assembly", "api"],
+    &["assembly", "api", "labelling"],
     // Support for other crates' tests.
     &["testkit", "mocks"],
 ];

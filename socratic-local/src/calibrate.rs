@@ -21,11 +21,15 @@ pub struct Calibrated {
     pub calibration: Calibration,
     /// `calibration.json` at the top of the results directory.
     pub file: PathBuf,
+    /// The manifest's report, written again with the calibration table: at the top of the
+    /// results directory when it shows that manifest, otherwise in its folder.
+    pub report: PathBuf,
 }
 
 /// Imports the labels of `labels` (CSV) into manifest `id` (by default the newest finished)
 /// of the results directory `out`, or with no file reads the stored ones, and measures each
-/// judge against them. A file with any problem is refused whole, every problem listed by
+/// judge against them, then writes `calibration.json` and the manifest's report again with the
+/// calibration table. A file with any problem is refused whole, every problem listed by
 /// line, and nothing is stored.
 pub async fn calibrate(
     out: &Path,
@@ -61,5 +65,10 @@ pub async fn calibrate(
     let file = out.join(CALIBRATION_FILE);
     let text = serde_json::to_string_pretty(&calibration).context("writing the calibration")?;
     std::fs::write(&file, text + "\n").map_err(Error::io(&file))?;
-    Ok(Calibrated { calibration, file })
+    let report = crate::rerender::render(out, Some(id), false).await?.report;
+    Ok(Calibrated {
+        calibration,
+        file,
+        report,
+    })
 }

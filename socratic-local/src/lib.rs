@@ -17,6 +17,8 @@
 //! - [`history`]: what a results directory holds: its benchmarks, a run's transcript, two
 //!   benchmarks compared; [`rerender()`] writes a finished benchmark's report again;
 //!   [`calibrate()`] measures judges against human labels.
+//! - [`label`]: a page on the loopback address where people score a sample of a finished
+//!   benchmark's turns, blind, for [`calibrate()`].
 //! - [`text`]: the tables the command line prints.
 //!
 //! A service that runs the default benchmark on a schedule needs nothing else:
@@ -44,6 +46,7 @@ pub mod catalog;
 pub mod check;
 mod error;
 pub mod history;
+pub mod label;
 pub mod models;
 pub mod rerender;
 pub mod text;
@@ -55,6 +58,7 @@ pub use benchmark::{
 pub use calibrate::calibrate;
 pub use check::{CheckReport, check};
 pub use error::Error;
+pub use label::{LabelOptions, LabelServer, export_labels};
 pub use rerender::{Rerendered, rerender};
 
 /// `SUBJECT has N problem(s):` and one indented line per problem: how everything wrong with an

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use socratic_core::calibration::{Calibration, stored_calibration};
 use socratic_core::defaults::Defaults;
-use socratic_core::entity::{Manifest, ManifestSummary};
+use socratic_core::entity::{Manifest, ManifestSummary, Rubric};
 use socratic_core::id::ManifestId;
 use socratic_core::report;
 
@@ -24,6 +25,16 @@ pub struct Rerendered {
 /// finished) again from its `summary.json`, into its folder under `curated/manifests/` and
 /// the top of the results directory `out`, whose `summary.json` becomes its.
 pub async fn rerender(out: &Path, id: Option<ManifestId>) -> Result<Rerendered, Error> {
+    render(out, id, true).await
+}
+
+/// Renders manifest `id`'s report again into its folder, and at the top of `out` too when
+/// `top` is set or the top already shows that manifest.
+pub(crate) async fn render(
+    out: &Path,
+    id: Option<ManifestId>,
+    top: bool,
+) -> Result<Rerendered, Error> {
     let manifests = out.join("curated").join("manifests");
     let id = match id {
         Some(id) => id.to_string(),
@@ -36,22 +47,32 @@ pub async fn rerender(out: &Path, id: Option<ManifestId>) -> Result<Rerendered, 
     let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
     let summary: ManifestSummary =
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    let defaults = Defaults::load().context("loading the embedded catalog")?;
-    if defaults.rubric.id != summary.rubric {
-        return Err(Error::Invalid(format!(
-            "manifest {id} was scored against rubric {}, which is not in the built-in catalog",
-            summary.rubric
-        )));
-    }
     let html = match details(out, &summary).await? {
-        Some((manifest, runs)) => report::HtmlReport::new(&summary, &defaults.rubric)
-            .manifest(&manifest)
-            .runs(&runs)
-            .render(),
-        None => report::report_html(&summary, &defaults.rubric),
+        Some(details) => {
+            let mut page = report::HtmlReport::new(&summary, &details.rubric)
+                .manifest(&details.manifest)
+                .runs(&details.runs);
+            if let Some(calibration) = &details.calibration {
+                page = page.calibration(calibration);
+            }
+            page.render()
+        }
+        None => {
+            let defaults = Defaults::load().context("loading the embedded catalog")?;
+            if defaults.rubric.id != summary.rubric {
+                return Err(Error::Invalid(format!(
+                    "manifest {id} was scored against rubric {}, which is not in the built-in catalog and {} has no database",
+                    summary.rubric,
+                    out.display()
+                )));
+            }
+            report::report_html(&summary, &defaults.rubric)
+        }
     };
     let csv = report::leaderboard_csv(&summary);
-    for target in [dir.as_path(), out] {
+    let top = top || top_manifest(out) == Some(summary.manifest);
+    let targets: &[&Path] = if top { &[&dir, out] } else { &[&dir] };
+    for target in targets {
         let write = |name: &str, text: &str| {
             let file = target.join(name);
             std::fs::write(&file, text).map_err(Error::io(&file))
@@ -59,12 +80,22 @@ pub async fn rerender(out: &Path, id: Option<ManifestId>) -> Result<Rerendered, 
         write("report.html", &html)?;
         write("leaderboard.csv", &csv)?;
     }
-    let top = out.join("summary.json");
-    std::fs::copy(&path, &top).map_err(Error::io(&top))?;
-    Ok(Rerendered {
-        summary,
-        report: out.join("report.html"),
-    })
+    let report = if top {
+        let file = out.join("summary.json");
+        std::fs::copy(&path, &file).map_err(Error::io(&file))?;
+        out.join("report.html")
+    } else {
+        dir.join("report.html")
+    };
+    Ok(Rerendered { summary, report })
+}
+
+/// The manifest whose summary is at the top of the results directory, if any.
+fn top_manifest(out: &Path) -> Option<ManifestId> {
+    let bytes = std::fs::read(out.join("summary.json")).ok()?;
+    serde_json::from_slice::<ManifestSummary>(&bytes)
+        .ok()
+        .map(|s| s.manifest)
 }
 
 /// The newest manifest folder holding a `summary.json`.
@@ -79,12 +110,18 @@ fn newest_summary(manifests: &Path) -> Result<Option<String>, Error> {
     Ok(ids.pop())
 }
 
-/// The manifest and its runs, for the report, from the results directory's database and
-/// files; `None` when the directory has no database (the report then shows the summary only).
-async fn details(
-    out: &Path,
-    summary: &ManifestSummary,
-) -> Result<Option<(Manifest, report::ReportRuns)>, Error> {
+/// What the report shows beside the summary, from the results directory's database.
+struct Details {
+    manifest: Manifest,
+    rubric: Rubric,
+    runs: report::ReportRuns,
+    calibration: Option<Calibration>,
+}
+
+/// The manifest, its rubric, runs and calibration, for the report, from the results
+/// directory's database and files; `None` when the directory has no database (the report then
+/// shows the summary only).
+async fn details(out: &Path, summary: &ManifestSummary) -> Result<Option<Details>, Error> {
     if !out.join(socratic_sqlite::DATABASE_FILE).is_file() {
         return Ok(None);
     }
@@ -102,9 +139,21 @@ async fn details(
             ))
         })?
         .value;
+    let rubric = repository
+        .require_catalog::<Rubric>(&manifest.request.rubric)
+        .await
+        .with_context(|| format!("reading rubric {}", manifest.request.rubric))?;
     let blobs = crate::files(out)?;
     let runs = socratic_core::pipeline::report_runs(repository, &blobs, &manifest)
         .await
         .with_context(|| format!("reading the runs of manifest {}", manifest.id))?;
-    Ok(Some((manifest, runs)))
+    let calibration = stored_calibration(repository, &manifest.id)
+        .await
+        .with_context(|| format!("reading the labels of manifest {}", manifest.id))?;
+    Ok(Some(Details {
+        manifest,
+        rubric,
+        runs,
+        calibration,
+    }))
 }

@@ -1,4 +1,5 @@
-//! `list`, `show`, `compare`, `report` and `calibrate`: what a results directory holds.
+//! `list`, `show`, `compare`, `report`, `label` and `calibrate`: what a results directory
+//! holds.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,8 +8,9 @@ use socratic_core::id::{ManifestId, RunId};
 use socratic_core::report;
 use socratic_local::history::History;
 use socratic_local::text;
+use socratic_local::{LabelOptions, LabelServer};
 
-use crate::Status;
+use crate::{LabelArgs, Status};
 
 pub(crate) async fn list(out: &Path) -> Status {
     let lines = History::open(out)?.manifests().await?;
@@ -48,5 +50,48 @@ pub(crate) async fn calibrate(
     let calibrated = socratic_local::calibrate(out, labels, manifest).await?;
     print!("{}", text::calibration_table(&calibrated.calibration));
     println!("written: {}", calibrated.file.display());
+    println!("report: {}", calibrated.report.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn label(args: LabelArgs) -> Status {
+    if let Some(file) = &args.export {
+        let count = socratic_local::export_labels(&args.out, args.manifest_id, file).await?;
+        println!("{count} label(s) written to {}", file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let server = LabelServer::open(LabelOptions {
+        out: args.out.clone(),
+        manifest: args.manifest_id,
+        turns: args.turns,
+        seed: args.seed,
+        rater: args.rater,
+        port: args.port,
+    })
+    .await?;
+    if let Some(port) = server.taken_port() {
+        println!(
+            "port {port} is in use; serving on {} instead",
+            server.address().port()
+        );
+    }
+    println!(
+        "manifest {}: {} turn(s) sampled with seed {} (another rater gets the same turns with --seed {})",
+        server.manifest(),
+        server.turns(),
+        server.seed(),
+        server.seed()
+    );
+    println!("open {}", server.url());
+    println!("every score is saved as it is chosen; press Ctrl-C to stop");
+    server
+        .serve(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    println!(
+        "stopped; `socratic calibrate --out {}` measures the judges against the labels",
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

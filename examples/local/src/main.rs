@@ -91,6 +91,9 @@ enum Command {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Serve a page on 127.0.0.1 where people score a sample of a finished benchmark's tutor
+    /// turns, blind to tutors and judges; every score is saved at once for `calibrate`.
+    Label(LabelArgs),
     /// Write a starter benchmark to edit: rubric, prompts, scenarios, manifest, models file.
     Init {
         /// A new or empty directory.
@@ -184,6 +187,33 @@ struct RunArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+struct LabelArgs {
+    /// The results directory.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// The benchmark to label; by default the newest finished one.
+    #[arg(long = "manifest-id")]
+    manifest_id: Option<ManifestId>,
+    /// How many turns to sample: every tutor, vector, and early and late turns.
+    #[arg(long, default_value_t = socratic_core::labelling::DEFAULT_SAMPLE)]
+    turns: usize,
+    /// The sample's seed; raters given the same seed label the same turns (by default one
+    /// drawn from the manifest, printed at start).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Who labels; without it the page asks.
+    #[arg(long)]
+    rater: Option<String>,
+    /// The port to try first; if it is taken, or not given, a free one is used.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Write the stored labels to this CSV file (the format `calibrate --labels` reads) and
+    /// exit, serving nothing.
+    #[arg(long, value_name = "FILE")]
+    export: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
 struct RejudgeArgs {
     /// The results directory holding the manifest to re-judge; by default `--out`.
     #[arg(long)]
@@ -245,6 +275,7 @@ async fn main() -> ExitCode {
             manifest_id,
             out,
         }) => history::calibrate(&out, labels.as_deref(), manifest_id).await,
+        Some(Command::Label(args)) => history::label(args).await,
         Some(Command::Init { dir }) => catalog::init(&dir),
         Some(Command::Check { dir }) => catalog::check(&dir).await,
         Some(Command::Models { models, no_check }) => catalog::models(&models, no_check).await,

@@ -161,6 +161,19 @@ async fn each_subcommand_prints_its_result_or_its_problems_with_status_2() {
         text(&broken)
     );
 
+    let nothing = socratic(&["label", "--out", path(&dir.path().join("none"))]).await;
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(stderr(&nothing).contains("none"), "{}", text(&nothing));
+    let export = dir.path().join("export.csv");
+    let unlabelled = socratic(&["label", "--out", path(&out), "--export", path(&export)]).await;
+    assert_eq!(unlabelled.status.code(), Some(2));
+    assert!(
+        stderr(&unlabelled).contains("has no human labels to export"),
+        "{}",
+        text(&unlabelled)
+    );
+    assert!(!export.exists());
+
     let labels = dir.path().join("labels.csv");
     std::fs::write(
         &labels,

@@ -22,7 +22,7 @@ mod turn;
 mod validation;
 
 pub use judgment::{Judgment, JudgmentOutcome, Verdict};
-pub use labels::{HumanLabel, HumanLabels};
+pub use labels::{Calibration, HumanAgreement, HumanLabel, HumanLabels, SkippedTurn};
 pub use manifest::{MAX_TURNS, Manifest, ManifestRequest, ModelConfig, StudentConfig};
 pub use model::Model;
 pub use prompt::{Prompt, PromptKind};

@@ -9,7 +9,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use crate::entity::{
-    Judgment, JudgmentOutcome, Manifest, ManifestSummary, Rubric, Run, RunSummary, Scenario, Turn,
+    Calibration, Judgment, JudgmentOutcome, Manifest, ManifestSummary, Rubric, Run, RunSummary,
+    Scenario, Turn,
 };
 use crate::id::{ModelId, ScenarioId};
 
@@ -250,6 +251,7 @@ pub struct HtmlReport<'a> {
     rubric: &'a Rubric,
     manifest: Option<&'a Manifest>,
     runs: Option<&'a ReportRuns>,
+    calibration: Option<&'a Calibration>,
 }
 
 /// The runs a report shows, added one at a time as they are read, each kept only as the JSON
@@ -271,6 +273,7 @@ impl<'a> HtmlReport<'a> {
             rubric,
             manifest: None,
             runs: None,
+            calibration: None,
         }
     }
 
@@ -283,6 +286,13 @@ impl<'a> HtmlReport<'a> {
     /// Adds the runs, for the heatmap and the run explorer.
     pub fn runs(mut self, runs: &'a ReportRuns) -> Self {
         self.runs = Some(runs);
+        self
+    }
+
+    /// Adds the judges' calibration against human labels; without it the page says the
+    /// judges are not calibrated.
+    pub fn calibration(mut self, calibration: &'a Calibration) -> Self {
+        self.calibration = Some(calibration);
         self
     }
 }
@@ -475,7 +485,7 @@ impl HtmlReport<'_> {
 <header><h1>{title}</h1>
 <p class="note">Rubric {} · {} runs ({} failed, {} skipped) · {} unscored judgments · total cost ${:.4} · computed {}</p>
 {}</header>
-<nav aria-label="Sections"><a href="#leaderboard">Leaderboard</a> <a href="#charts">Charts</a> <a href="#heatmap">Scenarios × models</a> <a href="#cost">Cost and latency</a> <a href="#settings">Settings</a> <a href="#comparisons">Comparisons</a> <a href="#agreement">Judge agreement</a> <a href="#telling">Telling</a> <a href="#runs">Runs</a></nav>
+<nav aria-label="Sections"><a href="#leaderboard">Leaderboard</a> <a href="#charts">Charts</a> <a href="#heatmap">Scenarios × models</a> <a href="#cost">Cost and latency</a> <a href="#settings">Settings</a> <a href="#comparisons">Comparisons</a> <a href="#agreement">Judge agreement</a> <a href="#calibration">Calibration</a> <a href="#telling">Telling</a> <a href="#runs">Runs</a></nav>
 <main>
 "##,
             escape(self.rubric.id.as_str()),
@@ -514,6 +524,7 @@ impl HtmlReport<'_> {
         self.settings(&mut html);
         comparisons(&mut html, summary);
         agreement(&mut html, summary);
+        calibration(&mut html, self.calibration);
         telling(&mut html, summary);
         self.explorer(&mut html);
         html.push_str("</main>\n<script type=\"application/json\" id=\"socratic-data\">");
@@ -972,6 +983,49 @@ fn telling(html: &mut String, summary: &ManifestSummary) {
             d.turn,
             said(d.judges),
             said(d.verbatim)
+        );
+    }
+    html.push_str("</tbody></table></section>\n");
+}
+
+/// The judges against human labels, or that there are none.
+fn calibration(html: &mut String, calibration: Option<&Calibration>) {
+    html.push_str("<section id=\"calibration\"><h2>Calibration against human labels</h2>\n");
+    let Some(calibration) = calibration.filter(|c| c.labels > 0) else {
+        html.push_str("<p class=\"note\"><strong>Not calibrated:</strong> no human labels are stored for this benchmark, so nothing says how far its judges agree with people. Label turns in the browser with <code>socratic label</code>, then run <code>socratic calibrate</code>.</p></section>\n");
+        return;
+    };
+    let raters = if calibration.raters.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", escape(&calibration.raters.join(", ")))
+    };
+    let _ = writeln!(
+        html,
+        "<p class=\"note\">{} labels of {} turns in {} runs{raters}. Above 0, a bias means the judge scores higher than people.</p>",
+        calibration.labels, calibration.turns, calibration.runs
+    );
+    html.push_str("<table><caption>Per judge and dimension, with 95% intervals from resampling runs</caption><thead><tr><th scope=\"col\">judge</th><th scope=\"col\">dimension</th><th scope=\"col\">weighted kappa (quadratic)</th><th scope=\"col\">95% CI</th><th scope=\"col\">Krippendorff's alpha (interval)</th><th scope=\"col\">95% CI</th><th scope=\"col\">mean bias (judge − human)</th><th scope=\"col\">95% CI</th><th scope=\"col\">labelled turns</th></tr></thead><tbody>\n");
+    let interval = |ci: Option<(f64, f64)>| {
+        ci.map_or_else(
+            || "n/a".to_owned(),
+            |(low, high)| format!("[{low:.3}, {high:.3}]"),
+        )
+    };
+    for a in &calibration.agreement {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(a.judge.as_str()),
+            escape(&a.dimension),
+            fmt_opt(a.weighted_kappa, 3),
+            interval(a.kappa_ci),
+            fmt_opt(a.krippendorff_alpha, 3),
+            interval(a.alpha_ci),
+            a.mean_bias
+                .map_or_else(|| "—".to_owned(), |b| format!("{b:+.3}")),
+            interval(a.bias_ci),
+            a.turns
         );
     }
     html.push_str("</tbody></table></section>\n");
