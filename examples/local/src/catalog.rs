@@ -6,14 +6,15 @@ use std::process::ExitCode;
 use socratic_local::{Error, models, text};
 
 use crate::Status;
+use crate::output::{out, outln};
 
 pub(crate) fn init(dir: &Path) -> Status {
     let written = socratic_local::catalog::init(dir)?;
-    println!("wrote a starter benchmark in {}:", dir.display());
+    outln!("wrote a starter benchmark in {}:", dir.display());
     for path in written {
-        println!("  {}", path.display());
+        outln!("  {}", path.display());
     }
-    println!(
+    outln!(
         "next: socratic check {0} && socratic run --catalog {0}",
         dir.display()
     );
@@ -22,7 +23,7 @@ pub(crate) fn init(dir: &Path) -> Status {
 
 pub(crate) async fn check(dir: &Path) -> Status {
     let report = socratic_local::check(dir).await?;
-    println!(
+    outln!(
         "{}: ok: {} rubric(s), {} prompt(s), {} scenario(s); the manifest plans {} run(s)",
         dir.display(),
         report.rubrics,
@@ -35,7 +36,7 @@ pub(crate) async fn check(dir: &Path) -> Status {
 
 pub(crate) async fn models(path: &Path, no_check: bool) -> Status {
     let file = models::load_from_env(path)?;
-    print!("{}", text::models_table(&file));
+    out!("{}", text::models_table(&file));
     if no_check {
         return Ok(ExitCode::SUCCESS);
     }
@@ -46,6 +47,6 @@ pub(crate) async fn models(path: &Path, no_check: bool) -> Status {
             failures.join("\n  - ")
         )));
     }
-    println!("every model answered");
+    outln!("every model answered");
     Ok(ExitCode::SUCCESS)
 }

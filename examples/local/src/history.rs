@@ -10,35 +10,36 @@ use socratic_local::history::History;
 use socratic_local::text;
 use socratic_local::{LabelOptions, LabelServer};
 
+use crate::output::{out, outln};
 use crate::{LabelArgs, Status};
 
 pub(crate) async fn list(out: &Path) -> Status {
     let lines = History::open(out)?.manifests().await?;
     if lines.is_empty() {
-        println!("{} holds no benchmark yet", out.display());
+        outln!("{} holds no benchmark yet", out.display());
     } else {
-        print!("{}", text::list_table(&lines));
+        out!("{}", text::list_table(&lines));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn show(out: &Path, run: &RunId) -> Status {
     let record = History::open(out)?.run(run).await?;
-    print!("{}", text::transcript(&record));
+    out!("{}", text::transcript(&record));
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn compare(out: &Path, a: ManifestId, b: ManifestId) -> Status {
     let compared = History::open(out)?.compare(a, b).await?;
-    print!("{}", text::comparison_table(&compared.comparison));
-    println!("comparison: {}", compared.page.display());
+    out!("{}", text::comparison_table(&compared.comparison));
+    outln!("comparison: {}", compared.page.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn report(out: &Path, manifest: Option<ManifestId>) -> Status {
     let rendered = socratic_local::rerender(out, manifest).await?;
-    println!("{}", report::leaderboard_text(&rendered.summary));
-    println!("report: {}", rendered.report.display());
+    outln!("{}", report::leaderboard_text(&rendered.summary));
+    outln!("report: {}", rendered.report.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -48,16 +49,16 @@ pub(crate) async fn calibrate(
     manifest: Option<ManifestId>,
 ) -> Status {
     let calibrated = socratic_local::calibrate(out, labels, manifest).await?;
-    print!("{}", text::calibration_table(&calibrated.calibration));
-    println!("written: {}", calibrated.file.display());
-    println!("report: {}", calibrated.report.display());
+    out!("{}", text::calibration_table(&calibrated.calibration));
+    outln!("written: {}", calibrated.file.display());
+    outln!("report: {}", calibrated.report.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn label(args: LabelArgs) -> Status {
     if let Some(file) = &args.export {
         let count = socratic_local::export_labels(&args.out, args.manifest_id, file).await?;
-        println!("{count} label(s) written to {}", file.display());
+        outln!("{count} label(s) written to {}", file.display());
         return Ok(ExitCode::SUCCESS);
     }
     let server = LabelServer::open(LabelOptions {
@@ -70,26 +71,26 @@ pub(crate) async fn label(args: LabelArgs) -> Status {
     })
     .await?;
     if let Some(port) = server.taken_port() {
-        println!(
+        outln!(
             "port {port} is in use; serving on {} instead",
             server.address().port()
         );
     }
-    println!(
+    outln!(
         "manifest {}: {} turn(s) sampled with seed {} (another rater gets the same turns with --seed {})",
         server.manifest(),
         server.turns(),
         server.seed(),
         server.seed()
     );
-    println!("open {}", server.url());
-    println!("every score is saved as it is chosen; press Ctrl-C to stop");
+    outln!("open {}", server.url());
+    outln!("every score is saved as it is chosen; press Ctrl-C to stop");
     server
         .serve(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    println!(
+    outln!(
         "stopped; `socratic calibrate --out {}` measures the judges against the labels",
         args.out.display()
     );

@@ -7,6 +7,7 @@
 
 mod catalog;
 mod history;
+mod output;
 mod run;
 
 use std::path::PathBuf;
@@ -281,6 +282,10 @@ async fn main() -> ExitCode {
         Some(Command::Models { models, no_check }) => catalog::models(&models, no_check).await,
     };
     result.unwrap_or_else(|error| {
+        if output::closed_pipe(&error) {
+            // The reader stopped early, as `head` does: nothing went wrong.
+            return ExitCode::SUCCESS;
+        }
         eprintln!("error: {error}");
         ExitCode::from(EXIT_ERROR)
     })

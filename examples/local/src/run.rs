@@ -8,6 +8,7 @@ use socratic_local::{
     Benchmark, BenchmarkOptions, CacheChoice, Outcome, Overrides, Planned, Progress, Rejudge, text,
 };
 
+use crate::output::{out, outln};
 use crate::{EXIT_BUDGET, EXIT_FAILED_RUNS, EXIT_INTERRUPTED, RunArgs, Status};
 
 impl RunArgs {
@@ -47,11 +48,11 @@ impl RunArgs {
 pub(crate) async fn estimate(args: RunArgs) -> Status {
     let cap = args.max_cost;
     let benchmark = Benchmark::in_memory(args.options(None)).await?;
-    print!(
+    out!(
         "{}",
         text::estimate_table(&benchmark.estimate().await?, cap)
     );
-    print!("{}", text::power(&benchmark.power().await?, true));
+    out!("{}", text::power(&benchmark.power().await?, true));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -62,17 +63,19 @@ pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
     let cap = args.max_cost;
     let benchmark = Benchmark::open(args.options(rejudge)).await?;
     if let Some(source) = benchmark.rejudging() {
-        println!(
+        outln!(
             "re-judging manifest {}: {} of {} run(s) have a finished dialogue",
-            source.manifest, source.dialogues, source.runs
+            source.manifest,
+            source.dialogues,
+            source.runs
         );
     }
-    print!(
+    out!(
         "{}",
         text::estimate_table(&benchmark.estimate().await?, cap)
     );
     // Before paying for real models, say when the plan cannot tell tutors apart.
-    print!(
+    out!(
         "{}",
         text::power(&benchmark.power().await?, benchmark.calls_real_models())
     );
@@ -98,7 +101,7 @@ pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
         }
         Outcome::Finished(finished) => {
             bar.bar.finish_with_message("done");
-            print!("{}", text::finished(&finished));
+            out!("{}", text::finished(&finished));
             let summary = &finished.summary;
             if summary.stopped_by_budget {
                 eprintln!(
@@ -144,7 +147,10 @@ impl Bar {
 impl Progress for Bar {
     fn planned(&self, planned: &Planned) {
         if let Some(line) = text::resumption(planned, &self.out) {
-            self.bar.suspend(|| println!("{line}"));
+            self.bar.suspend(|| {
+                // A progress line lost to a closed pipe must not stop a paid run.
+                let _ = crate::output::write(format_args!("{line}\n"));
+            });
         }
         self.bar.set_length(planned.runs);
     }

@@ -192,3 +192,51 @@ sim-nobody/X/1,1,kindness,9
     assert_eq!(malformed.status.code(), Some(2));
     assert!(stderr(&malformed).contains("ULID"), "{}", text(&malformed));
 }
+
+/// `list`, `show` and `compare` into a reader that has already gone away, as `| head -1`
+/// leaves them: each ends quietly with status 0 instead of panicking on the broken pipe.
+#[tokio::test]
+async fn a_closed_output_pipe_ends_quietly_with_status_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let run = socratic(&["run", "--out", path(&out), "--quiet"]).await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    let listing = socratic(&["list", "--out", path(&out)]).await;
+    let id = stdout(&listing)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let run_file = std::fs::read_dir(out.join("curated/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let run_id = run_file.file_stem().unwrap().to_str().unwrap().to_owned();
+
+    for args in [
+        vec!["list", "--out", path(&out)],
+        vec!["show", &run_id, "--out", path(&out)],
+        vec!["compare", &id, &id, "--out", path(&out)],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_socratic"))
+            .args(&args)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let ended = child.wait_with_output().unwrap();
+        assert!(
+            ended.status.success(),
+            "{args:?}: {:?} {}",
+            ended.status,
+            stderr(&ended)
+        );
+        assert_eq!(stderr(&ended), "", "{args:?}");
+    }
+}
