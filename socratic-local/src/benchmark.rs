@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socratic_core::assembly::Assembly;
-use socratic_core::blob::BlobStore;
+use socratic_core::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
+use socratic_core::clock::SteppingClock;
 use socratic_core::defaults::{Defaults, ScenarioSet};
 use socratic_core::entity::{
     ManifestRequest, ManifestSummary, ModelConfig, Run, RunStatus, StudentConfig, from_json,
@@ -33,6 +34,7 @@ use socratic_sim::SimulatedLlm;
 use socratic_sim::simulated::PROVIDER;
 use socratic_sqlite::{CallLedger, LedgerTotals, ResultsDir};
 
+use crate::bundle::Reproduction;
 use crate::catalog;
 use crate::error::{Context, Error};
 use crate::history::History;
@@ -291,32 +293,57 @@ impl Benchmark {
     /// Opens the benchmark in its results directory, which this process then holds until the
     /// benchmark is dropped ([`ResultsDir`]): a killed benchmark opened again resumes.
     pub async fn open(options: BenchmarkOptions) -> Result<Self, Error> {
-        Self::assemble(options, true).await
+        Self::assemble(options, true, None).await
     }
 
     /// The same benchmark in memory: nothing is written and the results directory is left
     /// alone. For an estimate, or a benchmark whose results need not outlive the process.
     pub async fn in_memory(options: BenchmarkOptions) -> Result<Self, Error> {
-        Self::assemble(options, false).await
+        Self::assemble(options, false, None).await
     }
 
-    async fn assemble(options: BenchmarkOptions, persist: bool) -> Result<Self, Error> {
+    /// A finished benchmark run again exactly, in `options.out` (or in memory): its manifest
+    /// stored as it was (same id and time, so the same run ids), only its catalog, its clock
+    /// stopped at the time its summary was computed, and every model (simulated ones too)
+    /// answering from `reproduction.cache` alone, so that no model is called.
+    pub(crate) async fn reproducing(
+        options: BenchmarkOptions,
+        reproduction: Reproduction,
+        persist: bool,
+    ) -> Result<Self, Error> {
+        Self::assemble(options, persist, Some(reproduction)).await
+    }
+
+    async fn assemble(
+        options: BenchmarkOptions,
+        persist: bool,
+        reproduction: Option<Reproduction>,
+    ) -> Result<Self, Error> {
         let options = options.with_catalog_defaults();
         options.check()?;
         let defaults = Defaults::load().context("loading the embedded catalog")?;
         let own_catalog = options.catalog.as_deref().map(catalog::load).transpose()?;
-        let models_file = options
-            .models
-            .as_deref()
-            .map(models::load_from_env)
-            .transpose()?;
-        let request = options.request(&defaults)?;
+        let models_file = match &reproduction {
+            Some(r) => Some(ModelsFile {
+                path: PathBuf::from(crate::bundle::MODELS),
+                models: r.models.clone(),
+            }),
+            None => options
+                .models
+                .as_deref()
+                .map(models::load_from_env)
+                .transpose()?,
+        };
+        let request = match &reproduction {
+            Some(r) => r.manifest.request.clone(),
+            None => options.request(&defaults)?,
+        };
 
         let (backend, blobs, ledger) = backend(&options.out, persist)?;
         let budget = Arc::new(options.max_cost.map_or_else(Budget::unlimited, Budget::new));
-        let client_options = ClientOptions {
-            budget: Arc::clone(&budget),
-            cache: options.cache_store(persist)?.map(|store| {
+        let cache = match &reproduction {
+            Some(r) => Some((Arc::clone(&r.cache), CacheMode::ReplayOnly)),
+            None => options.cache_store(persist)?.map(|store| {
                 let mode = if options.replay {
                     CacheMode::ReplayOnly
                 } else {
@@ -324,9 +351,14 @@ impl Benchmark {
                 };
                 (store, mode)
             }),
+        };
+        let client_options = ClientOptions {
+            budget: Arc::clone(&budget),
+            cache,
             concurrency: options.concurrency,
             retry: RetryPolicy::default(),
             recorder: ledger.clone().map(|l| Arc::new(l) as Arc<dyn CallRecorder>),
+            offline: reproduction.is_some(),
         };
         let mut providers = Providers::new().with(PROVIDER, simulated(&options, &client_options));
         let mut real_models = Vec::new();
@@ -344,12 +376,17 @@ impl Benchmark {
             judge_calls_at_once: options.concurrency.max(1),
             ..PipelineConfig::default()
         };
-        let ports = backend.ports(blobs, providers, config);
-        let mut catalog_models = SimulatedLlm::catalog();
-        catalog_models.extend(models_file.iter().flat_map(ModelsFile::catalog));
-        socratic_core::defaults::install_catalog(&ports.repository, &catalog_models)
-            .await
-            .context("installing the catalog")?;
+        let mut ports = backend.ports(blobs, providers, config);
+        if let Some(r) = &reproduction {
+            r.install(&ports.repository, &options.out).await?;
+            ports.clock = Arc::new(SteppingClock::new(r.computed_at, 0));
+        } else {
+            let mut catalog_models = SimulatedLlm::catalog();
+            catalog_models.extend(models_file.iter().flat_map(ModelsFile::catalog));
+            socratic_core::defaults::install_catalog(&ports.repository, &catalog_models)
+                .await
+                .context("installing the catalog")?;
+        }
         if let Some(own) = &own_catalog {
             own.install(&ports.repository)
                 .await
@@ -505,6 +542,7 @@ impl Benchmark {
         let id = planned.manifest.id;
         tracing::info!(manifest = %id, runs = planned.runs.len(), recovered, "planned");
         let resumed = self.resume(&id, planned.created).await?;
+        self.record_models(&id).await?;
         progress.planned(&Planned {
             manifest: id,
             runs: planned.manifest.run_count,
@@ -531,6 +569,26 @@ impl Benchmark {
             () = ticker => unreachable!("the ticker never ends"),
         };
         self.finished(&runner, summary, started).await
+    }
+
+    /// Writes the real models the benchmark calls to `models/<manifest>.json` (as the models
+    /// file has them: names of key variables, never keys), so that an export can bundle them.
+    async fn record_models(&self, id: &ManifestId) -> Result<(), Error> {
+        if !self.persist || self.real_models.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<&ModelEntry> = self.real_models.iter().map(|(entry, _)| entry).collect();
+        let path = format!("{}/{id}.json", crate::bundle::MODELS_FOLDER);
+        let key = BlobKey::new(&path).context("naming the models record")?;
+        match self
+            .ports
+            .blobs
+            .put_json(&key, &entries, BlobPutMode::Create)
+            .await
+        {
+            Ok(_) | Err(BlobError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("writing {path}")),
+        }
     }
 
     /// Sends every real model one request, unless the options or a replay say not to.
@@ -708,11 +766,16 @@ fn simulated(
     options: &BenchmarkOptions,
     client_options: &ClientOptions,
 ) -> Arc<dyn socratic_core::llm::LlmClient> {
+    // A reproduction answers simulated models from the cache too: it calls nothing.
     let read_write = ClientOptions {
-        cache: client_options
-            .cache
-            .clone()
-            .map(|(store, _)| (store, CacheMode::ReadWrite)),
+        cache: client_options.cache.clone().map(|(store, mode)| {
+            let mode = if client_options.offline {
+                mode
+            } else {
+                CacheMode::ReadWrite
+            };
+            (store, mode)
+        }),
         ..client_options.clone()
     };
     let prices = SimulatedLlm::catalog()

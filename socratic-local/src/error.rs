@@ -46,6 +46,10 @@ pub enum Error {
     /// or its database cannot be opened.
     #[error(transparent)]
     Results(#[from] socratic_sqlite::ResultsError),
+    /// A bundle was refused: unreadable, of another version, changed, unsafe, or in conflict
+    /// with the target directory.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

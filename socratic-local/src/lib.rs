@@ -19,6 +19,8 @@
 //!   [`calibrate()`] measures judges against human labels.
 //! - [`label`]: a page on the loopback address where people score a sample of a finished
 //!   benchmark's turns, blind, for [`calibrate()`].
+//! - [`bundle`]: one finished benchmark as one file: [`bundle::export()`],
+//!   [`bundle::import()`], and [`bundle::replay()`] byte for byte with no model call.
 //! - [`text`]: the tables the command line prints.
 //!
 //! A service that runs the default benchmark on a schedule needs nothing else:
@@ -41,6 +43,7 @@
 //! ```
 
 pub mod benchmark;
+pub mod bundle;
 pub mod calibrate;
 pub mod catalog;
 pub mod check;

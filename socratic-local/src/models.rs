@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socratic_core::blob::BlobStore;
 use socratic_core::entity::{Model, Validate};
@@ -40,7 +40,7 @@ use socratic_sim::SimulatedLlm;
 pub const PROVIDERS: [&str; 3] = ["openai", "bedrock", "simulated"];
 
 /// One model of the file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     /// Catalog id.
@@ -294,6 +294,9 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Where every call that misses the cache is recorded, if anywhere (the call ledger).
     pub recorder: Option<Arc<dyn CallRecorder>>,
+    /// Never reach a provider: every model answers from the cache alone (a replay of a
+    /// bundle, where no key need be set).
+    pub offline: bool,
 }
 
 impl ClientOptions {
@@ -306,6 +309,7 @@ impl ClientOptions {
             concurrency: 1,
             retry: RetryPolicy::default(),
             recorder: None,
+            offline: false,
         }
     }
 
@@ -362,7 +366,11 @@ impl ModelsFile {
     ) -> Result<(Providers, Vec<(ModelEntry, ModelClients)>), Error> {
         let mut built = Vec::new();
         for entry in &self.models {
-            let provider = provider_client(entry).await?;
+            let provider = if options.offline {
+                Arc::new(Offline(entry.id.clone())) as Arc<dyn LlmClient>
+            } else {
+                provider_client(entry).await?
+            };
             let mut retry = options.retry.clone();
             retry.attempt_timeout = Some(Duration::from_secs(entry.timeout_secs));
             let stack = ClientOptions {
@@ -420,6 +428,22 @@ async fn provider_client(entry: &ModelEntry) -> Result<Arc<dyn LlmClient>, Error
             )));
         }
     })
+}
+
+/// The provider of a model in a replay: never called, as the cache answers first; a request
+/// it does get is a miss, refused.
+struct Offline(String);
+
+#[async_trait::async_trait]
+impl LlmClient for Offline {
+    async fn converse(
+        &self,
+        _request: &ConverseRequest,
+    ) -> Result<socratic_core::llm::ConverseResponse, socratic_core::llm::LlmError> {
+        Err(socratic_core::llm::LlmError::Validation {
+            message: format!("model {} is not called in a replay", self.0),
+        })
+    }
 }
 
 /// Sends every model one minimal request, all at once, so a wrong key, base URL or model id

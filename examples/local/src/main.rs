@@ -5,6 +5,7 @@
 // Printing is what this binary is for.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bundle;
 mod catalog;
 mod history;
 mod output;
@@ -95,6 +96,47 @@ enum Command {
     /// Serve a page on 127.0.0.1 where people score a sample of a finished benchmark's tutor
     /// turns, blind to tutors and judges; every score is saved at once for `calibrate`.
     Label(LabelArgs),
+    /// Write one finished benchmark to one file (a bundle): its manifest, catalog, models
+    /// (names of key variables only), cached answers, curated runs, report and labels.
+    Export {
+        /// The bundle to write (`.tar.gz`).
+        file: PathBuf,
+        /// The results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// The benchmark; by default the newest finished one.
+        #[arg(long = "manifest-id")]
+        manifest_id: Option<ManifestId>,
+        /// The models file the benchmark ran with, for results directories that did not
+        /// record it.
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
+    /// Unpack a bundle into a results directory, checking every byte; merges with what the
+    /// directory holds, and importing twice changes nothing.
+    Import {
+        /// The bundle.
+        file: PathBuf,
+        /// The results directory (created if missing).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Run a bundle's (or a results directory's) benchmark again in a new directory with no
+    /// model call, and check that summary.json, leaderboard.csv and report.html come out byte
+    /// for byte the same.
+    Replay {
+        /// A bundle, or a results directory.
+        source: PathBuf,
+        /// The new results directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// The benchmark of a results directory; by default its newest finished one.
+        #[arg(long = "manifest-id")]
+        manifest_id: Option<ManifestId>,
+        /// Runs at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Write a starter benchmark to edit: rubric, prompts, scenarios, manifest, models file.
     Init {
         /// A new or empty directory.
@@ -277,6 +319,19 @@ async fn main() -> ExitCode {
             out,
         }) => history::calibrate(&out, labels.as_deref(), manifest_id).await,
         Some(Command::Label(args)) => history::label(args).await,
+        Some(Command::Export {
+            file,
+            out,
+            manifest_id,
+            models,
+        }) => bundle::export(&out, manifest_id, models.as_deref(), &file).await,
+        Some(Command::Import { file, out }) => bundle::import(&file, &out).await,
+        Some(Command::Replay {
+            source,
+            out,
+            manifest_id,
+            concurrency,
+        }) => bundle::replay(&source, manifest_id, &out, concurrency).await,
         Some(Command::Init { dir }) => catalog::init(&dir),
         Some(Command::Check { dir }) => catalog::check(&dir).await,
         Some(Command::Models { models, no_check }) => catalog::models(&models, no_check).await,
