@@ -29,7 +29,7 @@ use socratic_core::pipeline::{
 };
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_core::stats::DesignVariance;
-use socratic_memory::{MemoryBackend, MemoryBlobStore};
+use socratic_memory::{FsBlobStore, MemoryBackend, MemoryBlobStore};
 use socratic_sim::SimulatedLlm;
 use socratic_sim::simulated::PROVIDER;
 use socratic_sqlite::{CallLedger, LedgerTotals, ResultsDir};
@@ -37,6 +37,7 @@ use socratic_sqlite::{CallLedger, LedgerTotals, ResultsDir};
 use crate::bundle::Reproduction;
 use crate::catalog;
 use crate::error::{Context, Error};
+use crate::given_cache::{CacheHits, Counting, GivenCache};
 use crate::history::History;
 use crate::models::{self, ClientOptions, ModelClients, ModelEntry, ModelsFile};
 
@@ -71,7 +72,9 @@ pub enum CacheChoice {
     /// In the results directory (`cache/llm/`).
     #[default]
     InResults,
-    /// In another directory (its `cache/llm/`).
+    /// Named with `--cache`: a results directory (its `cache/llm/`), that `cache/` folder, or
+    /// a bundle (its answers are copied into the results directory's cache first). A path
+    /// holding none of these is an error.
     At(PathBuf),
     /// No cache: real models are called for every request.
     Off,
@@ -153,6 +156,11 @@ pub trait Progress: Send + Sync {
     /// Runs finished so far, and dollars spent of the cap (infinite without one): about ten
     /// times a second.
     fn advanced(&self, _finished: u64, _total: u64, _spent_usd: f64, _cap_usd: f64) {}
+
+    /// The cache `--cache` named has answered none of the first lookups: at most once, as
+    /// soon as [`COLD_AFTER`](crate::given_cache::COLD_AFTER) lookups missed (or at the end,
+    /// for a benchmark with fewer).
+    fn cache_cold(&self, _given: &GivenCache, _hits: CacheHits) {}
 }
 
 /// Nothing to tell.
@@ -228,6 +236,8 @@ pub struct Finished {
     pub failure_reasons: Vec<String>,
     /// Where its files are; `None` for a benchmark in memory.
     pub files: Option<ResultFiles>,
+    /// The cache `--cache` named, and how often it answered.
+    pub cache: Option<(GivenCache, CacheHits)>,
 }
 
 /// A benchmark stopped before its summary; every write so far is whole, and running it again
@@ -278,6 +288,8 @@ pub struct Benchmark {
     rejudging: Option<RejudgeSource>,
     /// Whether its results are files in the results directory (not only in memory).
     persist: bool,
+    /// The cache `--cache` named, and its lookups.
+    given_cache: Option<(GivenCache, Arc<Counting<FsBlobStore>>)>,
 }
 
 impl std::fmt::Debug for Benchmark {
@@ -339,19 +351,24 @@ impl Benchmark {
             None => options.request(&defaults)?,
         };
 
-        let (backend, blobs, ledger) = backend(&options.out, persist)?;
         let budget = Arc::new(options.max_cost.map_or_else(Budget::unlimited, Budget::new));
+        let mut given_cache = None;
         let cache = match &reproduction {
             Some(r) => Some((Arc::clone(&r.cache), CacheMode::ReplayOnly)),
-            None => options.cache_store(persist)?.map(|store| {
-                let mode = if options.replay {
-                    CacheMode::ReplayOnly
-                } else {
-                    CacheMode::ReadWrite
-                };
-                (store, mode)
-            }),
+            None => options
+                .cache_store(persist, &mut given_cache)
+                .await?
+                .map(|store| {
+                    let mode = if options.replay {
+                        CacheMode::ReplayOnly
+                    } else {
+                        CacheMode::ReadWrite
+                    };
+                    (store, mode)
+                }),
         };
+        // After the cache is located, so that a --cache naming nothing leaves no trace.
+        let (backend, blobs, ledger) = backend(&options.out, persist)?;
         let client_options = ClientOptions {
             budget: Arc::clone(&budget),
             cache,
@@ -402,6 +419,7 @@ impl Benchmark {
             real_models,
             rejudging: None,
             persist,
+            given_cache,
         };
         benchmark.import_rejudged().await?;
         let used = benchmark.used_models();
@@ -554,6 +572,7 @@ impl Benchmark {
             self.options.concurrency,
             RunnerConfig::default(),
         );
+        let told_cold = std::sync::atomic::AtomicBool::new(false);
         let ticker = async {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
@@ -561,6 +580,7 @@ impl Benchmark {
                 if let Ok((finished, total)) = runner.progress(&id).await {
                     progress.advanced(finished, total, self.budget.spent(), self.budget.cap());
                 }
+                self.tell_cold(progress, &told_cold, crate::given_cache::COLD_AFTER);
             }
         };
         let summary = tokio::select! {
@@ -568,6 +588,7 @@ impl Benchmark {
             () = stop => return self.interrupted(&runner, id).await,
             () = ticker => unreachable!("the ticker never ends"),
         };
+        self.tell_cold(progress, &told_cold, 1);
         self.finished(&runner, summary, started).await
     }
 
@@ -589,6 +610,23 @@ impl Benchmark {
             Ok(_) | Err(BlobError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("writing {path}")),
         }
+    }
+
+    /// Tells `progress` once that the given cache answered none of at least `after` lookups.
+    fn tell_cold(&self, progress: &dyn Progress, told: &std::sync::atomic::AtomicBool, after: u64) {
+        use std::sync::atomic::Ordering;
+        let Some((given, counting)) = &self.given_cache else {
+            return;
+        };
+        let hits = counting.hits();
+        if hits.hits == 0 && hits.lookups >= after && !told.swap(true, Ordering::Relaxed) {
+            progress.cache_cold(given, hits);
+        }
+    }
+
+    /// The cache `--cache` named: what it is and what it holds.
+    pub fn given_cache(&self) -> Option<&GivenCache> {
+        self.given_cache.as_ref().map(|(given, _)| given)
     }
 
     /// Sends every real model one request, unless the options or a replay say not to.
@@ -723,6 +761,10 @@ impl Benchmark {
             skipped,
             failure_reasons,
             files: self.persist.then(|| ResultFiles::of(out)),
+            cache: self
+                .given_cache
+                .as_ref()
+                .map(|(given, counting)| (given.clone(), counting.hits())),
             summary,
         })))
     }
@@ -868,14 +910,23 @@ impl BenchmarkOptions {
         Ok(request)
     }
 
-    /// The blob store of the response cache; none without one, or in memory.
-    fn cache_store(&self, persist: bool) -> Result<Option<Arc<dyn BlobStore>>, Error> {
-        let dir = match (&self.cache, persist) {
-            (CacheChoice::Off, _) | (_, false) => return Ok(None),
-            (CacheChoice::InResults, true) => &self.out,
-            (CacheChoice::At(dir), true) => dir,
-        };
-        let store = crate::files(dir)?;
-        Ok(Some(Arc::new(store)))
+    /// The blob store of the response cache; none without one, or in memory. A cache named
+    /// with [`CacheChoice::At`] is located (see [`crate::given_cache`]) and counted in
+    /// `given`.
+    async fn cache_store(
+        &self,
+        persist: bool,
+        given: &mut Option<(GivenCache, Arc<Counting<FsBlobStore>>)>,
+    ) -> Result<Option<Arc<dyn BlobStore>>, Error> {
+        match (&self.cache, persist) {
+            (CacheChoice::Off, _) | (_, false) => Ok(None),
+            (CacheChoice::InResults, true) => Ok(Some(Arc::new(crate::files(&self.out)?))),
+            (CacheChoice::At(path), true) => {
+                let (root, found) = crate::given_cache::locate(path, &self.out).await?;
+                let counting = Arc::new(Counting::new(crate::files(&root)?));
+                *given = Some((found, Arc::clone(&counting)));
+                Ok(Some(counting))
+            }
+        }
     }
 }

@@ -48,6 +48,7 @@ pub mod calibrate;
 pub mod catalog;
 pub mod check;
 mod error;
+pub mod given_cache;
 pub mod history;
 pub mod label;
 pub mod models;

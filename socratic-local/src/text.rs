@@ -355,6 +355,16 @@ pub fn finished(finished: &Finished) -> String {
         finished.dead_letters,
         finished.spent_usd,
     );
+    if let Some((given, hits)) = &finished.cache {
+        let _ = writeln!(
+            out,
+            "cache: {} of {} answers found in {} ({})",
+            hits.hits,
+            hits.lookups,
+            given.path.display(),
+            given.kind
+        );
+    }
     if let Some(files) = &finished.files {
         let dir = files.summary.parent().unwrap_or(&files.summary);
         let _ = writeln!(out, "results: {}", dir.display());

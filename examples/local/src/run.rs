@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use socratic_local::given_cache::{CacheHits, GivenCache};
 use socratic_local::{
     Benchmark, BenchmarkOptions, CacheChoice, Outcome, Overrides, Planned, Progress, Rejudge, text,
 };
@@ -79,6 +80,14 @@ pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
         "{}",
         text::power(&benchmark.power().await?, benchmark.calls_real_models())
     );
+    if let Some(given) = benchmark.given_cache() {
+        outln!(
+            "cache: {} ({}, {} answers)",
+            given.path.display(),
+            given.kind,
+            given.answers
+        );
+    }
     let bar = Bar::new(quiet, benchmark.options().out.clone());
     let interrupt = async {
         // Without a handler, Ctrl-C ends the process as before: never stop on a failure here.
@@ -153,6 +162,19 @@ impl Progress for Bar {
             });
         }
         self.bar.set_length(planned.runs);
+    }
+
+    fn cache_cold(&self, given: &GivenCache, hits: CacheHits) {
+        self.bar.suspend(|| {
+            eprintln!(
+                "warning: the cache at {} answered none of the first {} calls ({} hits): it holds \
+                 answers to other requests (another manifest, endpoint or prompt?); every miss is \
+                 paid for",
+                given.path.display(),
+                hits.lookups,
+                hits.hits
+            );
+        });
     }
 
     fn advanced(&self, finished: u64, _total: u64, spent_usd: f64, cap_usd: f64) {
