@@ -286,6 +286,27 @@ impl Database {
         &self.inner.path
     }
 
+    /// Copies every page of the write-ahead log into the database file and truncates the log
+    /// to nothing, on a connection of its own: what a process holding the database does as it
+    /// ends, so that the file alone is the whole database (a copied or archived results
+    /// directory needs no `-wal` beside it). Waits up to the busy timeout for readers.
+    pub fn checkpoint(&self) -> Result<(), String> {
+        let fail = |e: rusqlite::Error| format!("{}: checkpoint: {e}", self.inner.path.display());
+        let connection = connect(&self.inner.path, OpenOptions::default()).map_err(fail)?;
+        let (busy, _, _): (i64, i64, i64) = connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(fail)?;
+        if busy != 0 {
+            return Err(format!(
+                "{}: checkpoint: a reader kept the log in use",
+                self.inner.path.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs `f` with the connection on the database thread, and answers once what it wrote
     /// is committed. `f` must use savepoints, not transactions: it runs inside the group's.
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, String>

@@ -118,6 +118,16 @@ pub struct ResultsDir {
     _lock: File,
 }
 
+impl Drop for ResultsDir {
+    fn drop(&mut self) {
+        // The holder leaves the database whole in its file, the log truncated: a benchmark's
+        // log otherwise stays megabytes long after it ends.
+        if let Err(message) = self.database.checkpoint() {
+            tracing::debug!(%message, "the log was not truncated");
+        }
+    }
+}
+
 impl ResultsDir {
     /// Creates the directory if needed, takes its lock (or fails with
     /// [`ResultsError::InUse`]), and opens or creates its database.

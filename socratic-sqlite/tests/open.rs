@@ -212,3 +212,41 @@ fn a_second_process_on_a_results_directory_is_refused_with_the_holders_pid() {
     drop(first);
     socratic_sqlite::ResultsDir::acquire(dir.path()).expect("free again once released");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_of_a_results_directory_leaves_the_whole_database_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(socratic_sqlite::DATABASE_FILE);
+    let wal = dir
+        .path()
+        .join(format!("{}-wal", socratic_sqlite::DATABASE_FILE));
+    {
+        let results = socratic_sqlite::ResultsDir::acquire(dir.path()).unwrap();
+        // A reader open meanwhile keeps the log from being removed when the writer closes.
+        let reader = Database::open(&path).unwrap();
+        let store = results.database().store();
+        for i in 0..200 {
+            let item = Item::new(Key::new(format!("RUN#{i}"), "META"))
+                .with_data(EntityJson::of(&json!({"text": "x".repeat(2000)})).unwrap());
+            store.put(item, PutMode::Create).await.unwrap();
+        }
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 100_000,
+            "written to the log"
+        );
+        drop(results);
+        let left = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        assert_eq!(left, 0, "the log was not truncated");
+        drop(reader);
+    }
+    // Everything is in the file itself.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let reopened = Database::open(&copy).unwrap();
+    let found = reopened
+        .store()
+        .get(&Key::new("RUN#199", "META"))
+        .await
+        .unwrap();
+    assert!(found.is_some());
+}
