@@ -15,7 +15,7 @@ use socratic_core::llm::{
 };
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::runner::{Runner, RunnerConfig};
-use socratic_memory::{FsBlobStore, LocalPipeline, MemoryBlobStore};
+use socratic_memory::{LocalPipeline, MemoryBlobStore};
 use socratic_sim::simulated::{PROVIDER, SOCRATIC_TUTOR, STRICT_JUDGE};
 use socratic_sim::{SimulatedLlm, simulated_manifest};
 use socratic_sqlite::ResultsDir;
@@ -103,7 +103,8 @@ pub async fn pipeline(latency: Duration, per_model: usize, times: Arc<CallTimes>
 pub enum Artifacts {
     /// In memory, so that only the database differs from the memory pipeline.
     Memory,
-    /// As files in the results directory, as the command line keeps them.
+    /// In the results directory as the command line keeps them ([`socratic_sqlite::ResultsBlobs`]:
+    /// raw artifacts, cached answers and curated runs in the database, reports as files).
     Files,
 }
 
@@ -122,7 +123,7 @@ pub async fn sqlite_pipeline(
     let results = ResultsDir::acquire(dir).unwrap_or_else(|e| panic!("{e}"));
     let blobs: Arc<dyn BlobStore> = match artifacts {
         Artifacts::Memory => Arc::new(MemoryBlobStore::new()),
-        Artifacts::Files => Arc::new(FsBlobStore::new(dir).unwrap_or_else(|e| panic!("{e}"))),
+        Artifacts::Files => Arc::new(results.blobs().unwrap_or_else(|e| panic!("{e}"))),
     };
     let ports = results.ports(blobs, providers(latency, per_model, times), config());
     install_catalog(&ports.repository, &SimulatedLlm::catalog())

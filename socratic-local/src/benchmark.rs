@@ -29,7 +29,7 @@ use socratic_core::pipeline::{
 };
 use socratic_core::runner::{Runner, RunnerConfig};
 use socratic_core::stats::DesignVariance;
-use socratic_memory::{FsBlobStore, MemoryBackend, MemoryBlobStore};
+use socratic_memory::{MemoryBackend, MemoryBlobStore};
 use socratic_sim::SimulatedLlm;
 use socratic_sim::simulated::PROVIDER;
 use socratic_sqlite::{CallLedger, LedgerTotals, ResultsDir};
@@ -37,7 +37,7 @@ use socratic_sqlite::{CallLedger, LedgerTotals, ResultsDir};
 use crate::bundle::Reproduction;
 use crate::catalog;
 use crate::error::{Context, Error};
-use crate::given_cache::{CacheHits, Counting, GivenCache};
+use crate::given_cache::{CacheHits, Counting, GivenCache, Located, Source};
 use crate::history::History;
 use crate::models::{self, ClientOptions, ModelClients, ModelEntry, ModelsFile};
 
@@ -195,8 +195,6 @@ pub struct ResultFiles {
     pub leaderboard: PathBuf,
     /// `summary.json`.
     pub summary: PathBuf,
-    /// One JSON file per run.
-    pub runs: PathBuf,
 }
 
 impl ResultFiles {
@@ -205,7 +203,6 @@ impl ResultFiles {
             report: out.join("report.html"),
             leaderboard: out.join("leaderboard.csv"),
             summary: out.join("summary.json"),
-            runs: out.join("curated").join("runs"),
         }
     }
 }
@@ -289,8 +286,11 @@ pub struct Benchmark {
     /// Whether its results are files in the results directory (not only in memory).
     persist: bool,
     /// The cache `--cache` named, and its lookups.
-    given_cache: Option<(GivenCache, Arc<Counting<FsBlobStore>>)>,
+    given_cache: Option<Given>,
 }
+
+/// The cache `--cache` named, and its store that counts lookups.
+type Given = (GivenCache, Arc<Counting<Arc<dyn BlobStore>>>);
 
 impl std::fmt::Debug for Benchmark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -352,11 +352,18 @@ impl Benchmark {
         };
 
         let budget = Arc::new(options.max_cost.map_or_else(Budget::unlimited, Budget::new));
+        // Before the results directory is opened, so that a --cache naming nothing leaves no
+        // trace.
+        let located = match (&options.cache, persist, &reproduction) {
+            (CacheChoice::At(path), true, None) => Some(crate::given_cache::locate(path).await?),
+            _ => None,
+        };
+        let (backend, blobs, ledger) = backend(&options.out, persist)?;
         let mut given_cache = None;
         let cache = match &reproduction {
             Some(r) => Some((Arc::clone(&r.cache), CacheMode::ReplayOnly)),
             None => options
-                .cache_store(persist, &mut given_cache)
+                .cache_store(persist, &blobs, located, &mut given_cache)
                 .await?
                 .map(|store| {
                     let mode = if options.replay {
@@ -367,8 +374,6 @@ impl Benchmark {
                     (store, mode)
                 }),
         };
-        // After the cache is located, so that a --cache naming nothing leaves no trace.
-        let (backend, blobs, ledger) = backend(&options.out, persist)?;
         let client_options = ClientOptions {
             budget: Arc::clone(&budget),
             cache,
@@ -436,7 +441,7 @@ impl Benchmark {
             return Ok(());
         };
         let from = rejudge.from.as_ref().unwrap_or(&self.options.out);
-        let source_blobs = crate::files(from)?;
+        let source_blobs = socratic_sqlite::ResultsBlobs::read(from)?;
         let source = match rejudge.manifest {
             Some(id) => id,
             None => latest_dialogue_manifest(&source_blobs)
@@ -705,14 +710,13 @@ impl Benchmark {
     ) -> Result<Outcome, Error> {
         let out = &self.options.out;
         if self.persist {
-            // The report files are written under curated/; copy them to the top.
+            // The report files are written under curated/; they appear at the top too.
             let curated = out
                 .join("curated")
                 .join("manifests")
                 .join(summary.manifest.to_string());
             for name in REPORT_FILES {
-                std::fs::copy(curated.join(name), out.join(name))
-                    .map_err(Error::io(curated.join(name)))?;
+                crate::publish(&curated.join(name), &out.join(name))?;
             }
         }
         let dead_letters = self
@@ -797,7 +801,7 @@ fn backend(out: &Path, persist: bool) -> Result<Backend, Error> {
     }
     let results = ResultsDir::acquire(out)?;
     let ledger = CallLedger::new(results.database());
-    let blobs = crate::files(out)?;
+    let blobs = results.blobs()?;
     Ok((Box::new(results), Arc::new(blobs), Some(ledger)))
 }
 
@@ -910,23 +914,40 @@ impl BenchmarkOptions {
         Ok(request)
     }
 
-    /// The blob store of the response cache; none without one, or in memory. A cache named
-    /// with [`CacheChoice::At`] is located (see [`crate::given_cache`]) and counted in
-    /// `given`.
+    /// The blob store of the response cache: none without one, or in memory; the results
+    /// directory's `blobs` by default; the cache `--cache` named ([`crate::given_cache`]),
+    /// located beforehand, counted in `given`.
     async fn cache_store(
         &self,
         persist: bool,
-        given: &mut Option<(GivenCache, Arc<Counting<FsBlobStore>>)>,
+        blobs: &Arc<dyn BlobStore>,
+        located: Option<Located>,
+        given: &mut Option<Given>,
     ) -> Result<Option<Arc<dyn BlobStore>>, Error> {
-        match (&self.cache, persist) {
-            (CacheChoice::Off, _) | (_, false) => Ok(None),
-            (CacheChoice::InResults, true) => Ok(Some(Arc::new(crate::files(&self.out)?))),
-            (CacheChoice::At(path), true) => {
-                let (root, found) = crate::given_cache::locate(path, &self.out).await?;
-                let counting = Arc::new(Counting::new(crate::files(&root)?));
-                *given = Some((found, Arc::clone(&counting)));
-                Ok(Some(counting))
+        let store = match (&self.cache, persist, located) {
+            (CacheChoice::Off, _, _) | (_, false, _) => return Ok(None),
+            (CacheChoice::InResults, true, _) | (CacheChoice::At(_), true, None) => {
+                return Ok(Some(Arc::clone(blobs)));
             }
-        }
+            (CacheChoice::At(_), true, Some(located)) => {
+                let store: Arc<dyn BlobStore> = match &located.source {
+                    Source::Bundle(bundle) => {
+                        crate::given_cache::unpack(bundle, blobs.as_ref()).await?;
+                        Arc::clone(blobs)
+                    }
+                    Source::Results(dir) if same_dir(dir, &self.out) => Arc::clone(blobs),
+                    Source::Results(dir) => Arc::new(socratic_sqlite::ResultsBlobs::unlocked(dir)?),
+                };
+                let counting = Arc::new(Counting::new(store));
+                *given = Some((located.given, Arc::clone(&counting)));
+                counting
+            }
+        };
+        Ok(Some(store))
     }
+}
+
+/// Whether two paths name the same directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }

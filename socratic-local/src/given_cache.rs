@@ -1,7 +1,7 @@
 //! `--cache PATH`: a response cache named on the command line, which must not miss silently.
 //!
-//! The path may be a results directory (holding `cache/llm/`), that `cache/` folder itself,
-//! or a bundle, whose answers are unpacked into the results directory's own cache. A path that
+//! The path may be a results directory, its `cache/` folder, or a bundle, whose answers are
+//! put into the results directory's own cache. A path that
 //! holds no cache is an error naming what was expected. While the benchmark runs, lookups
 //! are counted, so that a cache with no hit at all is reported as soon as the first calls miss.
 
@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use socratic_core::blob::{
-    BlobError, BlobKey, BlobMeta, BlobPage, BlobPutMode, BlobStore, ListOptions,
+    BlobError, BlobKey, BlobMeta, BlobPage, BlobPutMode, BlobStore, BlobStoreExt, ListOptions,
 };
 
 use crate::error::{Context, Error};
+use socratic_sqlite::ResultsBlobs;
 
 /// Lookups after which a cache with no hit is reported.
 pub const COLD_AFTER: u64 = 8;
@@ -40,9 +41,24 @@ pub struct CacheHits {
     pub lookups: u64,
 }
 
-/// The root of the blob store that holds `path`'s cache (whose keys are `cache/llm/…`), and
-/// what `path` is. A bundle's answers are first written into `out`'s cache.
-pub(crate) async fn locate(path: &Path, out: &Path) -> Result<(PathBuf, GivenCache), Error> {
+/// Where a given cache is.
+pub(crate) struct Located {
+    /// What `--cache` named.
+    pub given: GivenCache,
+    /// The results directory holding it, or the bundle.
+    pub source: Source,
+}
+
+/// The holder of a given cache.
+pub(crate) enum Source {
+    /// A results directory (its database and files).
+    Results(PathBuf),
+    /// A bundle, whose answers go into the benchmark's own cache.
+    Bundle(Box<crate::bundle::Bundle>),
+}
+
+/// What `path` is, and how many answers it holds; nothing is written.
+pub(crate) async fn locate(path: &Path) -> Result<Located, Error> {
     let given = |kind, answers| GivenCache {
         path: path.to_owned(),
         kind,
@@ -50,43 +66,60 @@ pub(crate) async fn locate(path: &Path, out: &Path) -> Result<(PathBuf, GivenCac
     };
     if path.is_file() {
         let bundle = crate::bundle::read(path)?;
-        let files = crate::files(out)?;
-        let mut answers = 0;
-        for (member, bytes) in bundle.under("cache/llm/") {
-            let key = BlobKey::new(member).context("naming a cached answer")?;
-            match files.put(&key, bytes.to_vec(), BlobPutMode::Create).await {
-                // An answer already in the results directory is the one it used: kept.
-                Ok(_) | Err(BlobError::AlreadyExists { .. }) => answers += 1,
-                Err(e) => return Err(e).with_context(|| format!("writing {member}")),
-            }
-        }
-        return Ok((out.to_owned(), given("bundle", answers)));
+        let answers = bundle.under("cache/llm/").count();
+        return Ok(Located {
+            given: given("bundle", answers),
+            source: Source::Bundle(Box::new(bundle)),
+        });
     }
-    if path.join("cache").join("llm").is_dir() {
-        let answers = count(&path.join("cache").join("llm"));
-        return Ok((path.to_owned(), given("results directory", answers)));
-    }
-    if path.join("llm").is_dir()
-        && path.file_name().is_some_and(|n| n == "cache")
+    let is_results = |dir: &Path| {
+        dir.join(socratic_sqlite::DATABASE_FILE).is_file() || dir.join("cache").join("llm").is_dir()
+    };
+    let (root, kind) = if is_results(path) {
+        (path.to_owned(), "results directory")
+    } else if path.file_name().is_some_and(|n| n == "cache")
         && let Some(parent) = path.parent()
+        && (path.join("llm").is_dir() || is_results(parent))
     {
-        let answers = count(&path.join("llm"));
-        let root = if parent.as_os_str().is_empty() {
-            PathBuf::from(".")
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
         } else {
-            parent.to_owned()
+            parent
         };
-        return Ok((root, given("cache folder", answers)));
-    }
-    Err(Error::Invalid(format!(
-        "--cache {} holds no response cache: expected a results directory (holding \
-         cache/llm/), its cache/ folder, or a bundle written by `socratic export`",
-        path.display()
-    )))
+        (parent.to_owned(), "cache folder")
+    } else {
+        return Err(Error::Invalid(format!(
+            "--cache {} holds no response cache: expected a results directory (holding \
+             socratic.db or cache/llm/), its cache/ folder, or a bundle written by `socratic \
+             export`",
+            path.display()
+        )));
+    };
+    let answers = ResultsBlobs::read(&root)?
+        .list_all("cache/llm/")
+        .await
+        .with_context(|| format!("reading the cache of {}", root.display()))?
+        .len();
+    Ok(Located {
+        given: given(kind, answers),
+        source: Source::Results(root),
+    })
 }
 
-fn count(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+/// Puts a bundle's answers into `cache`; an answer already there is kept, as the one this
+/// directory used.
+pub(crate) async fn unpack(
+    bundle: &crate::bundle::Bundle,
+    cache: &dyn BlobStore,
+) -> Result<(), Error> {
+    for (member, bytes) in bundle.under("cache/llm/") {
+        let key = BlobKey::new(member).context("naming a cached answer")?;
+        match cache.put(&key, bytes.to_vec(), BlobPutMode::Create).await {
+            Ok(_) | Err(BlobError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("writing {member}")),
+        }
+    }
+    Ok(())
 }
 
 /// A cache store that counts its lookups and its hits on answers it held before: an answer

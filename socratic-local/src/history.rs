@@ -127,6 +127,24 @@ impl History {
             })
     }
 
+    /// A curated run's document as the pipeline wrote it (`curated/runs/<run>.json`: the run,
+    /// its turns, judgments and summary), kept in the database.
+    pub async fn curated_run(&self, id: &RunId) -> Result<Vec<u8>, Error> {
+        use socratic_core::blob::{BlobError, BlobKey, BlobStore};
+        let key = BlobKey::new(format!("curated/runs/{id}.json")).context("naming a run")?;
+        match socratic_sqlite::ResultsBlobs::read(&self.dir)?
+            .get(&key)
+            .await
+        {
+            Ok(bytes) => Ok(bytes),
+            Err(BlobError::NotFound { .. }) => Err(Error::NotFound(format!(
+                "run {id} is not curated in {} (it failed, was skipped, or is not there)",
+                self.dir.display()
+            ))),
+            Err(e) => Err(e).with_context(|| format!("reading run {id}")),
+        }
+    }
+
     /// Everything stored about one run: its turns, judgments and summary.
     pub async fn run(&self, id: &RunId) -> Result<RunRecord, Error> {
         self.repository

@@ -64,6 +64,7 @@ pub use check::{CheckReport, check};
 pub use error::Error;
 pub use label::{LabelOptions, LabelServer, export_labels};
 pub use rerender::{Rerendered, rerender};
+use std::path::Path;
 
 /// `SUBJECT has N problem(s):` and one indented line per problem: how everything wrong with an
 /// input is reported at once.
@@ -83,8 +84,17 @@ fn indented(lines: impl Iterator<Item = String>) -> String {
         .join("\n")
 }
 
-/// The files of a directory as a blob store (created if missing).
-fn files(dir: &std::path::Path) -> Result<socratic_memory::FsBlobStore, Error> {
-    use error::Context;
-    socratic_memory::FsBlobStore::new(dir).with_context(|| format!("opening {}", dir.display()))
+/// Puts `file` at `at` too: a hard link where the file system has them (a large report then
+/// takes its disk once), else a copy. Never a copy onto itself: `at` is replaced, not
+/// written through.
+pub(crate) fn publish(file: &Path, at: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(at) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(at)(e)),
+    }
+    if std::fs::hard_link(file, at).is_err() {
+        std::fs::copy(file, at).map_err(Error::io(file))?;
+    }
+    Ok(())
 }

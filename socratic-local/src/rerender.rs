@@ -71,18 +71,14 @@ pub(crate) async fn render(
     };
     let csv = report::leaderboard_csv(&summary);
     let top = top || top_manifest(out) == Some(summary.manifest);
-    let targets: &[&Path] = if top { &[&dir, out] } else { &[&dir] };
-    for target in targets {
-        let write = |name: &str, text: &str| {
-            let file = target.join(name);
-            std::fs::write(&file, text).map_err(Error::io(&file))
-        };
-        write("report.html", &html)?;
-        write("leaderboard.csv", &csv)?;
+    for (name, text) in [("report.html", &html), ("leaderboard.csv", &csv)] {
+        let file = dir.join(name);
+        std::fs::write(&file, text).map_err(Error::io(&file))?;
     }
     let report = if top {
-        let file = out.join("summary.json");
-        std::fs::copy(&path, &file).map_err(Error::io(&file))?;
+        for name in crate::benchmark::REPORT_FILES {
+            crate::publish(&dir.join(name), &out.join(name))?;
+        }
         out.join("report.html")
     } else {
         dir.join("report.html")
@@ -143,7 +139,7 @@ async fn details(out: &Path, summary: &ManifestSummary) -> Result<Option<Details
         .require_catalog::<Rubric>(&manifest.request.rubric)
         .await
         .with_context(|| format!("reading rubric {}", manifest.request.rubric))?;
-    let blobs = crate::files(out)?;
+    let blobs = socratic_sqlite::ResultsBlobs::read(out)?;
     let runs = socratic_core::pipeline::report_runs(repository, &blobs, &manifest)
         .await
         .with_context(|| format!("reading the runs of manifest {}", manifest.id))?;

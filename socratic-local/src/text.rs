@@ -371,7 +371,11 @@ pub fn finished(finished: &Finished) -> String {
         let _ = writeln!(out, "  report:      {}", files.report.display());
         let _ = writeln!(out, "  leaderboard: {}", files.leaderboard.display());
         let _ = writeln!(out, "  summary:     {}", files.summary.display());
-        let _ = writeln!(out, "  runs:        {}", files.runs.display());
+        let _ = writeln!(
+            out,
+            "  runs:        socratic show RUN --out {} [--json]",
+            dir.display()
+        );
     }
     if summary.stopped_by_budget {
         let _ = writeln!(out, "skipped: budget — {} run(s):", summary.skipped_runs);

@@ -70,7 +70,9 @@ async fn a_bundle_imported_elsewhere_replays_byte_for_byte_with_no_model_call() 
                 source.display()
             );
         }
-        assert_eq!(run_files(&original), run_files(&replay_dir), "same run ids");
+        let runs = run_files(&original).await;
+        assert_eq!(runs.len(), 24);
+        assert_eq!(runs, run_files(&replay_dir).await, "same run ids");
     }
 
     // Re-judging the imported benchmark pays for the new judge's calls only: at most one
@@ -92,13 +94,16 @@ async fn a_bundle_imported_elsewhere_replays_byte_for_byte_with_no_model_call() 
     );
 }
 
-fn run_files(out: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(out.join("curated").join("runs"))
+async fn run_files(out: &Path) -> Vec<String> {
+    use socratic_core::blob::BlobStoreExt;
+    socratic_sqlite::ResultsBlobs::read(out)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+        .list_all("curated/runs/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.key.as_str().to_owned())
+        .collect()
 }
 
 /// One entry of an archive: its path, its bytes, and whether it is a symbolic link.

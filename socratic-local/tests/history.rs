@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use socratic_core::blob::BlobStoreExt;
 use socratic_core::id::RunId;
 use socratic_local::history::History;
 use socratic_local::{Error, text};
@@ -64,19 +65,22 @@ async fn every_benchmark_of_the_directory_is_listed_shown_and_compared() {
         "{table}"
     );
 
-    let run_file = std::fs::read_dir(out.join("curated").join("runs"))
+    let runs = socratic_sqlite::ResultsBlobs::read(&out)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let id: RunId = run_file
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
+        .list_all("curated/runs/")
+        .await
+        .unwrap();
+    let id: RunId = runs[0]
+        .key
+        .as_str()
+        .trim_start_matches("curated/runs/")
+        .trim_end_matches(".json")
         .parse()
         .unwrap();
+    // The document `show --json` prints is the curated run.
+    let document: serde_json::Value =
+        serde_json::from_slice(&history.curated_run(&id).await.unwrap()).unwrap();
+    assert_eq!(document["run"]["id"], id.to_string());
     let record = history.run(&id).await.unwrap();
     assert_eq!(record.turns.len(), 3);
     assert_eq!(record.judgments.len(), 3);

@@ -14,7 +14,7 @@ use crate::activity::Activity;
 
 /// The schema this build writes. A database with a higher `user_version` was written by a
 /// newer socratic and is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Marks a SQLite file as a socratic database (`PRAGMA application_id`, "Socr").
 pub const APPLICATION_ID: i64 = 0x536f_6372;
@@ -80,6 +80,24 @@ INSERT INTO items_v2 (pk, sk, version, index_keys, attributes)
 DROP TABLE items;
 ALTER TABLE items_v2 RENAME TO items;
 CREATE UNIQUE INDEX items_by_key ON items (pk, sk);
+",
+    // 3: blobs in the database, their repeated parts stored once: raw artifacts and cached
+    // answers were a file each, mostly repeating each other, four kilobytes of disk apiece.
+    // A rowid table, so that new blobs fill its last page (keys arrive in random order).
+    // Items keep their entity compressed in `data` (older items: among their attributes).
+    "
+CREATE TABLE blobs (
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    skeleton BLOB NOT NULL
+);
+CREATE UNIQUE INDEX blobs_by_key ON blobs (key);
+ALTER TABLE items ADD COLUMN data BLOB;
+CREATE TABLE parts (
+    hash BLOB PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    bytes BLOB NOT NULL
+) WITHOUT ROWID;
 ",
 ];
 

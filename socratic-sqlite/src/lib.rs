@@ -9,11 +9,15 @@
 //!   transactions.
 //! - [`SqliteQueue`]: the queue ports with visibility timeouts, attempt counts and a
 //!   dead-letter queue, persisted with the store.
+//! - [`SqliteBlobStore`]: the [`BlobStore`](socratic_core::blob::BlobStore) port, each body
+//!   split into content-addressed parts so that what raw artifacts, cached answers and
+//!   curated runs repeat is stored once.
 //! - [`CallLedger`] and [`LedgerLlm`]: a row per model call, written before the call and
 //!   closed once its answer is stored, so a resumed benchmark counts what earlier processes
 //!   spent against its cap.
 //! - [`ResultsDir`]: a results directory held by one process: its lock, its database, and
-//!   the recovery of messages a killed process had in hand.
+//!   the recovery of messages a killed process had in hand; [`ResultsBlobs`], its blobs:
+//!   raw artifacts, cached answers and curated runs in the database, report files as files.
 //!
 //! Every blocking call runs on tokio's blocking pool. Both backends pass the conformance
 //! suites of `socratic_core::testkit`.
@@ -33,12 +37,17 @@
 //! ```
 
 mod activity;
+mod blobs;
+mod codec;
 mod db;
 mod ledger;
+mod parts;
 mod queue;
 mod results;
+mod results_blobs;
 mod store;
 
+pub use blobs::SqliteBlobStore;
 pub use db::{APPLICATION_ID, Database, OpenError, OpenOptions, SCHEMA_VERSION};
 pub use ledger::{CallLedger, LedgerLlm, LedgerTotals};
 pub use queue::{SqliteQueue, SqliteQueueConfig};
@@ -46,4 +55,5 @@ pub use results::{
     DATABASE_FILE, LOCK_FILE, MAX_ATTEMPTS, ResultsDir, ResultsError, StageQueues,
     VISIBILITY_TIMEOUT,
 };
+pub use results_blobs::{IN_DATABASE, ResultsBlobs};
 pub use store::{DEFAULT_PAGE, SqliteStore};

@@ -4,13 +4,16 @@ use std::path::Path;
 
 use socratic_core::testkit::layers;
 
-/// Lowest first: what a process knows of its queues, the database thread, the ports on it,
-/// the call ledger, and a results directory holding all of them.
+/// Lowest first: what a process knows of its queues and how blob bodies split into parts, the
+/// database thread, the ports on it, the call ledger, and a results directory holding all of
+/// them.
 const LAYERS: &[&[&str]] = &[
-    &["activity"],
+    &["activity", "codec"],
+    &["parts"],
     &["db"],
-    &["store", "queue", "ledger"],
+    &["store", "queue", "blobs", "ledger"],
     &["results"],
+    &["results_blobs"],
 ];
 
 #[test]

@@ -23,9 +23,14 @@ pub(crate) async fn list(out: &Path) -> Status {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn show(out: &Path, run: &RunId) -> Status {
-    let record = History::open(out)?.run(run).await?;
-    out!("{}", text::transcript(&record));
+pub(crate) async fn show(out: &Path, run: &RunId, json: bool) -> Status {
+    let history = History::open(out)?;
+    if json {
+        let document = history.curated_run(run).await?;
+        outln!("{}", String::from_utf8_lossy(&document));
+    } else {
+        out!("{}", text::transcript(&history.run(run).await?));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

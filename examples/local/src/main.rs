@@ -61,11 +61,14 @@ enum Command {
     },
     /// Print a run's transcript with every judgment of each turn.
     Show {
-        /// The run id (as in `curated/runs/` or the report).
+        /// The run id (as in the report or `list`'s benchmarks).
         run: RunId,
         /// The results directory.
         #[arg(long, default_value = "results")]
         out: PathBuf,
+        /// Print the curated run as JSON (run, turns, judgments, summary) instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Compare manifest B with baseline A over their shared models and scenarios: per-model
     /// paired differences with 95% intervals and Holm-adjusted p-values.
@@ -311,7 +314,7 @@ async fn main() -> ExitCode {
         }
         Some(Command::Report { out, manifest_id }) => history::report(&out, manifest_id).await,
         Some(Command::List { out }) => history::list(&out).await,
-        Some(Command::Show { run, out }) => history::show(&out, &run).await,
+        Some(Command::Show { run, out, json }) => history::show(&out, &run, json).await,
         Some(Command::Compare { a, b, out }) => history::compare(&out, a, b).await,
         Some(Command::Calibrate {
             labels,

@@ -208,13 +208,7 @@ async fn a_closed_output_pipe_ends_quietly_with_status_0() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_owned();
-    let run_file = std::fs::read_dir(out.join("curated/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let run_id = run_file.file_stem().unwrap().to_str().unwrap().to_owned();
+    let run_id = first_run(&out).await;
 
     for args in [
         vec!["list", "--out", path(&out)],
@@ -239,4 +233,18 @@ async fn a_closed_output_pipe_ends_quietly_with_status_0() {
         );
         assert_eq!(stderr(&ended), "", "{args:?}");
     }
+}
+
+/// The id of a curated run of the results directory `out`.
+async fn first_run(out: &std::path::Path) -> String {
+    use socratic_core::blob::BlobStoreExt;
+    let runs = socratic_sqlite::ResultsBlobs::read(out)
+        .unwrap()
+        .list_all("curated/runs/")
+        .await
+        .unwrap();
+    let key = runs[0].key.as_str();
+    key.trim_start_matches("curated/runs/")
+        .trim_end_matches(".json")
+        .to_owned()
 }

@@ -27,7 +27,7 @@ use socratic_core::defaults::install_catalog;
 use socratic_core::llm::{ClientStack, RetryPolicy};
 use socratic_core::pipeline::{PipelineConfig, Ports, Providers};
 use socratic_core::runner::{Runner, RunnerConfig};
-use socratic_memory::{FsBlobStore, MemoryBackend, MemoryBlobStore};
+use socratic_memory::{MemoryBackend, MemoryBlobStore};
 use socratic_sim::SimulatedLlm;
 use socratic_sim::simulated::PROVIDER;
 use socratic_sqlite::ResultsDir;
@@ -74,9 +74,9 @@ async fn assemble(args: &Args) -> anyhow::Result<(Ports, Runner, Option<Box<dyn 
                 Arc::new(MemoryBlobStore::new()),
             )
         } else {
-            let blobs = FsBlobStore::new(&args.data)
-                .with_context(|| format!("opening {}", args.data.display()))?;
-            (Box::new(ResultsDir::acquire(&args.data)?), Arc::new(blobs))
+            let results = ResultsDir::acquire(&args.data)?;
+            let blobs = results.blobs()?;
+            (Box::new(results), Arc::new(blobs))
         };
         let providers = Providers::new().with(PROVIDER, simulated);
         let ports = backend.ports(blobs, providers, PipelineConfig::default());

@@ -754,7 +754,7 @@ impl HtmlReport<'_> {
             );
             return;
         }
-        html.push_str("<noscript><p class=\"note\">Reading runs here needs JavaScript. Each run is also a file: <code>curated/runs/&lt;run&gt;.json</code>.</p></noscript>\n<form class=\"filters\" id=\"filters\" aria-controls=\"run-list\">");
+        html.push_str("<noscript><p class=\"note\">Reading runs here needs JavaScript. Every run is also printed by <code>socratic show RUN</code> (<code>--json</code> for its document).</p></noscript>\n<form class=\"filters\" id=\"filters\" aria-controls=\"run-list\">");
         let select = |html: &mut String, name: &str, label: &str, options: Vec<String>| {
             let _ = write!(
                 html,

@@ -52,7 +52,7 @@ pub async fn export(
     file: &Path,
 ) -> Result<Exported, Error> {
     let mut bundle = collect(out, manifest, models).await?;
-    let recorder = Arc::new(Recording::new(crate::files(out)?));
+    let recorder = Arc::new(Recording::new(socratic_sqlite::ResultsBlobs::read(out)?));
     let reproduction = Reproduction::of(&bundle, Arc::clone(&recorder) as Arc<dyn BlobStore>)?;
     let options = BenchmarkOptions {
         out: out.to_owned(),
@@ -94,7 +94,7 @@ pub(super) async fn collect(
     let history = History::open(out)?;
     let id = history.finished_or(manifest).await?;
     let repository = history.repository();
-    let files = crate::files(out)?;
+    let files = socratic_sqlite::ResultsBlobs::read(out)?;
     let mut members = BTreeMap::new();
 
     let manifest_path = format!("manifests/{id}.json");

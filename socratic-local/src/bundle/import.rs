@@ -57,7 +57,7 @@ pub async fn import(file: &Path, out: &Path) -> Result<Imported, Error> {
 
     let results = ResultsDir::acquire(out)?;
     let repository = Repository::new(Arc::new(results.database().store()));
-    let files = crate::files(out)?;
+    let files = results.blobs()?;
     checked.conflicts(&bundle, &repository, &files, out).await?;
 
     let mut new_files = 0;

@@ -72,15 +72,16 @@ pub async fn replay(
                 manifest.map(|m| m.to_string()).unwrap_or_default()
             )));
         }
-        // The answers go into the new directory's own cache, so it stands alone.
-        let files = crate::files(out)?;
-        for (path, bytes) in bundle.under("cache/") {
-            put_same(&files, path, bytes.to_vec(), out).await?;
-        }
-        (bundle, Arc::new(files))
+        // Answered from the bundle itself: a replay stopped part way reads it again.
+        let answers = socratic_memory::MemoryBlobStore::new();
+        crate::given_cache::unpack(&bundle, &answers).await?;
+        (bundle, Arc::new(answers))
     } else if source.is_dir() {
         let bundle = export::collect(source, manifest, None).await?;
-        (bundle, Arc::new(crate::files(source)?))
+        (
+            bundle,
+            Arc::new(socratic_sqlite::ResultsBlobs::read(source)?),
+        )
     } else {
         return Err(Error::NotFound(format!(
             "{} is neither a bundle nor a results directory",
