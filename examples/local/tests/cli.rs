@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
+use socratic_core::blob::{BlobStore, BlobStoreExt};
 use tokio::process::Command;
 
 const KEY_VARIABLE: &str = "STUB_API_KEY";
@@ -173,7 +174,10 @@ fn manifest(dir: &Path, scenarios: usize, repetitions: u32) -> PathBuf {
 async fn socratic(args: &[&str], key: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_socratic"));
     command.args(args);
-    if !matches!(args[0], "report" | "models") {
+    if !matches!(
+        args[0],
+        "report" | "models" | "export" | "import" | "replay" | "list"
+    ) {
         command.arg("--quiet");
     }
     command
@@ -243,13 +247,22 @@ async fn a_benchmark_of_served_models_runs_is_cached_and_replays() {
     assert!(report.contains("stub-tutor") && report.contains("Leaderboard"));
     let csv = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
     assert!(csv.lines().nth(1).unwrap().contains("stub-tutor"));
-    // The key never reaches the results.
+    // The key never reaches the results: no file, and no blob of the database.
     for entry in walk(&out) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(
             !String::from_utf8_lossy(&bytes).contains(GOOD_KEY),
             "{}",
             entry.display()
+        );
+    }
+    let blobs = socratic_sqlite::ResultsBlobs::read(&out).unwrap();
+    for meta in blobs.list_all("").await.unwrap() {
+        let bytes = blobs.get(&meta.key).await.unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(GOOD_KEY),
+            "{}",
+            meta.key
         );
     }
 
@@ -283,6 +296,58 @@ async fn a_benchmark_of_served_models_runs_is_cached_and_replays() {
     assert!(!output.status.success(), "{stdout}");
     assert!(stderr.contains("no cached answer"), "{stderr}");
     assert_eq!(stub.calls.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test]
+async fn a_bundle_of_served_models_replays_elsewhere_without_a_key_or_a_call() {
+    let (url, stub) = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_file(dir.path(), &url);
+    let manifest = manifest(dir.path(), 2, 2);
+    let out = dir.path().join("results");
+    let output = socratic(&bench_args("run", &models, &manifest, &out), GOOD_KEY).await;
+    assert!(output.status.success(), "{:?}", text(&output));
+    let bundle = dir.path().join("shared.tar.gz");
+    let output = socratic(&["export", path(&bundle), "--out", path(&out)], GOOD_KEY).await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("exported manifest"), "{stdout}");
+
+    // Elsewhere, with no key at all: the models file in the bundle names only the variable.
+    let calls = stub.calls.load(Ordering::SeqCst);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let replayed = elsewhere.path().join("replayed");
+    let output = socratic(&["replay", path(&bundle), "--out", path(&replayed)], "").await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("4 runs, 0 model calls"), "{stdout}");
+    assert_eq!(stdout.matches(": identical").count(), 3, "{stdout}");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), calls, "no HTTP call");
+    for name in ["summary.json", "leaderboard.csv", "report.html"] {
+        assert!(
+            std::fs::read(out.join(name)).unwrap() == std::fs::read(replayed.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+
+    let imported = elsewhere.path().join("imported");
+    for _ in 0..2 {
+        let output = socratic(&["import", path(&bundle), "--out", path(&imported)], "").await;
+        assert!(output.status.success(), "{:?}", text(&output));
+    }
+    let output = socratic(&["list", "--out", path(&imported)], "").await;
+    let (stdout, _) = text(&output);
+    assert!(stdout.contains("stub benchmark"), "{stdout}");
+    // A tampered bundle is refused, naming the problem, with status 2.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    let broken = dir.path().join("broken.tar.gz");
+    std::fs::write(&broken, bytes).unwrap();
+    let output = socratic(&["import", path(&broken), "--out", path(&imported)], "").await;
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not a readable bundle"), "{stderr}");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), calls);
 }
 
 /// A summary without what names this process's manifest (its id and when it was computed):
