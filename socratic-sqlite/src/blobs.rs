@@ -31,7 +31,7 @@ pub struct SqliteBlobStore {
 }
 
 /// How many hashes of large containers are remembered before the memory is cleared.
-const SEEN_LIMIT: usize = 100_000;
+const SEEN_LIMIT: usize = 20_000;
 
 impl std::fmt::Debug for SqliteBlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
