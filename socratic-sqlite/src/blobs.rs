@@ -20,8 +20,8 @@ const DEFAULT_LIST_PAGE: usize = 1000;
 const DEFLATE_FROM: usize = 256;
 
 /// The [`BlobStore`] port in the database (tables `blobs` and `parts`): each body is split
-/// into content-addressed parts ([`crate::parts`]), so a system prompt, a rubric or a turn's
-/// text that a hundred raw artifacts and cached answers repeat is stored once. What `get`
+/// into content-addressed parts, so a system prompt, a rubric or a turn's text that a hundred
+/// raw artifacts and cached answers repeat is stored once (docs/storage.md). What `get`
 /// answers is byte for byte what was put. Writes commit with the store's and the queues'.
 #[derive(Clone)]
 pub struct SqliteBlobStore {
