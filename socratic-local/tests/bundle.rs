@@ -59,7 +59,9 @@ async fn a_bundle_imported_elsewhere_replays_byte_for_byte_with_no_model_call() 
         (moved.clone(), elsewhere.path().join("replayed-bundle")),
         (imported_dir.clone(), elsewhere.path().join("replayed-dir")),
     ] {
-        let replayed = bundle::replay(&source, None, &replay_dir, 4).await.unwrap();
+        let replayed = bundle::replay(&source, None, None, &replay_dir, 4)
+            .await
+            .unwrap();
         assert_eq!(replayed.calls, 0, "{}", source.display());
         assert!(replayed.identical(), "{:?}", replayed.compared);
         for name in REPORT_FILES {

@@ -49,10 +49,11 @@ pub(crate) async fn import(file: &Path, out: &Path) -> Status {
 pub(crate) async fn replay(
     source: &Path,
     manifest: Option<ManifestId>,
+    models: Option<&Path>,
     out: &Path,
     concurrency: usize,
 ) -> Status {
-    let replayed = bundle::replay(source, manifest, out, concurrency).await?;
+    let replayed = bundle::replay(source, manifest, models, out, concurrency).await?;
     outln!(
         "replayed manifest {}: {} runs, {} model calls",
         replayed.manifest,

@@ -136,6 +136,10 @@ enum Command {
         /// The benchmark of a results directory; by default its newest finished one.
         #[arg(long = "manifest-id")]
         manifest_id: Option<ManifestId>,
+        /// The models file a results directory's benchmark ran with, for directories that did
+        /// not record it.
+        #[arg(long)]
+        models: Option<PathBuf>,
         /// Runs at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -333,8 +337,9 @@ async fn main() -> ExitCode {
             source,
             out,
             manifest_id,
+            models,
             concurrency,
-        }) => bundle::replay(&source, manifest_id, &out, concurrency).await,
+        }) => bundle::replay(&source, manifest_id, models.as_deref(), &out, concurrency).await,
         Some(Command::Init { dir }) => catalog::init(&dir),
         Some(Command::Check { dir }) => catalog::check(&dir).await,
         Some(Command::Models { models, no_check }) => catalog::models(&models, no_check).await,

@@ -338,6 +338,30 @@ async fn a_bundle_of_served_models_replays_elsewhere_without_a_key_or_a_call() {
     let output = socratic(&["list", "--out", path(&imported)], "").await;
     let (stdout, _) = text(&output);
     assert!(stdout.contains("stub benchmark"), "{stdout}");
+    // A results directory from before models were recorded replays given its models file.
+    std::fs::remove_dir_all(out.join("models")).unwrap();
+    let again = elsewhere.path().join("again");
+    let output = socratic(&["replay", path(&out), "--out", path(&again)], "").await;
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--models FILE"), "{stderr}");
+    let output = socratic(
+        &[
+            "replay",
+            path(&out),
+            "--out",
+            path(&again),
+            "--models",
+            path(&models),
+        ],
+        "",
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches(": identical").count(), 3, "{stdout}");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), calls, "no HTTP call");
+
     // A tampered bundle is refused, naming the problem, with status 2.
     let mut bytes = std::fs::read(&bundle).unwrap();
     bytes.truncate(bytes.len() / 2);

@@ -43,7 +43,9 @@ impl Replayed {
 
 /// Runs the benchmark of `source` (a bundle file, or a results directory and its newest
 /// finished benchmark) again in `out`, answering every model call (simulated ones too) from
-/// the cache alone, then compares `out`'s report files with the originals.
+/// the cache alone, then compares `out`'s report files with the originals. `models` is the
+/// models file a results directory's benchmark of real models ran with, needed only when the
+/// directory did not record it (as for [`export()`](super::export())).
 ///
 /// The replay keeps the manifest's id and time and computes the summary at the original's
 /// time, so a benchmark whose runs all finished replays byte for byte. A run that failed or
@@ -53,6 +55,7 @@ impl Replayed {
 pub async fn replay(
     source: &Path,
     manifest: Option<ManifestId>,
+    models: Option<&Path>,
     out: &Path,
     concurrency: usize,
 ) -> Result<Replayed, Error> {
@@ -77,7 +80,7 @@ pub async fn replay(
         crate::given_cache::unpack(&bundle, &answers).await?;
         (bundle, Arc::new(answers))
     } else if source.is_dir() {
-        let bundle = export::collect(source, manifest, None).await?;
+        let bundle = export::collect(source, manifest, models).await?;
         (
             bundle,
             Arc::new(socratic_sqlite::ResultsBlobs::read(source)?),
