@@ -935,7 +935,7 @@ impl BenchmarkOptions {
                         crate::given_cache::unpack(bundle, blobs.as_ref()).await?;
                         Arc::clone(blobs)
                     }
-                    Source::Results(dir) if same_dir(dir, &self.out) => Arc::clone(blobs),
+                    Source::Results(dir) if crate::same_dir(dir, &self.out) => Arc::clone(blobs),
                     Source::Results(dir) => Arc::new(socratic_sqlite::ResultsBlobs::unlocked(dir)?),
                 };
                 let counting = Arc::new(Counting::new(store));
@@ -945,9 +945,4 @@ impl BenchmarkOptions {
         };
         Ok(Some(store))
     }
-}
-
-/// Whether two paths name the same directory.
-fn same_dir(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }

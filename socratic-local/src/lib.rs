@@ -98,3 +98,8 @@ pub(crate) fn publish(file: &Path, at: &Path) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Whether two paths name the same existing file or directory.
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}

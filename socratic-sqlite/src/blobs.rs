@@ -123,13 +123,15 @@ impl BlobStore for SqliteBlobStore {
         mode: BlobPutMode,
     ) -> Result<BlobMeta, BlobError> {
         let size = bytes.len() as u64;
-        let split = {
+        // The lock is taken per large container, not for the whole split: workers split and
+        // compress their blobs side by side.
+        let split = parts::split(&bytes, &mut |hash| {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             if seen.len() >= SEEN_LIMIT {
                 seen.clear();
             }
-            parts::split(&bytes, &mut |hash| !seen.insert(*hash))
-        };
+            !seen.insert(*hash)
+        });
         let stored: Vec<(Hash, i64, Vec<u8>)> = split
             .parts
             .into_iter()

@@ -453,12 +453,16 @@ struct CuratedDocument<'a> {
 }
 
 /// `curated/runs/<run>.json`, as read back.
-#[derive(serde::Deserialize)]
-struct CuratedRun {
-    run: Run,
-    turns: Vec<Turn>,
-    judgments: Vec<Judgment>,
-    summary: Option<RunSummary>,
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct CuratedRun {
+    /// The run.
+    pub run: Run,
+    /// Its turns.
+    pub turns: Vec<Turn>,
+    /// Its judgments.
+    pub judgments: Vec<Judgment>,
+    /// Its summary, when the document holds one.
+    pub summary: Option<RunSummary>,
 }
 
 /// How many curated runs the report reads at once.

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use curate::summarize_run;
-pub use curate::{curate, report_runs};
+pub use curate::{CuratedRun, curate, report_runs};
 pub use dialogue::run_dialogue;
 pub use judge::judge;
 pub use leaderboard::{ALPHA, RunDigest, SummaryDigest, summarize_digests, summarize_manifest};

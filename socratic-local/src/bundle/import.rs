@@ -3,13 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
 use socratic_core::blob::{BlobError, BlobKey, BlobStore};
-use socratic_core::entity::{
-    HumanLabels, Judgment, Manifest, ManifestSummary, Run, RunSummary, Turn,
-};
+use socratic_core::entity::{HumanLabels, Manifest, ManifestSummary};
 use socratic_core::id::ManifestId;
 use socratic_core::keys;
+use socratic_core::pipeline::CuratedRun;
 use socratic_core::repository::Repository;
 use socratic_sqlite::ResultsDir;
 
@@ -31,15 +29,6 @@ pub struct Imported {
     pub runs: usize,
     /// Files written that were not there (0 when the bundle was imported before).
     pub new_files: usize,
-}
-
-/// A curated run as `curated/runs/<run>.json` holds it.
-#[derive(Deserialize)]
-struct CuratedRun {
-    run: Run,
-    turns: Vec<Turn>,
-    judgments: Vec<Judgment>,
-    summary: Option<RunSummary>,
 }
 
 /// Unpacks bundle `file` into results directory `out` (created if missing), merging with
@@ -75,10 +64,9 @@ pub async fn import(file: &Path, out: &Path) -> Result<Imported, Error> {
     checked.store(&repository, out).await?;
     // A directory without a report at its top shows this one there, as after a run.
     if !out.join(REPORT_FILES[0]).exists() {
+        let curated = out.join(bundle.report_path(""));
         for name in REPORT_FILES {
-            let path = out.join(name);
-            std::fs::write(&path, bundle.member(&bundle.report_path(name))?)
-                .map_err(Error::io(&path))?;
+            crate::publish(&curated.join(name), &out.join(name))?;
         }
     }
     Ok(Imported {

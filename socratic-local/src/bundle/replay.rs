@@ -59,7 +59,7 @@ pub async fn replay(
     out: &Path,
     concurrency: usize,
 ) -> Result<Replayed, Error> {
-    if same_dir(source, out) {
+    if crate::same_dir(source, out) {
         return Err(Error::Invalid(format!(
             "replay needs a new results directory: --out {} is the source",
             out.display()
@@ -117,14 +117,6 @@ pub async fn replay(
         calls: finished.called_now,
         compared,
     })
-}
-
-/// Whether two paths name the same existing directory.
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
 
 /// Writes a file that may exist already with the same bytes; other bytes are a conflict.
