@@ -110,12 +110,7 @@ async fn each_subcommand_prints_its_result_or_its_problems_with_status_2() {
 
     let listing = socratic(&["list", "--out", path(&out)]).await;
     assert!(listing.status.success(), "{}", stderr(&listing));
-    let id = stdout(&listing)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let id = newest_manifest(&listing);
     assert!(
         stdout(&listing).contains("finished"),
         "{}",
@@ -202,12 +197,7 @@ async fn a_closed_output_pipe_ends_quietly_with_status_0() {
     let run = socratic(&["run", "--out", path(&out), "--quiet"]).await;
     assert!(run.status.success(), "{}", stderr(&run));
     let listing = socratic(&["list", "--out", path(&out)]).await;
-    let id = stdout(&listing)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let id = newest_manifest(&listing);
     let run_id = first_run(&out).await;
 
     for args in [
@@ -233,6 +223,17 @@ async fn a_closed_output_pipe_ends_quietly_with_status_0() {
         );
         assert_eq!(stderr(&ended), "", "{args:?}");
     }
+}
+
+/// The newest manifest's id in `list`'s output: the first word of its first line after the
+/// header.
+fn newest_manifest(listing: &std::process::Output) -> String {
+    stdout(listing)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned()
 }
 
 /// The id of a curated run of the results directory `out`.
