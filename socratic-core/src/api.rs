@@ -42,11 +42,10 @@ use sha2::{Digest, Sha256};
 
 use crate::calibration::{self, CalibrationError};
 use crate::entity::{
-    CatalogEntity, ManifestRequest, ManifestSummary, Model, Problems, Prompt, Rubric, RunStatus,
-    Scenario, Validate, Vector,
+    CatalogEntity, ManifestRequest, Model, Problems, Prompt, Rubric, RunStatus, Scenario, Validate,
+    Vector,
 };
 use crate::id::{ManifestId, ModelId, PromptId, RubricId, RunId, ScenarioId};
-use crate::keys;
 use crate::pipeline::{PlanError, Ports, StageError, plan};
 use crate::repository::{PutOutcome, RepoError, RunFilter};
 use crate::store::{Cursor, StoreError};
@@ -592,15 +591,13 @@ impl AdminApi {
     async fn get_manifest(&self, id: &str) -> Result<Response<Vec<u8>>, ApiError> {
         let id: ManifestId = parse_id(id)?;
         let repo = &self.ports.repository;
-        // Every run, page by page, for the counts and the failures an operator looks for.
+        // The counts, the failures an operator looks for and the summary: two requests at
+        // most, however many runs the manifest has.
         let Some(status) = repo.manifest_status(&id, MAX_LISTED_FAILURES).await? else {
             return Err(ApiError::not_found(format!("manifest {id} not found")));
         };
         let (progress, manifest) = (&status.progress, &status.progress.manifest);
-        let summary = repo
-            .get::<ManifestSummary>(&keys::manifest_summary(&id))
-            .await?
-            .map(|v| v.value);
+        let summary = &status.summary;
         let by_status: BTreeMap<&'static str, u64> = status
             .by_status
             .iter()

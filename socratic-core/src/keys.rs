@@ -52,6 +52,17 @@ pub const JUDGE_PREFIX: &str = "JUDGE#";
 pub const MODEL_SUMMARY_PREFIX: &str = "MODEL_SUMMARY#";
 /// Sort-key prefix of vector summaries.
 pub const VECTOR_SUMMARY_PREFIX: &str = "VECTOR_SUMMARY#";
+/// Sort-key prefix of a manifest's run-count shards.
+pub const COUNTS_PREFIX: &str = "COUNTS#";
+/// Sort-key prefix of a manifest's stopped (failed or skipped) runs.
+pub const STOPPED_PREFIX: &str = "STOPPED#";
+/// Sort key of the claim on writing a manifest's summary.
+pub const SUMMARY_CLAIM: &str = "SUMMARY_CLAIM";
+/// How many items a manifest's run counts are spread over. Every status change of a run adds
+/// to one of them, in the transaction that moves the run: spread, the moves of many workers
+/// seldom touch the same item at once (DynamoDB cancels transactions that do), and one batch
+/// read still gets them all.
+pub const COUNT_SHARDS: u32 = 16;
 
 /// The kind of entity an item holds; stored in its `entity` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -167,6 +178,32 @@ pub fn vector_summary(id: &ManifestId, vector: &str) -> Key {
 /// `MANIFEST#ulid` / `HUMAN_LABELS`.
 pub fn human_labels(id: &ManifestId) -> Key {
     Key::new(manifest_pk(id), HUMAN_LABELS)
+}
+
+/// `MANIFEST#ulid` / `COUNTS#07`: one of the [`COUNT_SHARDS`] items counting the manifest's
+/// runs by status change.
+pub fn manifest_counts(id: &ManifestId, shard: u32) -> Key {
+    Key::new(manifest_pk(id), format!("{COUNTS_PREFIX}{shard:02}"))
+}
+
+/// The count shard a run's status changes add to: the low bits of its id (random, or a hash
+/// of its coordinates), so runs spread evenly.
+pub fn count_shard(run: &RunId) -> u32 {
+    u32::try_from(u128::from(run.ulid()) % u128::from(COUNT_SHARDS)).unwrap_or(0)
+}
+
+/// `MANIFEST#ulid` / `STOPPED#RUN#ulid`: a copy of a run that stopped (failed or skipped),
+/// written with its move, so a manifest's stopped runs are one query away.
+pub fn stopped_run(manifest: &ManifestId, run: &RunId) -> Key {
+    Key::new(
+        manifest_pk(manifest),
+        format!("{STOPPED_PREFIX}{}", run_pk(run)),
+    )
+}
+
+/// `MANIFEST#ulid` / `SUMMARY_CLAIM`: who writes the manifest's summary.
+pub fn summary_claim(id: &ManifestId) -> Key {
+    Key::new(manifest_pk(id), SUMMARY_CLAIM)
 }
 
 /// `RUN#ulid`.

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::canonical::{ContentHash, content_hash};
+use crate::clock::Timestamp;
 use crate::entity::{
-    CatalogEntity, Entity, Judgment, Manifest, Problems, Run, RunStatus, RunSummary, Turn, Vector,
+    CatalogEntity, Entity, Judgment, Manifest, ManifestSummary, Problems, Run, RunStatus,
+    RunSummary, Turn, Vector,
 };
 use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys::{self, EntityKind};
@@ -27,6 +29,21 @@ pub const ENTITY_ATTRIBUTE: &str = "entity";
 pub const HASH_ATTRIBUTE: &str = "sha256";
 /// Counter attribute of a manifest: runs that reached a final status.
 pub const FINISHED_COUNTER: &str = "finished";
+/// Attribute of a manifest's first count shard ([`keys::manifest_counts`]): how many shards
+/// its runs are counted over. Written when the manifest is created, or its runs recounted
+/// ([`Repository::recount_runs`]); a manifest without it was stored before runs were counted,
+/// and its status is read from its runs.
+pub const COUNT_SHARDS_ATTRIBUTE: &str = "shards";
+
+/// Attribute of a manifest's summary claim: the run whose job claimed it.
+const CLAIMANT_ATTRIBUTE: &str = "run";
+/// Attribute of a manifest's summary claim: when it was claimed, in Unix milliseconds.
+const CLAIMED_AT_ATTRIBUTE: &str = "claimed_at";
+
+/// The counter attribute of a count shard that one status change adds to: `running>judged`.
+pub fn status_change_counter(from: RunStatus, to: RunStatus) -> String {
+    format!("{from}>{to}")
+}
 
 /// A run moved by [`Repository::move_run`].
 #[derive(Debug, Clone)]
@@ -59,6 +76,8 @@ pub struct ManifestStatus {
     pub stopped: Vec<Run>,
     /// Failed and skipped runs in all.
     pub stopped_count: u64,
+    /// The manifest's summary, once written.
+    pub summary: Option<ManifestSummary>,
 }
 
 impl ManifestProgress {
@@ -191,6 +210,49 @@ pub fn to_item<E: Entity>(entity: &E, version: u64) -> Result<Item, RepoError> {
     item.version = version;
     item.index_keys.extend(entity.index_keys());
     Ok(item)
+}
+
+/// The first count shard of a fresh manifest, marking its runs as counted.
+fn counts_marker(id: &ManifestId) -> Item {
+    Item::new(keys::manifest_counts(id, 0))
+        .with_attribute(COUNT_SHARDS_ATTRIBUTE, Value::from(keys::COUNT_SHARDS))
+}
+
+/// The copy of a stopped run kept under its manifest ([`keys::stopped_run`]): the run's
+/// entity, in no index.
+fn stopped_copy(run: &Run) -> Result<Item, RepoError> {
+    let mut item = to_item(run, 1)?;
+    item.key = keys::stopped_run(&run.manifest, &run.id);
+    item.index_keys.clear();
+    Ok(item)
+}
+
+/// A manifest's runs per status, from its count shards: every run starts pending, and each
+/// status change counted moves one run from one status to another. Statuses without runs
+/// are left out.
+fn counts_by_status(run_count: u64, shards: &[Item]) -> BTreeMap<RunStatus, u64> {
+    let mut net: BTreeMap<RunStatus, i64> = BTreeMap::new();
+    net.insert(
+        RunStatus::Pending,
+        i64::try_from(run_count).unwrap_or(i64::MAX),
+    );
+    for shard in shards {
+        for (name, value) in &shard.attributes {
+            let Some((from, to)) = name.split_once('>') else {
+                continue;
+            };
+            let (Some(from), Some(to), Some(n)) =
+                (RunStatus::parse(from), RunStatus::parse(to), value.as_i64())
+            else {
+                continue;
+            };
+            *net.entry(from).or_default() -= n;
+            *net.entry(to).or_default() += n;
+        }
+    }
+    net.into_iter()
+        .filter_map(|(status, n)| Some((status, u64::try_from(n).ok().filter(|&n| n > 0)?)))
+        .collect()
 }
 
 /// Reads an entity back from its item, checking its kind and invariants.
@@ -554,6 +616,11 @@ impl Repository {
                 item: to_item(manifest, 1)?,
                 mode: PutMode::Create,
             },
+            // Its runs are counted from now on, by the moves that change their status.
+            TxOp::Put {
+                item: counts_marker(&manifest.id),
+                mode: PutMode::Create,
+            },
         ];
         match self.store.transact(ops).await {
             Ok(()) => Ok(manifest.clone()),
@@ -607,26 +674,90 @@ impl Repository {
         }))
     }
 
-    /// The manifest's runs counted by status, listing up to `max_stopped` failed or skipped
-    /// runs; reads every run of the manifest through its index, a page at a time.
+    /// The manifest's runs counted by status, with up to `max_stopped` failed or skipped runs
+    /// and its summary.
+    ///
+    /// At most two requests however many runs it has: one batch read of the manifest, its
+    /// summary and its count shards, and, when runs stopped, one query of their copies (more
+    /// pages only when more stopped runs are asked for than a page holds). A
+    /// manifest stored before runs were counted has its runs read instead, a page at a time.
     pub async fn manifest_status(
         &self,
         id: &ManifestId,
         max_stopped: usize,
     ) -> Result<Option<ManifestStatus>, RepoError> {
-        let Some(progress) = self.manifest_progress(id).await? else {
+        let mut wanted = vec![keys::manifest(id), keys::manifest_summary(id)];
+        wanted.extend((0..keys::COUNT_SHARDS).map(|shard| keys::manifest_counts(id, shard)));
+        let mut items = self.store.get_many(&wanted).await?.into_iter();
+        let (Some(Some(item)), Some(summary)) = (items.next(), items.next()) else {
             return Ok(None);
         };
+        let progress = ManifestProgress {
+            manifest: from_item::<Manifest>(&item)?,
+            finished: u64::try_from(item.counter(FINISHED_COUNTER)).unwrap_or(0),
+        };
+        let summary = summary
+            .map(|item| from_item::<ManifestSummary>(&item))
+            .transpose()?;
+        let shards: Vec<Item> = items.flatten().collect();
+        let counted = shards.iter().any(|shard| {
+            shard.key == keys::manifest_counts(id, 0)
+                && shard.counter(COUNT_SHARDS_ATTRIBUTE) == i64::from(keys::COUNT_SHARDS)
+        });
+        if !counted {
+            return self
+                .status_from_runs(progress, summary, max_stopped)
+                .await
+                .map(Some);
+        }
+        let by_status = counts_by_status(progress.manifest.run_count, &shards);
+        let stopped_count = by_status
+            .iter()
+            .filter(|(status, _)| status.is_stopped())
+            .map(|(_, n)| n)
+            .sum();
+        let mut stopped = Vec::new();
+        let mut query = Query::partition(keys::manifest_pk(id)).prefix(keys::STOPPED_PREFIX);
+        while stopped_count > 0 && stopped.len() < max_stopped {
+            query.limit = Some(max_stopped - stopped.len());
+            let page = self.store.query(&query).await?;
+            for item in &page.items {
+                stopped.push(from_item::<Run>(item)?);
+            }
+            match page.cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        Ok(Some(ManifestStatus {
+            progress,
+            by_status,
+            stopped,
+            stopped_count,
+            summary,
+        }))
+    }
+
+    /// [`Repository::manifest_status`] of a manifest whose runs were not counted: every run
+    /// read through its index, a page at a time.
+    async fn status_from_runs(
+        &self,
+        progress: ManifestProgress,
+        summary: Option<ManifestSummary>,
+        max_stopped: usize,
+    ) -> Result<ManifestStatus, RepoError> {
+        let id = progress.manifest.id;
         let mut status = ManifestStatus {
             progress,
             by_status: BTreeMap::new(),
             stopped: Vec::new(),
             stopped_count: 0,
+            summary,
         };
         let mut cursor = None;
         loop {
             let page = self
-                .list_runs(&RunFilter::Manifest(*id), 1000, cursor)
+                .list_runs(&RunFilter::Manifest(id), 1000, cursor)
                 .await?;
             for run in page.items {
                 *status.by_status.entry(run.status).or_default() += 1;
@@ -639,14 +770,65 @@ impl Repository {
             }
             cursor = page.cursor;
             if cursor.is_none() {
-                return Ok(Some(status));
+                return Ok(status);
             }
         }
     }
 
-    /// Replaces `run` with `next`, conditional on the stored version. Reaching a final status
-    /// also counts the run as finished on its manifest, in the same transaction, so it is
-    /// counted exactly once. `None` when another writer changed the run first.
+    /// Counts a manifest's stored runs again, from the runs themselves: rewrites its count
+    /// shards and the copies of its stopped runs, so [`Repository::manifest_status`] answers
+    /// from them. For runs that were stored rather than moved (an import, an upload) and for
+    /// manifests stored before runs were counted. Run it while no worker moves the
+    /// manifest's runs: a move made during the recount may be counted twice or not at all.
+    /// Returns how many runs it counted.
+    pub async fn recount_runs(&self, id: &ManifestId) -> Result<u64, RepoError> {
+        let mut tallies: Vec<BTreeMap<String, i64>> =
+            vec![BTreeMap::new(); keys::COUNT_SHARDS as usize];
+        let mut counted = 0;
+        let mut cursor = None;
+        loop {
+            let page = self
+                .list_runs(&RunFilter::Manifest(*id), 1000, cursor)
+                .await?;
+            for run in page.items {
+                counted += 1;
+                if run.status.is_stopped() {
+                    self.store
+                        .put(stopped_copy(&run)?, PutMode::Overwrite)
+                        .await?;
+                }
+                if run.status != RunStatus::Pending {
+                    let shard = keys::count_shard(&run.id) as usize;
+                    let name = status_change_counter(RunStatus::Pending, run.status);
+                    *tallies[shard].entry(name).or_default() += 1;
+                }
+            }
+            cursor = page.cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        // Shard 0, which marks the manifest as counted, is written last.
+        for (shard, tally) in tallies.into_iter().enumerate().rev() {
+            let shard = u32::try_from(shard).unwrap_or(0);
+            let mut item = if shard == 0 {
+                counts_marker(id)
+            } else {
+                Item::new(keys::manifest_counts(id, shard))
+            };
+            for (name, n) in tally {
+                item.attributes.insert(name, Value::from(n));
+            }
+            self.store.put(item, PutMode::Overwrite).await?;
+        }
+        Ok(counted)
+    }
+
+    /// Replaces `run` with `next`, conditional on the stored version. A change of status is
+    /// counted on the manifest (in one of its count shards; reaching a final status also in its
+    /// finished counter), and a run that stops leaves a copy under the manifest, in the same
+    /// transaction, so each is counted exactly once. `None` when another writer changed the
+    /// run first.
     pub async fn move_run(
         &self,
         run: &Versioned<Run>,
@@ -660,7 +842,7 @@ impl Repository {
     /// or nothing. `None` when any of them failed its condition: another writer changed the
     /// run or stored the item first, and the caller reads again to see what it did.
     ///
-    /// A move with nothing to count and nothing else to write is one conditional put.
+    /// A move that keeps the status and has nothing else to write is one conditional put.
     pub async fn move_run_with(
         &self,
         run: &Versioned<Run>,
@@ -670,7 +852,9 @@ impl Repository {
         let version = run.version + 1;
         let item = to_item(&next, version)?;
         let mode = PutMode::UpdateVersion(run.version);
-        let finishes = next.status.is_final() && !run.value.status.is_final();
+        let from = run.value.status;
+        let changes = next.status != from;
+        let finishes = next.status.is_final() && !from.is_final();
         let moved = |finished| MovedRun {
             run: Versioned {
                 value: next.clone(),
@@ -678,27 +862,106 @@ impl Repository {
             },
             finished,
         };
-        if !finishes && also.is_empty() {
+        let stopped = (changes && next.status.is_stopped())
+            .then(|| stopped_copy(&next))
+            .transpose()?;
+        if !changes && also.is_empty() {
             return match self.store.put(item, mode).await {
                 Ok(()) => Ok(Some(moved(None))),
                 Err(StoreError::ConditionFailed { .. }) => Ok(None),
                 Err(e) => Err(e.into()),
             };
         }
+        let manifest = &run.value.manifest;
         let mut ops = vec![TxOp::Put { item, mode }];
         ops.extend(also);
+        // The finished counter first: its value after the move is the first count.
         if finishes {
             ops.push(TxOp::Increment {
-                key: keys::manifest(&run.value.manifest),
+                key: keys::manifest(manifest),
                 attribute: FINISHED_COUNTER.to_owned(),
                 by: 1,
             });
         }
-        match self.store.transact_and_count(ops).await {
+        if changes {
+            ops.push(TxOp::Increment {
+                key: keys::manifest_counts(manifest, keys::count_shard(&run.value.id)),
+                attribute: status_change_counter(from, next.status),
+                by: 1,
+            });
+        }
+        if let Some(copy) = stopped {
+            ops.push(TxOp::Put {
+                item: copy,
+                mode: PutMode::Overwrite,
+            });
+        }
+        // Only a finishing move needs a count back (it may be the manifest's last run); the
+        // others skip the read that counting may take.
+        let result = if finishes {
+            self.store.transact_and_count(ops).await
+        } else {
+            self.store.transact(ops).await.map(|()| Vec::new())
+        };
+        match result {
             Ok(counts) => Ok(Some(moved(
                 counts.first().map(|&n| u64::try_from(n).unwrap_or(0)),
             ))),
             Err(StoreError::TransactionCancelled { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Claims the writing of a manifest's summary for the job of run `claimant`: `true` when
+    /// that job is to write it. The first claim wins; the claimant's own job, delivered again
+    /// after a crash, keeps it; another job takes it over only once `lease` has passed since
+    /// it was claimed (the claimant died with its message dead-lettered), by a conditional
+    /// write, so two takers never both win. With it, runs that finish at the same moment do
+    /// not both write the summary.
+    pub async fn claim_summary(
+        &self,
+        id: &ManifestId,
+        claimant: &RunId,
+        now: Timestamp,
+        lease: std::time::Duration,
+    ) -> Result<bool, RepoError> {
+        let key = keys::summary_claim(id);
+        let claim = |version: u64| {
+            let mut item = Item::new(key.clone())
+                .with_attribute(CLAIMANT_ATTRIBUTE, Value::from(claimant.to_string()))
+                .with_attribute(CLAIMED_AT_ATTRIBUTE, Value::from(now.as_millis()));
+            item.version = version;
+            item
+        };
+        match self.store.put(claim(1), PutMode::Create).await {
+            Ok(()) => return Ok(true),
+            Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(held) = self.store.get(&key).await? else {
+            return Ok(false);
+        };
+        if held
+            .attributes
+            .get(CLAIMANT_ATTRIBUTE)
+            .and_then(Value::as_str)
+            == Some(claimant.to_string().as_str())
+        {
+            return Ok(true);
+        }
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let claimed_at = held.counter(CLAIMED_AT_ATTRIBUTE);
+        if now.as_millis().saturating_sub(claimed_at) < lease_ms {
+            return Ok(false);
+        }
+        let taken = claim(held.version + 1);
+        match self
+            .store
+            .put(taken, PutMode::UpdateVersion(held.version))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -157,12 +157,13 @@ impl<S: BlobStore> BlobStore for Counting<S> {
         bytes: Vec<u8>,
         mode: BlobPutMode,
     ) -> Result<BlobMeta, BlobError> {
+        // Marked as this process's before it is written: a lookup racing the write must not
+        // count it as the given cache's hit.
+        let written = || self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = written().insert(key.as_str().to_owned());
         let put = self.inner.put(key, bytes, mode).await;
-        if put.is_ok() {
-            self.written
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.as_str().to_owned());
+        if fresh && matches!(&put, Err(e) if !matches!(e, BlobError::AlreadyExists { .. })) {
+            written().remove(key.as_str());
         }
         put
     }

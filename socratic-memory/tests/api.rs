@@ -481,7 +481,7 @@ async fn failures_beyond_the_first_page_are_found() {
             stage: Stage::Dialogue,
             reason: format!("model unavailable for {}", run.id),
         });
-        repo.update(&failed, stored.version).await.unwrap();
+        repo.move_run(&stored, failed).await.unwrap().unwrap();
     }
     let failed_ids: Vec<String> = runs[115..].iter().map(|r| r.id.to_string()).collect();
 

@@ -143,6 +143,7 @@ async fn chaos_converges_on_the_clean_result() {
         .unwrap();
         // Let duplicates still in flight settle, then compare everything.
         harness.drain(&runner).await;
+        support::assert_counts_match_runs(&harness.ports, &summary.manifest).await;
         assert_eq!(
             leaderboard(&summary),
             leaderboard(&clean_summary),
@@ -271,6 +272,7 @@ async fn a_crash_around_any_write_converges_on_the_clean_result() {
                 .await
                 .unwrap_or_else(|_| panic!("write {n} ({apply_before_failing}): stuck"));
             let summary = runner.summary(&id).await.unwrap().unwrap();
+            support::assert_counts_match_runs(&harness.ports, &id).await;
             assert_eq!(
                 leaderboard(&summary),
                 leaderboard(&clean_summary),
@@ -338,6 +340,7 @@ async fn poison_messages_end_in_the_dead_letter_queue_and_fail_their_run() {
     let runner = harness.runner(2, fast_config());
     let summary = runner.run_manifest(&request).await.unwrap();
     harness.drain(&runner).await;
+    support::assert_counts_match_runs(&harness.ports, &summary.manifest).await;
 
     assert_eq!(summary.failed_runs, 2);
     let last = summary.leaderboard.last().unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -13,16 +14,16 @@ use crate::answer_key::{AnswerKey, GoalTimeline};
 use crate::blob::{BlobError, BlobKey, BlobPutMode, BlobStore, BlobStoreExt};
 use crate::clock::Timestamp;
 use crate::entity::{
-    Judgment, Manifest, Model, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run, RunStatus, RunSummary,
-    Scenario, Turn, TurnTelling,
+    Judgment, Manifest, ManifestSummary, Model, REVEALS_ANSWER_FLAG, RoleUsage, Rubric, Run,
+    RunStatus, RunSummary, Scenario, Turn, TurnTelling,
 };
 use crate::id::{ManifestId, ModelId, RunId};
 use crate::keys;
 use crate::llm::{Prices, Role};
 use crate::report::{self, ReportRuns};
-use crate::repository::{Repository, RunFilter, RunRecord, overwrite_op};
+use crate::repository::{RepoError, Repository, RunFilter, RunRecord, overwrite_op};
 use crate::stats;
-use crate::store::TxOp;
+use crate::store::{StoreError, TxOp};
 
 /// Handles a `run-judged` event: the run's manifest may be complete. When every run of the
 /// manifest is final, computes the manifest's summaries and report files (idempotently). A
@@ -35,10 +36,10 @@ pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
         match record.run.value.status {
             RunStatus::Curated => {
                 rewrite_curated(ports, &record).await?;
-                return finish_manifest_if_complete(ports, &manifest_id).await;
+                return finish_manifest_if_complete(ports, &manifest_id, id).await;
             }
             RunStatus::Failed | RunStatus::Skipped => {
-                return finish_manifest_if_complete(ports, &manifest_id).await;
+                return finish_manifest_if_complete(ports, &manifest_id, id).await;
             }
             // Premature: the judge sends the event again once the run is curated.
             RunStatus::Pending | RunStatus::Running | RunStatus::DialogueComplete => return Ok(()),
@@ -52,7 +53,7 @@ pub async fn curate(ports: &Ports, id: &RunId) -> Result<(), StageError> {
                     if finished < manifest.run_count {
                         return Ok(());
                     }
-                    return finish_manifest_if_complete(ports, &manifest_id).await;
+                    return finish_manifest_if_complete(ports, &manifest_id, id).await;
                 }
             }
         }
@@ -365,16 +366,38 @@ fn turn_telling(
         .collect()
 }
 
+/// How long a claim on writing a manifest's summary holds: longer than any job runs
+/// (Lambda's limit is 15 minutes), so it passes to another job only when its claimant died.
+const SUMMARY_CLAIM_LEASE: Duration = Duration::from_secs(20 * 60);
+
 /// When every run of the manifest is final, computes and stores its summaries and writes
-/// `summary.json`, `leaderboard.csv` and `report.html` under `curated/manifests/<id>/`.
-async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(), StageError> {
+/// `summary.json`, `leaderboard.csv` and `report.html` under `curated/manifests/<id>/`, once:
+/// a manifest with a summary is left as it is, and of the jobs whose runs finished it, only
+/// the one that claims it ([`Repository::claim_summary`]) writes it.
+async fn finish_manifest_if_complete(
+    ports: &Ports,
+    id: &ManifestId,
+    run: &RunId,
+) -> Result<(), StageError> {
     let repo = &ports.repository;
     let Some(progress) = repo.manifest_progress(id).await? else {
         return Err(StageError::rejected(format!(
             "manifest {id} does not exist"
         )));
     };
-    if !progress.is_complete() {
+    if !progress.is_complete()
+        || repo
+            .get::<ManifestSummary>(&keys::manifest_summary(id))
+            .await?
+            .is_some()
+    {
+        return Ok(());
+    }
+    let now = ports.clock.now();
+    if !repo
+        .claim_summary(id, run, now, SUMMARY_CLAIM_LEASE)
+        .await?
+    {
         return Ok(());
     }
     let manifest = progress.manifest;
@@ -438,9 +461,12 @@ async fn finish_manifest_if_complete(ports: &Ports, id: &ManifestId) -> Result<(
         .manifest(&manifest)
         .runs(&shown);
     write_report(ports.blobs.as_ref(), &summary, &page, run_data).await?;
-    // The summary item last: its presence means every file above is written.
-    repo.overwrite(&summary).await?;
-    Ok(())
+    // The summary item last: its presence means every file above is written. Written once:
+    // a job that took over the claim from one that only seemed dead may find it there.
+    match repo.create(&summary).await {
+        Ok(()) | Err(RepoError::Store(StoreError::AlreadyExists { .. })) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `curated/runs/<run>.json`, as written.
@@ -604,7 +630,7 @@ impl Drop for RunDataPages {
 /// memory stays flat however many runs the manifest has.
 async fn write_report(
     blobs: &dyn BlobStore,
-    summary: &crate::entity::ManifestSummary,
+    summary: &ManifestSummary,
     page: &report::HtmlReport<'_>,
     mut run_data: RunDataPages,
 ) -> Result<(), StageError> {

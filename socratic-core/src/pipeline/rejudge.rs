@@ -115,6 +115,8 @@ pub async fn import_manifest(
         }
         runs += 1;
     }
+    // The runs were stored, not moved: count them for the manifest's status.
+    repository.recount_runs(id).await?;
     Ok(Imported { manifest, runs })
 }
 

@@ -228,6 +228,11 @@ impl Checked {
             .put_once(self.summary.clone())
             .await
             .with_context(storing)?;
+        // The runs were stored, not moved: count them for the manifest's status.
+        repository
+            .recount_runs(&self.manifest.id)
+            .await
+            .with_context(storing)?;
         if let Some(labels) = &self.labels {
             // Labels already there are the directory's own, and kept.
             let stored = repository

@@ -272,3 +272,32 @@ impl<S: Store> Store for YieldingStore<S> {
 pub fn unused() {
     let _ = (SystemClock, UlidGenerator::default());
 }
+
+/// The manifest's status as its counts give it (runs per status, stopped runs in run order)
+/// equals the status counted from its runs one by one.
+pub async fn assert_counts_match_runs(ports: &Ports, id: &socratic_core::id::ManifestId) {
+    use socratic_core::repository::RunFilter;
+    let repo = &ports.repository;
+    let status = repo.manifest_status(id, usize::MAX).await.unwrap().unwrap();
+    let (mut by_status, mut stopped) = (BTreeMap::new(), Vec::new());
+    let mut cursor = None;
+    loop {
+        let page = repo
+            .list_runs(&RunFilter::Manifest(*id), 1000, cursor)
+            .await
+            .unwrap();
+        for run in page.items {
+            *by_status.entry(run.status).or_insert(0u64) += 1;
+            if run.status.is_stopped() {
+                stopped.push(run);
+            }
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(status.by_status, by_status, "runs per status");
+    assert_eq!(status.stopped_count, stopped.len() as u64);
+    assert_eq!(status.stopped, stopped, "the stopped runs, in run order");
+}
