@@ -168,6 +168,13 @@ export class SocraticStack extends cdk.Stack {
       generateSecretString: { excludePunctuation: true, passwordLength: 40 },
     });
 
+    // Pagination cursors are signed with a secret of their own, not one derived from the API
+    // key: rotating or leaking the key neither voids nor forges cursors.
+    const cursorSecret = new secrets.Secret(this, 'CursorSecret', {
+      description: 'Signs the admin API\'s pagination cursors',
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+    });
+
     const environment = {
       SOCRATIC_TABLE: table.tableName,
       SOCRATIC_BUCKET: bucket.bucketName,
@@ -194,7 +201,10 @@ export class SocraticStack extends cdk.Stack {
 
     // The function reads the key from the secret at cold start (and again after a rotation);
     // the key itself is never in its environment. Its read grant is in permissions.json.
-    const api = fn('Api', 256, cdk.Duration.seconds(29), { SOCRATIC_API_KEY_SECRET: apiKeySecret.secretArn });
+    const api = fn('Api', 256, cdk.Duration.seconds(29), {
+      SOCRATIC_API_KEY_SECRET: apiKeySecret.secretArn,
+      SOCRATIC_CURSOR_SECRET: cursorSecret.secretArn,
+    });
     const planner = fn('Planner', 256, cdk.Duration.minutes(1));
     const jobs = { SOCRATIC_MAX_RECEIVE_COUNT: String(MAX_RECEIVE_COUNT) };
     const dialogue = fn('Dialogue', 256, DIALOGUE_TIMEOUT, jobs);
@@ -212,6 +222,7 @@ export class SocraticStack extends cdk.Stack {
       if (symbol === 'queue/judge') return [judgeJobs.main.queueArn];
       if (symbol === 'bus') return [bus.eventBusArn];
       if (symbol === 'secret/api-key') return [apiKeySecret.secretArn];
+      if (symbol === 'secret/cursor') return [cursorSecret.secretArn];
       if (symbol === 'models/tutor') return props.tutorModels.flatMap(bedrockArns);
       if (symbol === 'models/judge') return props.judgeModels.flatMap(bedrockArns);
       throw new Error(`permissions.json: unknown resource ${symbol}`);

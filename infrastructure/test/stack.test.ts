@@ -174,10 +174,13 @@ test('each role is permissions.json, plus what its SQS event source needs', () =
   }
 });
 
-test('the API key is read from Secrets Manager, never placed in a function environment', () => {
+test('the API key and the cursor secret are read from Secrets Manager, never placed in a function environment', () => {
   const functions = resourcesOf('AWS::Lambda::Function');
-  const secrets = Object.keys(resourcesOf('AWS::SecretsManager::Secret'));
-  assert.equal(secrets.length, 1);
+  const all = Object.keys(resourcesOf('AWS::SecretsManager::Secret'));
+  assert.equal(all.length, 2);
+  const cursor = all.filter((id) => id.startsWith('CursorSecret'));
+  const secrets = all.filter((id) => !id.startsWith('CursorSecret'));
+  assert.equal(cursor.length, 1);
   for (const [id, f] of Object.entries(functions) as [string, any][]) {
     const env = JSON.stringify(f.Properties.Environment ?? {});
     assert.ok(!env.includes('resolve:secretsmanager'), `${id} has the secret's value in its environment`);
@@ -185,8 +188,10 @@ test('the API key is read from Secrets Manager, never placed in a function envir
   }
   const api = functions[functionLogicalId('Api')].Properties.Environment.Variables;
   assert.deepEqual(api.SOCRATIC_API_KEY_SECRET, { Ref: secrets[0] });
+  // Cursors are signed with their own secret, not one derived from the API key.
+  assert.deepEqual(api.SOCRATIC_CURSOR_SECRET, { Ref: cursor[0] });
   const reads = policiesOf('Api').filter((s: any) => ([] as string[]).concat(s.Action).includes('secretsmanager:GetSecretValue'));
-  assert.deepEqual(reads.map((s: any) => s.Resource), [{ Ref: secrets[0] }]);
+  assert.deepEqual(reads.map((s: any) => s.Resource), [[{ Ref: secrets[0] }, { Ref: cursor[0] }]]);
   for (const name of ['Planner', 'Dialogue', 'Judge', 'Curator']) {
     assert.ok(!actionsOf(name).some((a) => a.startsWith('secretsmanager:')), `${name} cannot read the key`);
   }

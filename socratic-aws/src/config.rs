@@ -25,6 +25,7 @@ pub struct ConfigError {
 /// | `SOCRATIC_EVENTS_QUEUE_URL` | SQS queue of run-judged events (when not using EventBridge) |
 /// | `SOCRATIC_EVENT_BUS` | EventBridge bus for run-judged events |
 /// | `SOCRATIC_API_KEY_SECRET` | Secrets Manager secret (name or ARN) holding the admin API's key |
+/// | `SOCRATIC_CURSOR_SECRET` | Secrets Manager secret (name or ARN) signing the admin API's pagination cursors; unset, they are signed with a key derived from the API key |
 /// | `SOCRATIC_MAX_RECEIVE_COUNT` | the job queues' `maxReceiveCount`: on that delivery a failing job marks its run failed |
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsSettings {
@@ -46,6 +47,8 @@ pub struct AwsSettings {
     pub event_bus: Option<String>,
     /// The Secrets Manager secret holding the admin API's key.
     pub api_key_secret: Option<String>,
+    /// The Secrets Manager secret signing the admin API's pagination cursors.
+    pub cursor_secret: Option<String>,
     /// The job queues' redrive `maxReceiveCount`; `None` when they have no dead-letter queue
     /// (or the deployment does not say), and a run whose job keeps failing is never failed.
     pub max_receive_count: Option<u32>,
@@ -76,6 +79,7 @@ impl AwsSettings {
             events_queue_url: env("SOCRATIC_EVENTS_QUEUE_URL"),
             event_bus: env("SOCRATIC_EVENT_BUS"),
             api_key_secret: env("SOCRATIC_API_KEY_SECRET"),
+            cursor_secret: env("SOCRATIC_CURSOR_SECRET"),
             max_receive_count: env("SOCRATIC_MAX_RECEIVE_COUNT")
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|n| *n >= 1),

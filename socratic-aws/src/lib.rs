@@ -64,7 +64,7 @@ pub use eventbridge::{EventBridgePublisher, RUN_JUDGED_DETAIL_TYPE, SOURCE};
 pub use s3::S3BlobStore;
 #[cfg(feature = "secrets")]
 #[cfg_attr(docsrs, doc(cfg(feature = "secrets")))]
-pub use secrets::{DEFAULT_KEY_TTL, SecretApiKey, SecretError};
+pub use secrets::{DEFAULT_KEY_TTL, SecretApiKey, SecretError, read_cursor_secret};
 #[cfg(feature = "sqs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{SqsQueue, create_queue_with_dead_letter};

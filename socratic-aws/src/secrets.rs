@@ -108,3 +108,27 @@ impl SecretApiKey {
         }
     }
 }
+
+/// Reads the pagination cursors' own secret (a name or ARN): the admin API signs its cursors
+/// with it rather than with a key derived from the API key, so a leaked or rotated API key
+/// neither forges nor voids cursors. Read once, at cold start; an empty secret is an error.
+pub async fn read_cursor_secret(
+    sdk: &SdkConfig,
+    secret_id: impl Into<String>,
+) -> Result<String, SecretError> {
+    let secret_id = secret_id.into();
+    let output = Client::new(sdk)
+        .get_secret_value()
+        .secret_id(&secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Read {
+            secret: secret_id.clone(),
+            message: format!("{:?}", classify(&e)),
+        })?;
+    let value = output.secret_string().unwrap_or_default().trim().to_owned();
+    if value.is_empty() {
+        return Err(SecretError::Empty { secret: secret_id });
+    }
+    Ok(value)
+}

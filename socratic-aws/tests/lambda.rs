@@ -79,6 +79,7 @@ async fn deploy(endpoint: &str) -> Deployment {
         events_queue_url: None,
         event_bus: Some(bus),
         api_key_secret: None,
+        cursor_secret: None,
         max_receive_count: Some(MAX_RECEIVES),
     };
     let providers = Providers::new().with(PROVIDER, Arc::new(SimulatedLlm::new()));

@@ -113,3 +113,32 @@ async fn an_empty_or_missing_secret_refuses_to_start() {
     assert!(!open.accepts(&headers("")));
     assert!(open.set_api_key(" ").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_secret_is_read_and_an_empty_one_refused() {
+    let Some(endpoint) = support::endpoint() else {
+        return;
+    };
+    let sdk = support::sdk(&endpoint).await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let (name, empty) = (support::unique("cursor"), support::unique("cursor-empty"));
+    for (secret, value) in [(&name, "cursor-secret-0123456789"), (&empty, "  ")] {
+        client
+            .create_secret()
+            .name(secret)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let value = socratic_aws::read_cursor_secret(&sdk, &name).await.unwrap();
+    assert_eq!(value, "cursor-secret-0123456789");
+    match socratic_aws::read_cursor_secret(&sdk, &empty).await {
+        Err(SecretError::Empty { secret }) => assert_eq!(secret, empty),
+        other => panic!("expected an empty-secret error, got {other:?}"),
+    }
+    match socratic_aws::read_cursor_secret(&sdk, support::unique("missing")).await {
+        Err(SecretError::Read { message, .. }) => assert!(!message.is_empty()),
+        other => panic!("expected a read error, got {other:?}"),
+    }
+}
