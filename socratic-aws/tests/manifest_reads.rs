@@ -83,18 +83,9 @@ async fn counted_from_runs(
     }
 }
 
-/// A 10,000-run manifest, some of its runs moved, planned and moved on the memory store (the
-/// emulator copies a whole table for every transaction, so 10,000 runs cannot be planned
-/// there in a test's time) and copied item by item to DynamoDB, where its runs are recounted
-/// (plain puts) as an upload does. A move on DynamoDB then adds to the counts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manifest_of_ten_thousand_runs_is_read_in_two_requests() {
-    let Some(endpoint) = support::endpoint() else {
-        return;
-    };
-    let memory = MemoryStore::new();
-    let queues = LocalQueues::new(Duration::from_secs(30), 3);
-    let ports = |store: Arc<dyn Store>| Ports {
+/// The ports of a pipeline on `store` whose jobs go to memory queues nobody reads.
+fn ports(store: Arc<dyn Store>, queues: &LocalQueues) -> Ports {
+    Ports {
         repository: Repository::new(store),
         blobs: Arc::new(MemoryBlobStore::new()) as Arc<dyn BlobStore>,
         dialogue_jobs: Arc::new(queues.dialogue.clone()),
@@ -107,7 +98,21 @@ async fn a_manifest_of_ten_thousand_runs_is_read_in_two_requests() {
             max_runs_per_manifest: 20_000,
             ..PipelineConfig::default()
         },
+    }
+}
+
+/// A 10,000-run manifest, some of its runs moved, planned and moved on the memory store (the
+/// emulator copies a whole table for every transaction, so 10,000 runs cannot be planned
+/// there in a test's time) and copied item by item to DynamoDB, where its runs are recounted
+/// (plain puts) as an upload does. A move on DynamoDB then adds to the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_of_ten_thousand_runs_is_read_in_two_requests() {
+    let Some(endpoint) = support::endpoint() else {
+        return;
     };
+    let memory = MemoryStore::new();
+    let queues = LocalQueues::new(Duration::from_secs(30), 3);
+    let ports = |store: Arc<dyn Store>| ports(store, &queues);
     let local = ports(Arc::new(memory.clone()));
     support::install_simulated_catalog(&local.repository).await;
     let mut request = simulated_manifest(&Defaults::load().unwrap());
@@ -185,4 +190,47 @@ async fn a_manifest_of_ten_thousand_runs_is_read_in_two_requests() {
         .send()
         .await
         .unwrap();
+}
+
+/// Runs an earlier release wrote without the type index are missing from `GET /runs` until
+/// the backfill writes them again with every index key; a second backfill finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backfill_indexes_runs_written_before_the_type_index() {
+    let Some(endpoint) = support::endpoint() else {
+        return;
+    };
+    let client = support::dynamo(&endpoint, None).await;
+    let table = support::table(&client).await;
+    let store = Arc::new(DynamoStore::new(client, &table));
+    let queues = LocalQueues::new(Duration::from_secs(30), 3);
+    let ports = ports(Arc::clone(&store) as Arc<dyn Store>, &queues);
+    support::install_simulated_catalog(&ports.repository).await;
+    let planned = plan(&ports, &simulated_manifest(&Defaults::load().unwrap()))
+        .await
+        .unwrap();
+    let repository = &ports.repository;
+    let listed = |repository: &Repository| {
+        let repository = repository.clone();
+        async move {
+            let page = repository
+                .list_runs(&RunFilter::All, 1000, None)
+                .await
+                .unwrap();
+            page.items.len()
+        }
+    };
+    assert_eq!(listed(repository).await, planned.runs.len());
+    for run in &planned.runs[..3] {
+        let mut item = store.get(&keys::run(run)).await.unwrap().unwrap();
+        item.index_keys.remove(&keys::BY_TYPE);
+        store.put(item, PutMode::Overwrite).await.unwrap();
+    }
+    assert_eq!(listed(repository).await, planned.runs.len() - 3);
+
+    let done = repository.backfill(&planned.manifest.id).await.unwrap();
+    assert_eq!(done.reindexed, 3);
+    assert_eq!(done.recounted, None, "its runs are still pending");
+    assert_eq!(listed(repository).await, planned.runs.len());
+    let again = repository.backfill(&planned.manifest.id).await.unwrap();
+    assert_eq!(again.reindexed, 0);
 }

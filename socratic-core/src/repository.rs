@@ -87,6 +87,17 @@ impl ManifestProgress {
     }
 }
 
+/// What [`Repository::backfill`] did for a manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backfilled {
+    /// Runs written again with the index keys they lacked.
+    pub reindexed: u64,
+    /// Runs a worker moved while they were read (their move wrote every key).
+    pub moved_meanwhile: u64,
+    /// Runs counted, when every run had finished; `None` while some are still running.
+    pub recounted: Option<u64>,
+}
+
 /// What went wrong in a repository operation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -910,6 +921,51 @@ impl Repository {
             Err(StoreError::TransactionCancelled { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Brings a manifest stored by an earlier release up to date, and answers with what it
+    /// did: runs written before an index existed (the type index that lists every run) are
+    /// written again with every index key, conditional on their version, so a run a worker
+    /// moves meanwhile is left to that move (which writes its keys too); and a manifest whose
+    /// runs have all finished has them counted ([`Repository::recount_runs`]). Run it again
+    /// at will: a second pass finds nothing to index.
+    pub async fn backfill(&self, id: &ManifestId) -> Result<Backfilled, RepoError> {
+        let mut done = Backfilled::default();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .list_runs(&RunFilter::Manifest(*id), 1000, cursor)
+                .await?;
+            for run in page.items {
+                let key = keys::run(&run.id);
+                let Some(item) = self.store.get(&key).await? else {
+                    continue;
+                };
+                let current = to_item(&run, item.version + 1)?;
+                if current.index_keys == item.index_keys {
+                    continue;
+                }
+                match self
+                    .store
+                    .put(current, PutMode::UpdateVersion(item.version))
+                    .await
+                {
+                    Ok(()) => done.reindexed += 1,
+                    Err(StoreError::ConditionFailed { .. }) => done.moved_meanwhile += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            cursor = page.cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        if let Some(progress) = self.manifest_progress(id).await?
+            && progress.is_complete()
+        {
+            done.recounted = Some(self.recount_runs(id).await?);
+        }
+        Ok(done)
     }
 
     /// Claims the writing of a manifest's summary for the job of run `claimant`: `true` when

@@ -7,6 +7,7 @@
 //! socratic-aws-admin install-catalog --table SocraticBenchmarks --models models.json
 //! socratic-aws-admin status 01J… --table SocraticBenchmarks
 //! socratic-aws-admin redrive --from "$DIALOGUE_DLQ_URL" --to "$DIALOGUE_QUEUE_URL"
+//! socratic-aws-admin backfill --table SocraticBenchmarks
 //! ```
 
 // Reporting what was created is what this binary is for.
@@ -62,6 +63,18 @@ enum Command {
         /// Table name.
         #[arg(long)]
         table: String,
+    },
+    /// Bring data written by earlier releases up to date: index runs written before the type
+    /// index existed (so `GET /runs` lists them), and count the runs of finished manifests
+    /// stored before runs were counted (so `GET /manifests/{id}` answers from counts).
+    /// Idempotent.
+    Backfill {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// Only this manifest; every manifest when left out.
+        #[arg(long)]
+        manifest: Option<String>,
     },
     /// Move messages from a dead-letter queue back to its queue, once their cause is fixed
     /// (each is sent, then deleted: at least once).
@@ -136,6 +149,37 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("manifest {id} is not in table {table}"))?;
             print!("{}", status_report(&status));
+        }
+        Command::Backfill { table, manifest } => {
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let repository = Repository::new(Arc::new(DynamoStore::new(client, &table)));
+            let ids: Vec<ManifestId> = match manifest {
+                Some(text) => vec![
+                    text.parse()
+                        .map_err(|e| anyhow::anyhow!("manifest id {text:?}: {e}"))?,
+                ],
+                None => repository
+                    .all_manifests()
+                    .await
+                    .with_context(|| format!("listing the manifests in table {table}"))?
+                    .into_iter()
+                    .map(|m| m.id)
+                    .collect(),
+            };
+            for id in ids {
+                let done = repository
+                    .backfill(&id)
+                    .await
+                    .with_context(|| format!("backfilling manifest {id}"))?;
+                let counted = done.recounted.map_or_else(
+                    || "not counted: still running".to_owned(),
+                    |n| format!("{n} run(s) counted"),
+                );
+                println!(
+                    "manifest {id}: {} run(s) indexed, {} moved meanwhile, {counted}",
+                    done.reindexed, done.moved_meanwhile
+                );
+            }
         }
         Command::Redrive { from, to, max } => {
             let client = aws_sdk_sqs::Client::new(&sdk);
