@@ -539,3 +539,30 @@ async fn bedrock_passes_the_llm_contract_against_the_stub() {
         .await;
     socratic_core::testkit::llm::rejects_invalid_requests(&llm, "text-model").await;
 }
+
+/// Each model of the example Bedrock catalog gets cache points exactly as docs/models.md says
+/// (from Bedrock's documentation of prompt caching).
+#[test]
+fn the_example_catalog_gets_cache_points_as_the_docs_list_them() {
+    let catalog = include_str!("../../examples/models/bedrock.toml");
+    let docs = include_str!("../../docs/models.md");
+    let models: Vec<&str> = catalog
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("model = "))
+        .map(|value| value.trim_matches('"'))
+        .collect();
+    assert!(models.len() >= 4, "{models:?}");
+    for model in models {
+        let row = docs
+            .lines()
+            .filter(|line| line.ends_with("| yes |") || line.ends_with("| no |"))
+            .find(|line| line.contains(&format!("`{model}`")))
+            .unwrap_or_else(|| panic!("docs/models.md's cache-point table has no row for {model}"));
+        let documented = row.ends_with("| yes |");
+        assert_eq!(
+            socratic_aws::PromptCaching::Auto.applies_to(model),
+            documented,
+            "{model}: {row}"
+        );
+    }
+}
