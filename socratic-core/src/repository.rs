@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use serde_json::Value;
 
 use crate::canonical::{ContentHash, content_hash};
@@ -765,12 +766,9 @@ impl Repository {
             stopped_count: 0,
             summary,
         };
-        let mut cursor = None;
-        loop {
-            let page = self
-                .list_runs(&RunFilter::Manifest(id), 1000, cursor)
-                .await?;
-            for run in page.items {
+        let mut pages = std::pin::pin!(self.run_pages(RunFilter::Manifest(id)));
+        while let Some(runs) = pages.try_next().await? {
+            for run in runs {
                 *status.by_status.entry(run.status).or_default() += 1;
                 if run.status.is_stopped() {
                     status.stopped_count += 1;
@@ -779,11 +777,8 @@ impl Repository {
                     }
                 }
             }
-            cursor = page.cursor;
-            if cursor.is_none() {
-                return Ok(status);
-            }
         }
+        Ok(status)
     }
 
     /// Counts a manifest's stored runs again, from the runs themselves: rewrites its count
@@ -796,12 +791,9 @@ impl Repository {
         let mut tallies: Vec<BTreeMap<String, i64>> =
             vec![BTreeMap::new(); keys::COUNT_SHARDS as usize];
         let mut counted = 0;
-        let mut cursor = None;
-        loop {
-            let page = self
-                .list_runs(&RunFilter::Manifest(*id), 1000, cursor)
-                .await?;
-            for run in page.items {
+        let mut pages = std::pin::pin!(self.run_pages(RunFilter::Manifest(*id)));
+        while let Some(runs) = pages.try_next().await? {
+            for run in runs {
                 counted += 1;
                 if run.status.is_stopped() {
                     self.store
@@ -813,10 +805,6 @@ impl Repository {
                     let name = status_change_counter(RunStatus::Pending, run.status);
                     *tallies[shard].entry(name).or_default() += 1;
                 }
-            }
-            cursor = page.cursor;
-            if cursor.is_none() {
-                break;
             }
         }
         // Shard 0, which marks the manifest as counted, is written last.
@@ -931,12 +919,9 @@ impl Repository {
     /// at will: a second pass finds nothing to index.
     pub async fn backfill(&self, id: &ManifestId) -> Result<Backfilled, RepoError> {
         let mut done = Backfilled::default();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .list_runs(&RunFilter::Manifest(*id), 1000, cursor)
-                .await?;
-            for run in page.items {
+        let mut pages = std::pin::pin!(self.run_pages(RunFilter::Manifest(*id)));
+        while let Some(runs) = pages.try_next().await? {
+            for run in runs {
                 let key = keys::run(&run.id);
                 let Some(item) = self.store.get(&key).await? else {
                     continue;
@@ -954,10 +939,6 @@ impl Repository {
                     Err(StoreError::ConditionFailed { .. }) => done.moved_meanwhile += 1,
                     Err(e) => return Err(e.into()),
                 }
-            }
-            cursor = page.cursor;
-            if cursor.is_none() {
-                break;
             }
         }
         if let Some(progress) = self.manifest_progress(id).await?
@@ -1171,6 +1152,25 @@ impl Repository {
             .limit(limit)
             .after(cursor);
         self.page(&query).await
+    }
+
+    /// The runs `filter` selects, a page of up to 1,000 at a time, in [`Repository::list_runs`]
+    /// order: memory holds one page however many runs there are.
+    pub fn run_pages(
+        &self,
+        filter: RunFilter,
+    ) -> impl futures::Stream<Item = Result<Vec<Run>, RepoError>> + Send + '_ {
+        // The state is the cursor of the next page to read; `None` once the last was read.
+        futures::stream::try_unfold(Some(None), move |next: Option<Option<Cursor>>| {
+            let filter = filter.clone();
+            async move {
+                let Some(cursor) = next else {
+                    return Ok(None);
+                };
+                let page = self.list_runs(&filter, 1000, cursor).await?;
+                Ok(Some((page.items, page.cursor.map(Some))))
+            }
+        })
     }
 
     async fn page<E: Entity>(&self, query: &Query) -> Result<EntityPage<E>, RepoError> {
