@@ -45,6 +45,8 @@ mod s3;
 mod secrets;
 #[cfg(feature = "sqs")]
 mod sqs;
+#[cfg(feature = "cloudformation")]
+mod stack;
 
 pub use config::{AwsSettings, ConfigError, sdk_config};
 
@@ -68,3 +70,6 @@ pub use secrets::{DEFAULT_KEY_TTL, SecretApiKey, SecretError, read_cursor_secret
 #[cfg(feature = "sqs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{SqsQueue, create_queue_with_dead_letter};
+#[cfg(feature = "cloudformation")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cloudformation")))]
+pub use stack::{StackError, stack_output, stack_outputs};

@@ -26,6 +26,30 @@ impl S3BlobStore {
             bucket: bucket.into(),
         }
     }
+
+    /// A store over `bucket` with a client built from `sdk`. With an endpoint override (an
+    /// emulator), requests use path-style addressing, which emulators serve.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .build();
+        Self::new(Client::from_conf(config), bucket)
+    }
+
+    /// Whether the bucket exists (`HeadBucket`): a tool writing into a deployed bucket asks
+    /// first, to name a missing bucket rather than fail on its first write.
+    pub async fn bucket_exists(&self) -> Result<bool, BlobError> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error().is_some_and(|e| e.is_not_found())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failure(classify(&e), &self.bucket)),
+        }
+    }
 }
 
 fn failure(failure: Failure, key: &str) -> BlobError {

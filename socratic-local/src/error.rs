@@ -50,6 +50,9 @@ pub enum Error {
     /// with the target directory.
     #[error(transparent)]
     Bundle(#[from] crate::bundle::BundleError),
+    /// A push stopped: a conflict, a missing table or bucket, nothing to push.
+    #[error(transparent)]
+    Push(#[from] crate::push::PushError),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -52,6 +52,7 @@ pub mod given_cache;
 pub mod history;
 pub mod label;
 pub mod models;
+pub mod push;
 pub mod rerender;
 pub mod text;
 

@@ -9,6 +9,8 @@ mod bundle;
 mod catalog;
 mod history;
 mod output;
+#[cfg(feature = "aws")]
+mod remote;
 mod run;
 
 use std::path::PathBuf;
@@ -143,6 +145,29 @@ enum Command {
         /// Runs at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+    },
+    /// Upload the finished benchmarks of a results directory into a deployed stack's table
+    /// and bucket (docs/deployment.md, "Push local results"): its admin API and report then
+    /// serve them. Overwrites nothing; pushing again is a no-op.
+    Push {
+        /// The results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// One benchmark; by default every finished one.
+        #[arg(long = "manifest-id")]
+        manifest_id: Option<ManifestId>,
+        /// The stack's name: its outputs name the table and bucket.
+        #[arg(long, conflicts_with_all = ["table", "bucket"], required_unless_present_all = ["table", "bucket"])]
+        stack: Option<String>,
+        /// The stack's DynamoDB table, instead of --stack.
+        #[arg(long, requires = "bucket")]
+        table: Option<String>,
+        /// The stack's S3 bucket, instead of --stack.
+        #[arg(long, requires = "table")]
+        bucket: Option<String>,
+        /// Compare only: print what a push would write, and any conflict, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write a starter benchmark to edit: rubric, prompts, scenarios, manifest, models file.
     Init {
@@ -340,6 +365,34 @@ async fn main() -> ExitCode {
             models,
             concurrency,
         }) => bundle::replay(&source, manifest_id, models.as_deref(), &out, concurrency).await,
+        Some(Command::Push {
+            out,
+            manifest_id,
+            stack,
+            table,
+            bucket,
+            dry_run,
+        }) => {
+            #[cfg(feature = "aws")]
+            {
+                let data = match (stack, table, bucket) {
+                    (Some(stack), ..) => socratic_local::push::StackData::Stack(stack),
+                    (None, Some(table), Some(bucket)) => {
+                        socratic_local::push::StackData::Named { table, bucket }
+                    }
+                    // clap requires --stack or both --table and --bucket.
+                    _ => unreachable!("clap checks push's target"),
+                };
+                remote::push(&out, manifest_id, data, dry_run).await
+            }
+            #[cfg(not(feature = "aws"))]
+            {
+                let _ = (out, manifest_id, stack, table, bucket, dry_run);
+                Err(socratic_local::Error::Invalid(
+                    "this socratic was built without the aws feature, which push needs".to_owned(),
+                ))
+            }
+        }
         Some(Command::Init { dir }) => catalog::init(&dir),
         Some(Command::Check { dir }) => catalog::check(&dir).await,
         Some(Command::Models { models, no_check }) => catalog::models(&models, no_check).await,

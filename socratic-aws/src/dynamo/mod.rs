@@ -57,6 +57,11 @@ impl DynamoStore {
         }
     }
 
+    /// A store over `table` with a client built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(sdk), table)
+    }
+
     /// The same store serving `indexes` instead: the table's global indexes.
     pub fn with_indexes(mut self, indexes: &[Index]) -> Self {
         self.indexes = indexes.into();
@@ -66,6 +71,27 @@ impl DynamoStore {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Whether the table exists (`DescribeTable`): a tool writing into a deployed table asks
+    /// first, to name a missing table rather than fail on its first write.
+    pub async fn table_exists(&self) -> Result<bool, StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failure(&classify(&e), None)),
+        }
     }
 }
 
