@@ -782,19 +782,22 @@ impl Repository {
     }
 
     /// Counts a manifest's stored runs again, from the runs themselves: rewrites its count
-    /// shards and the copies of its stopped runs, so [`Repository::manifest_status`] answers
-    /// from them. For runs that were stored rather than moved (an import, an upload) and for
+    /// shards, the copies of its stopped runs and its finished counter, so
+    /// [`Repository::manifest_status`] and [`Repository::manifest_progress`] answer from them. For runs that were stored rather than moved (an import, an upload) and for
     /// manifests stored before runs were counted. Run it while no worker moves the
     /// manifest's runs: a move made during the recount may be counted twice or not at all.
     /// Returns how many runs it counted.
     pub async fn recount_runs(&self, id: &ManifestId) -> Result<u64, RepoError> {
         let mut tallies: Vec<BTreeMap<String, i64>> =
             vec![BTreeMap::new(); keys::COUNT_SHARDS as usize];
-        let mut counted = 0;
+        let (mut counted, mut finished) = (0, 0);
         let mut pages = std::pin::pin!(self.run_pages(RunFilter::Manifest(*id)));
         while let Some(runs) = pages.try_next().await? {
             for run in runs {
                 counted += 1;
+                if run.status.is_final() {
+                    finished += 1;
+                }
                 if run.status.is_stopped() {
                     self.store
                         .put(stopped_copy(&run)?, PutMode::Overwrite)
@@ -819,6 +822,15 @@ impl Repository {
                 item.attributes.insert(name, Value::from(n));
             }
             self.store.put(item, PutMode::Overwrite).await?;
+        }
+        // The finished counter, moved by the difference so the manifest's item is kept.
+        if let Some(item) = self.store.get(&keys::manifest(id)).await? {
+            let delta = finished - item.counter(FINISHED_COUNTER);
+            if delta != 0 {
+                self.store
+                    .increment(&keys::manifest(id), FINISHED_COUNTER, delta)
+                    .await?;
+            }
         }
         Ok(counted)
     }

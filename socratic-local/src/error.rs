@@ -53,6 +53,10 @@ pub enum Error {
     /// A push stopped: a conflict, a missing table or bucket, nothing to push.
     #[error(transparent)]
     Push(#[from] crate::push::PushError),
+    /// The admin API of a deployment could not be used.
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(Box<crate::remote::RemoteError>),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

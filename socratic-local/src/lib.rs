@@ -53,6 +53,9 @@ pub mod history;
 pub mod label;
 pub mod models;
 pub mod push;
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub mod remote;
 pub mod rerender;
 pub mod text;
 

@@ -9,7 +9,6 @@ mod bundle;
 mod catalog;
 mod history;
 mod output;
-#[cfg(feature = "aws")]
 mod remote;
 mod run;
 
@@ -169,6 +168,18 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Copy a finished benchmark from a deployed admin API into a results directory, where
+    /// report, list, show and compare read it (the last step of `run --remote`).
+    Pull {
+        /// The benchmark's manifest id in the deployment.
+        manifest_id: ManifestId,
+        /// The admin API's URL; the key from `SOCRATIC_API_KEY`.
+        #[arg(long, value_name = "API_URL")]
+        remote: String,
+        /// The results directory (created if missing).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
     /// Write a starter benchmark to edit: rubric, prompts, scenarios, manifest, models file.
     Init {
         /// A new or empty directory.
@@ -192,7 +203,7 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Args)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     /// A manifest request as JSON; by default the eight starter scenarios × three simulated
     /// tutors × three turns.
     #[arg(long)]
@@ -259,6 +270,14 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Run on a deployed admin API instead of here (its URL, such as the stack's `ApiUrl`
+    /// output; the key from `SOCRATIC_API_KEY`): the manifest and the catalog entities it uses
+    /// are sent, progress is followed, and the finished results are pulled into --out.
+    #[arg(long, value_name = "API_URL")]
+    remote: Option<String>,
+    /// With --remote: seconds between progress checks.
+    #[arg(long, default_value_t = 5.0, requires = "remote")]
+    poll_seconds: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -316,6 +335,25 @@ const EXIT_FAILED_RUNS: u8 = 4;
 /// Exit status when Ctrl-C stopped the benchmark.
 const EXIT_INTERRUPTED: u8 = 130;
 
+/// `socratic run`: here, or on the deployed admin API `--remote` names.
+async fn run_here_or_remote(args: RunArgs) -> Status {
+    match args.remote.clone() {
+        #[cfg(feature = "remote")]
+        Some(url) => remote::run(args, &url).await,
+        #[cfg(not(feature = "remote"))]
+        Some(_) => Err(without("remote", "run --remote")),
+        None => run::run(args, None).await,
+    }
+}
+
+/// The error of a command this build left out.
+#[allow(dead_code)]
+fn without(feature: &str, command: &str) -> socratic_local::Error {
+    socratic_local::Error::Invalid(format!(
+        "this socratic was built without the {feature} feature, which {command} needs"
+    ))
+}
+
 /// What a subcommand answers: its exit status, or why it failed.
 type Status = Result<ExitCode, socratic_local::Error>;
 
@@ -329,8 +367,8 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => run::run(cli.run, None).await,
-        Some(Command::Run(args)) => run::run(args, None).await,
+        None => run_here_or_remote(cli.run).await,
+        Some(Command::Run(args)) => run_here_or_remote(args).await,
         Some(Command::Estimate(args)) => run::estimate(args).await,
         Some(Command::Rejudge(args)) => {
             let rejudge = socratic_local::Rejudge {
@@ -388,9 +426,22 @@ async fn main() -> ExitCode {
             #[cfg(not(feature = "aws"))]
             {
                 let _ = (out, manifest_id, stack, table, bucket, dry_run);
-                Err(socratic_local::Error::Invalid(
-                    "this socratic was built without the aws feature, which push needs".to_owned(),
-                ))
+                Err(without("aws", "push"))
+            }
+        }
+        Some(Command::Pull {
+            manifest_id,
+            remote,
+            out,
+        }) => {
+            #[cfg(feature = "remote")]
+            {
+                remote::pull(&manifest_id, &remote, &out).await
+            }
+            #[cfg(not(feature = "remote"))]
+            {
+                let _ = (manifest_id, remote, out);
+                Err(without("remote", "pull"))
             }
         }
         Some(Command::Init { dir }) => catalog::init(&dir),

@@ -13,7 +13,7 @@ use crate::output::{out, outln};
 use crate::{EXIT_BUDGET, EXIT_FAILED_RUNS, EXIT_INTERRUPTED, RunArgs, Status};
 
 impl RunArgs {
-    fn options(self, rejudge: Option<Rejudge>) -> BenchmarkOptions {
+    pub(crate) fn options(self, rejudge: Option<Rejudge>) -> BenchmarkOptions {
         let cache = match (self.no_cache, self.cache) {
             (true, _) => CacheChoice::Off,
             (false, Some(dir)) => CacheChoice::At(dir),
