@@ -339,6 +339,7 @@ impl Benchmark {
             Some(r) => Some(ModelsFile {
                 path: PathBuf::from(crate::bundle::MODELS),
                 models: r.models.clone(),
+                servers: Vec::new(),
             }),
             None => options
                 .models

@@ -11,7 +11,17 @@
 //! prices = { input = 0.15, output = 0.60, cache_read = 0.075 }   # $ per million tokens
 //! concurrency = 8                    # calls at once
 //! requests_per_minute = 500
+//!
+//! [[servers]]                        # optional: calls at once to one server, all its models
+//! base_url = "http://localhost:8080/v1"
+//! concurrency = 1
 //! ```
+//!
+//! Models of an OpenAI-compatible server that share a `base_url` share one concurrency limit:
+//! its `[[servers]]` entry's, or else the largest `concurrency` among them (the command
+//! line's `--concurrency` for those without one). A local server answers one request, or a
+//! few, at a time; calls beyond that wait here rather than in its queue, so a call's
+//! `timeout_secs` counts from when the server can take it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -125,6 +135,16 @@ pub struct ModelsFileError {
     pub problems: Vec<String>,
 }
 
+/// One server of the file (`[[servers]]`): the limit its models share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntry {
+    /// The API root, as its models' `base_url` give it.
+    pub base_url: String,
+    /// Calls at once to the server, across all its models.
+    pub concurrency: usize,
+}
+
 /// A checked models file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelsFile {
@@ -132,6 +152,20 @@ pub struct ModelsFile {
     pub path: PathBuf,
     /// The models, in file order.
     pub models: Vec<ModelEntry>,
+    /// The servers given limits of their own.
+    pub servers: Vec<ServerEntry>,
+}
+
+/// The server whose limit `entry` shares: an OpenAI-compatible model's `base_url`.
+fn server_of(entry: &ModelEntry) -> Option<String> {
+    (entry.provider == "openai")
+        .then(|| entry.base_url.as_deref().map(server_key))
+        .flatten()
+}
+
+/// A server's address as its limit is keyed: without a trailing slash.
+fn server_key(base_url: &str) -> String {
+    base_url.trim_end_matches('/').to_owned()
 }
 
 /// Reads and checks a models file (`.toml`, else JSON), looking environment variables up with
@@ -205,14 +239,70 @@ pub fn load(
         }
         models.push(parsed);
     }
+    let servers = servers(&document, &models, &mut problems);
     if problems.is_empty() {
         Ok(ModelsFile {
             path: path.to_owned(),
             models,
+            servers,
         })
     } else {
         Err(fail(problems))
     }
+}
+
+/// The `[[servers]]` entries, checked: each names the `base_url` of an OpenAI-compatible
+/// model of the file, once, with a concurrency of at least 1.
+fn servers(
+    document: &Value,
+    models: &[ModelEntry],
+    problems: &mut Vec<String>,
+) -> Vec<ServerEntry> {
+    let entries = match document.get("servers") {
+        None => return Vec::new(),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => {
+            problems.push(
+                "expected a list of servers under `servers` ([[servers]] in TOML)".to_owned(),
+            );
+            return Vec::new();
+        }
+    };
+    let served: BTreeSet<String> = models
+        .iter()
+        .filter(|m| m.provider == "openai")
+        .filter_map(|m| m.base_url.as_deref().map(server_key))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut servers = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let label = format!("servers[{i}]");
+        let server: ServerEntry = match serde_json::from_value(entry.clone()) {
+            Ok(server) => server,
+            Err(e) => {
+                problems.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
+        let key = server_key(&server.base_url);
+        if !served.contains(&key) {
+            problems.push(format!(
+                "{label}: no openai model of the file has the base_url {}",
+                server.base_url
+            ));
+        }
+        if !seen.insert(key) {
+            problems.push(format!(
+                "{label}: the server {} is listed twice",
+                server.base_url
+            ));
+        }
+        if server.concurrency == 0 {
+            problems.push(format!("{label}: concurrency must be at least 1"));
+        }
+        servers.push(server);
+    }
+    servers
 }
 
 /// Reads and checks a models file, looking its key variables up in this process's environment.
@@ -350,6 +440,33 @@ pub struct ModelClients {
 }
 
 impl ModelsFile {
+    /// Calls at once to each server, across its models: its `[[servers]]` entry's, or the
+    /// largest concurrency among its models (`default` for those without one).
+    pub fn server_concurrency(&self, default: usize) -> std::collections::BTreeMap<String, usize> {
+        let mut limits = std::collections::BTreeMap::new();
+        for entry in &self.models {
+            if let Some(key) = server_of(entry) {
+                let n = entry.concurrency.unwrap_or(default).max(1);
+                let limit = limits.entry(key).or_insert(n);
+                *limit = (*limit).max(n);
+            }
+        }
+        for server in &self.servers {
+            limits.insert(server_key(&server.base_url), server.concurrency.max(1));
+        }
+        limits
+    }
+
+    fn server_slots(
+        &self,
+        default: usize,
+    ) -> std::collections::BTreeMap<String, Arc<tokio::sync::Semaphore>> {
+        self.server_concurrency(default)
+            .into_iter()
+            .map(|(key, n)| (key, Arc::new(tokio::sync::Semaphore::new(n))))
+            .collect()
+    }
+
     /// The catalog entities.
     pub fn catalog(&self) -> Vec<Model> {
         self.models
@@ -364,6 +481,7 @@ impl ModelsFile {
         options: &ClientOptions,
         mut providers: Providers,
     ) -> Result<(Providers, Vec<(ModelEntry, ModelClients)>), Error> {
+        let slots = self.server_slots(options.concurrency);
         let mut built = Vec::new();
         for entry in &self.models {
             let provider = if options.offline {
@@ -383,6 +501,10 @@ impl ModelsFile {
                 entry.concurrency,
             )
             .requests_per_minute(entry.requests_per_minute);
+            let stack = match server_of(entry).and_then(|key| slots.get(&key)) {
+                Some(slots) => stack.server_slots(Arc::clone(slots)),
+                None => stack,
+            };
             let clients = ModelClients {
                 benchmark: stack.build(Arc::clone(&provider)),
                 preflight: stack.build_preflight(provider),

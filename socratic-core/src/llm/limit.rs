@@ -52,6 +52,38 @@ impl<C: LlmClient> LlmClient for ConcurrencyLimitLlm<C> {
     }
 }
 
+/// Lets at most as many calls run at once as `slots` has permits, across every client that
+/// shares `slots`: the models one server serves. A local server (Ollama, llama.cpp) answers
+/// one request or a few at a time; calls beyond that would wait in its queue with their
+/// timeouts running, so they wait here instead, and a call's timeout starts when the server
+/// can take it.
+#[derive(Debug)]
+pub struct SharedLimitLlm<C> {
+    inner: C,
+    slots: Arc<Semaphore>,
+}
+
+impl<C: LlmClient> SharedLimitLlm<C> {
+    /// Wraps `inner`, taking one of `slots`' permits for each call.
+    pub fn new(inner: C, slots: Arc<Semaphore>) -> Self {
+        Self { inner, slots }
+    }
+}
+
+#[async_trait]
+impl<C: LlmClient> LlmClient for SharedLimitLlm<C> {
+    async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
+        let _permit =
+            Arc::clone(&self.slots)
+                .acquire_owned()
+                .await
+                .map_err(|_| LlmError::Unavailable {
+                    message: "server concurrency limiter closed".to_owned(),
+                })?;
+        self.inner.converse(request).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -22,7 +22,7 @@ mod style;
 
 pub use budget::{Budget, BudgetLlm, input_size, worst_case_cost, worst_case_input_tokens};
 pub use cache::{CacheMode, CachedLlm};
-pub use limit::ConcurrencyLimitLlm;
+pub use limit::{ConcurrencyLimitLlm, SharedLimitLlm};
 pub use rate::RateLimitLlm;
 pub use retry::{RetryBudget, RetryLlm, RetryPolicy};
 pub use stack::{CallRecorder, ClientStack, StackCache};

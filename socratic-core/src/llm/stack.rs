@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{
     Budget, BudgetLlm, CacheMode, CachedLlm, ConcurrencyLimitLlm, LlmClient, Prices, RateLimitLlm,
-    RetryLlm, RetryPolicy,
+    RetryLlm, RetryPolicy, SharedLimitLlm,
 };
 use crate::blob::BlobStore;
 
@@ -64,6 +64,7 @@ pub struct ClientStack {
     retry: Option<RetryPolicy>,
     requests_per_minute: Option<u32>,
     concurrency: Option<usize>,
+    server_slots: Option<Arc<tokio::sync::Semaphore>>,
     cache: Option<StackCache>,
     recorder: Option<Arc<dyn CallRecorder>>,
 }
@@ -76,6 +77,10 @@ impl std::fmt::Debug for ClientStack {
             .field("retry", &self.retry)
             .field("requests_per_minute", &self.requests_per_minute)
             .field("concurrency", &self.concurrency)
+            .field(
+                "server_slots",
+                &self.server_slots.as_ref().map(|s| s.available_permits()),
+            )
             .field(
                 "cache",
                 &self.cache.as_ref().map(|c| (&c.namespace, c.mode)),
@@ -121,6 +126,14 @@ impl ClientStack {
         self
     }
 
+    /// Shares `slots` with the other stacks given them: at most its permits calls at once
+    /// across all of them (the models one server serves). Inside the per-model limit,
+    /// outside the retries, so a call's timeout starts once the server can take it.
+    pub fn server_slots(mut self, slots: Arc<tokio::sync::Semaphore>) -> Self {
+        self.server_slots = Some(slots);
+        self
+    }
+
     /// Answers from, and stores answers in, `cache`.
     pub fn cache(mut self, cache: StackCache) -> Self {
         self.cache = Some(cache);
@@ -147,6 +160,9 @@ impl ClientStack {
         }
         if let Some(per_minute) = self.requests_per_minute {
             stack = Arc::new(RateLimitLlm::new(stack, per_minute));
+        }
+        if let Some(slots) = &self.server_slots {
+            stack = Arc::new(SharedLimitLlm::new(stack, Arc::clone(slots)));
         }
         if let Some(per_model) = self.concurrency {
             stack = Arc::new(ConcurrencyLimitLlm::new(stack, per_model));
