@@ -318,11 +318,10 @@ impl Copier<'_> {
             .query_all(&Query::partition(keys::manifest_pk(&id)))
             .await
             .with_context(reading)?;
-        let (metadata, rest): (Vec<Item>, Vec<Item>) = items
+        let items = items
             .into_iter()
-            .filter(|item| item.key.sk != keys::SUMMARY_CLAIM)
-            .partition(|item| item.key.sk == keys::METADATA);
-        for item in rest.into_iter().chain(metadata) {
+            .filter(|item| item.key.sk != keys::SUMMARY_CLAIM);
+        for item in metadata_last(items) {
             self.copy_item(item).await?;
         }
         Ok(runs.len())
@@ -346,10 +345,7 @@ impl Copier<'_> {
         self.blobs_under(&format!("raw/runs/{run}/")).await?;
         self.blobs_under(&format!("curated/runs/{run}.json"))
             .await?;
-        let (metadata, rest): (Vec<Item>, Vec<Item>) = items
-            .into_iter()
-            .partition(|item| item.key.sk == keys::METADATA);
-        for item in rest.into_iter().chain(metadata) {
+        for item in metadata_last(items) {
             match existing.iter().find(|e| e.key == item.key) {
                 Some(there) => self.same_item(&item, there)?,
                 None => self.create_item(item).await?,
@@ -366,28 +362,24 @@ impl Copier<'_> {
             .with_context(|| format!("reading {key}"))
     }
 
+    async fn target_item(&self, key: &Key) -> Result<Option<Item>, Error> {
+        self.target
+            .store
+            .get(key)
+            .await
+            .with_context(|| format!("reading {key} in {}", self.target.name))
+    }
+
     /// Fails if the target holds `item`'s key with other content.
     async fn compare_item(&self, item: &Item) -> Result<(), Error> {
-        let there = self
-            .target
-            .store
-            .get(&item.key)
-            .await
-            .with_context(|| format!("reading {} in {}", item.key, self.target.name))?;
-        match there {
+        match self.target_item(&item.key).await? {
             Some(there) if !same(item, &there) => Err(self.conflict(item.key.to_string())),
             _ => Ok(()),
         }
     }
 
     async fn copy_item(&self, item: Item) -> Result<(), Error> {
-        let there = self
-            .target
-            .store
-            .get(&item.key)
-            .await
-            .with_context(|| format!("reading {} in {}", item.key, self.target.name))?;
-        match there {
+        match self.target_item(&item.key).await? {
             Some(there) => self.same_item(&item, &there),
             None => self.create_item(item).await,
         }
@@ -408,13 +400,7 @@ impl Copier<'_> {
                 Ok(()) => {}
                 // Another push got there first: the same content is as good.
                 Err(StoreError::AlreadyExists { .. }) => {
-                    let there = self
-                        .target
-                        .store
-                        .get(&key)
-                        .await
-                        .with_context(|| format!("reading {key} in {}", self.target.name))?;
-                    return match there {
+                    return match self.target_item(&key).await? {
                         Some(there) => self.same_item(&item, &there),
                         None => Err(self.conflict(key.to_string())),
                     };
@@ -491,6 +477,15 @@ impl Copier<'_> {
         }
         .into()
     }
+}
+
+/// A partition's items with its `METADATA` item last: the entity itself is written once
+/// everything under it is there.
+fn metadata_last(items: impl IntoIterator<Item = Item>) -> impl Iterator<Item = Item> {
+    let (metadata, rest): (Vec<Item>, Vec<Item>) = items
+        .into_iter()
+        .partition(|item| item.key.sk == keys::METADATA);
+    rest.into_iter().chain(metadata)
 }
 
 /// Whether the target's item holds what the source's does. Backends keep an entity's JSON in
