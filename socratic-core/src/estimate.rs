@@ -9,6 +9,10 @@
 //!   priced at the dearest input price (the bound the spending cap reserves per call, see
 //!   [`worst_case_cost`]).
 //!
+//! Each cost comes twice: at the live prices, and through the providers' batch interfaces
+//! (each model at its batch prices, [`Prices::batch`], or live where it has none), with the
+//! rounds a turn-synchronous batch benchmark takes ([`PlanEstimate::batch_rounds`]).
+//!
 //! Judge calls retried for invalid output are not counted: they are the exception. A re-judge
 //! counts only its judges' calls.
 
@@ -20,11 +24,20 @@ use crate::clock::Timestamp;
 use crate::entity::{CallRecord, ManifestRequest, Model, Prompt, Rubric, Scenario, Turn};
 use crate::id::{ManifestId, ModelId, RunId};
 use crate::llm::{
-    ConverseRequest, Role, StopReason, Usage, input_size, worst_case_cost, worst_case_input_tokens,
+    ConverseRequest, Prices, Role, StopReason, Usage, input_size, worst_case_cost,
+    worst_case_input_tokens,
 };
 use crate::pipeline::{ALPHA, Sampling, judge_request, student_request, tutor_request};
 use crate::repository::{RepoError, Repository};
 use crate::stats::{DesignVariance, Power};
+
+/// How long a provider typically takes to answer a batch: OpenAI and Anthropic say most
+/// batches finish within an hour.
+pub const TYPICAL_BATCH_ROUND: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The completion window a batch is submitted with: a provider may take this long, and
+/// expires what it has not answered by then.
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Bytes of text per token assumed for the expected case.
 const BYTES_PER_TOKEN: u64 = 4;
@@ -63,6 +76,12 @@ pub struct ModelEstimate {
     pub cost_usd: f64,
     /// Worst-case cost in US dollars.
     pub worst_cost_usd: f64,
+    /// Expected cost through the batch interface (the live cost without batch prices).
+    pub batch_cost_usd: f64,
+    /// Worst-case cost through the batch interface.
+    pub batch_worst_cost_usd: f64,
+    /// Whether the model has batch prices.
+    pub batch_priced: bool,
 }
 
 /// The estimate of a whole manifest.
@@ -78,6 +97,13 @@ pub struct PlanEstimate {
     pub cost_usd: f64,
     /// Worst-case cost in US dollars.
     pub worst_cost_usd: f64,
+    /// Expected cost with every model's calls sent through its batch interface.
+    pub batch_cost_usd: f64,
+    /// Worst-case cost with every model's calls sent through its batch interface.
+    pub batch_worst_cost_usd: f64,
+    /// The rounds of batches a turn-synchronous benchmark takes: one per tutor turn, one per
+    /// student turn, and one for the judges.
+    pub batch_rounds: u32,
 }
 
 /// What a planned design can detect, and whose scores' variance it assumes.
@@ -123,19 +149,32 @@ impl PlanEstimate {
             worst_input_tokens: worst_case_input_tokens(&pair.worst) * times,
             worst_output_tokens: u64::from(pair.worst.max_tokens) * times,
         };
-        let cost = model.prices.cost(&Usage {
+        let expected_usage = Usage {
             input_tokens: expected_input,
             output_tokens: u64::from(pair.expected.max_tokens / 2),
             ..Usage::default()
-        }) * times as f64;
-        let worst = worst_case_cost(&model.prices, &pair.worst) * times as f64;
+        };
+        let costs = |prices: &Prices| {
+            (
+                prices.cost(&expected_usage) * times as f64,
+                worst_case_cost(prices, &pair.worst) * times as f64,
+            )
+        };
+        let (cost, worst) = costs(&model.prices);
+        let batch_prices = model.prices.batch();
+        let (batch_cost, batch_worst) = costs(batch_prices.as_ref().unwrap_or(&model.prices));
         self.roles.entry(role).or_default().add(&estimate);
         let entry = self.models.entry(model.id.clone()).or_default();
         entry.roles.entry(role).or_default().add(&estimate);
         entry.cost_usd += cost;
         entry.worst_cost_usd += worst;
+        entry.batch_cost_usd += batch_cost;
+        entry.batch_worst_cost_usd += batch_worst;
+        entry.batch_priced = batch_prices.is_some();
         self.cost_usd += cost;
         self.worst_cost_usd += worst;
+        self.batch_cost_usd += batch_cost;
+        self.batch_worst_cost_usd += batch_worst;
     }
 }
 
@@ -214,12 +253,23 @@ pub async fn estimate(
         max_tokens: request.max_tokens,
     };
 
-    let mut plan = PlanEstimate {
-        runs: request.run_count(),
-        ..PlanEstimate::default()
-    };
     // A re-judge reuses its dialogues: only the judges are called.
     let new_dialogues = request.rejudge_of.is_none();
+    let dialogue_rounds = if new_dialogues {
+        turns
+            + if student.is_some() {
+                turns.saturating_sub(1)
+            } else {
+                0
+            }
+    } else {
+        0
+    };
+    let mut plan = PlanEstimate {
+        runs: request.run_count(),
+        batch_rounds: dialogue_rounds + u32::from(!judges.is_empty()),
+        ..PlanEstimate::default()
+    };
     for config in &request.tutors {
         let tutor: Model = repository.require_catalog(&config.model).await?;
         for scenario in &scenarios {

@@ -125,6 +125,9 @@ pub struct BenchmarkOptions {
     pub preflight: bool,
     /// Re-judge a finished manifest instead of running the manifest's dialogues.
     pub rejudge: Option<Rejudge>,
+    /// Send the calls of every model that can take them through its provider's batch
+    /// interface (models marked `batch = true` in the models file go there without it).
+    pub batch: bool,
 }
 
 impl Default for BenchmarkOptions {
@@ -143,6 +146,7 @@ impl Default for BenchmarkOptions {
             replay: false,
             preflight: true,
             rejudge: None,
+            batch: false,
         }
     }
 }

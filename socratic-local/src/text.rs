@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use socratic_core::calibration::Calibration;
 use socratic_core::compare::ManifestComparison;
 use socratic_core::entity::{JudgmentOutcome, RunStatus};
-use socratic_core::estimate::{PlanEstimate, PlanPower};
+use socratic_core::estimate::{BATCH_WINDOW, PlanEstimate, PlanPower, TYPICAL_BATCH_ROUND};
 use socratic_core::id::ModelId;
 use socratic_core::report;
 use socratic_core::repository::RunRecord;
@@ -256,11 +256,31 @@ pub fn models_table(file: &ModelsFile) -> String {
 
 /// The plan and its estimated cost, per role and per model, and whether `cap` covers the
 /// worst case.
-pub fn estimate_table(estimate: &PlanEstimate, cap: Option<f64>) -> String {
+pub fn estimate_table(estimate: &PlanEstimate, cap: Option<f64>, batch: bool) -> String {
     let mut out = format!(
         "plan: {} run(s); estimated cost ${:.4}, at most ${:.4}\n",
         estimate.runs, estimate.cost_usd, estimate.worst_cost_usd
     );
+    if batch {
+        let _ = writeln!(
+            out,
+            "batch: estimated cost ${:.4}, at most ${:.4} (live: ${:.4}, at most ${:.4})",
+            estimate.batch_cost_usd,
+            estimate.batch_worst_cost_usd,
+            estimate.cost_usd,
+            estimate.worst_cost_usd
+        );
+        let hours = |d: std::time::Duration| d.as_secs() / 3600;
+        let rounds = u64::from(estimate.batch_rounds);
+        let _ = writeln!(
+            out,
+            "batch wall time: {rounds} round(s) × about {} h = about {} h; each round may take up to the {} h window, so at most {} h",
+            hours(TYPICAL_BATCH_ROUND),
+            rounds * hours(TYPICAL_BATCH_ROUND),
+            hours(BATCH_WINDOW),
+            rounds * hours(BATCH_WINDOW)
+        );
+    }
     let _ = writeln!(
         out,
         "  {:<8} {:>7} {:>12} {:>12} {:>14} {:>14}",
@@ -278,22 +298,46 @@ pub fn estimate_table(estimate: &PlanEstimate, cap: Option<f64>) -> String {
             e.worst_output_tokens
         );
     }
-    let _ = writeln!(
-        out,
-        "  {:<24} {:>12} {:>12}",
-        "model", "estimate $", "at most $"
-    );
-    for (model, e) in &estimate.models {
+    if batch {
         let _ = writeln!(
+            out,
+            "  {:<24} {:>12} {:>12} {:>12} {:>12}",
+            "model", "estimate $", "at most $", "batch $", "batch max $"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>12} {:>12}",
+            "model", "estimate $", "at most $"
+        );
+    }
+    for (model, e) in &estimate.models {
+        let _ = write!(
             out,
             "  {:<24} {:>12.4} {:>12.4}",
             model.as_str(),
             e.cost_usd,
             e.worst_cost_usd
         );
+        if batch {
+            let _ = write!(
+                out,
+                " {:>12.4} {:>12.4}",
+                e.batch_cost_usd, e.batch_worst_cost_usd
+            );
+            if !e.batch_priced {
+                let _ = write!(out, "  (no batch prices: live prices)");
+            }
+        }
+        out.push('\n');
     }
+    let worst = if batch {
+        estimate.batch_worst_cost_usd
+    } else {
+        estimate.worst_cost_usd
+    };
     if let Some(cap) = cap {
-        if cap < estimate.worst_cost_usd {
+        if cap < worst {
             let _ = writeln!(
                 out,
                 "  the cap of ${cap:.4} is below the worst case: the benchmark may stop before every run finishes"

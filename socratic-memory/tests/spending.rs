@@ -178,6 +178,11 @@ async fn the_estimate_counts_every_call_and_its_worst_case_bounds_the_real_spend
     }
     assert!(estimate.worst_cost_usd > estimate.cost_usd);
     assert!(estimate.cost_usd > 0.0);
+    // Turn-synchronous batches: 3 tutor rounds, 2 student rounds, 1 judge round. The
+    // simulated models have no batch prices, so batches cost what live calls do.
+    assert_eq!(estimate.batch_rounds, 6);
+    assert_eq!(estimate.batch_cost_usd, estimate.cost_usd);
+    assert_eq!(estimate.batch_worst_cost_usd, estimate.worst_cost_usd);
 
     // Run it, charging every call at each model's own prices: the real spend stays under
     // the worst case.

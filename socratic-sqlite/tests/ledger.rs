@@ -41,6 +41,8 @@ const PRICES: Prices = Prices {
     output: 10.0,
     cache_read: 0.1,
     cache_write: 1.25,
+    batch_input: None,
+    batch_output: None,
 };
 
 fn request(text: &str) -> ConverseRequest {

@@ -278,6 +278,12 @@ pub(crate) struct RunArgs {
     /// With --remote: seconds between progress checks.
     #[arg(long, default_value_t = 5.0, requires = "remote")]
     poll_seconds: f64,
+    /// Send the calls of models marked `batch = true`, or of every model that can take
+    /// them, through the providers' batch interfaces at their batch prices, one round of
+    /// batches per turn (see docs/models.md). With `estimate`: print the batch cost and
+    /// wall time beside the live ones.
+    #[arg(long, conflicts_with = "remote")]
+    batch: bool,
 }
 
 #[derive(Debug, Clone, Args)]

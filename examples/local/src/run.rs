@@ -41,17 +41,18 @@ impl RunArgs {
             replay: self.replay,
             preflight: !self.no_preflight,
             rejudge,
+            batch: self.batch,
         }
     }
 }
 
 /// `socratic estimate`: the plan and its cost, in memory, with no model call.
 pub(crate) async fn estimate(args: RunArgs) -> Status {
-    let cap = args.max_cost;
+    let (cap, batch) = (args.max_cost, args.batch);
     let benchmark = Benchmark::in_memory(args.options(None)).await?;
     out!(
         "{}",
-        text::estimate_table(&benchmark.estimate().await?, cap)
+        text::estimate_table(&benchmark.estimate().await?, cap, batch)
     );
     out!("{}", text::power(&benchmark.power().await?, true));
     Ok(ExitCode::SUCCESS)
@@ -62,6 +63,12 @@ pub(crate) async fn estimate(args: RunArgs) -> Status {
 pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
     let quiet = args.quiet;
     let cap = args.max_cost;
+    if args.batch {
+        return Err(socratic_local::Error::Invalid(
+            "run --batch is not available yet; `estimate --batch` prints what batches would cost"
+                .to_owned(),
+        ));
+    }
     let benchmark = Benchmark::open(args.options(rejudge)).await?;
     if let Some(source) = benchmark.rejudging() {
         outln!(
@@ -73,7 +80,7 @@ pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
     }
     out!(
         "{}",
-        text::estimate_table(&benchmark.estimate().await?, cap)
+        text::estimate_table(&benchmark.estimate().await?, cap, benchmark.options().batch)
     );
     // Before paying for real models, say when the plan cannot tell tutors apart.
     out!(

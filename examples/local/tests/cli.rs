@@ -550,6 +550,68 @@ async fn estimate_of_the_default_benchmark_states_what_it_can_detect() {
 }
 
 #[tokio::test]
+async fn estimate_batch_on_the_openai_example_prints_both_prices_and_the_wall_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/openai.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_socratic"))
+        .args(["estimate", "--batch", "--models", models])
+        .args([
+            "--tutor",
+            "gpt-4o-mini",
+            "--tutor",
+            "gpt-4o",
+            "--judge",
+            "gpt-4o",
+        ])
+        .args(["--out", path(&dir.path().join("r"))])
+        .env("OPENAI_API_KEY", "not-called")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("batch: estimated cost $"), "{stdout}");
+    assert!(stdout.contains("(live: $"), "{stdout}");
+    // Three tutor rounds, two student rounds, one judge round; a day's window each.
+    assert!(
+        stdout.contains("6 round(s) × about 1 h = about 6 h")
+            && stdout.contains("the 24 h window, so at most 144 h"),
+        "{stdout}"
+    );
+    // Per model: live expected, live worst, batch expected, batch worst. OpenAI's batch
+    // prices are half the live ones; the simulated student has none and stays at live.
+    let row = |model: &str| -> Vec<f64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{model} ")))
+            .unwrap_or_else(|| panic!("no row for {model}: {stdout}"));
+        line.split_whitespace()
+            .skip(1)
+            .take(4)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    for model in ["gpt-4o", "gpt-4o-mini"] {
+        let costs = row(model);
+        assert!(costs[0] > 0.0, "{stdout}");
+        assert!(
+            (costs[2] - costs[0] / 2.0).abs() <= 0.0001,
+            "{model}: {costs:?}"
+        );
+        assert!(
+            (costs[3] - costs[1] / 2.0).abs() <= 0.0001,
+            "{model}: {costs:?}"
+        );
+    }
+    let student = row("sim-student");
+    assert_eq!((student[2], student[3]), (student[0], student[1]));
+    assert!(
+        stdout.contains("(no batch prices: live prices)"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn rejudge_calls_only_the_new_judge_and_report_renders_it_again() {
     let (url, stub) = serve().await;
     let dir = tempfile::tempdir().unwrap();

@@ -48,6 +48,21 @@ impl Validate for Model {
                 "must be a finite price >= 0",
             );
         }
+        for (field, price) in [
+            ("prices.batch_input", self.prices.batch_input),
+            ("prices.batch_output", self.prices.batch_output),
+        ] {
+            problems.check(
+                price.is_none_or(|p| p.is_finite() && p >= 0.0),
+                field,
+                "must be a finite price >= 0",
+            );
+        }
+        problems.check(
+            self.prices.batch_input.is_some() == self.prices.batch_output.is_some(),
+            "prices.batch_input",
+            "batch prices come in pairs: set both batch_input and batch_output, or neither",
+        );
         problems.into_result()
     }
 }
@@ -64,6 +79,7 @@ mod tests {
             output: 15.0,
             cache_read: 0.3,
             cache_write: 3.75,
+            ..Prices::default()
         };
         let usage = Usage {
             input_tokens: 1_000_000,
@@ -73,5 +89,49 @@ mod tests {
         };
         // 3.00 + 1.50 + 0.60
         assert!((prices.cost(&usage) - 5.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batch_prices_discount_cache_prices_alike() {
+        let live = Prices {
+            input: 3.0,
+            output: 15.0,
+            cache_read: 0.3,
+            cache_write: 3.75,
+            batch_input: Some(1.5),
+            batch_output: Some(7.5),
+        };
+        let batch = live.batch().expect("both batch prices set");
+        assert_eq!((batch.input, batch.output), (1.5, 7.5));
+        assert!((batch.cache_read - 0.15).abs() < 1e-12);
+        assert!((batch.cache_write - 1.875).abs() < 1e-12);
+        let half = Prices {
+            batch_output: None,
+            ..live
+        };
+        assert_eq!(half.batch(), None);
+    }
+
+    #[test]
+    fn a_lone_batch_price_is_refused() {
+        let model = Model {
+            id: ModelId::new("m").expect("valid id"),
+            provider: "openai".into(),
+            provider_model_id: "m".into(),
+            name: "m".into(),
+            prices: Prices {
+                input: 1.0,
+                output: 2.0,
+                batch_input: Some(0.5),
+                ..Prices::default()
+            },
+            active: true,
+            tags: Vec::new(),
+        };
+        let problems = model.validate().expect_err("batch_output missing");
+        assert!(
+            problems.to_string().contains("batch prices come in pairs"),
+            "{problems}"
+        );
     }
 }

@@ -260,6 +260,7 @@ mod tests {
             output: 10.0,
             cache_read: 0.1,
             cache_write: 1.25,
+            ..Prices::default()
         }
     }
 

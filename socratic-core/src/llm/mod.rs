@@ -304,6 +304,13 @@ pub struct Prices {
     /// Per million tokens written to the prompt cache.
     #[serde(default)]
     pub cache_write: f64,
+    /// Per million input tokens sent through the provider's batch interface; with
+    /// `batch_output`, the model's batch price (see [`Prices::batch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_input: Option<f64>,
+    /// Per million output tokens answered through the provider's batch interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_output: Option<f64>,
 }
 
 impl Prices {
@@ -315,6 +322,26 @@ impl Prices {
             + usage.cache_read_tokens as f64 * self.cache_read
             + usage.cache_write_tokens as f64 * self.cache_write)
             / PER
+    }
+
+    /// The prices of a call sent through the provider's batch interface, when the model has
+    /// batch prices (both `batch_input` and `batch_output`). The cache prices get the input
+    /// discount too, as Anthropic's and OpenAI's discounts stack.
+    pub fn batch(&self) -> Option<Prices> {
+        let (input, output) = (self.batch_input?, self.batch_output?);
+        let ratio = if self.input > 0.0 {
+            input / self.input
+        } else {
+            1.0
+        };
+        Some(Prices {
+            input,
+            output,
+            cache_read: self.cache_read * ratio,
+            cache_write: self.cache_write * ratio,
+            batch_input: None,
+            batch_output: None,
+        })
     }
 }
 

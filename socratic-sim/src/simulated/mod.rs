@@ -73,6 +73,7 @@ impl SimulatedLlm {
                 output: 1.25,
                 cache_read: 0.025,
                 cache_write: 0.3,
+                ..Prices::default()
             },
             active: true,
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
