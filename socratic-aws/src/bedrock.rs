@@ -443,6 +443,7 @@ impl LlmClient for BedrockLlm {
             usage,
             latency: Duration::from_millis(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
             cached: false,
+            batched: false,
         })
     }
 }

@@ -200,6 +200,7 @@ fn transcript(turns: u32, reply_tokens: u32) -> Vec<Turn> {
         latency_ms: 0,
         stop_reason: StopReason::EndTurn,
         cached: false,
+        batched: false,
     };
     (1..=turns)
         .map(|index| Turn {

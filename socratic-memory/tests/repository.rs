@@ -97,6 +97,7 @@ fn call(role: Role) -> CallRecord {
         latency_ms: 12,
         stop_reason: StopReason::EndTurn,
         cached: false,
+        batched: false,
     }
 }
 

@@ -307,6 +307,7 @@ impl LlmClient for OpenAiLlm {
             usage: usage(parsed.usage),
             latency,
             cached: false,
+            batched: false,
         })
     }
 }

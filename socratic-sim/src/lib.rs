@@ -41,5 +41,6 @@ fn answer(
         usage,
         latency,
         cached: false,
+        batched: false,
     }
 }

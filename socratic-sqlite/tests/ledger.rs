@@ -32,6 +32,7 @@ impl LlmClient for Model {
             },
             latency: self.delay,
             cached: request.messages[0].text == "cached",
+            batched: false,
         })
     }
 }

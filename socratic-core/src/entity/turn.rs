@@ -23,6 +23,9 @@ pub struct CallRecord {
     /// Answered from the response cache: no model was called and nothing was spent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// Answered through the provider's batch interface, at its batch prices.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batched: bool,
 }
 
 /// One tutor turn and the student's reply to it (the TURN entity). Written once.

@@ -115,8 +115,20 @@ impl Budget {
         self.account.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves `worst` dollars for a call, or refuses it when that would pass the cap.
-    fn reserve(self: &Arc<Self>, worst: f64) -> Result<Reservation, LlmError> {
+    /// Sets aside `worst` dollars for a batch a provider already accepted (found again by a
+    /// resumed benchmark): never refused, since the money is committed.
+    pub(crate) fn commit(self: &Arc<Self>, worst: f64) -> Reservation {
+        self.lock().reserved += worst;
+        Reservation {
+            budget: Arc::clone(self),
+            amount: worst,
+            settled: false,
+        }
+    }
+
+    /// Reserves `worst` dollars for a call (or a whole batch), or refuses it when that would
+    /// pass the cap.
+    pub(crate) fn reserve(self: &Arc<Self>, worst: f64) -> Result<Reservation, LlmError> {
         let mut account = self.lock();
         if account.spent + account.reserved + worst > self.cap {
             account.refused += 1;
@@ -138,7 +150,7 @@ impl Budget {
 
 /// Money set aside for one call. Dropped unsettled (the call was cut off), it is charged in
 /// full: the provider may have billed a request whose answer never arrived.
-struct Reservation {
+pub(crate) struct Reservation {
     budget: Arc<Budget>,
     amount: f64,
     settled: bool,
@@ -151,7 +163,12 @@ impl Reservation {
     }
 
     fn settle_answered(self, cost: f64) {
-        self.budget.lock().answered += 1;
+        self.settle_batch(cost, 1);
+    }
+
+    /// Replaces the reservation by `cost`, for `answered` calls a model answered.
+    pub(crate) fn settle_batch(self, cost: f64, answered: u64) {
+        self.budget.lock().answered += answered;
         self.settle(cost);
     }
 
@@ -250,6 +267,7 @@ mod tests {
                 usage: self.usage,
                 latency: self.delay,
                 cached: false,
+                batched: false,
             })
         }
     }

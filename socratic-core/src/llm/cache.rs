@@ -74,21 +74,29 @@ impl<C: LlmClient> CachedLlm<C> {
 
     /// The cache key of a request.
     pub fn key(&self, request: &ConverseRequest) -> Result<BlobKey, LlmError> {
-        let hash = if self.namespace.is_empty() {
-            content_hash(request)
-        } else {
-            content_hash(&Keyed {
-                namespace: &self.namespace,
-                request,
-            })
-        }
-        .map_err(|e| LlmError::Validation {
-            message: format!("cannot hash request: {e}"),
-        })?;
-        BlobKey::new(format!("cache/llm/{hash}.json")).map_err(|e| LlmError::Validation {
-            message: e.to_string(),
-        })
+        answer_key(&request_hash(&self.namespace, request)?)
     }
+}
+
+/// The hash that names `request`'s answer under `namespace`: its cache key's stem, and the
+/// custom id of the request in a provider batch.
+pub fn request_hash(namespace: &str, request: &ConverseRequest) -> Result<String, LlmError> {
+    let hash = if namespace.is_empty() {
+        content_hash(request)
+    } else {
+        content_hash(&Keyed { namespace, request })
+    }
+    .map_err(|e| LlmError::Validation {
+        message: format!("cannot hash request: {e}"),
+    })?;
+    Ok(hash.to_string())
+}
+
+/// Where the answer of the request with hash `hash` is cached.
+pub fn answer_key(hash: &str) -> Result<BlobKey, LlmError> {
+    BlobKey::new(format!("cache/llm/{hash}.json")).map_err(|e| LlmError::Validation {
+        message: e.to_string(),
+    })
 }
 
 #[async_trait]

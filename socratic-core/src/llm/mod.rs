@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod batch;
 mod budget;
 mod cache;
 mod limit;
@@ -20,8 +21,12 @@ mod retry;
 mod stack;
 mod style;
 
+pub use batch::{
+    BatchApi, BatchError, BatchJournal, BatchOptions, BatchPoll, BatchRecord, BatchRequest,
+    BatchState, Batcher, MAX_ATTEMPTS, MemoryBatchJournal,
+};
 pub use budget::{Budget, BudgetLlm, input_size, worst_case_cost, worst_case_input_tokens};
-pub use cache::{CacheMode, CachedLlm};
+pub use cache::{CacheMode, CachedLlm, answer_key, request_hash};
 pub use limit::{ConcurrencyLimitLlm, SharedLimitLlm};
 pub use rate::RateLimitLlm;
 pub use retry::{RetryBudget, RetryLlm, RetryPolicy};
@@ -324,6 +329,15 @@ impl Prices {
             / PER
     }
 
+    /// The prices a call was charged at: the batch prices for a call answered through the
+    /// batch interface (the live ones for a model without), else these.
+    pub fn for_call(&self, batched: bool) -> Prices {
+        match batched {
+            true => self.batch().unwrap_or(*self),
+            false => *self,
+        }
+    }
+
     /// The prices of a call sent through the provider's batch interface, when the model has
     /// batch prices (both `batch_input` and `batch_output`). The cache prices get the input
     /// discount too, as Anthropic's and OpenAI's discounts stack.
@@ -361,6 +375,10 @@ pub struct ConverseResponse {
     /// Answered from the response cache: no model was called and nothing was spent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// Answered through the provider's batch interface, and so charged at its batch prices
+    /// ([`Prices::for_call`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batched: bool,
 }
 
 /// What went wrong in a call. [`LlmError::is_retryable`] says whether trying again may help.
@@ -509,6 +527,7 @@ pub(crate) fn ok_answer() -> ConverseResponse {
         usage: Usage::default(),
         latency: Duration::ZERO,
         cached: false,
+        batched: false,
     }
 }
 

@@ -262,7 +262,9 @@ pub fn summarize_run(
         let entry = usage.entry(call.role).or_default();
         entry.calls += 1;
         entry.usage = entry.usage + call.usage;
-        entry.cost_usd += prices.get(&call.model).map_or(0.0, |p| p.cost(&call.usage));
+        entry.cost_usd += prices
+            .get(&call.model)
+            .map_or(0.0, |p| p.for_call(call.batched).cost(&call.usage));
     };
     for turn in turns {
         add(&turn.tutor_call);

@@ -383,7 +383,7 @@ pub(crate) fn call_record(
         role = request.role.as_str(),
         input_tokens = response.usage.input_tokens,
         output_tokens = response.usage.output_tokens,
-        cost_usd = model.prices.cost(&response.usage),
+        cost_usd = model.prices.for_call(response.batched).cost(&response.usage),
         latency_ms,
         cached = response.cached,
     );
@@ -394,6 +394,7 @@ pub(crate) fn call_record(
         latency_ms,
         stop_reason: response.stop_reason.clone(),
         cached: response.cached,
+        batched: response.batched,
     }
 }
 
