@@ -22,7 +22,10 @@ use socratic_core::entity::{
 use socratic_core::estimate::{PlanEstimate, PlanPower, estimate, plan_power};
 use socratic_core::id::{ManifestId, ModelId, PromptId, RubricId};
 use socratic_core::keys;
-use socratic_core::llm::{Budget, CacheMode, CallRecorder, RetryPolicy};
+use socratic_core::llm::{
+    BatchJournal, BatchOptions, Batcher, Budget, CacheMode, CallRecorder, MemoryBatchJournal,
+    RetryPolicy,
+};
 use socratic_core::pipeline::{
     PipelineConfig, PlanError, Ports, Providers, import_manifest, latest_dialogue_manifest, plan,
     rejudge_request,
@@ -39,7 +42,10 @@ use crate::catalog;
 use crate::error::{Context, Error};
 use crate::given_cache::{CacheHits, Counting, GivenCache, Located, Source};
 use crate::history::History;
-use crate::models::{self, ClientOptions, ModelClients, ModelEntry, ModelsFile};
+use crate::models::{self, Batching, ClientOptions, ModelClients, ModelEntry, ModelsFile};
+
+/// Judge calls of one run at once in batch mode: all of them, so that they join one round.
+const BATCH_JUDGE_CALLS: usize = 256;
 
 /// The files a finished benchmark leaves at the top of its results directory.
 pub const REPORT_FILES: [&str; 3] = ["summary.json", "leaderboard.csv", "report.html"];
@@ -128,6 +134,13 @@ pub struct BenchmarkOptions {
     /// Send the calls of every model that can take them through its provider's batch
     /// interface (models marked `batch = true` in the models file go there without it).
     pub batch: bool,
+    /// In batch mode, stop once every submitted batch is running and nothing else can
+    /// advance ([`Outcome::Detached`]); the same command later collects and goes on.
+    pub detach: bool,
+    /// In batch mode, the time between polls of a submitted batch.
+    pub batch_poll: Duration,
+    /// In batch mode, how long no new call must arrive before a round is submitted.
+    pub batch_gather: Duration,
 }
 
 impl Default for BenchmarkOptions {
@@ -147,6 +160,9 @@ impl Default for BenchmarkOptions {
             preflight: true,
             rejudge: None,
             batch: false,
+            detach: false,
+            batch_poll: BatchOptions::default().poll,
+            batch_gather: BatchOptions::default().gather,
         }
     }
 }
@@ -264,6 +280,9 @@ pub enum Outcome {
     Finished(Box<Finished>),
     /// It was stopped first.
     Interrupted(Interrupted),
+    /// It stopped to wait for its batches (`detach`): they are recorded and keep running at
+    /// the providers; the same benchmark opened again collects them.
+    Detached(Interrupted),
 }
 
 /// The source of a re-judge.
@@ -291,6 +310,8 @@ pub struct Benchmark {
     persist: bool,
     /// The cache `--cache` named, and its lookups.
     given_cache: Option<Given>,
+    /// Batch mode's batcher, and which models it batches.
+    batching: Option<Batching>,
 }
 
 /// The cache `--cache` named, and its store that counts lookups.
@@ -379,6 +400,26 @@ impl Benchmark {
                     (store, mode)
                 }),
         };
+        let batching = (reproduction.is_none()
+            && (options.batch || models_file.iter().any(|f| f.models.iter().any(|m| m.batch))))
+        .then(|| {
+            let journal: Arc<dyn BatchJournal> = match &ledger {
+                Some(ledger) => Arc::new(socratic_sqlite::BatchRecords::new(ledger)),
+                None => Arc::new(MemoryBatchJournal::new()),
+            };
+            Batching {
+                batcher: Batcher::new(
+                    journal,
+                    Arc::clone(&budget),
+                    cache.as_ref().map(|(store, _)| Arc::clone(store)),
+                    BatchOptions {
+                        poll: options.batch_poll,
+                        gather: options.batch_gather,
+                    },
+                ),
+                all: options.batch,
+            }
+        });
         let client_options = ClientOptions {
             budget: Arc::clone(&budget),
             cache,
@@ -386,6 +427,7 @@ impl Benchmark {
             retry: RetryPolicy::default(),
             recorder: ledger.clone().map(|l| Arc::new(l) as Arc<dyn CallRecorder>),
             offline: reproduction.is_some(),
+            batching: batching.clone(),
         };
         let mut providers = Providers::new().with(PROVIDER, simulated(&options, &client_options));
         let mut real_models = Vec::new();
@@ -399,8 +441,13 @@ impl Benchmark {
         }
         let config = PipelineConfig {
             max_runs_per_manifest: options.max_runs,
-            // More would only wait for a model's slot, counted as started in the ledger.
-            judge_calls_at_once: options.concurrency.max(1),
+            // More would only wait for a model's slot, counted as started in the ledger. In
+            // batch mode every judge call of a run joins the round at once.
+            judge_calls_at_once: if batching.is_some() {
+                BATCH_JUDGE_CALLS
+            } else {
+                options.concurrency.max(1)
+            },
             ..PipelineConfig::default()
         };
         let mut ports = backend.ports(blobs, providers, config);
@@ -430,6 +477,7 @@ impl Benchmark {
             rejudging: None,
             persist,
             given_cache,
+            batching,
         };
         benchmark.import_rejudged().await?;
         let used = benchmark.used_models();
@@ -509,6 +557,21 @@ impl Benchmark {
         Ok(plan_power(&self.request, self.observed_variance().await?))
     }
 
+    /// The real models whose calls go through their providers' batch interfaces, and those
+    /// that batch mode leaves live (their providers have none); both empty outside batch mode.
+    pub fn batch_split(&self) -> (Vec<String>, Vec<String>) {
+        let Some(batching) = &self.batching else {
+            return (Vec::new(), Vec::new());
+        };
+        let (batched, live): (Vec<&ModelEntry>, Vec<&ModelEntry>) = self
+            .real_models
+            .iter()
+            .map(|(entry, _)| entry)
+            .partition(|entry| batching.batches(entry));
+        let ids = |entries: Vec<&ModelEntry>| entries.into_iter().map(|e| e.id.clone()).collect();
+        (ids(batched), ids(live))
+    }
+
     /// Whether the benchmark calls a model that is not simulated (and so costs money).
     pub fn calls_real_models(&self) -> bool {
         !self.real_models.is_empty()
@@ -577,11 +640,27 @@ impl Benchmark {
             resumed,
         });
 
-        let runner = self.backend.runner(
-            self.ports.clone(),
-            self.options.concurrency,
-            RunnerConfig::default(),
-        );
+        // In batch mode every run advances at once, so that each round holds them all. Twice
+        // as many workers as runs: a resumed benchmark may hold two jobs of a run (the one
+        // released from the stopped process and the one planning sends again for a run
+        // still pending), and a worker idling on the duplicate must not keep a run waiting
+        // for the next round.
+        let workers = match &self.batching {
+            Some(_) => usize::try_from(planned.manifest.run_count)
+                .unwrap_or(usize::MAX / 2)
+                .saturating_mul(2)
+                .max(self.options.concurrency),
+            None => self.options.concurrency,
+        };
+        let runner = self
+            .backend
+            .runner(self.ports.clone(), workers, RunnerConfig::default());
+        let detached = async {
+            match (&self.batching, self.options.detach) {
+                (Some(batching), true) => batching.batcher.waiting_on_providers().await,
+                _ => std::future::pending().await,
+            }
+        };
         let told_cold = std::sync::atomic::AtomicBool::new(false);
         let ticker = async {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -596,6 +675,12 @@ impl Benchmark {
         let summary = tokio::select! {
             summary = runner.complete(&id, None) => summary.context("running the benchmark")?,
             () = stop => return self.interrupted(&runner, id).await,
+            () = detached => {
+                return match self.interrupted(&runner, id).await? {
+                    Outcome::Interrupted(stopped) => Ok(Outcome::Detached(stopped)),
+                    other => Ok(other),
+                };
+            }
             () = ticker => unreachable!("the ticker never ends"),
         };
         self.tell_cold(progress, &told_cold, 1);

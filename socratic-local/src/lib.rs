@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+pub mod batches;
 pub mod benchmark;
 pub mod bundle;
 pub mod calibrate;

@@ -11,6 +11,8 @@
 //! prices = { input = 0.15, output = 0.60, cache_read = 0.075 }   # $ per million tokens
 //! concurrency = 8                    # calls at once
 //! requests_per_minute = 500
+//! batch = true                       # optional: its calls through the Batch API, at
+//!                                    # prices.batch_input / batch_output
 //!
 //! [[servers]]                        # optional: calls at once to one server, all its models
 //! base_url = "http://localhost:8080/v1"
@@ -34,8 +36,8 @@ use socratic_core::blob::BlobStore;
 use socratic_core::entity::{Model, Validate};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{
-    Budget, CacheMode, CallRecorder, ClientStack, ConverseRequest, LlmClient, Message, Prices,
-    RetryPolicy, Role, StackCache, StructuredMode, TokenLimitField,
+    Batcher, Budget, CacheMode, CallRecorder, ClientStack, ConverseRequest, LlmClient, Message,
+    Prices, RetryPolicy, Role, StackCache, StructuredMode, TokenLimitField,
 };
 use socratic_core::pipeline::Providers;
 #[cfg(feature = "openai")]
@@ -89,6 +91,10 @@ pub struct ModelEntry {
     /// Seconds allowed per call.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Send this model's calls through its provider's batch interface, at its batch prices,
+    /// even without `run --batch` (provider `openai` only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 fn default_timeout() -> u64 {
@@ -343,6 +349,12 @@ fn check(
             Some(_) => {}
         }
     }
+    if entry.batch && entry.provider != "openai" {
+        problems.push(format!(
+            "{label}: batch = true needs provider \"openai\" (the OpenAI Batch API); {} batches are not supported, so its calls would be paid at live prices",
+            entry.provider
+        ));
+    }
     if entry.provider == "openai" && cfg!(not(feature = "openai")) {
         problems.push(format!(
             "{label}: this build has no OpenAI-compatible client (build with the `openai` feature)"
@@ -387,6 +399,26 @@ pub struct ClientOptions {
     /// Never reach a provider: every model answers from the cache alone (a replay of a
     /// bundle, where no key need be set).
     pub offline: bool,
+    /// Batch mode: the batcher, and whether every model that can be batched is (`run
+    /// --batch`) or only those marked `batch = true`.
+    pub batching: Option<Batching>,
+}
+
+/// How a benchmark batches ([`ClientOptions::batching`]).
+#[derive(Clone, Debug)]
+pub struct Batching {
+    /// Gathers calls into batches and collects them.
+    pub batcher: Arc<Batcher>,
+    /// Batch every model whose provider has a batch interface, not only those marked
+    /// `batch = true`.
+    pub all: bool,
+}
+
+impl Batching {
+    /// Whether `entry`'s calls go into batches.
+    pub fn batches(&self, entry: &ModelEntry) -> bool {
+        (self.all || entry.batch) && entry.provider == "openai"
+    }
 }
 
 impl ClientOptions {
@@ -400,6 +432,7 @@ impl ClientOptions {
             retry: RetryPolicy::default(),
             recorder: None,
             offline: false,
+            batching: None,
         }
     }
 
@@ -484,9 +517,26 @@ impl ModelsFile {
         let slots = self.server_slots(options.concurrency);
         let mut built = Vec::new();
         for entry in &self.models {
+            #[cfg(feature = "openai")]
+            let mut batch_api = None;
             let provider = if options.offline {
                 Arc::new(Offline(entry.id.clone())) as Arc<dyn LlmClient>
             } else {
+                #[cfg(feature = "openai")]
+                if entry.provider == "openai"
+                    && options.batching.as_ref().is_some_and(|b| b.batches(entry))
+                {
+                    let llm = openai_client(entry)?;
+                    batch_api = Some(Arc::new(
+                        socratic_openai::OpenAiBatchApi::new(llm.clone())
+                            .with_context(|| format!("model {}", entry.id))?,
+                    )
+                        as Arc<dyn socratic_core::llm::BatchApi>);
+                    Arc::new(llm) as Arc<dyn LlmClient>
+                } else {
+                    provider_client(entry).await?
+                }
+                #[cfg(not(feature = "openai"))]
                 provider_client(entry).await?
             };
             let mut retry = options.retry.clone();
@@ -505,8 +555,26 @@ impl ModelsFile {
                 Some(slots) => stack.server_slots(Arc::clone(slots)),
                 None => stack,
             };
+            let mut benchmark = stack.build(Arc::clone(&provider));
+            if let Some(batching) = &options.batching {
+                benchmark = batching.batcher.track(benchmark);
+                #[cfg(feature = "openai")]
+                if let Some(api) = batch_api {
+                    // A round too small to batch runs live through the ordinary stack; the
+                    // cache sits in front of the lane.
+                    let live = stack.clone().without_cache().build(Arc::clone(&provider));
+                    let lane = batching.batcher.lane(
+                        entry.id.clone(),
+                        entry.endpoint(),
+                        api,
+                        entry.prices,
+                        live,
+                    );
+                    benchmark = stack.build_batched(lane);
+                }
+            }
             let clients = ModelClients {
-                benchmark: stack.build(Arc::clone(&provider)),
+                benchmark,
                 preflight: stack.build_preflight(provider),
             };
             let id = ModelId::new(&entry.id)
@@ -518,19 +586,22 @@ impl ModelsFile {
     }
 }
 
+#[cfg(feature = "openai")]
+pub(crate) fn openai_client(entry: &ModelEntry) -> Result<OpenAiLlm, Error> {
+    OpenAiLlm::new(OpenAiConfig {
+        api_key_env: entry.api_key_env.clone(),
+        structured: entry.structured,
+        token_limit_field: entry.token_limit_field,
+        timeout: Duration::from_secs(entry.timeout_secs),
+        ..OpenAiConfig::new(entry.base_url.clone().unwrap_or_default())
+    })
+    .with_context(|| format!("model {}", entry.id))
+}
+
 async fn provider_client(entry: &ModelEntry) -> Result<Arc<dyn LlmClient>, Error> {
     Ok(match entry.provider.as_str() {
         #[cfg(feature = "openai")]
-        "openai" => Arc::new(
-            OpenAiLlm::new(OpenAiConfig {
-                api_key_env: entry.api_key_env.clone(),
-                structured: entry.structured,
-                token_limit_field: entry.token_limit_field,
-                timeout: Duration::from_secs(entry.timeout_secs),
-                ..OpenAiConfig::new(entry.base_url.clone().unwrap_or_default())
-            })
-            .with_context(|| format!("model {}", entry.id))?,
-        ),
+        "openai" => Arc::new(openai_client(entry)?),
         #[cfg(feature = "bedrock")]
         "bedrock" => {
             let settings = socratic_aws::AwsSettings {

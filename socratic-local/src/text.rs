@@ -349,6 +349,29 @@ pub fn estimate_table(estimate: &PlanEstimate, cap: Option<f64>, batch: bool) ->
     out
 }
 
+/// The batches of a results directory: one line each.
+pub fn batch_table(lines: &[crate::batches::BatchLine]) -> String {
+    let mut out = format!(
+        "{:<26} {:<26} {:<18} {:<28} {:<10} {:>8}  {}\n",
+        "batch", "manifest", "model", "provider id", "state", "requests", "status"
+    );
+    for line in lines {
+        let r = &line.record;
+        let _ = writeln!(
+            out,
+            "{:<26} {:<26} {:<18} {:<28} {:<10} {:>8}  {}",
+            r.local_id,
+            line.manifest.as_deref().unwrap_or("-"),
+            r.model,
+            r.provider_id.as_deref().unwrap_or("-"),
+            r.state.as_str(),
+            r.requests.len(),
+            r.status
+        );
+    }
+    out
+}
+
 /// What the plan can detect, whose variance it assumes, and, when `warn` and it cannot detect
 /// half a point, what would.
 pub fn power(plan: &PlanPower, warn: bool) -> String {

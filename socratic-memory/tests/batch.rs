@@ -110,8 +110,9 @@ impl BatchApi for Fake {
     async fn poll(
         &self,
         provider_id: &str,
-        expected: &BTreeSet<String>,
+        sent: &[BatchRequest],
     ) -> Result<BatchPoll, BatchError> {
+        let expected: BTreeSet<&String> = sent.iter().map(|r| &r.custom_id).collect();
         let polls = {
             let mut polls = self.polls.lock().unwrap();
             let n = polls.entry(provider_id.to_owned()).or_default();

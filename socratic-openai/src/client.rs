@@ -20,8 +20,8 @@ use crate::wire::{ChatMessage, ChatRequest, ChatResponse, WireUsage};
 pub struct OpenAiLlm {
     http: reqwest::Client,
     url: String,
-    api_key: Option<String>,
-    config: OpenAiConfig,
+    pub(crate) api_key: Option<String>,
+    pub(crate) config: OpenAiConfig,
 }
 
 impl std::fmt::Debug for OpenAiLlm {
@@ -87,7 +87,7 @@ impl OpenAiLlm {
         &self.url
     }
 
-    fn body<'a>(&self, request: &'a ConverseRequest) -> ChatRequest<'a> {
+    pub(crate) fn body<'a>(&self, request: &'a ConverseRequest) -> ChatRequest<'a> {
         let mut system: Vec<&str> = request.system.iter().map(|p| p.text.as_str()).collect();
         let mut tools = None;
         let mut tool_choice = None;
@@ -269,6 +269,19 @@ impl LlmClient for OpenAiLlm {
             ),
             retryable: true,
         })?;
+        self.answer(request, parsed, latency)
+    }
+}
+
+impl OpenAiLlm {
+    /// The answer to `request` in a chat completion (a live one, or a line of a batch's
+    /// output file).
+    pub(crate) fn answer(
+        &self,
+        request: &ConverseRequest,
+        parsed: ChatResponse,
+        latency: std::time::Duration,
+    ) -> Result<ConverseResponse, LlmError> {
         let choice = parsed
             .choices
             .into_iter()

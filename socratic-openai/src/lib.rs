@@ -32,11 +32,13 @@
 //! - **The API key** is read from the environment variable the configuration names, once,
 //!   and is never written anywhere: not to the catalog, the results or a log.
 
+mod batch;
 mod client;
 mod config;
 mod error;
 mod wire;
 
+pub use batch::{METADATA_KEY, OpenAiBatchApi};
 pub use client::OpenAiLlm;
 pub use config::{ConfigError, OpenAiConfig};
 pub use error::parse_duration;

@@ -14,7 +14,7 @@ use crate::activity::Activity;
 
 /// The schema this build writes. A database with a higher `user_version` was written by a
 /// newer socratic and is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Marks a SQLite file as a socratic database (`PRAGMA application_id`, "Socr").
 pub const APPLICATION_ID: i64 = 0x536f_6372;
@@ -97,6 +97,28 @@ CREATE TABLE parts (
     hash BLOB PRIMARY KEY,
     kind INTEGER NOT NULL,
     bytes BLOB NOT NULL
+) WITHOUT ROWID;
+",
+    // 4: batches submitted to providers' batch interfaces, with their requests, so that a
+    // benchmark started again collects them instead of paying for them twice.
+    "
+CREATE TABLE batches (
+    local_id TEXT PRIMARY KEY,
+    scope TEXT,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    provider_id TEXT,
+    state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX batches_by_model ON batches (model, state);
+CREATE TABLE batch_requests (
+    local_id TEXT NOT NULL,
+    custom_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    PRIMARY KEY (local_id, custom_id)
 ) WITHOUT ROWID;
 ",
 ];

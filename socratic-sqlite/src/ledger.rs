@@ -49,10 +49,20 @@ impl CallLedger {
     }
 
     fn scope(&self) -> Option<String> {
+        self.current_scope()
+    }
+
+    /// The scope later calls are filed under.
+    pub fn current_scope(&self) -> Option<String> {
         self.scope
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The database it writes to.
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Totals of the calls filed under `scope`.

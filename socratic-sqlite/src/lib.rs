@@ -37,6 +37,7 @@
 //! ```
 
 mod activity;
+mod batches;
 mod blobs;
 mod codec;
 mod db;
@@ -47,6 +48,7 @@ mod results;
 mod results_blobs;
 mod store;
 
+pub use batches::BatchRecords;
 pub use blobs::SqliteBlobStore;
 pub use db::{APPLICATION_ID, Database, OpenError, OpenOptions, SCHEMA_VERSION};
 pub use ledger::{CallLedger, LedgerLlm, LedgerTotals};

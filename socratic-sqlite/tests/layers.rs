@@ -5,14 +5,14 @@ use std::path::Path;
 use socratic_core::testkit::layers;
 
 /// Lowest first: what a process knows of its queues and how blob bodies split into parts, the
-/// database thread, the ports on it, the call ledger, and a results directory holding all of
-/// them.
+/// database thread, the ports on it, the call ledger, the batch records (whose costs go to the
+/// ledger), and a results directory holding all of them.
 const LAYERS: &[&[&str]] = &[
     &["activity", "codec"],
     &["parts"],
     &["db"],
     &["store", "queue", "blobs", "ledger"],
-    &["results"],
+    &["batches", "results"],
     &["results_blobs"],
 ];
 

@@ -123,6 +123,8 @@ async fn a_version_1_database_is_migrated_with_its_items() {
              ALTER TABLE items_v1 RENAME TO items;
              DROP TABLE blobs;
              DROP TABLE parts;
+             DROP TABLE batches;
+             DROP TABLE batch_requests;
              PRAGMA user_version = 1;",
         )
         .unwrap();

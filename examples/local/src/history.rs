@@ -23,6 +23,45 @@ pub(crate) async fn list(out: &Path) -> Status {
     Ok(ExitCode::SUCCESS)
 }
 
+pub(crate) async fn batches(
+    out: &Path,
+    manifest: Option<ManifestId>,
+    cancel: bool,
+    models: Option<&Path>,
+) -> Status {
+    let manifest = manifest.map(|m| m.to_string());
+    if cancel {
+        let models = socratic_local::models::load_from_env(models.unwrap_or(Path::new("")))?;
+        let cancelled = socratic_local::batches::cancel(out, manifest.as_deref(), &models).await?;
+        if cancelled.is_empty() {
+            outln!("no open batch to cancel");
+        }
+        let mut refused = false;
+        for c in &cancelled {
+            let id = c.line.record.provider_id.as_deref().unwrap_or("-");
+            match &c.error {
+                None => outln!("cancelling {id} ({})", c.line.record.model),
+                Some(error) => {
+                    refused = true;
+                    eprintln!("cannot cancel {id} ({}): {error}", c.line.record.model);
+                }
+            }
+        }
+        return Ok(if refused {
+            ExitCode::from(crate::EXIT_ERROR)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let lines = socratic_local::batches::list(out, manifest.as_deref()).await?;
+    if lines.is_empty() {
+        outln!("{} holds no batch", out.display());
+    } else {
+        out!("{}", text::batch_table(&lines));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn show(out: &Path, run: &RunId, json: bool) -> Status {
     let history = History::open(out)?;
     if json {

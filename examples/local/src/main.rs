@@ -53,6 +53,23 @@ enum Command {
         #[arg(long = "manifest-id")]
         manifest_id: Option<ManifestId>,
     },
+    /// List the batches a results directory's benchmarks submitted to providers' batch
+    /// interfaces (`run --batch`), with their states; `--cancel` cancels those still running.
+    Batches {
+        /// The results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Only this benchmark's batches.
+        #[arg(long = "manifest-id")]
+        manifest_id: Option<ManifestId>,
+        /// Ask the providers to cancel the open batches (what they answered by then is
+        /// collected by the next `run`, which sends the rest again).
+        #[arg(long, requires = "models")]
+        cancel: bool,
+        /// The models file the benchmark ran with (its keys and base URLs), for --cancel.
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
     /// List the benchmarks of a results directory, newest first: date, label, tutors,
     /// status, runs and cost.
     List {
@@ -284,6 +301,18 @@ pub(crate) struct RunArgs {
     /// wall time beside the live ones.
     #[arg(long, conflicts_with = "remote")]
     batch: bool,
+    /// In batch mode, return once the submitted batches are running (exit status 75);
+    /// the same command run again (by hand, a schedule or a cron line) collects them and
+    /// submits the next round.
+    #[arg(long, conflicts_with = "remote")]
+    detach: bool,
+    /// In batch mode, seconds between polls of a submitted batch.
+    #[arg(long, default_value_t = 30.0)]
+    batch_poll_seconds: f64,
+    /// In batch mode, seconds without a new call after which a round's batches are
+    /// submitted (longer for benchmarks of many runs on a slow disk).
+    #[arg(long, default_value_t = 5.0)]
+    batch_gather_seconds: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -340,6 +369,8 @@ const EXIT_BUDGET: u8 = 3;
 const EXIT_FAILED_RUNS: u8 = 4;
 /// Exit status when Ctrl-C stopped the benchmark.
 const EXIT_INTERRUPTED: u8 = 130;
+/// Batch mode with --detach stopped to let its batches run (`EX_TEMPFAIL`: try again later).
+const EXIT_DETACHED: u8 = 75;
 
 /// `socratic run`: here, or on the deployed admin API `--remote` names.
 async fn run_here_or_remote(args: RunArgs) -> Status {
@@ -387,6 +418,12 @@ async fn main() -> ExitCode {
         }
         Some(Command::Report { out, manifest_id }) => history::report(&out, manifest_id).await,
         Some(Command::List { out }) => history::list(&out).await,
+        Some(Command::Batches {
+            out,
+            manifest_id,
+            cancel,
+            models,
+        }) => history::batches(&out, manifest_id, cancel, models.as_deref()).await,
         Some(Command::Show { run, out, json }) => history::show(&out, &run, json).await,
         Some(Command::Compare { a, b, out }) => history::compare(&out, a, b).await,
         Some(Command::Calibrate {

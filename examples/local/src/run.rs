@@ -10,7 +10,7 @@ use socratic_local::{
 };
 
 use crate::output::{out, outln};
-use crate::{EXIT_BUDGET, EXIT_FAILED_RUNS, EXIT_INTERRUPTED, RunArgs, Status};
+use crate::{EXIT_BUDGET, EXIT_DETACHED, EXIT_FAILED_RUNS, EXIT_INTERRUPTED, RunArgs, Status};
 
 impl RunArgs {
     pub(crate) fn options(self, rejudge: Option<Rejudge>) -> BenchmarkOptions {
@@ -42,6 +42,9 @@ impl RunArgs {
             preflight: !self.no_preflight,
             rejudge,
             batch: self.batch,
+            detach: self.detach,
+            batch_poll: Duration::from_secs_f64(self.batch_poll_seconds.max(0.01)),
+            batch_gather: Duration::from_secs_f64(self.batch_gather_seconds.max(0.01)),
         }
     }
 }
@@ -63,12 +66,6 @@ pub(crate) async fn estimate(args: RunArgs) -> Status {
 pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
     let quiet = args.quiet;
     let cap = args.max_cost;
-    if args.batch {
-        return Err(socratic_local::Error::Invalid(
-            "run --batch is not available yet; `estimate --batch` prints what batches would cost"
-                .to_owned(),
-        ));
-    }
     let benchmark = Benchmark::open(args.options(rejudge)).await?;
     if let Some(source) = benchmark.rejudging() {
         outln!(
@@ -87,6 +84,18 @@ pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
         "{}",
         text::power(&benchmark.power().await?, benchmark.calls_real_models())
     );
+    let (batched, live) = benchmark.batch_split();
+    if !batched.is_empty() {
+        outln!(
+            "batch mode: {} through the providers' batch interfaces{}",
+            batched.join(", "),
+            if live.is_empty() {
+                String::new()
+            } else {
+                format!("; live (no batch interface): {}", live.join(", "))
+            }
+        );
+    }
     if let Some(given) = benchmark.given_cache() {
         outln!(
             "cache: {} ({}, {} answers)",
@@ -114,6 +123,14 @@ pub(crate) async fn run(args: RunArgs, rejudge: Option<Rejudge>) -> Status {
                 stopped.finished, stopped.runs, stopped.spent_usd
             );
             Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Outcome::Detached(stopped) => {
+            bar.bar.abandon_with_message("detached");
+            eprintln!(
+                "detached: {} of {} run(s) finished, ${:.4} spent; its batches are running at the providers. Run the same command again to collect them and go on.",
+                stopped.finished, stopped.runs, stopped.spent_usd
+            );
+            Ok(ExitCode::from(EXIT_DETACHED))
         }
         Outcome::Finished(finished) => {
             bar.bar.finish_with_message("done");

@@ -235,12 +235,12 @@ pub trait BatchApi: Send + Sync {
     /// The provider's id of the batch tagged `local_id`, if the provider accepted one.
     async fn find(&self, local_id: &str) -> Result<Option<String>, BatchError>;
 
-    /// Where the batch stands; once ended, its answers, checked against `expected` (the
-    /// custom ids it holds).
+    /// Where the batch stands; once ended, its answers to `requests` (the requests it holds),
+    /// each output line checked against their custom ids.
     async fn poll(
         &self,
         provider_id: &str,
-        expected: &BTreeSet<String>,
+        requests: &[BatchRequest],
     ) -> Result<BatchPoll, BatchError>;
 
     /// Asks the provider to stop the batch; what it answered by then is still collected.
@@ -326,10 +326,11 @@ pub struct BatchOptions {
 }
 
 impl Default for BatchOptions {
-    /// Gather for a second; poll every 30 seconds.
+    /// Gather until five seconds pass without a call; poll every 30 seconds. A round takes
+    /// minutes to hours at the provider, so waiting out stragglers costs nothing.
     fn default() -> Self {
         Self {
-            gather: Duration::from_secs(1),
+            gather: Duration::from_secs(5),
             poll: Duration::from_secs(30),
         }
     }
@@ -751,7 +752,7 @@ impl Lane {
         let results = loop {
             tokio::time::sleep(wait).await;
             wait = self.batcher.options.poll;
-            match self.api.poll(&provider_id, &expected).await {
+            match self.api.poll(&provider_id, &record.requests).await {
                 Ok(BatchPoll::Running { status }) => {
                     record.status = status;
                     if !polled {

@@ -170,6 +170,21 @@ impl ClientStack {
         self.outer(stack)
     }
 
+    /// The stack of a batched model around its batch `lane`
+    /// ([`Batcher::lane`](super::Batcher::lane)): the cache and nothing else. The batcher
+    /// reserves, charges and records each batch itself; the recorder is left out, since a
+    /// batched call is recorded when its batch is collected.
+    pub fn build_batched(&self, lane: Arc<dyn LlmClient>) -> Arc<dyn LlmClient> {
+        match &self.cache {
+            Some(cache) => Arc::new(
+                CachedLlm::new(lane, Arc::clone(&cache.blobs))
+                    .with_namespace(cache.namespace.clone())
+                    .with_mode(cache.mode),
+            ),
+            None => lane,
+        }
+    }
+
     /// The lean stack of a preflight check around `provider`: recorder → cache → budget →
     /// provider, without retries or limits, so a wrong key or model id shows at once.
     pub fn build_preflight(&self, provider: Arc<dyn LlmClient>) -> Arc<dyn LlmClient> {

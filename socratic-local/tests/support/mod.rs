@@ -31,6 +31,6 @@ pub async fn run(options: BenchmarkOptions) -> Box<Finished> {
 pub fn finished(outcome: Outcome) -> Box<Finished> {
     match outcome {
         Outcome::Finished(finished) => finished,
-        Outcome::Interrupted(i) => panic!("interrupted: {i:?}"),
+        Outcome::Interrupted(i) | Outcome::Detached(i) => panic!("stopped: {i:?}"),
     }
 }

@@ -1,0 +1,228 @@
+//! The batches a benchmark submitted to providers' batch interfaces: each with its requests,
+//! written before it is submitted and updated as it goes, so that a process started again
+//! collects them instead of paying for them twice.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+use socratic_core::llm::{BatchError, BatchJournal, BatchRecord, BatchRequest, BatchState};
+
+use crate::db::{Savepoint, now_ms};
+use crate::ledger::CallLedger;
+
+/// The batch records of a results database ([`BatchJournal`]), filed under the ledger's
+/// scope (the manifest id). A collected batch's answered requests are also written to the
+/// call ledger, so spend totals and a resumed benchmark's budget count them.
+#[derive(Debug, Clone)]
+pub struct BatchRecords {
+    ledger: CallLedger,
+}
+
+fn state_name(state: BatchState) -> &'static str {
+    state.as_str()
+}
+
+fn parse_state(name: &str) -> rusqlite::Result<BatchState> {
+    Ok(match name {
+        "submitting" => BatchState::Submitting,
+        "submitted" => BatchState::Submitted,
+        "collected" => BatchState::Collected,
+        "abandoned" => BatchState::Abandoned,
+        other => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                0,
+                format!("batch state {other:?}"),
+                rusqlite::types::Type::Text,
+            ));
+        }
+    })
+}
+
+fn journal(message: String) -> BatchError {
+    BatchError::Journal(message)
+}
+
+/// Writes a record's row (and, the first time, its requests) in `tx`.
+fn upsert(
+    tx: &rusqlite::Connection,
+    scope: Option<&str>,
+    record: &BatchRecord,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let inserted = tx.execute(
+        "INSERT INTO batches (local_id, scope, model, provider, provider_id, state, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+         ON CONFLICT (local_id) DO UPDATE SET provider_id = ?5, state = ?6, status = ?7, updated_at = ?8",
+        params![
+            record.local_id,
+            scope,
+            record.model,
+            record.provider,
+            record.provider_id,
+            state_name(record.state),
+            record.status,
+            now
+        ],
+    )?;
+    let known: i64 = tx.query_row(
+        "SELECT count(*) FROM batch_requests WHERE local_id = ?1",
+        [&record.local_id],
+        |r| r.get(0),
+    )?;
+    if inserted > 0 && known == 0 {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO batch_requests (local_id, custom_id, request) VALUES (?1, ?2, ?3)",
+        )?;
+        for r in &record.requests {
+            let json = serde_json::to_string(&r.request)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            insert.execute(params![record.local_id, r.custom_id, json])?;
+        }
+    }
+    Ok(())
+}
+
+impl BatchRecords {
+    /// The batch records of `ledger`'s database, filed under its scope.
+    pub fn new(ledger: &CallLedger) -> Self {
+        Self {
+            ledger: ledger.clone(),
+        }
+    }
+
+    async fn select(
+        &self,
+        filter: &'static str,
+        args: Vec<String>,
+    ) -> Result<Vec<BatchRecord>, BatchError> {
+        let db = self.ledger.database().clone();
+        self.ledger
+            .database()
+            .call(move |conn| {
+                let read = || -> rusqlite::Result<Vec<BatchRecord>> {
+                    let mut rows = conn.prepare(&format!(
+                        "SELECT local_id, model, provider, provider_id, state, status FROM batches {filter} ORDER BY created_at, local_id"
+                    ))?;
+                    let mut records: Vec<BatchRecord> = rows
+                        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                            Ok(BatchRecord {
+                                local_id: r.get(0)?,
+                                model: r.get(1)?,
+                                provider: r.get(2)?,
+                                provider_id: r.get(3)?,
+                                state: parse_state(&r.get::<_, String>(4)?)?,
+                                status: r.get(5)?,
+                                requests: Vec::new(),
+                            })
+                        })?
+                        .collect::<rusqlite::Result<_>>()?;
+                    let mut requests = conn.prepare_cached(
+                        "SELECT custom_id, request FROM batch_requests WHERE local_id = ?1 ORDER BY custom_id",
+                    )?;
+                    for record in &mut records {
+                        record.requests = requests
+                            .query_map([&record.local_id], |r| {
+                                let json: String = r.get(1)?;
+                                let request = serde_json::from_str(&json).map_err(|e| {
+                                    rusqlite::Error::FromSqlConversionFailure(
+                                        1,
+                                        rusqlite::types::Type::Text,
+                                        Box::new(e),
+                                    )
+                                })?;
+                                Ok(BatchRequest {
+                                    custom_id: r.get(0)?,
+                                    request,
+                                })
+                            })?
+                            .collect::<rusqlite::Result<_>>()?;
+                    }
+                    Ok(records)
+                };
+                read().map_err(|e| db.describe(&e))
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(journal)
+    }
+
+    /// The batches filed under `scope` (a manifest id), oldest first.
+    pub async fn of_scope(&self, scope: &str) -> Result<Vec<BatchRecord>, BatchError> {
+        self.select("WHERE scope = ?1", vec![scope.to_owned()])
+            .await
+    }
+
+    /// The scope (manifest id) the batch `local_id` is filed under.
+    pub async fn scope_of(&self, local_id: &str) -> Result<Option<String>, BatchError> {
+        let (db, id) = (self.ledger.database().clone(), local_id.to_owned());
+        self.ledger
+            .database()
+            .call(move |conn| {
+                conn.query_row("SELECT scope FROM batches WHERE local_id = ?1", [id], |r| {
+                    r.get::<_, Option<String>>(0)
+                })
+                .optional()
+                .map(Option::flatten)
+                .map_err(|e| db.describe(&e))
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(journal)
+    }
+}
+
+impl BatchRecords {
+    /// Writes `record` and, in the same transaction, one finished call per cost.
+    async fn write(&self, record: &BatchRecord, costs: &[f64]) -> Result<(), BatchError> {
+        let (db, scope, record, costs) = (
+            self.ledger.database().clone(),
+            self.ledger.current_scope(),
+            record.clone(),
+            costs.to_vec(),
+        );
+        self.ledger
+            .database()
+            .call(move |conn| {
+                let write = || -> rusqlite::Result<()> {
+                    let tx = Savepoint::begin(conn)?;
+                    upsert(&tx, scope.as_deref(), &record)?;
+                    let now = now_ms();
+                    let mut call = tx.prepare_cached(
+                        "INSERT INTO calls (scope, model, started_at, worst_usd, cost_usd, finished_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?4, ?3)",
+                    )?;
+                    for cost in &costs {
+                        call.execute(params![scope, record.model, now, cost])?;
+                    }
+                    drop(call);
+                    tx.release()
+                };
+                write().map_err(|e| db.describe(&e))
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(journal)
+    }
+}
+
+#[async_trait]
+impl BatchJournal for BatchRecords {
+    async fn put(&self, record: &BatchRecord) -> Result<(), BatchError> {
+        self.write(record, &[]).await
+    }
+
+    async fn collected(&self, record: &BatchRecord, costs: &[f64]) -> Result<(), BatchError> {
+        self.write(record, costs).await
+    }
+
+    async fn open(&self, model: &str) -> Result<Vec<BatchRecord>, BatchError> {
+        self.select(
+            "WHERE model = ?1 AND state IN ('submitting', 'submitted')",
+            vec![model.to_owned()],
+        )
+        .await
+    }
+
+    async fn all(&self) -> Result<Vec<BatchRecord>, BatchError> {
+        self.select("", Vec::new()).await
+    }
+}
