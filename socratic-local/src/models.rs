@@ -88,9 +88,19 @@ pub struct ModelEntry {
     /// Calls started per minute; unlimited when absent.
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
-    /// Seconds allowed per call.
+    /// Seconds allowed per call (with `stream`, from the answer's first byte).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Stream answers from an OpenAI-compatible server, so that time in the server's queue
+    /// counts against `first_token_timeout_secs`, not `timeout_secs`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// With `stream`, seconds allowed until an answer's first byte.
+    #[serde(
+        default = "default_first_token_timeout",
+        skip_serializing_if = "is_default_first_token_timeout"
+    )]
+    pub first_token_timeout_secs: u64,
     /// Send this model's calls through its provider's batch interface, at its batch prices,
     /// even without `run --batch` (provider `openai` only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -101,7 +111,26 @@ fn default_timeout() -> u64 {
     120
 }
 
+fn default_first_token_timeout() -> u64 {
+    600
+}
+
+fn is_default_first_token_timeout(secs: &u64) -> bool {
+    *secs == default_first_token_timeout()
+}
+
 impl ModelEntry {
+    /// The longest one attempt of a call may take: `timeout_secs`, plus the time to the first
+    /// byte when streaming.
+    pub fn attempt_timeout(&self) -> Duration {
+        let first = if self.stream {
+            self.first_token_timeout_secs
+        } else {
+            0
+        };
+        Duration::from_secs(self.timeout_secs.saturating_add(first))
+    }
+
     /// The catalog entity.
     pub fn catalog_model(&self) -> Result<Model, String> {
         Ok(Model {
@@ -349,6 +378,11 @@ fn check(
             Some(_) => {}
         }
     }
+    if entry.stream && entry.provider != "openai" {
+        problems.push(format!(
+            "{label}: stream = true is for provider \"openai\" (OpenAI-compatible servers)"
+        ));
+    }
     if entry.batch && entry.provider != "openai" {
         problems.push(format!(
             "{label}: batch = true needs provider \"openai\" (the OpenAI Batch API); {} batches are not supported, so its calls would be paid at live prices",
@@ -540,7 +574,7 @@ impl ModelsFile {
                 provider_client(entry).await?
             };
             let mut retry = options.retry.clone();
-            retry.attempt_timeout = Some(Duration::from_secs(entry.timeout_secs));
+            retry.attempt_timeout = Some(entry.attempt_timeout());
             let stack = ClientOptions {
                 retry,
                 ..options.clone()
@@ -593,6 +627,8 @@ pub(crate) fn openai_client(entry: &ModelEntry) -> Result<OpenAiLlm, Error> {
         structured: entry.structured,
         token_limit_field: entry.token_limit_field,
         timeout: Duration::from_secs(entry.timeout_secs),
+        stream: entry.stream,
+        first_token_timeout: Duration::from_secs(entry.first_token_timeout_secs),
         ..OpenAiConfig::new(entry.base_url.clone().unwrap_or_default())
     })
     .with_context(|| format!("model {}", entry.id))

@@ -66,8 +66,14 @@ impl OpenAiLlm {
             });
         }
         let url = format!("{base}/chat/completions");
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
+        let builder = reqwest::Client::builder();
+        // A streamed call is timed in two parts, by the call itself.
+        let builder = if config.stream {
+            builder
+        } else {
+            builder.timeout(config.timeout)
+        };
+        let http = builder
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("socratic/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -85,6 +91,10 @@ impl OpenAiLlm {
     /// The endpoint this client posts to.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub(crate) fn body<'a>(&self, request: &'a ConverseRequest) -> ChatRequest<'a> {
@@ -156,6 +166,7 @@ impl OpenAiLlm {
             tool_choice,
             response_format,
             stream: false,
+            stream_options: None,
         }
     }
 }
@@ -230,6 +241,9 @@ fn stop_reason(finish: Option<&str>) -> StopReason {
 impl LlmClient for OpenAiLlm {
     async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
         request.check()?;
+        if self.config.stream {
+            return self.converse_streamed(request).await;
+        }
         let ctx = Context {
             url: &self.url,
             model: &request.model,

@@ -16,15 +16,22 @@ pub struct OpenAiConfig {
     pub structured: StructuredMode,
     /// Which field carries `max_tokens`.
     pub token_limit_field: TokenLimitField,
-    /// Time allowed for a whole call.
+    /// Time allowed for a whole call; with `stream`, counted from the first streamed byte.
     pub timeout: Duration,
+    /// Stream the answer (`stream: true`), so that the call's `timeout` starts at its first
+    /// byte: time spent waiting in a busy server's queue is bounded by `first_token_timeout`
+    /// instead, and is not a failure.
+    pub stream: bool,
+    /// With `stream`, time allowed until the first byte of the answer (the server's queue and
+    /// the prompt's processing).
+    pub first_token_timeout: Duration,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
 }
 
 impl OpenAiConfig {
-    /// A server at `base_url` with no key, forced tool calls, and timeouts of 120 s per call
-    /// and 10 s to connect.
+    /// A server at `base_url` with no key, forced tool calls, no streaming, and timeouts of
+    /// 120 s per call, 600 s to a streamed answer's first byte, and 10 s to connect.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -32,6 +39,8 @@ impl OpenAiConfig {
             structured: StructuredMode::default(),
             token_limit_field: TokenLimitField::default(),
             timeout: Duration::from_secs(120),
+            stream: false,
+            first_token_timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
         }
     }

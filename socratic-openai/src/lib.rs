@@ -36,6 +36,7 @@ mod batch;
 mod client;
 mod config;
 mod error;
+mod stream;
 mod wire;
 
 pub use batch::{METADATA_KEY, OpenAiBatchApi};

@@ -25,6 +25,9 @@ pub(crate) struct ChatRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) response_format: Option<Value>,
     pub(crate) stream: bool,
+    /// With `stream`: `{"include_usage": true}`, so the last chunk carries the usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stream_options: Option<Value>,
 }
 
 /// One message of the request.
@@ -34,8 +37,8 @@ pub(crate) struct ChatMessage {
     pub(crate) content: String,
 }
 
-/// A non-streaming chat completion.
-#[derive(Debug, Deserialize)]
+/// A non-streaming chat completion (or one assembled from a stream's chunks).
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ChatResponse {
     #[serde(default)]
     pub(crate) choices: Vec<Choice>,
@@ -50,7 +53,7 @@ pub(crate) struct Choice {
     pub(crate) finish_reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct AssistantMessage {
     #[serde(default)]
     pub(crate) content: Option<String>,
