@@ -49,6 +49,8 @@ struct Fake {
     /// An extra output line for a custom id nobody sent.
     stray_line: bool,
     refuse: bool,
+    /// The most requests a batch may hold (0: no limit).
+    most: usize,
 }
 
 impl Fake {
@@ -78,6 +80,14 @@ impl Fake {
 impl BatchApi for Fake {
     fn provider(&self) -> &str {
         "fake"
+    }
+
+    fn max_requests(&self) -> usize {
+        if self.most == 0 {
+            usize::MAX
+        } else {
+            self.most
+        }
     }
 
     async fn submit(
@@ -420,4 +430,20 @@ async fn an_output_line_for_an_unknown_custom_id_fails_the_calls_and_keeps_the_b
         "{}",
         records[0].status
     );
+}
+
+#[tokio::test]
+async fn a_round_larger_than_the_provider_takes_goes_into_several_batches() {
+    let setup = Setup::new(
+        Fake {
+            most: 4,
+            ..Fake::default()
+        },
+        Budget::unlimited(),
+    );
+    let answers = ask_all(&setup.client(), 0..10).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let sizes: Vec<usize> = setup.fake.submissions().iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+    assert_eq!(setup.journal.costs().len(), 10);
 }

@@ -312,6 +312,17 @@ impl BatchApi for OpenAiBatchApi {
         "openai"
     }
 
+    /// The Batch API takes at most 50,000 requests a batch.
+    fn max_requests(&self) -> usize {
+        50_000
+    }
+
+    /// Its input files are at most 200 MB; requests measured as socratic encodes them, with
+    /// room for the envelope of each line.
+    fn max_bytes(&self) -> usize {
+        180_000_000
+    }
+
     async fn submit(
         &self,
         local_id: &str,

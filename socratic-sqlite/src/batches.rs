@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use socratic_core::llm::{BatchError, BatchJournal, BatchRecord, BatchRequest, BatchState};
 
+use crate::codec;
 use crate::db::{Savepoint, now_ms};
 use crate::ledger::CallLedger;
 
@@ -73,9 +74,13 @@ fn upsert(
             "INSERT INTO batch_requests (local_id, custom_id, request) VALUES (?1, ?2, ?3)",
         )?;
         for r in &record.requests {
-            let json = serde_json::to_string(&r.request)
+            let json = serde_json::to_vec(&r.request)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            insert.execute(params![record.local_id, r.custom_id, json])?;
+            insert.execute(params![
+                record.local_id,
+                r.custom_id,
+                codec::compress(&json)
+            ])?;
         }
     }
     Ok(())
@@ -121,14 +126,19 @@ impl BatchRecords {
                     for record in &mut records {
                         record.requests = requests
                             .query_map([&record.local_id], |r| {
-                                let json: String = r.get(1)?;
-                                let request = serde_json::from_str(&json).map_err(|e| {
+                                let stored: Vec<u8> = r.get(1)?;
+                                let damaged = |message: String| {
                                     rusqlite::Error::FromSqlConversionFailure(
                                         1,
-                                        rusqlite::types::Type::Text,
-                                        Box::new(e),
+                                        rusqlite::types::Type::Blob,
+                                        message.into(),
                                     )
+                                };
+                                let json = codec::decompress(&stored).ok_or_else(|| {
+                                    damaged("a batch request that does not decompress".to_owned())
                                 })?;
+                                let request = serde_json::from_slice(&json)
+                                    .map_err(|e| damaged(e.to_string()))?;
                                 Ok(BatchRequest {
                                     custom_id: r.get(0)?,
                                     request,

@@ -117,7 +117,8 @@ CREATE INDEX batches_by_model ON batches (model, state);
 CREATE TABLE batch_requests (
     local_id TEXT NOT NULL,
     custom_id TEXT NOT NULL,
-    request TEXT NOT NULL,
+    -- The request as JSON, compressed (codec.rs): a round can hold thousands.
+    request BLOB NOT NULL,
     PRIMARY KEY (local_id, custom_id)
 ) WITHOUT ROWID;
 ",

@@ -228,6 +228,16 @@ pub trait BatchApi: Send + Sync {
         1
     }
 
+    /// The most requests one batch may hold; a larger round is split.
+    fn max_requests(&self) -> usize {
+        usize::MAX
+    }
+
+    /// The most bytes of requests (as JSON) one batch may hold; a larger round is split.
+    fn max_bytes(&self) -> usize {
+        usize::MAX
+    }
+
     /// Submits `requests` as one batch tagged with `local_id`; answers the provider's id.
     async fn submit(&self, local_id: &str, requests: &[BatchRequest])
     -> Result<String, BatchError>;
@@ -644,8 +654,7 @@ impl Lane {
     }
 
     async fn send_round(self: Arc<Self>, round: BTreeMap<String, Waiting>) {
-        let count = round.len();
-        if count < self.api.min_requests() {
+        if round.len() < self.api.min_requests() {
             for (_, waiting) in round {
                 let lane = Arc::clone(&self);
                 tokio::spawn(async move {
@@ -656,6 +665,35 @@ impl Lane {
             }
             return;
         }
+        for part in self.split(round) {
+            Arc::clone(&self).send_batch(part).await;
+        }
+    }
+
+    /// A round in batches within the provider's limits on requests and bytes.
+    fn split(&self, round: BTreeMap<String, Waiting>) -> Vec<BTreeMap<String, Waiting>> {
+        let (most, most_bytes) = (self.api.max_requests().max(1), self.api.max_bytes());
+        let mut parts = vec![BTreeMap::new()];
+        let mut bytes = 0_usize;
+        for (id, waiting) in round {
+            let size = serde_json::to_vec(&waiting.request).map_or(0, |b| b.len()) + id.len();
+            let current = parts.last().map_or(0, BTreeMap::len);
+            if current > 0 && (current >= most || bytes.saturating_add(size) > most_bytes) {
+                parts.push(BTreeMap::new());
+                bytes = 0;
+            }
+            bytes = bytes.saturating_add(size);
+            if let Some(part) = parts.last_mut() {
+                part.insert(id, waiting);
+            }
+        }
+        parts
+    }
+
+    /// Submits one batch: reserved against the cap, recorded, submitted, recorded again,
+    /// then followed.
+    async fn send_batch(self: Arc<Self>, round: BTreeMap<String, Waiting>) {
+        let count = round.len();
         let done = |lane: &Lane| {
             lane.batcher
                 .update(|a| a.busy = a.busy.saturating_sub(count))
