@@ -2,6 +2,7 @@
 //! batch interfaces, and cancelling those still running.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use socratic_core::llm::{BatchApi, BatchJournal, BatchRecord};
 use socratic_sqlite::{BatchRecords, CallLedger, ResultsDir};
@@ -86,22 +87,9 @@ fn records(dir: &Path) -> Result<BatchRecords, Error> {
 }
 
 /// The batch interface of `model` in `models`, if it has one.
-#[cfg(feature = "openai")]
-fn api(models: &ModelsFile, model: &str) -> Result<Option<Box<dyn BatchApi>>, Error> {
-    let Some(entry) = models
-        .models
-        .iter()
-        .find(|e| e.id == model && e.provider == "openai")
-    else {
-        return Ok(None);
-    };
-    let llm = crate::models::openai_client(entry)?;
-    let api =
-        socratic_openai::OpenAiBatchApi::new(llm).with_context(|| format!("model {}", entry.id))?;
-    Ok(Some(Box::new(api)))
-}
-
-#[cfg(not(feature = "openai"))]
-fn api(_models: &ModelsFile, _model: &str) -> Result<Option<Box<dyn BatchApi>>, Error> {
-    Ok(None)
+fn api(models: &ModelsFile, model: &str) -> Result<Option<Arc<dyn BatchApi>>, Error> {
+    match models.models.iter().find(|e| e.id == model) {
+        Some(entry) => crate::models::batch_api(entry),
+        None => Ok(None),
+    }
 }

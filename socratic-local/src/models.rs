@@ -4,7 +4,7 @@
 //! ```toml
 //! [[models]]
 //! id = "gpt-4o-mini"                 # the catalog id manifests use
-//! provider = "openai"                # openai (any compatible server), bedrock or simulated
+//! provider = "openai"                # openai (any compatible server), anthropic, bedrock or simulated
 //! model = "gpt-4o-mini"              # the provider's own model id
 //! base_url = "https://api.openai.com/v1"
 //! api_key_env = "OPENAI_API_KEY"     # the variable holding the key; never the key itself
@@ -36,20 +36,29 @@ use socratic_core::blob::BlobStore;
 use socratic_core::entity::{Model, Validate};
 use socratic_core::id::ModelId;
 use socratic_core::llm::{
-    Batcher, Budget, CacheMode, CallRecorder, ClientStack, ConverseRequest, LlmClient, Message,
-    Prices, RetryPolicy, Role, StackCache, StructuredMode, TokenLimitField,
+    BatchApi, Batcher, Budget, CacheMode, CallRecorder, ClientStack, ConverseRequest, LlmClient,
+    Message, Prices, RetryPolicy, Role, StackCache, StructuredMode, TokenLimitField,
 };
 use socratic_core::pipeline::Providers;
 #[cfg(feature = "openai")]
 use socratic_openai::{OpenAiConfig, OpenAiLlm};
 
 use crate::Error;
-#[cfg(feature = "openai")]
+#[cfg(any(feature = "openai", feature = "anthropic"))]
 use crate::error::Context;
 use socratic_sim::SimulatedLlm;
 
 /// The providers a models file may name.
-pub const PROVIDERS: [&str; 3] = ["openai", "bedrock", "simulated"];
+pub const PROVIDERS: [&str; 4] = ["openai", "anthropic", "bedrock", "simulated"];
+
+/// The providers whose calls batch mode can send through a batch interface.
+pub const BATCH_PROVIDERS: [&str; 2] = ["openai", "anthropic"];
+
+/// The key variable of an `anthropic` model without `api_key_env`.
+pub const ANTHROPIC_KEY: &str = "ANTHROPIC_API_KEY";
+
+/// Anthropic's API root, for an `anthropic` model without `base_url`.
+pub const ANTHROPIC_API: &str = "https://api.anthropic.com/v1";
 
 /// One model of the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,7 +66,7 @@ pub const PROVIDERS: [&str; 3] = ["openai", "bedrock", "simulated"];
 pub struct ModelEntry {
     /// Catalog id.
     pub id: String,
-    /// `openai`, `bedrock` or `simulated`.
+    /// `openai`, `anthropic`, `bedrock` or `simulated`.
     pub provider: String,
     /// The provider's model id (for Bedrock, a model id or inference profile id).
     pub model: String,
@@ -155,6 +164,10 @@ impl ModelEntry {
                     .unwrap_or("(default region)")
             ),
             "openai" => format!("openai {}", self.base_url.as_deref().unwrap_or("")),
+            "anthropic" => format!(
+                "anthropic {}",
+                self.base_url.as_deref().unwrap_or(ANTHROPIC_API)
+            ),
             other => other.to_owned(),
         }
     }
@@ -383,11 +396,30 @@ fn check(
             "{label}: stream = true is for provider \"openai\" (OpenAI-compatible servers)"
         ));
     }
-    if entry.batch && entry.provider != "openai" {
+    if entry.batch && !BATCH_PROVIDERS.contains(&entry.provider.as_str()) {
         problems.push(format!(
-            "{label}: batch = true needs provider \"openai\" (the OpenAI Batch API); {} batches are not supported, so its calls would be paid at live prices",
+            "{label}: batch = true needs provider \"openai\" (the OpenAI Batch API) or \"anthropic\" (Message Batches); {} batches are not supported, so its calls would be paid at live prices",
             entry.provider
         ));
+    }
+    if entry.provider == "anthropic" {
+        if cfg!(not(feature = "anthropic")) {
+            problems.push(format!(
+                "{label}: this build has no Anthropic client (build with the `anthropic` feature)"
+            ));
+        }
+        if let Some(url) = entry.base_url.as_deref()
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "{label}: base_url {url:?} is not an http:// or https:// URL"
+            ));
+        }
+        if entry.api_key_env.is_none() && env(ANTHROPIC_KEY).is_none_or(|v| v.trim().is_empty()) {
+            problems.push(format!(
+                "{label}: the environment variable {ANTHROPIC_KEY} (the default api_key_env of provider anthropic) is not set"
+            ));
+        }
     }
     if entry.provider == "openai" && cfg!(not(feature = "openai")) {
         problems.push(format!(
@@ -451,7 +483,7 @@ pub struct Batching {
 impl Batching {
     /// Whether `entry`'s calls go into batches.
     pub fn batches(&self, entry: &ModelEntry) -> bool {
-        (self.all || entry.batch) && entry.provider == "openai"
+        (self.all || entry.batch) && BATCH_PROVIDERS.contains(&entry.provider.as_str())
     }
 }
 
@@ -551,27 +583,16 @@ impl ModelsFile {
         let slots = self.server_slots(options.concurrency);
         let mut built = Vec::new();
         for entry in &self.models {
-            #[cfg(feature = "openai")]
-            let mut batch_api = None;
-            let provider = if options.offline {
-                Arc::new(Offline(entry.id.clone())) as Arc<dyn LlmClient>
+            let batched = options.batching.as_ref().is_some_and(|b| b.batches(entry));
+            let (provider, batch_api) = if options.offline {
+                (
+                    Arc::new(Offline(entry.id.clone())) as Arc<dyn LlmClient>,
+                    None,
+                )
+            } else if batched {
+                with_batch_api(entry)?
             } else {
-                #[cfg(feature = "openai")]
-                if entry.provider == "openai"
-                    && options.batching.as_ref().is_some_and(|b| b.batches(entry))
-                {
-                    let llm = openai_client(entry)?;
-                    batch_api = Some(Arc::new(
-                        socratic_openai::OpenAiBatchApi::new(llm.clone())
-                            .with_context(|| format!("model {}", entry.id))?,
-                    )
-                        as Arc<dyn socratic_core::llm::BatchApi>);
-                    Arc::new(llm) as Arc<dyn LlmClient>
-                } else {
-                    provider_client(entry).await?
-                }
-                #[cfg(not(feature = "openai"))]
-                provider_client(entry).await?
+                (provider_client(entry).await?, None)
             };
             let mut retry = options.retry.clone();
             retry.attempt_timeout = Some(entry.attempt_timeout());
@@ -592,7 +613,6 @@ impl ModelsFile {
             let mut benchmark = stack.build(Arc::clone(&provider));
             if let Some(batching) = &options.batching {
                 benchmark = batching.batcher.track(benchmark);
-                #[cfg(feature = "openai")]
                 if let Some(api) = batch_api {
                     // A round too small to batch runs live through the ordinary stack; the
                     // cache sits in front of the lane.
@@ -634,10 +654,65 @@ pub(crate) fn openai_client(entry: &ModelEntry) -> Result<OpenAiLlm, Error> {
     .with_context(|| format!("model {}", entry.id))
 }
 
+/// A model's client, and its provider's batch interface when it is batched.
+type Provider = (Arc<dyn LlmClient>, Option<Arc<dyn BatchApi>>);
+
+/// A batched model's client and its provider's batch interface.
+fn with_batch_api(entry: &ModelEntry) -> Result<Provider, Error> {
+    match entry.provider.as_str() {
+        #[cfg(feature = "openai")]
+        "openai" => {
+            let llm = openai_client(entry)?;
+            let api = socratic_openai::OpenAiBatchApi::new(llm.clone())
+                .with_context(|| format!("model {}", entry.id))?;
+            Ok((Arc::new(llm), Some(Arc::new(api))))
+        }
+        #[cfg(feature = "anthropic")]
+        "anthropic" => {
+            let llm = anthropic_client(entry)?;
+            let api = socratic_anthropic::AnthropicBatchApi::new(llm.clone());
+            Ok((Arc::new(llm), Some(Arc::new(api))))
+        }
+        other => Err(Error::Invalid(format!(
+            "model {}: provider {other:?} has no batch interface in this build",
+            entry.id
+        ))),
+    }
+}
+
+/// The batch interface of `entry`'s provider, if it has one (for `socratic batches --cancel`).
+pub(crate) fn batch_api(entry: &ModelEntry) -> Result<Option<Arc<dyn BatchApi>>, Error> {
+    if !BATCH_PROVIDERS.contains(&entry.provider.as_str()) {
+        return Ok(None);
+    }
+    Ok(with_batch_api(entry)?.1)
+}
+
+#[cfg(feature = "anthropic")]
+pub(crate) fn anthropic_client(
+    entry: &ModelEntry,
+) -> Result<socratic_anthropic::AnthropicLlm, Error> {
+    socratic_anthropic::AnthropicLlm::new(socratic_anthropic::AnthropicConfig {
+        base_url: entry
+            .base_url
+            .clone()
+            .unwrap_or_else(|| ANTHROPIC_API.to_owned()),
+        api_key_env: entry
+            .api_key_env
+            .clone()
+            .unwrap_or_else(|| ANTHROPIC_KEY.to_owned()),
+        timeout: Duration::from_secs(entry.timeout_secs),
+        ..socratic_anthropic::AnthropicConfig::new()
+    })
+    .with_context(|| format!("model {}", entry.id))
+}
+
 async fn provider_client(entry: &ModelEntry) -> Result<Arc<dyn LlmClient>, Error> {
     Ok(match entry.provider.as_str() {
         #[cfg(feature = "openai")]
         "openai" => Arc::new(openai_client(entry)?),
+        #[cfg(feature = "anthropic")]
+        "anthropic" => Arc::new(anthropic_client(entry)?),
         #[cfg(feature = "bedrock")]
         "bedrock" => {
             let settings = socratic_aws::AwsSettings {

@@ -20,7 +20,10 @@ fn every_example_models_file_loads() {
             loaded += 1;
         }
     }
-    assert_eq!(loaded, 5, "bedrock, openai, ollama, vllm, openrouter");
+    assert_eq!(
+        loaded, 6,
+        "bedrock, openai, anthropic, ollama, vllm, openrouter"
+    );
 }
 
 #[test]

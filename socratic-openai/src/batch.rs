@@ -10,7 +10,8 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socratic_core::llm::{
-    BatchApi, BatchError, BatchPoll, BatchRequest, ConverseResponse, LlmError,
+    BatchApi, BatchError, BatchPoll, BatchRequest, ConverseResponse, LlmError, OutputLine,
+    output_limit, output_lines,
 };
 
 use crate::client::OpenAiLlm;
@@ -22,11 +23,6 @@ pub const METADATA_KEY: &str = "socratic_batch";
 
 /// Pages of `GET /batches` searched for a batch whose acceptance was not recorded.
 const FIND_PAGES: usize = 10;
-
-/// Output bytes allowed per request: its reply at a generous 64 bytes a token (JSON escapes
-/// included), plus the envelope (ids, usage, fingerprints).
-const BYTES_PER_TOKEN: u64 = 64;
-const ENVELOPE_BYTES: u64 = 16 * 1024;
 
 /// [`BatchApi`] over OpenAI's Batch API, built from the model's [`OpenAiLlm`] (its base URL,
 /// key and structured-output mode), so a batched request's body is the one the live call
@@ -201,33 +197,16 @@ impl OpenAiBatchApi {
         &self,
         batch: &str,
         text: &str,
-        requests: &BTreeMap<&str, &BatchRequest>,
+        requests: &[BatchRequest],
         results: &mut BTreeMap<String, Result<ConverseResponse, LlmError>>,
     ) -> Result<(), BatchError> {
-        for (index, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
+        for OutputLine {
+            line,
+            value,
+            request,
+        } in output_lines(batch, text, requests)?
         {
-            let line_no = index + 1;
-            let malformed = |reason: String| BatchError::MalformedOutput {
-                batch: batch.to_owned(),
-                line: line_no,
-                reason,
-            };
-            let value: Value =
-                serde_json::from_str(line).map_err(|e| malformed(format!("not JSON: {e}")))?;
-            let custom_id = value
-                .get("custom_id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("no custom_id".to_owned()))?;
-            let Some(request) = requests.get(custom_id) else {
-                return Err(BatchError::UnknownCustomId {
-                    batch: batch.to_owned(),
-                    line: line_no,
-                    custom_id: custom_id.to_owned(),
-                });
-            };
+            let malformed = |reason: &str| BatchError::malformed(batch, line, reason);
             let result = match (
                 value.get("response").filter(|r| !r.is_null()),
                 value.get("error").filter(|e| !e.is_null()),
@@ -237,7 +216,7 @@ impl OpenAiBatchApi {
                         .get("status_code")
                         .and_then(Value::as_u64)
                         .and_then(|s| u16::try_from(s).ok())
-                        .ok_or_else(|| malformed("response without a status_code".to_owned()))?;
+                        .ok_or_else(|| malformed("response without a status_code"))?;
                     let body = response.get("body").cloned().unwrap_or(Value::Null);
                     let ctx = Context {
                         url: &self.base,
@@ -246,7 +225,7 @@ impl OpenAiBatchApi {
                     };
                     if (200..300).contains(&status) {
                         let parsed: ChatResponse = serde_json::from_value(body).map_err(|e| {
-                            malformed(format!("response body is not a chat completion: {e}"))
+                            malformed(&format!("response body is not a chat completion: {e}"))
                         })?;
                         self.client.answer(&request.request, parsed, Duration::ZERO)
                     } else {
@@ -266,9 +245,9 @@ impl OpenAiBatchApi {
                         message: format!("{code}: {message}"),
                     })
                 }
-                (None, None) => return Err(malformed("neither response nor error".to_owned())),
+                (None, None) => return Err(malformed("neither response nor error")),
             };
-            results.insert(custom_id.to_owned(), result);
+            results.insert(request.custom_id.clone(), result);
         }
         Ok(())
     }
@@ -456,19 +435,14 @@ impl BatchApi for OpenAiBatchApi {
                 status: batch.status,
             });
         }
-        let by_id: BTreeMap<&str, &BatchRequest> =
-            requests.iter().map(|r| (r.custom_id.as_str(), r)).collect();
-        let limit: u64 = requests
-            .iter()
-            .map(|r| u64::from(r.request.max_tokens) * BYTES_PER_TOKEN + ENVELOPE_BYTES)
-            .sum();
+        let limit = output_limit(requests);
         let mut results = BTreeMap::new();
         for file in [&batch.output_file_id, &batch.error_file_id]
             .into_iter()
             .flatten()
         {
             let text = self.file(&batch.id, file, limit, requests.len()).await?;
-            self.parse_lines(&batch.id, &text, &by_id, &mut results)?;
+            self.parse_lines(&batch.id, &text, requests, &mut results)?;
         }
         let mut status = batch.status;
         if let Some(errors) = batch.errors.filter(|e| !e.is_null()) {

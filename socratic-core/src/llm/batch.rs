@@ -197,6 +197,15 @@ pub enum BatchError {
 }
 
 impl BatchError {
+    /// Line `line` of `batch`'s output is not what the provider documents.
+    pub fn malformed(batch: &str, line: usize, reason: impl Into<String>) -> Self {
+        BatchError::MalformedOutput {
+            batch: batch.to_owned(),
+            line,
+            reason: reason.into(),
+        }
+    }
+
     /// Whether trying again later may help.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -215,6 +224,68 @@ impl BatchError {
             retryable: self.is_retryable(),
         }
     }
+}
+
+/// Output bytes allowed per request: its reply at a generous 64 bytes a token (JSON escapes
+/// included), plus the envelope of its line (ids, usage, fingerprints).
+const OUTPUT_BYTES_PER_TOKEN: u64 = 64;
+const OUTPUT_ENVELOPE_BYTES: u64 = 16 * 1024;
+
+/// The most bytes a batch's output files can take for `requests`; a larger file is refused as
+/// [`BatchError::OutputTooLarge`].
+pub fn output_limit(requests: &[BatchRequest]) -> u64 {
+    requests
+        .iter()
+        .map(|r| u64::from(r.request.max_tokens) * OUTPUT_BYTES_PER_TOKEN + OUTPUT_ENVELOPE_BYTES)
+        .sum()
+}
+
+/// One line of a batch's output: its number (from 1), its JSON, and the request it answers.
+#[derive(Debug)]
+pub struct OutputLine<'a> {
+    /// The line's number, from 1.
+    pub line: usize,
+    /// The line.
+    pub value: serde_json::Value,
+    /// The request its `custom_id` names.
+    pub request: &'a BatchRequest,
+}
+
+/// The non-empty lines of the output file `text` of `batch`, each checked: JSON with a
+/// `custom_id` that one of `requests` has.
+pub fn output_lines<'a>(
+    batch: &str,
+    text: &str,
+    requests: &'a [BatchRequest],
+) -> Result<Vec<OutputLine<'a>>, BatchError> {
+    let by_id: HashMap<&str, &BatchRequest> =
+        requests.iter().map(|r| (r.custom_id.as_str(), r)).collect();
+    let mut lines = Vec::new();
+    for (index, text) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let line = index + 1;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| BatchError::malformed(batch, line, format!("not JSON: {e}")))?;
+        let custom_id = value["custom_id"]
+            .as_str()
+            .ok_or_else(|| BatchError::malformed(batch, line, "no custom_id"))?;
+        let Some(request) = by_id.get(custom_id).copied() else {
+            return Err(BatchError::UnknownCustomId {
+                batch: batch.to_owned(),
+                line,
+                custom_id: custom_id.to_owned(),
+            });
+        };
+        lines.push(OutputLine {
+            line,
+            value,
+            request,
+        });
+    }
+    Ok(lines)
 }
 
 /// A provider's batch interface.
