@@ -674,13 +674,8 @@ impl Benchmark {
         };
         let summary = tokio::select! {
             summary = runner.complete(&id, None) => summary.context("running the benchmark")?,
-            () = stop => return self.interrupted(&runner, id).await,
-            () = detached => {
-                return match self.interrupted(&runner, id).await? {
-                    Outcome::Interrupted(stopped) => Ok(Outcome::Detached(stopped)),
-                    other => Ok(other),
-                };
-            }
+            () = stop => return self.interrupted(&runner, id, false).await,
+            () = detached => return self.interrupted(&runner, id, true).await,
             () = ticker => unreachable!("the ticker never ends"),
         };
         self.tell_cold(progress, &told_cold, 1);
@@ -765,13 +760,21 @@ impl Benchmark {
         Ok(Some(Resumed { finished, earlier }))
     }
 
-    async fn interrupted(&self, runner: &Runner, id: ManifestId) -> Result<Outcome, Error> {
+    /// Writes [`INTERRUPTED_FILE`] for a benchmark stopped by Ctrl-C, or detached to let its
+    /// batches run, and answers the outcome.
+    async fn interrupted(
+        &self,
+        runner: &Runner,
+        id: ManifestId,
+        detached: bool,
+    ) -> Result<Outcome, Error> {
         let (finished, runs) = runner.progress(&id).await.unwrap_or((0, 0));
         let spent_usd = self.budget.spent();
         let note = if self.persist {
             let note = serde_json::json!({
                 "manifest": id,
-                "interrupted": true,
+                "interrupted": !detached,
+                "detached": detached,
                 "finished_runs": finished,
                 "runs": runs,
                 "spent_usd": spent_usd,
@@ -783,13 +786,18 @@ impl Benchmark {
         } else {
             None
         };
-        Ok(Outcome::Interrupted(Interrupted {
+        let stopped = Interrupted {
             manifest: id,
             finished,
             runs,
             spent_usd,
             note,
-        }))
+        };
+        Ok(if detached {
+            Outcome::Detached(stopped)
+        } else {
+            Outcome::Interrupted(stopped)
+        })
     }
 
     async fn finished(

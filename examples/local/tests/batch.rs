@@ -563,6 +563,15 @@ async fn live_reference(bench: &Bench) -> (BTreeMap<String, Value>, Value) {
     (outcomes(&out).await, summary(&out))
 }
 
+/// Rounds of 8 tutor, 8 student and 8 tutor requests, then the 16 judge calls: in one batch,
+/// or two when a run's judge calls came after the gather window (a straggler waits for the
+/// next round; it costs wall time, not money).
+fn assert_judge_rounds(sizes: &[usize]) {
+    assert_eq!(sizes[..3], [8, 8, 8], "{sizes:?}");
+    assert!(matches!(sizes.len(), 4 | 5), "{sizes:?}");
+    assert_eq!(sizes[3..].iter().sum::<usize>(), 16, "{sizes:?}");
+}
+
 fn assert_no_request_sent_twice(provider: &Provider) {
     assert_sent_twice_only(provider, &BTreeSet::new());
 }
@@ -606,9 +615,9 @@ async fn a_batch_benchmark_equals_the_live_one_run_for_run_at_half_the_price() {
         live_calls,
         "no live call"
     );
-    // Turn-synchronous: tutor, student, tutor, then every judge call in one round.
+    // Turn-synchronous: tutor, student, tutor, then the judge calls.
     let sizes: Vec<usize> = provider.custom_ids().iter().map(Vec::len).collect();
-    assert_eq!(sizes, vec![8, 8, 8, 16]);
+    assert_judge_rounds(&sizes);
     assert_no_request_sent_twice(&provider);
     assert_eq!(outcomes(&out).await, live);
     let batched_summary = summary(&out);
@@ -632,7 +641,7 @@ async fn a_batch_benchmark_equals_the_live_one_run_for_run_at_half_the_price() {
     let cache = out.to_str().unwrap().to_owned();
     let output = bench.run(&replayed, &["--replay", "--cache", &cache]).await;
     assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(provider.created(), 4);
+    assert_eq!(provider.created(), sizes.len(), "no batch");
     assert_eq!(provider.chat_calls.load(Ordering::SeqCst), live_calls);
     assert_eq!(outcomes(&replayed).await, live);
 }
@@ -677,11 +686,9 @@ async fn a_benchmark_killed_between_submit_and_completion_resumes_without_resubm
     provider.release_all();
     let output = bench.batched(&out, &[]).await;
     assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(
-        provider.created(),
-        4,
-        "the first batch was collected, not sent again"
-    );
+    // The first batch was collected, not sent again.
+    let sizes: Vec<usize> = provider.custom_ids().iter().map(Vec::len).collect();
+    assert_judge_rounds(&sizes);
     assert_no_request_sent_twice(&provider);
     assert_eq!(outcomes(&out).await, live);
     assert_eq!(leaderboard(&summary(&out)), leaderboard(&live_summary));
@@ -706,17 +713,26 @@ async fn run_batch_detach_submits_a_round_and_returns_until_the_benchmark_finish
                 );
                 detached += 1;
                 assert_eq!(provider.created(), detached, "one new round per invocation");
+                let note: Value =
+                    serde_json::from_slice(&std::fs::read(out.join("interrupted.json")).unwrap())
+                        .unwrap();
+                assert_eq!(
+                    (note["detached"].as_bool(), note["interrupted"].as_bool()),
+                    (Some(true), Some(false))
+                );
                 provider.release_all();
             }
             Some(0) => break output,
             _ => panic!("{}", text(&output)),
         }
-        assert!(detached <= 4, "more rounds than the benchmark has");
+        assert!(detached <= 5, "more rounds than the benchmark has");
     };
     assert!(finished.status.success());
     assert!(out.join("summary.json").exists());
-    // One invocation per round: tutor, student, tutor, judges.
-    assert_eq!(detached, 4);
+    // One invocation per round: tutor, student, tutor, judges (in one or two rounds).
+    let sizes: Vec<usize> = provider.custom_ids().iter().map(Vec::len).collect();
+    assert_judge_rounds(&sizes);
+    assert_eq!(detached, sizes.len());
     assert_no_request_sent_twice(&provider);
     assert_eq!(outcomes(&out).await, live);
 }
@@ -731,7 +747,13 @@ async fn failed_and_expired_requests_are_sent_again_and_only_they() {
         let output = bench.batched(&out, &[]).await;
         assert!(output.status.success(), "{mode:?}: {}", text(&output));
         let batches = provider.custom_ids();
-        let requeued: BTreeSet<&String> = batches[1].iter().collect();
+        // Sent again: the first batch's requests found in a later one (the requeued tutor
+        // batch and the other runs' student batch go out together, in either order).
+        let requeued: BTreeSet<&String> = batches[1..]
+            .iter()
+            .flatten()
+            .filter(|id| batches[0].contains(id))
+            .collect();
         let expected: BTreeSet<&String> = match mode {
             // The first request failed with a 500.
             Mode::FailFirst => batches[0].iter().take(1).collect(),
@@ -814,7 +836,12 @@ async fn batches_cancel_asks_the_provider_and_the_next_run_collects_what_was_ans
     let batches = provider.custom_ids();
     // Half the first round was answered before the cancel; only the other half again.
     let unanswered: BTreeSet<&String> = batches[0].iter().skip(1).step_by(2).collect();
-    assert_eq!(batches[1].iter().collect::<BTreeSet<_>>(), unanswered);
+    let again: BTreeSet<&String> = batches[1..]
+        .iter()
+        .flatten()
+        .filter(|id| batches[0].contains(id))
+        .collect();
+    assert_eq!(again, unanswered);
     assert_sent_twice_only(&provider, &unanswered);
     assert_eq!(outcomes(&out).await, live);
 }
