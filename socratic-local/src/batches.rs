@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use socratic_core::llm::{BatchApi, BatchJournal, BatchRecord};
+use socratic_core::llm::{BatchApi, BatchRecord};
 use socratic_sqlite::{BatchRecords, CallLedger, ResultsDir};
 
 use crate::error::{Context, Error};
@@ -22,23 +22,14 @@ pub struct BatchLine {
 /// The batches of the results directory `dir`, oldest first; only `manifest`'s with one.
 /// Read without the directory's lock: a benchmark may be running there.
 pub async fn list(dir: &Path, manifest: Option<&str>) -> Result<Vec<BatchLine>, Error> {
-    let records = records(dir)?;
-    let reading = || format!("reading the batches of {}", dir.display());
-    let all = records.all().await.with_context(reading)?;
-    let mut lines = Vec::with_capacity(all.len());
-    for record in all {
-        let scope = records
-            .scope_of(&record.local_id)
-            .await
-            .with_context(reading)?;
-        if manifest.is_none_or(|m| scope.as_deref() == Some(m)) {
-            lines.push(BatchLine {
-                manifest: scope,
-                record,
-            });
-        }
-    }
-    Ok(lines)
+    let filed = records(dir)?
+        .filed(manifest)
+        .await
+        .with_context(|| format!("reading the batches of {}", dir.display()))?;
+    Ok(filed
+        .into_iter()
+        .map(|(manifest, record)| BatchLine { manifest, record })
+        .collect())
 }
 
 /// What cancelling one batch came to.

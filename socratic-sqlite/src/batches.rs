@@ -3,7 +3,7 @@
 //! collects them instead of paying for them twice.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use socratic_core::llm::{BatchError, BatchJournal, BatchRecord, BatchRequest, BatchState};
 
 use crate::codec;
@@ -94,22 +94,23 @@ impl BatchRecords {
         }
     }
 
+    /// The batches `filter` selects, oldest first, each with the scope it is filed under.
     async fn select(
         &self,
         filter: &'static str,
         args: Vec<String>,
-    ) -> Result<Vec<BatchRecord>, BatchError> {
+    ) -> Result<Vec<(Option<String>, BatchRecord)>, BatchError> {
         let db = self.ledger.database().clone();
         self.ledger
             .database()
             .call(move |conn| {
-                let read = || -> rusqlite::Result<Vec<BatchRecord>> {
+                let read = || -> rusqlite::Result<Vec<(Option<String>, BatchRecord)>> {
                     let mut rows = conn.prepare(&format!(
-                        "SELECT local_id, model, provider, provider_id, state, status FROM batches {filter} ORDER BY created_at, local_id"
+                        "SELECT local_id, model, provider, provider_id, state, status, scope FROM batches {filter} ORDER BY created_at, local_id"
                     ))?;
-                    let mut records: Vec<BatchRecord> = rows
+                    let mut records: Vec<(Option<String>, BatchRecord)> = rows
                         .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                            Ok(BatchRecord {
+                            let record = BatchRecord {
                                 local_id: r.get(0)?,
                                 model: r.get(1)?,
                                 provider: r.get(2)?,
@@ -117,13 +118,14 @@ impl BatchRecords {
                                 state: parse_state(&r.get::<_, String>(4)?)?,
                                 status: r.get(5)?,
                                 requests: Vec::new(),
-                            })
+                            };
+                            Ok((r.get(6)?, record))
                         })?
                         .collect::<rusqlite::Result<_>>()?;
                     let mut requests = conn.prepare_cached(
                         "SELECT custom_id, request FROM batch_requests WHERE local_id = ?1 ORDER BY custom_id",
                     )?;
-                    for record in &mut records {
+                    for (_, record) in &mut records {
                         record.requests = requests
                             .query_map([&record.local_id], |r| {
                                 let stored: Vec<u8> = r.get(1)?;
@@ -155,28 +157,19 @@ impl BatchRecords {
             .map_err(journal)
     }
 
-    /// The batches filed under `scope` (a manifest id), oldest first.
-    pub async fn of_scope(&self, scope: &str) -> Result<Vec<BatchRecord>, BatchError> {
-        self.select("WHERE scope = ?1", vec![scope.to_owned()])
-            .await
-    }
-
-    /// The scope (manifest id) the batch `local_id` is filed under.
-    pub async fn scope_of(&self, local_id: &str) -> Result<Option<String>, BatchError> {
-        let (db, id) = (self.ledger.database().clone(), local_id.to_owned());
-        self.ledger
-            .database()
-            .call(move |conn| {
-                conn.query_row("SELECT scope FROM batches WHERE local_id = ?1", [id], |r| {
-                    r.get::<_, Option<String>>(0)
-                })
-                .optional()
-                .map(Option::flatten)
-                .map_err(|e| db.describe(&e))
-            })
-            .await
-            .and_then(|r| r)
-            .map_err(journal)
+    /// Every batch with the scope (manifest id) it is filed under, oldest first; only those
+    /// of `scope` with one.
+    pub async fn filed(
+        &self,
+        scope: Option<&str>,
+    ) -> Result<Vec<(Option<String>, BatchRecord)>, BatchError> {
+        match scope {
+            Some(scope) => {
+                self.select("WHERE scope = ?1", vec![scope.to_owned()])
+                    .await
+            }
+            None => self.select("", Vec::new()).await,
+        }
     }
 }
 
@@ -225,14 +218,17 @@ impl BatchJournal for BatchRecords {
     }
 
     async fn open(&self, model: &str) -> Result<Vec<BatchRecord>, BatchError> {
-        self.select(
-            "WHERE model = ?1 AND state IN ('submitting', 'submitted')",
-            vec![model.to_owned()],
-        )
-        .await
+        let open = self
+            .select(
+                "WHERE model = ?1 AND state IN ('submitting', 'submitted')",
+                vec![model.to_owned()],
+            )
+            .await?;
+        Ok(open.into_iter().map(|(_, record)| record).collect())
     }
 
     async fn all(&self) -> Result<Vec<BatchRecord>, BatchError> {
-        self.select("", Vec::new()).await
+        let all = self.filed(None).await?;
+        Ok(all.into_iter().map(|(_, record)| record).collect())
     }
 }

@@ -71,11 +71,17 @@ async fn batches_survive_a_reopen_and_collected_costs_reach_the_ledger() {
         all.iter().map(|r| r.local_id.as_str()).collect::<Vec<_>>(),
         ["01A", "01B"]
     );
+    let filed = records.filed(None).await.unwrap();
     assert_eq!(
-        records.scope_of("01B").await.unwrap().as_deref(),
+        filed
+            .iter()
+            .find(|(_, r)| r.local_id == "01B")
+            .unwrap()
+            .0
+            .as_deref(),
         Some("manifest-a")
     );
-    assert_eq!(records.of_scope("manifest-a").await.unwrap().len(), 2);
+    assert_eq!(records.filed(Some("manifest-a")).await.unwrap().len(), 2);
     let totals = ledger.totals("manifest-a").await.unwrap();
     assert_eq!(totals.calls, 2);
     assert_eq!(totals.cut_off, 0);
