@@ -13,7 +13,8 @@ use socratic_core::llm::{
     output_limit, output_lines,
 };
 
-use crate::client::{AnthropicLlm, excerpt};
+use crate::client::AnthropicLlm;
+use crate::messages::{self, excerpt};
 
 /// [`BatchApi`] over Anthropic's Message Batches, built from the model's [`AnthropicLlm`], so
 /// that a batched request's `params` are the body the live call would send.
@@ -195,7 +196,7 @@ impl BatchApi for AnthropicBatchApi {
             r.request
                 .check()
                 .map_err(|e| refused(Some(400), e.to_string()))?;
-            items.push(json!({"custom_id": r.custom_id, "params": AnthropicLlm::body(&r.request)}));
+            items.push(json!({"custom_id": r.custom_id, "params": messages::body(&r.request)}));
         }
         let created = self
             .send(

@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
-use socratic_core::llm::{
-    ConverseRequest, ConverseResponse, LlmClient, LlmError, Speaker, StopReason, Usage,
-};
+use serde_json::Value;
+use socratic_core::llm::{ConverseRequest, ConverseResponse, LlmClient, LlmError};
+
+use crate::messages::{self, excerpt};
 
 /// The API version every request names (`anthropic-version`).
 pub const API_VERSION: &str = "2023-06-01";
@@ -150,55 +150,6 @@ impl AnthropicLlm {
         &self.http
     }
 
-    /// The Messages API body of `request` (a batch request's `params` too).
-    pub(crate) fn body(request: &ConverseRequest) -> Value {
-        let system: Vec<Value> = request
-            .system
-            .iter()
-            .map(|part| {
-                let mut block = json!({"type": "text", "text": part.text});
-                if part.cache_point {
-                    block["cache_control"] = json!({"type": "ephemeral"});
-                }
-                block
-            })
-            .collect();
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| {
-                let role = match m.speaker {
-                    Speaker::User => "user",
-                    Speaker::Assistant => "assistant",
-                };
-                json!({"role": role, "content": m.text})
-            })
-            .collect();
-        let mut body = json!({
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "messages": messages,
-        });
-        if !system.is_empty() {
-            body["system"] = Value::Array(system);
-        }
-        if let Some(temperature) = request.temperature {
-            body["temperature"] = json!(temperature);
-        }
-        if !request.stop.is_empty() {
-            body["stop_sequences"] = json!(request.stop);
-        }
-        if let Some(output) = &request.structured_output {
-            body["tools"] = json!([{
-                "name": output.name,
-                "description": output.description,
-                "input_schema": output.schema,
-            }]);
-            body["tool_choice"] = json!({"type": "tool", "name": output.name});
-        }
-        body
-    }
-
     /// The answer in a Messages API response body (a live one, or a batch's succeeded
     /// result).
     pub(crate) fn answer(
@@ -207,50 +158,7 @@ impl AnthropicLlm {
         message: &Value,
         latency: Duration,
     ) -> Result<ConverseResponse, LlmError> {
-        let Some(content) = message["content"].as_array() else {
-            return Err(LlmError::Other {
-                message: format!(
-                    "{} answered without content: {}",
-                    self.base,
-                    excerpt(&message.to_string())
-                ),
-                retryable: true,
-            });
-        };
-        let mut text = String::new();
-        let mut structured = None;
-        for block in content {
-            match block["type"].as_str() {
-                Some("text") => text.push_str(block["text"].as_str().unwrap_or("")),
-                Some("tool_use") if request.structured_output.is_some() => {
-                    structured = block.get("input").filter(|v| v.is_object()).cloned();
-                }
-                _ => {}
-            }
-        }
-        let usage = &message["usage"];
-        let count = |field: &str| usage[field].as_u64().unwrap_or(0);
-        Ok(ConverseResponse {
-            text,
-            structured,
-            stop_reason: match message["stop_reason"].as_str() {
-                Some("end_turn") | None => StopReason::EndTurn,
-                Some("max_tokens") => StopReason::MaxTokens,
-                Some("stop_sequence") => StopReason::StopSequence,
-                Some("tool_use") => StopReason::ToolUse,
-                Some("refusal") => StopReason::ContentFiltered,
-                Some(other) => StopReason::Other(other.to_owned()),
-            },
-            usage: Usage {
-                input_tokens: count("input_tokens"),
-                output_tokens: count("output_tokens"),
-                cache_read_tokens: count("cache_read_input_tokens"),
-                cache_write_tokens: count("cache_creation_input_tokens"),
-            },
-            latency,
-            cached: false,
-            batched: false,
-        })
+        messages::answer(&self.base, request, message, latency)
     }
 
     /// The error of a non-success answer: its status, headers and body.
@@ -312,10 +220,6 @@ impl AnthropicLlm {
     }
 }
 
-pub(crate) fn excerpt(text: &str) -> String {
-    text.chars().take(300).collect()
-}
-
 #[async_trait]
 impl LlmClient for AnthropicLlm {
     async fn converse(&self, request: &ConverseRequest) -> Result<ConverseResponse, LlmError> {
@@ -325,7 +229,7 @@ impl LlmClient for AnthropicLlm {
             .authorized(self.http.post(format!("{}/messages", self.base)))
             .timeout(self.config.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(Self::body(request).to_string())
+            .body(messages::body(request).to_string())
             .send()
             .await
             .map_err(|e| self.transport(&e))?;

@@ -14,9 +14,17 @@
 //!
 //! The key is read from the environment variable the configuration names, once, and is
 //! never written anywhere.
+//!
+//! The Messages API's JSON alone ([`messages`]) needs no HTTP client: build without the
+//! default `http` feature to use it elsewhere (Claude's batch records on Amazon Bedrock).
 
+#[cfg(feature = "http")]
 mod batch;
+#[cfg(feature = "http")]
 mod client;
+pub mod messages;
 
+#[cfg(feature = "http")]
 pub use batch::AnthropicBatchApi;
+#[cfg(feature = "http")]
 pub use client::{API_VERSION, AnthropicConfig, AnthropicLlm, ConfigError};

@@ -7,6 +7,7 @@
 //! | `QueueProducer` + `QueueConsumer` | [`SqsQueue`] — dead-lettering by redrive policy | `sqs` |
 //! | `QueueProducer` (run-judged events) | [`EventBridgePublisher`] | `eventbridge` |
 //! | `LlmClient` | [`BedrockLlm`] — the Converse API, any model family | `bedrock` |
+//! | `BatchApi` | [`BedrockBatchApi`] — batch inference jobs over JSONL in S3, Claude models | `bedrock-batch` |
 //!
 //! [`SecretApiKey`] (feature `secrets`) keeps the admin API's key in Secrets Manager.
 //!
@@ -29,6 +30,8 @@ mod error;
 
 #[cfg(feature = "bedrock")]
 mod bedrock;
+#[cfg(feature = "bedrock-batch")]
+mod bedrock_batch;
 #[cfg(feature = "dynamodb")]
 mod dynamo;
 #[cfg(feature = "eventbridge")]
@@ -55,6 +58,9 @@ pub use config::{AwsSettings, ConfigError, sdk_config};
 pub use bedrock::{
     BedrockLlm, CACHE_POINT_SUPPORT, PromptCaching, foundation_model, supports_cache_points,
 };
+#[cfg(feature = "bedrock-batch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bedrock-batch")))]
+pub use bedrock_batch::{BedrockBatchApi, BedrockBatchConfig, batch_supported};
 #[cfg(feature = "dynamodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub use dynamo::{DynamoStore, create_table};

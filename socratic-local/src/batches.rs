@@ -59,7 +59,7 @@ pub async fn cancel(
         else {
             continue;
         };
-        let error = match api(models, &line.record.model)? {
+        let error = match api(models, &line.record.model).await? {
             Some(api) => api.cancel(&provider_id).await.err().map(|e| e.to_string()),
             None => Some(format!(
                 "model {} is not a batched model of {}",
@@ -78,9 +78,9 @@ fn records(dir: &Path) -> Result<BatchRecords, Error> {
 }
 
 /// The batch interface of `model` in `models`, if it has one.
-fn api(models: &ModelsFile, model: &str) -> Result<Option<Arc<dyn BatchApi>>, Error> {
+async fn api(models: &ModelsFile, model: &str) -> Result<Option<Arc<dyn BatchApi>>, Error> {
     match models.models.iter().find(|e| e.id == model) {
-        Some(entry) => crate::models::batch_api(entry),
+        Some(entry) => crate::models::batch_api(entry).await,
         None => Ok(None),
     }
 }

@@ -544,10 +544,26 @@ impl Benchmark {
     }
 
     /// The plan and its cost, with no model call.
+    /// In batch mode, a model that batch mode leaves live ([`Benchmark::batch_split`]) is
+    /// counted at its live prices, whatever batch prices it has.
     pub async fn estimate(&self) -> Result<PlanEstimate, Error> {
-        estimate(&self.ports.repository, &self.request)
+        let mut plan = estimate(&self.ports.repository, &self.request)
             .await
-            .map_err(|e| Error::Invalid(format!("the manifest cannot be estimated: {e}")))
+            .map_err(|e| Error::Invalid(format!("the manifest cannot be estimated: {e}")))?;
+        for id in self.batch_split().1 {
+            let Some(model) = ModelId::new(&id)
+                .ok()
+                .and_then(|id| plan.models.get_mut(&id))
+            else {
+                continue;
+            };
+            plan.batch_cost_usd += model.cost_usd - model.batch_cost_usd;
+            plan.batch_worst_cost_usd += model.worst_cost_usd - model.batch_worst_cost_usd;
+            model.batch_cost_usd = model.cost_usd;
+            model.batch_worst_cost_usd = model.worst_cost_usd;
+            model.batch_priced = false;
+        }
+        Ok(plan)
     }
 
     /// What the plan can detect: the smallest difference between two tutors at 80% power, and

@@ -52,7 +52,7 @@ use socratic_sim::SimulatedLlm;
 pub const PROVIDERS: [&str; 4] = ["openai", "anthropic", "bedrock", "simulated"];
 
 /// The providers whose calls batch mode can send through a batch interface.
-pub const BATCH_PROVIDERS: [&str; 2] = ["openai", "anthropic"];
+pub const BATCH_PROVIDERS: [&str; 3] = ["openai", "anthropic", "bedrock"];
 
 /// The key variable of an `anthropic` model without `api_key_env`.
 pub const ANTHROPIC_KEY: &str = "ANTHROPIC_API_KEY";
@@ -111,9 +111,20 @@ pub struct ModelEntry {
     )]
     pub first_token_timeout_secs: u64,
     /// Send this model's calls through its provider's batch interface, at its batch prices,
-    /// even without `run --batch` (provider `openai` only).
+    /// even without `run --batch`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch: bool,
+    /// Bedrock batch inference: the service role Bedrock assumes to read the records and
+    /// write the answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_role_arn: Option<String>,
+    /// Bedrock batch inference: where the records and answers go (`s3://bucket/prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_s3_uri: Option<String>,
+    /// Bedrock batch inference: the fewest records a job takes (Bedrock's per-model quota,
+    /// 100 when absent); a smaller round runs live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_min_records: Option<usize>,
 }
 
 fn default_timeout() -> u64 {
@@ -151,6 +162,20 @@ impl ModelEntry {
             active: true,
             tags: Vec::new(),
         })
+    }
+
+    /// Whether its calls can go through a batch interface: OpenAI-compatible servers and
+    /// Anthropic always; Bedrock for Claude models with `batch_role_arn` and `batch_s3_uri`.
+    pub fn can_batch(&self) -> bool {
+        match self.provider.as_str() {
+            "openai" | "anthropic" => true,
+            "bedrock" => {
+                self.batch_role_arn.is_some()
+                    && self.batch_s3_uri.is_some()
+                    && bedrock_batch_supported(&self.model)
+            }
+            _ => false,
+        }
     }
 
     /// Where it is served, for messages and the cache namespace.
@@ -358,6 +383,67 @@ pub fn load_from_env(path: &Path) -> Result<ModelsFile, ModelsFileError> {
     load(path, |name| std::env::var(name).ok())
 }
 
+/// Whether Bedrock batch inference takes `model` (Claude models); never in a build without
+/// Bedrock.
+fn bedrock_batch_supported(model: &str) -> bool {
+    #[cfg(feature = "bedrock")]
+    {
+        socratic_aws::batch_supported(model)
+    }
+    #[cfg(not(feature = "bedrock"))]
+    {
+        let _ = model;
+        false
+    }
+}
+
+/// The settings of Bedrock batch inference: only on Bedrock models, both or neither of the
+/// role and the S3 location, and all of them for `batch = true`.
+fn bedrock_batch_problems(entry: &ModelEntry, label: &str, problems: &mut Vec<String>) {
+    let settings = [
+        ("batch_role_arn", entry.batch_role_arn.is_some()),
+        ("batch_s3_uri", entry.batch_s3_uri.is_some()),
+        ("batch_min_records", entry.batch_min_records.is_some()),
+    ];
+    if entry.provider != "bedrock" {
+        for (name, _) in settings.iter().filter(|(_, set)| *set) {
+            problems.push(format!(
+                "{label}: {name} is for provider \"bedrock\" (Bedrock batch inference)"
+            ));
+        }
+        return;
+    }
+    let wanted = entry.batch || settings.iter().any(|(_, set)| *set);
+    if !wanted {
+        return;
+    }
+    for (name, set) in &settings[..2] {
+        if !set {
+            problems.push(format!(
+                "{label}: Bedrock batch inference needs {name} (see docs/models.md, \"Batch mode\")"
+            ));
+        }
+    }
+    if let Some(uri) = &entry.batch_s3_uri
+        && !uri
+            .strip_prefix("s3://")
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    {
+        problems.push(format!(
+            "{label}: batch_s3_uri {uri:?} is not an s3://bucket/prefix URI"
+        ));
+    }
+    if entry.batch_min_records == Some(0) {
+        problems.push(format!("{label}: batch_min_records must be at least 1"));
+    }
+    if !bedrock_batch_supported(&entry.model) {
+        problems.push(format!(
+            "{label}: Bedrock batch inference takes Claude models (anthropic.claude-…); {} would run live at live prices",
+            entry.model
+        ));
+    }
+}
+
 fn check(
     entry: &ModelEntry,
     label: &str,
@@ -398,10 +484,11 @@ fn check(
     }
     if entry.batch && !BATCH_PROVIDERS.contains(&entry.provider.as_str()) {
         problems.push(format!(
-            "{label}: batch = true needs provider \"openai\" (the OpenAI Batch API) or \"anthropic\" (Message Batches); {} batches are not supported, so its calls would be paid at live prices",
+            "{label}: batch = true needs provider \"openai\" (the OpenAI Batch API), \"anthropic\" (Message Batches) or \"bedrock\" (batch inference); {} batches are not supported, so its calls would be paid at live prices",
             entry.provider
         ));
     }
+    bedrock_batch_problems(entry, label, problems);
     if entry.provider == "anthropic" {
         if cfg!(not(feature = "anthropic")) {
             problems.push(format!(
@@ -483,7 +570,7 @@ pub struct Batching {
 impl Batching {
     /// Whether `entry`'s calls go into batches.
     pub fn batches(&self, entry: &ModelEntry) -> bool {
-        (self.all || entry.batch) && BATCH_PROVIDERS.contains(&entry.provider.as_str())
+        (self.all || entry.batch) && entry.can_batch()
     }
 }
 
@@ -590,7 +677,7 @@ impl ModelsFile {
                     None,
                 )
             } else if batched {
-                with_batch_api(entry)?
+                with_batch_api(entry).await?
             } else {
                 (provider_client(entry).await?, None)
             };
@@ -658,7 +745,7 @@ pub(crate) fn openai_client(entry: &ModelEntry) -> Result<OpenAiLlm, Error> {
 type Provider = (Arc<dyn LlmClient>, Option<Arc<dyn BatchApi>>);
 
 /// A batched model's client and its provider's batch interface.
-fn with_batch_api(entry: &ModelEntry) -> Result<Provider, Error> {
+async fn with_batch_api(entry: &ModelEntry) -> Result<Provider, Error> {
     match entry.provider.as_str() {
         #[cfg(feature = "openai")]
         "openai" => {
@@ -673,6 +760,27 @@ fn with_batch_api(entry: &ModelEntry) -> Result<Provider, Error> {
             let api = socratic_anthropic::AnthropicBatchApi::new(llm.clone());
             Ok((Arc::new(llm), Some(Arc::new(api))))
         }
+        #[cfg(feature = "bedrock")]
+        "bedrock" => {
+            let sdk = socratic_aws::sdk_config(&bedrock_settings(entry)).await;
+            let (Some(role), Some(uri)) = (&entry.batch_role_arn, &entry.batch_s3_uri) else {
+                return Err(Error::Invalid(format!(
+                    "model {}: Bedrock batch inference needs batch_role_arn and batch_s3_uri",
+                    entry.id
+                )));
+            };
+            let mut config = socratic_aws::BedrockBatchConfig::new(role.clone(), uri)
+                .map_err(|e| Error::Invalid(format!("model {}: batch_s3_uri: {e}", entry.id)))?;
+            if let Some(min) = entry.batch_min_records {
+                config.min_records = min;
+            }
+            Ok((
+                Arc::new(socratic_aws::BedrockLlm::from_conf(&sdk)),
+                Some(Arc::new(socratic_aws::BedrockBatchApi::from_conf(
+                    &sdk, config,
+                ))),
+            ))
+        }
         other => Err(Error::Invalid(format!(
             "model {}: provider {other:?} has no batch interface in this build",
             entry.id
@@ -680,12 +788,22 @@ fn with_batch_api(entry: &ModelEntry) -> Result<Provider, Error> {
     }
 }
 
+/// The AWS settings of a Bedrock model: its region and endpoint override.
+#[cfg(feature = "bedrock")]
+fn bedrock_settings(entry: &ModelEntry) -> socratic_aws::AwsSettings {
+    socratic_aws::AwsSettings {
+        region: entry.region.clone(),
+        endpoint_url: entry.base_url.clone(),
+        ..socratic_aws::AwsSettings::default()
+    }
+}
+
 /// The batch interface of `entry`'s provider, if it has one (for `socratic batches --cancel`).
-pub(crate) fn batch_api(entry: &ModelEntry) -> Result<Option<Arc<dyn BatchApi>>, Error> {
-    if !BATCH_PROVIDERS.contains(&entry.provider.as_str()) {
+pub(crate) async fn batch_api(entry: &ModelEntry) -> Result<Option<Arc<dyn BatchApi>>, Error> {
+    if !entry.can_batch() {
         return Ok(None);
     }
-    Ok(with_batch_api(entry)?.1)
+    Ok(with_batch_api(entry).await?.1)
 }
 
 #[cfg(feature = "anthropic")]
@@ -714,16 +832,9 @@ async fn provider_client(entry: &ModelEntry) -> Result<Arc<dyn LlmClient>, Error
         #[cfg(feature = "anthropic")]
         "anthropic" => Arc::new(anthropic_client(entry)?),
         #[cfg(feature = "bedrock")]
-        "bedrock" => {
-            let settings = socratic_aws::AwsSettings {
-                region: entry.region.clone(),
-                endpoint_url: entry.base_url.clone(),
-                ..socratic_aws::AwsSettings::default()
-            };
-            Arc::new(socratic_aws::BedrockLlm::from_conf(
-                &socratic_aws::sdk_config(&settings).await,
-            ))
-        }
+        "bedrock" => Arc::new(socratic_aws::BedrockLlm::from_conf(
+            &socratic_aws::sdk_config(&bedrock_settings(entry)).await,
+        )),
         "simulated" => Arc::new(SimulatedLlm::new()),
         other => {
             return Err(Error::Invalid(format!(

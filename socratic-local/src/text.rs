@@ -326,7 +326,10 @@ pub fn estimate_table(estimate: &PlanEstimate, cap: Option<f64>, batch: bool) ->
                 e.batch_cost_usd, e.batch_worst_cost_usd
             );
             if !e.batch_priced {
-                let _ = write!(out, "  (no batch prices: live prices)");
+                let _ = write!(
+                    out,
+                    "  (live prices: no batch prices or no batch interface)"
+                );
             }
         }
         out.push('\n');

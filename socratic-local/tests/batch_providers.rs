@@ -1,6 +1,7 @@
 //! Batch mode as a models file builds it: an `anthropic` model's calls go through Message
 //! Batches (a stub of them on loopback, answering with the API reference's message), charged
-//! at its batch prices, and a Bedrock model stays live.
+//! at its batch prices; a Bedrock Claude model with batch settings is batched, and a Bedrock
+//! model without them stays live.
 
 #![allow(clippy::unwrap_used)]
 
@@ -56,7 +57,7 @@ async fn results(State(stub): State<Arc<Stub>>, Path(id): Path<String>) -> Strin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anthropic_models_batch_and_bedrock_models_stay_live() {
+async fn anthropic_and_configured_bedrock_models_batch_others_stay_live() {
     let stub = Arc::new(Stub::default());
     let app = Router::new()
         .route("/v1/messages/batches", post(create))
@@ -73,7 +74,8 @@ async fn anthropic_models_batch_and_bedrock_models_stay_live() {
         &path,
         format!(
             "[[models]]\nid = \"claude\"\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-20250514\"\nbase_url = \"{url}\"\napi_key_env = \"CARGO_MANIFEST_DIR\"\nprices = {{ input = 3.0, output = 15.0, cache_read = 0.3, batch_input = 1.5, batch_output = 7.5 }}\n\n\
-             [[models]]\nid = \"nova\"\nprovider = \"bedrock\"\nmodel = \"us.amazon.nova-pro-v1:0\"\nregion = \"us-east-1\"\nprices = {{ input = 0.8, output = 3.2 }}\n"
+             [[models]]\nid = \"nova\"\nprovider = \"bedrock\"\nmodel = \"us.amazon.nova-pro-v1:0\"\nregion = \"us-east-1\"\nprices = {{ input = 0.8, output = 3.2 }}\n\n\
+             [[models]]\nid = \"haiku\"\nprovider = \"bedrock\"\nmodel = \"anthropic.claude-3-haiku-20240307-v1:0\"\nregion = \"us-east-1\"\nprices = {{ input = 0.25, output = 1.25, batch_input = 0.125, batch_output = 0.625 }}\nbatch_role_arn = \"arn:aws:iam::123456789012:role/socratic-batch\"\nbatch_s3_uri = \"s3://bucket/socratic\"\n"
         ),
     )
     .unwrap();
@@ -93,11 +95,15 @@ async fn anthropic_models_batch_and_bedrock_models_stay_live() {
         ),
         all: true,
     };
-    let (claude, nova) = (&file.models[0], &file.models[1]);
+    let (claude, nova, haiku) = (&file.models[0], &file.models[1], &file.models[2]);
     assert!(batching.batches(claude));
     assert!(
         !batching.batches(nova),
-        "Bedrock has no batch interface here"
+        "Nova without batch settings runs live"
+    );
+    assert!(
+        batching.batches(haiku),
+        "Claude on Bedrock with batch settings"
     );
 
     let options = ClientOptions {

@@ -606,9 +606,73 @@ async fn estimate_batch_on_the_openai_example_prints_both_prices_and_the_wall_ti
     let student = row("sim-student");
     assert_eq!((student[2], student[3]), (student[0], student[1]));
     assert!(
-        stdout.contains("(no batch prices: live prices)"),
+        stdout.contains("(live prices: no batch prices or no batch interface)"),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn estimate_batch_counts_bedrock_models_without_batch_inference_at_live_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("bedrock.toml");
+    std::fs::write(
+        &models,
+        r#"
+[[models]]
+id = "haiku"
+provider = "bedrock"
+model = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+region = "us-east-1"
+prices = { input = 0.80, output = 4.00, batch_input = 0.40, batch_output = 2.00 }
+batch_role_arn = "arn:aws:iam::123456789012:role/socratic-batch"
+batch_s3_uri = "s3://socratic-batches/benchmarks"
+
+[[models]]
+id = "nova"
+provider = "bedrock"
+model = "us.amazon.nova-pro-v1:0"
+region = "us-east-1"
+prices = { input = 0.80, output = 3.20, batch_input = 0.40, batch_output = 1.60 }
+"#,
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_socratic"))
+        .args(["estimate", "--batch", "--models", path(&models)])
+        .args(["--tutor", "nova", "--tutor", "haiku", "--judge", "haiku"])
+        .args(["--out", path(&dir.path().join("r"))])
+        .env("AWS_ACCESS_KEY_ID", "not-called")
+        .env("AWS_SECRET_ACCESS_KEY", "not-called")
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let row = |model: &str| -> (Vec<f64>, String) {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{model} ")))
+            .unwrap_or_else(|| panic!("no row for {model}: {stdout}"));
+        let costs = line
+            .split_whitespace()
+            .skip(1)
+            .take(4)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        (costs, line.to_owned())
+    };
+    // Claude with batch settings: half price. Nova has batch prices, but socratic writes no
+    // batch records for it: live prices, and said so.
+    let (haiku, _) = row("haiku");
+    assert!(
+        haiku[0] > 0.0 && (haiku[2] - haiku[0] / 2.0).abs() <= 0.0001,
+        "{haiku:?}"
+    );
+    let (nova, line) = row("nova");
+    assert!(
+        nova[0] > 0.0 && (nova[2], nova[3]) == (nova[0], nova[1]),
+        "{nova:?}"
+    );
+    assert!(line.contains("no batch interface"), "{line}");
 }
 
 #[tokio::test]

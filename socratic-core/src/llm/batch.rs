@@ -258,6 +258,17 @@ pub fn output_lines<'a>(
     text: &str,
     requests: &'a [BatchRequest],
 ) -> Result<Vec<OutputLine<'a>>, BatchError> {
+    output_lines_by("custom_id", batch, text, requests)
+}
+
+/// Like [`output_lines`], for a provider whose output lines name the custom id in the field
+/// `id_field` (Bedrock's `recordId`).
+pub fn output_lines_by<'a>(
+    id_field: &str,
+    batch: &str,
+    text: &str,
+    requests: &'a [BatchRequest],
+) -> Result<Vec<OutputLine<'a>>, BatchError> {
     let by_id: HashMap<&str, &BatchRequest> =
         requests.iter().map(|r| (r.custom_id.as_str(), r)).collect();
     let mut lines = Vec::new();
@@ -269,9 +280,9 @@ pub fn output_lines<'a>(
         let line = index + 1;
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| BatchError::malformed(batch, line, format!("not JSON: {e}")))?;
-        let custom_id = value["custom_id"]
+        let custom_id = value[id_field]
             .as_str()
-            .ok_or_else(|| BatchError::malformed(batch, line, "no custom_id"))?;
+            .ok_or_else(|| BatchError::malformed(batch, line, format!("no {id_field}")))?;
         let Some(request) = by_id.get(custom_id).copied() else {
             return Err(BatchError::UnknownCustomId {
                 batch: batch.to_owned(),

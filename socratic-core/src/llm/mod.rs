@@ -24,6 +24,7 @@ mod style;
 pub use batch::{
     BatchApi, BatchError, BatchJournal, BatchOptions, BatchPoll, BatchRecord, BatchRequest,
     BatchState, Batcher, MAX_ATTEMPTS, MemoryBatchJournal, OutputLine, output_limit, output_lines,
+    output_lines_by,
 };
 pub use budget::{Budget, BudgetLlm, input_size, worst_case_cost, worst_case_input_tokens};
 pub use cache::{CacheMode, CachedLlm, answer_key, request_hash};
