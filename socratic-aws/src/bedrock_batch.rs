@@ -114,15 +114,20 @@ impl BedrockBatchApi {
         }
     }
 
-    /// Clients from the shared SDK configuration. With an endpoint override (an emulator),
-    /// S3 requests use path-style addressing, which emulators serve.
-    pub fn from_conf(sdk: &aws_config::SdkConfig, config: BedrockBatchConfig) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
+    /// The control plane's client from `bedrock`, and S3's from `s3`: a Bedrock endpoint
+    /// override is not S3's. With an endpoint override on `s3` (an emulator), S3 requests use
+    /// path-style addressing, which emulators serve.
+    pub fn from_conf(
+        bedrock: &aws_config::SdkConfig,
+        s3: &aws_config::SdkConfig,
+        config: BedrockBatchConfig,
+    ) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(s3)
+            .force_path_style(s3.endpoint_url().is_some())
             .build();
         Self::new(
-            aws_sdk_bedrock::Client::new(sdk),
-            aws_sdk_s3::Client::from_conf(s3),
+            aws_sdk_bedrock::Client::new(bedrock),
+            aws_sdk_s3::Client::from_conf(s3_config),
             config,
         )
     }

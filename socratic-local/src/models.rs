@@ -774,10 +774,16 @@ async fn with_batch_api(entry: &ModelEntry) -> Result<Provider, Error> {
             if let Some(min) = entry.batch_min_records {
                 config.min_records = min;
             }
+            // The records' bucket is reached at S3's own endpoint, not Bedrock's override.
+            let s3 = socratic_aws::sdk_config(&socratic_aws::AwsSettings {
+                region: entry.region.clone(),
+                ..socratic_aws::AwsSettings::default()
+            })
+            .await;
             Ok((
                 Arc::new(socratic_aws::BedrockLlm::from_conf(&sdk)),
                 Some(Arc::new(socratic_aws::BedrockBatchApi::from_conf(
-                    &sdk, config,
+                    &sdk, &s3, config,
                 ))),
             ))
         }

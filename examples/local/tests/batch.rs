@@ -20,8 +20,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use socratic_core::repository::RunFilter;
 use tokio::process::Command;
+
+mod support;
+
+use support::{digest, outcomes, satisfy};
 
 const KEY_VARIABLE: &str = "STUB_BATCH_KEY";
 const KEY: &str = "sk-stub-batch";
@@ -86,46 +89,6 @@ impl Provider {
         for batch in self.batches.lock().unwrap().iter_mut() {
             batch.held = false;
         }
-    }
-}
-
-/// A number from the text of a request, the same for the same request.
-fn digest(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// A value that satisfies `schema`, its integers drawn from `seed`.
-fn satisfy(schema: &Value, seed: u64) -> Value {
-    match schema["type"].as_str() {
-        Some("object") => {
-            let mut object = serde_json::Map::new();
-            for (i, name) in schema["required"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                let name = name.as_str().unwrap();
-                object.insert(
-                    name.to_owned(),
-                    satisfy(
-                        &schema["properties"][name],
-                        seed.rotate_left(7 * i as u32 + 3),
-                    ),
-                );
-            }
-            Value::Object(object)
-        }
-        Some("integer") => {
-            let low = schema["minimum"].as_u64().unwrap_or(1);
-            let high = schema["maximum"].as_u64().unwrap_or(5).max(low);
-            json!(low + seed % (high - low + 1))
-        }
-        Some("boolean") => json!(seed.is_multiple_of(2)),
-        Some("array") => json!([]),
-        _ => json!(format!("Observation {}.", seed % 1000)),
     }
 }
 
@@ -401,24 +364,13 @@ fn models_file(dir: &Path, base_url: &str) -> PathBuf {
 /// Four scenarios × two repetitions, two turns: rounds of 8 tutor, 8 student, 8 tutor and
 /// 16 judge requests.
 fn manifest(dir: &Path) -> PathBuf {
-    let defaults = socratic_core::defaults::Defaults::load().unwrap();
-    let ids: Vec<String> = defaults
-        .scenarios
-        .iter()
-        .take(4)
-        .map(|s| s.id.to_string())
-        .collect();
-    let path = dir.join("manifest.json");
-    let request = json!({
-        "tutor_prompt": defaults.tutor_prompt.id, "judge_prompt": defaults.judge_prompt.id,
-        "rubric": defaults.rubric.id, "scenarios": ids,
-        "tutors": [{"model": "stub-tutor"}],
-        "student": {"model": "stub-student", "prompt": defaults.student_prompt.id},
-        "judges": [{"model": "stub-judge", "temperature": 0.0}],
-        "turns": 2, "repetitions": 2, "max_tokens": 200, "label": "batch benchmark"
-    });
-    std::fs::write(&path, request.to_string()).unwrap();
-    path
+    support::manifest(
+        dir,
+        4,
+        2,
+        ["stub-tutor", "stub-student", "stub-judge"],
+        "batch benchmark",
+    )
 }
 
 struct Bench {
@@ -485,39 +437,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Every run of the results directory's benchmark, by tutor, scenario and repetition: its
-/// turns' texts and its judgments' outcomes.
-async fn outcomes(out: &Path) -> BTreeMap<String, Value> {
-    let history = socratic_local::history::History::open(out).unwrap();
-    let repository = history.repository();
-    let manifest = repository.all_manifests().await.unwrap().remove(0);
-    let runs = repository
-        .list_runs(&RunFilter::Manifest(manifest.id), 1000, None)
-        .await
-        .unwrap()
-        .items;
-    let mut found = BTreeMap::new();
-    for run in runs {
-        let record = repository.run_record(&run.id).await.unwrap().unwrap();
-        let key = format!("{}/{}/{}", run.tutor.model, run.scenario, run.repetition);
-        let turns: Vec<Value> = record
-            .turns
-            .iter()
-            .map(|t| json!([t.tutor_text, t.student_text, t.tutor_call.usage]))
-            .collect();
-        let judgments: Vec<Value> = record
-            .judgments
-            .iter()
-            .map(|j| json!([j.turn, j.judge, j.outcome]))
-            .collect();
-        found.insert(
-            key,
-            json!({"status": run.status, "turns": turns, "judgments": judgments}),
-        );
-    }
-    found
 }
 
 /// What `socratic batches` prints for `out`.

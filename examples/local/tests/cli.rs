@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -151,24 +153,13 @@ fn models_file(dir: &Path, base_url: &str) -> PathBuf {
 }
 
 fn manifest(dir: &Path, scenarios: usize, repetitions: u32) -> PathBuf {
-    let defaults = socratic_core::defaults::Defaults::load().unwrap();
-    let ids: Vec<String> = defaults
-        .scenarios
-        .iter()
-        .take(scenarios)
-        .map(|s| s.id.to_string())
-        .collect();
-    let path = dir.join("manifest.json");
-    let request = json!({
-        "tutor_prompt": defaults.tutor_prompt.id, "judge_prompt": defaults.judge_prompt.id,
-        "rubric": defaults.rubric.id, "scenarios": ids,
-        "tutors": [{"model": "stub-tutor"}],
-        "student": {"model": "stub-student", "prompt": defaults.student_prompt.id},
-        "judges": [{"model": "stub-judge", "temperature": 0.0}],
-        "turns": 2, "repetitions": repetitions, "max_tokens": 200, "label": "stub benchmark"
-    });
-    std::fs::write(&path, request.to_string()).unwrap();
-    path
+    support::manifest(
+        dir,
+        scenarios,
+        repetitions,
+        ["stub-tutor", "stub-student", "stub-judge"],
+        "stub benchmark",
+    )
 }
 
 async fn socratic(args: &[&str], key: &str) -> Output {

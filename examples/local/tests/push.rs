@@ -31,31 +31,9 @@ use tokio::process::Command;
 
 mod support;
 
-use support::{path, socratic, stderr, stdout};
+use support::{emulator as endpoint, path, socratic, stderr, stdout};
 
 const KEY: &str = "push-test-key";
-
-/// The emulator endpoint; without one the test fails, unless `SOCRATIC_ALLOW_EMULATOR_SKIP=1`
-/// lets it print a `SKIPPED` line (which `.ci/run` rejects).
-fn endpoint() -> Option<String> {
-    use std::io::Write;
-    if let Ok(url) = std::env::var("SOCRATIC_MOTO_ENDPOINT")
-        && !url.is_empty()
-    {
-        return Some(url);
-    }
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a push test")
-        .to_owned();
-    if std::env::var("SOCRATIC_ALLOW_EMULATOR_SKIP").is_ok_and(|v| v == "1") {
-        let _ = writeln!(std::io::stdout(), "SKIPPED: {test}: no emulator");
-        return None;
-    }
-    panic!(
-        "{test} needs the AWS emulator: run the tests with scripts/test or set SOCRATIC_MOTO_ENDPOINT"
-    )
-}
 
 async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
