@@ -420,7 +420,7 @@ fn bedrock_batch_problems(entry: &ModelEntry, label: &str, problems: &mut Vec<St
     for (name, set) in &settings[..2] {
         if !set {
             problems.push(format!(
-                "{label}: Bedrock batch inference needs {name} (see docs/models.md, \"Batch mode\")"
+                "{label}: Bedrock batch inference needs {name} (see docs/models.md, \"Bedrock batch inference\")"
             ));
         }
     }

@@ -217,13 +217,26 @@ impl BatchJournal for BatchRecords {
         self.write(record, costs).await
     }
 
+    /// The open batches of `model` filed under the ledger's current scope (every scope's,
+    /// without one): another benchmark's batches wait for that benchmark to resume, so their
+    /// costs are never filed under this one.
     async fn open(&self, model: &str) -> Result<Vec<BatchRecord>, BatchError> {
-        let open = self
-            .select(
-                "WHERE model = ?1 AND state IN ('submitting', 'submitted')",
-                vec![model.to_owned()],
-            )
-            .await?;
+        let open = match self.ledger.current_scope() {
+            Some(scope) => {
+                self.select(
+                    "WHERE model = ?1 AND state IN ('submitting', 'submitted') AND scope = ?2",
+                    vec![model.to_owned(), scope],
+                )
+                .await?
+            }
+            None => {
+                self.select(
+                    "WHERE model = ?1 AND state IN ('submitting', 'submitted')",
+                    vec![model.to_owned()],
+                )
+                .await?
+            }
+        };
         Ok(open.into_iter().map(|(_, record)| record).collect())
     }
 

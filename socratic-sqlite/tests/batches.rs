@@ -87,3 +87,27 @@ async fn batches_survive_a_reopen_and_collected_costs_reach_the_ledger() {
     assert_eq!(totals.cut_off, 0);
     assert!((totals.spent_usd - 0.75).abs() < 1e-12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_benchmark_takes_up_only_its_own_open_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("socratic.db")).unwrap();
+    let ledger = CallLedger::new(&db);
+    let records = BatchRecords::new(&ledger);
+    ledger.set_scope("manifest-a");
+    records.put(&record("01A", "judge", 2)).await.unwrap();
+    ledger.set_scope("manifest-b");
+    records.put(&record("01B", "judge", 3)).await.unwrap();
+
+    // manifest-b resumes: manifest-a's batch is left for manifest-a.
+    let open = records.open("judge").await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].local_id, "01B");
+    ledger.set_scope("manifest-a");
+    let open = records.open("judge").await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].local_id, "01A");
+    // Without a scope (a tool reading the records), every open batch.
+    let unscoped = BatchRecords::new(&CallLedger::new(&db));
+    assert_eq!(unscoped.open("judge").await.unwrap().len(), 2);
+}

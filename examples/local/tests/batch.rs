@@ -541,6 +541,14 @@ async fn a_batch_benchmark_equals_the_live_one_run_for_run_at_half_the_price() {
     assert_eq!(outcomes(&out).await, live);
     let batched_summary = summary(&out);
     assert_eq!(leaderboard(&batched_summary), leaderboard(&live_summary));
+    // Latency is a live call's: the batched tutor has none, not a latency of 0.
+    let tutor = |summary: &Value| summary["leaderboard"][0].clone();
+    assert!(tutor(&live_summary)["latency_p50_ms"].is_number());
+    assert!(
+        tutor(&batched_summary)["latency_p50_ms"].is_null(),
+        "{}",
+        tutor(&batched_summary)
+    );
     let (live_cost, batch_cost) = (
         live_summary["cost_usd"].as_f64().unwrap(),
         batched_summary["cost_usd"].as_f64().unwrap(),

@@ -311,7 +311,13 @@ pub fn summarize_run(
         scored_turns: u32::try_from(scored_turns.len()).unwrap_or(u32::MAX),
         unscored_judgments: unscored,
         usage,
-        tutor_latencies_ms: ordered.iter().map(|t| t.tutor_call.latency_ms).collect(),
+        // A batched call waited hours in the provider's batch, with no latency of its own:
+        // only live calls tell how fast a tutor answers.
+        tutor_latencies_ms: ordered
+            .iter()
+            .filter(|t| !t.tutor_call.batched)
+            .map(|t| t.tutor_call.latency_ms)
+            .collect(),
         computed_at: now,
     }
 }
