@@ -455,29 +455,21 @@ impl BatchApi for BedrockBatchApi {
         let text = self
             .output(provider_id, &local_id, limit, requests.len())
             .await?;
-        let records: Vec<BatchRequest> = requests
+        let mut results: BTreeMap<String, Result<ConverseResponse, LlmError>> = BTreeMap::new();
+        let records = requests
             .iter()
             .enumerate()
-            .map(|(index, r)| BatchRequest {
-                custom_id: record_id(index),
-                request: r.request.clone(),
-            })
-            .collect();
-        let mut results: BTreeMap<String, Result<ConverseResponse, LlmError>> = BTreeMap::new();
-        for line in output_lines_by("recordId", provider_id, &text, &records)? {
-            let Some(original) = line
-                .request
-                .custom_id
-                .strip_prefix('R')
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|index| requests.get(index))
-            else {
-                continue;
-            };
+            .map(|(index, r)| (record_id(index), r));
+        for line in output_lines_by("recordId", provider_id, &text, records)? {
             let answer = if let Some(error) = line.value.get("error") {
                 Err(record_error(error))
             } else if let Some(output) = line.value.get("modelOutput") {
-                messages::answer("bedrock batch", &original.request, output, Duration::ZERO)
+                messages::answer(
+                    "bedrock batch",
+                    &line.request.request,
+                    output,
+                    Duration::ZERO,
+                )
             } else {
                 return Err(BatchError::malformed(
                     provider_id,
@@ -485,7 +477,7 @@ impl BatchApi for BedrockBatchApi {
                     "neither modelOutput nor error",
                 ));
             };
-            results.insert(original.custom_id.clone(), answer);
+            results.insert(line.request.custom_id.clone(), answer);
         }
         Ok(BatchPoll::Ended { status, results })
     }

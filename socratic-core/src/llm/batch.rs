@@ -258,19 +258,27 @@ pub fn output_lines<'a>(
     text: &str,
     requests: &'a [BatchRequest],
 ) -> Result<Vec<OutputLine<'a>>, BatchError> {
-    output_lines_by("custom_id", batch, text, requests)
+    output_lines_by(
+        "custom_id",
+        batch,
+        text,
+        requests.iter().map(|r| (r.custom_id.as_str(), r)),
+    )
 }
 
-/// Like [`output_lines`], for a provider whose output lines name the custom id in the field
-/// `id_field` (Bedrock's `recordId`).
-pub fn output_lines_by<'a>(
+/// Like [`output_lines`], for a provider whose output lines name a request in the field
+/// `id_field` by an id of its own (Bedrock's `recordId`): `requests` pairs each id with its
+/// request.
+pub fn output_lines_by<'a, K>(
     id_field: &str,
     batch: &str,
     text: &str,
-    requests: &'a [BatchRequest],
-) -> Result<Vec<OutputLine<'a>>, BatchError> {
-    let by_id: HashMap<&str, &BatchRequest> =
-        requests.iter().map(|r| (r.custom_id.as_str(), r)).collect();
+    requests: impl IntoIterator<Item = (K, &'a BatchRequest)>,
+) -> Result<Vec<OutputLine<'a>>, BatchError>
+where
+    K: std::borrow::Borrow<str> + std::hash::Hash + Eq,
+{
+    let by_id: HashMap<K, &BatchRequest> = requests.into_iter().collect();
     let mut lines = Vec::new();
     for (index, text) in text
         .lines()
