@@ -167,15 +167,11 @@ impl ModelEntry {
     /// Whether its calls can go through a batch interface: OpenAI-compatible servers and
     /// Anthropic always; Bedrock for Claude models with `batch_role_arn` and `batch_s3_uri`.
     pub fn can_batch(&self) -> bool {
-        match self.provider.as_str() {
-            "openai" | "anthropic" => true,
-            "bedrock" => {
-                self.batch_role_arn.is_some()
+        BATCH_PROVIDERS.contains(&self.provider.as_str())
+            && (self.provider != "bedrock"
+                || (self.batch_role_arn.is_some()
                     && self.batch_s3_uri.is_some()
-                    && bedrock_batch_supported(&self.model)
-            }
-            _ => false,
-        }
+                    && bedrock_batch_supported(&self.model)))
     }
 
     /// Where it is served, for messages and the cache namespace.
